@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+# Both create (once) and reuse a virtual environment in .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+TARGET ?= results/ds9/model_1.0.0.35/metrics.json
+
+.PHONY: run test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results resources logs benchmarks .snakemake

@@ -1,0 +1,28 @@
+# mammoflow: native mammography collections -> tiles -> TFRecords -> ConvNets -> metrics.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/sources.smk"
+include: "workflow/rules/tiles.smk"
+include: "workflow/rules/records.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        expand(
+            "results/{dataset}/model_{model}/metrics.json",
+            dataset=list(config["datasets"]),
+            model=list(config["models"]),
+        ),
+    default_target: True

@@ -1,0 +1,1 @@
+"""Deterministic demo collections in the native formats and folder layouts of the real downloads."""

@@ -1,0 +1,289 @@
+"""Write the demo collections exactly as the real downloads lay them out.
+
+* DDSM normals: normals/normal_NN/caseNNNN/X-NNNN-1.ics + X_NNNN_1.<VIEW>.LJPEG
+* CBIS-DDSM: <Type>-<Division>_P_NNNNN_<SIDE>_<VIEW>/<uid>/<uid>/000000.dcm, ROI folders
+  with crop and mask (in either order), and the four case description CSVs
+* mini-MIAS: mdbNNN.pgm (P5, 1024x1024) and Info.txt
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydicom.uid import generate_uid
+from tqdm import tqdm
+
+from mammo.demo import anatomy
+from mammo.intensity import od_to_uint16, to_uint8, uint16_to_raw
+from mammo.io.dicom import write_dicom
+from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
+from mammo.io.ljpeg import encode_ljpeg
+from mammo.io.mias import MIAS_SIZE, write_pgm
+
+CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
+DDSM_SIZE = (6000, 3500)
+MEAN_ROI = 450  # mean CBIS-DDSM ROI size in pixels at full scale
+UID_ROOT = "1.3.6.1.4.1.9590.100.1.2."  # the prefix of CBIS-DDSM's UIDs
+
+MASS_HEADER = [
+    "patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
+    "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
+    "image file path", "cropped image file path", "ROI mask file path",
+]  # fmt: skip
+CALC_HEADER = [c.replace("breast_density", "breast density").replace("mass shape", "calc type")
+               .replace("mass margins", "calc distribution") for c in MASS_HEADER]  # fmt: skip
+
+# (digitizer string, family, site, bits, resolution) per DDSM case letter.
+DIGITIZERS = {
+    "A": [("DBA 21", "DBA", "MGH", 16, 42.0), ("HOWTEK 43.5", "HOWTEK", "MGH", 12, 43.5)],
+    "B": [("LUMISYS LASER", "LUMISYS", "WFU", 12, 50.0)],
+    "C": [("LUMISYS LASER", "LUMISYS", "WFU", 12, 50.0)],
+    "D": [("HOWTEK 43.5", "HOWTEK", "ISMD", 12, 43.5)],
+}
+VIEWS = ("LEFT_CC", "LEFT_MLO", "RIGHT_CC", "RIGHT_MLO")
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    seed: int = 7
+    scale: float = 0.3
+    cbis_train_patients: int = 26
+    cbis_test_patients: int = 10
+    ddsm_normal_cases: int = 60
+    mias_images: int = 16
+
+
+def generate(cbis_root: str | Path, ddsm_root: str | Path, mias_root: str | Path, spec: DemoSpec, workers: int = 1) -> dict:
+    """Write the three collections; return counts per collection. Same spec -> same files, whatever `workers`."""
+    return {
+        "cbis_rois": write_cbis(Path(cbis_root), spec, _rng(spec.seed, "cbis")),
+        "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
+        "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
+    }
+
+
+def _rng(seed: int, *keys) -> np.random.Generator:
+    return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
+
+
+def _scaled_shape(base: tuple[int, int], scale: float, rng: np.random.Generator) -> tuple[int, int]:
+    jitter = rng.uniform(0.9, 1.1)
+    return int(base[0] * scale * jitter), int(base[1] * scale * jitter * rng.uniform(0.95, 1.05))
+
+
+def _uid(rng: np.random.Generator) -> str:
+    return UID_ROOT + "".join(str(d) for d in rng.integers(0, 10, 39)).lstrip("0")
+
+
+# --------------------------------------------------------------------------- CBIS-DDSM
+def write_cbis(root: Path, spec: DemoSpec, rng: np.random.Generator) -> int:
+    total = spec.cbis_train_patients + spec.cbis_test_patients
+    patient_numbers = np.sort(rng.choice(np.arange(1, 2000), size=total, replace=False))
+    divisions = ["train"] * spec.cbis_train_patients + ["test"] * spec.cbis_test_patients
+    rng.shuffle(divisions)
+    rows: dict[tuple[str, str], list[list]] = {(t, d): [] for t in ("mass", "calc") for d in ("train", "test")}
+    for number, division in tqdm(list(zip(patient_numbers, divisions)), desc="CBIS-DDSM patients"):
+        patient = f"P_{number:05d}"
+        kind = "mass" if rng.random() < 0.5 else "calc"
+        sides = ["LEFT", "RIGHT"] if rng.random() < 0.2 else [rng.choice(["LEFT", "RIGHT"])]
+        for side in sides:
+            for view in (["CC", "MLO"] if rng.random() < 0.5 else [rng.choice(["CC", "MLO"])]):
+                rows[(kind, division)] += _write_cbis_scan(root, spec, rng, patient, kind, division, side, view)
+    for (kind, division), kind_rows in rows.items():
+        _write_cbis_csv(root / f"{kind}_case_description_{division}_set.csv", kind, division, kind_rows)
+    return sum(len(r) for r in rows.values())
+
+
+def _write_cbis_scan(root, spec, rng, patient, kind, division, side, view) -> list[list]:
+    prefix = f"{'Mass' if kind == 'mass' else 'Calc'}-{'Training' if division == 'train' else 'Test'}"
+    scan_folder = f"{prefix}_{patient}_{side}_{view}"
+    shape = _scaled_shape(CBIS_SIZE, spec.scale, rng)
+    od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=side == "LEFT")
+    lesions = []
+    for _ in range(1 if rng.random() < 0.8 else 2):
+        malignant = bool(rng.random() < 0.5)
+        size = spec.scale * MEAN_ROI * rng.uniform(0.6, 1.5)
+        add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
+        lesions.append(add(od, breast, rng, malignant, size))
+    image = od_to_uint16(od)
+    image_path = f"{scan_folder}/{_uid(rng)}/{_uid(rng)}/000000.dcm"
+    write_dicom(root / image_path, image, scan_folder, *image_path.split("/")[1:3])
+    density = int(rng.integers(1, 5))
+    rows = []
+    for abnormality_id, lesion in enumerate(lesions, start=1):
+        roi_folder = f"{scan_folder}_{abnormality_id}/{_uid(rng)}/{_uid(rng)}"
+        # Quirk: crop and mask share one folder and their file numbers do not say which is which.
+        crop_name, mask_name = ("000000.dcm", "000001.dcm") if rng.random() < 0.5 else ("000001.dcm", "000000.dcm")
+        ys, xs = np.nonzero(lesion.mask)
+        crop = image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        study_uid, series_uid = roi_folder.split("/")[1:3]
+        write_dicom(root / roi_folder / crop_name, crop, f"{scan_folder}_{abnormality_id}", study_uid, series_uid)
+        mask = lesion.mask.astype(np.uint8) * 255
+        write_dicom(root / roi_folder / mask_name, mask, f"{scan_folder}_{abnormality_id}", study_uid, series_uid)
+        pathology = "MALIGNANT" if lesion.malignant else ("BENIGN_WITHOUT_CALLBACK" if rng.random() < 0.2 else "BENIGN")
+        if kind == "mass":
+            shape_text = "IRREGULAR" if lesion.malignant else rng.choice(["OVAL", "ROUND"])
+            detail = "SPICULATED" if lesion.malignant else rng.choice(["CIRCUMSCRIBED", "NA"])
+        else:
+            shape_text = "PLEOMORPHIC" if lesion.malignant else rng.choice(["PUNCTATE", "ROUND_AND_REGULAR"])
+            detail = "CLUSTERED" if lesion.malignant else rng.choice(["CLUSTERED", "NA"])
+        rows.append(
+            [patient, density, side, view, abnormality_id, "mass" if kind == "mass" else "calcification",
+             shape_text, detail, 4 if lesion.malignant else 3, pathology, int(rng.integers(1, 6)),
+             image_path, f"{roi_folder}/{crop_name}", f"{roi_folder}/{mask_name}"]
+        )  # fmt: skip
+    return rows
+
+
+def _write_cbis_csv(path: Path, kind: str, division: str, rows: list[list]) -> None:
+    """Quirks of the originals: mass tables end lines with CRLF, a path column has a newline inside quotes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n" if kind == "mass" else "\n")
+    writer.writerow(MASS_HEADER if kind == "mass" else CALC_HEADER)
+    newline_column = 13 if kind == "mass" else 12
+    for row in rows:
+        row = list(row)
+        row[newline_column] = row[newline_column] + "\n"
+        writer.writerow(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue().encode())
+
+
+# --------------------------------------------------------------------------- DDSM normals
+def ddsm_case(index: int) -> tuple[str, str]:
+    """(case folder, case name) of the index-th demo normal case, e.g. (normals/normal_01/case0002, B-0002-1)."""
+    letter, number = "ABCD"[index % 4], index + 1
+    return f"normals/normal_{index // 8 + 1:02d}/case{number:04d}", f"{letter}-{number:04d}-1"
+
+
+def ddsm_ics_paths(spec: DemoSpec) -> list[str]:
+    """Relative paths of the demo's `.ics` files (known before they are written)."""
+    return [f"{folder}/{name}.ics" for folder, name in map(ddsm_case, range(spec.ddsm_normal_cases))]
+
+
+def write_ddsm_normals(root: Path, spec: DemoSpec, workers: int = 1) -> int:
+    jobs = [(root, spec, index) for index in range(spec.ddsm_normal_cases)]
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
+        return sum(tqdm(pool.map(_write_ddsm_case, jobs), total=len(jobs), desc="DDSM normal cases"))
+
+
+class _Serial:
+    """Stand-in for a process pool when one worker is asked for."""
+
+    map = staticmethod(map)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _write_ddsm_case(job) -> int:
+    root, spec, index = job
+    rng = _rng(spec.seed, "ddsm", index)
+    folder, name = ddsm_case(index)
+    letter = name[0]
+    digitizer, family, site, bits, resolution = DIGITIZERS[letter][int(rng.integers(len(DIGITIZERS[letter])))]
+    case_dir = root / folder
+    case_dir.mkdir(parents=True, exist_ok=True)
+    geometry = {}
+    for view in VIEWS:
+        shape = _scaled_shape(DDSM_SIZE, spec.scale, rng)
+        od, _ = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
+        _add_film_artefacts(od, rng)
+        raw = uint16_to_raw(od_to_uint16(od), family, site, bits)
+        (case_dir / f"{name.replace('-', '_')}.{view}.LJPEG").write_bytes(encode_ljpeg(raw, bits))
+        geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=False)
+    header = CaseHeader(
+        name=name,
+        digitizer=digitizer,
+        density=int(rng.integers(1, 5)),
+        patient_age=int(rng.integers(40, 80)) if rng.random() < 0.9 else None,
+        views=geometry,
+    )
+    dates = f"{rng.integers(1, 29)} {rng.integers(1, 13)} 199{rng.integers(0, 8)}", "6 4 1999"
+    (case_dir / f"{name}.ics").write_text(format_ics(header, *dates))
+    return len(VIEWS)
+
+
+def _add_film_artefacts(od: np.ndarray, rng: np.random.Generator) -> None:
+    """Unprocessed film scans: a bright border and a white patch over the identifying label."""
+    height, width = od.shape
+    border = max(3, int(0.01 * width))
+    od[:border, :] = od[-border:, :] = 2.9
+    row, col = int(rng.uniform(0.02, 0.04) * height), int(rng.uniform(0.6, 0.8) * width)
+    od[row : row + height // 20, col : col + width // 6] = 2.95
+
+
+# --------------------------------------------------------------------------- mini-MIAS
+MIAS_MASS_CLASSES = {True: ["SPIC", "MISC"], False: ["CIRC", "MISC"]}
+
+
+def write_mias(root: Path, spec: DemoSpec, rng: np.random.Generator) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number in tqdm(range(1, spec.mias_images + 1), desc="mini-MIAS images"):
+        refnum = f"mdb{number:03d}"
+        # Info.txt: even numbers are left breasts, odd numbers right.
+        shape = (int(MIAS_SIZE * rng.uniform(0.85, 0.95)), int(MIAS_SIZE * rng.uniform(0.55, 0.7)))
+        od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=number % 2 == 0)
+        background = "FGD"[int(rng.integers(3))]
+        kind = rng.choice(["NORM", "NORM", "CALC", "MASS"])
+        canvas = np.full((MIAS_SIZE, MIAS_SIZE), anatomy.BACKGROUND_OD)
+        top = (MIAS_SIZE - shape[0]) // 2
+        left = 0 if number % 2 == 0 else MIAS_SIZE - shape[1]
+        if kind == "NORM":
+            lines.append(f"{refnum} {background} NORM ")
+        else:
+            malignant = bool(rng.random() < 0.5)
+            size = rng.uniform(40, 110)
+            add = anatomy.add_calcifications if kind == "CALC" else anatomy.add_mass
+            lesion = add(od, breast, rng, malignant, size)
+            ys, xs = np.nonzero(lesion.mask)
+            x = int(round(xs.mean())) + left
+            y = MIAS_SIZE - 1 - (int(round(ys.mean())) + top)  # Info.txt: origin bottom-left
+            radius = int(round(max(np.ptp(ys), np.ptp(xs)) / 2)) + 1
+            abnormality = "CALC" if kind == "CALC" else rng.choice(MIAS_MASS_CLASSES[malignant])
+            if kind == "CALC" and number % 7 == 0:
+                # Quirk: widely distributed calcifications have no coordinates.
+                lines.append(f"{refnum} {background} CALC {'M' if malignant else 'B'} *NOTE 3*")
+            else:
+                lines.append(f"{refnum} {background} {abnormality} {'M' if malignant else 'B'} {x} {y} {radius}")
+        canvas[top : top + shape[0], left : left + shape[1]] = od
+        write_pgm(root / f"{refnum}.pgm", to_uint8(od_to_uint16(canvas)))
+    (root / "Info.txt").write_text(_MIAS_PREAMBLE + "\n".join(lines) + "\n\n" + "=" * 65 + "\n")
+    return spec.mias_images
+
+
+_MIAS_PREAMBLE = """              MAMMOGRAPHIC IMAGE ANALYSIS SOCIETY
+                  MiniMammographic Database
+
+Synthetic demo images written in the layout of the mini-MIAS distribution.
+
+=================================================================
+
+INFORMATION:
+
+1st column: MIAS database reference number.
+2nd column: Character of background tissue: F, G, D
+3rd column: Class of abnormality present: CALC CIRC SPIC MISC ARCH ASYM NORM
+4th column: Severity of abnormality; B - Benign, M - Malignant
+5th,6th columns: x,y image-coordinates of centre of abnormality.
+7th column: Approximate radius (in pixels) of a circle enclosing
+\t    the abnormality.
+
+NOTES
+=====
+3) Coordinate system origin is the bottom-left corner.
+
+=================================================================
+
+"""

@@ -1,0 +1,173 @@
+"""Stages from indexed scans to tiles: each returns (tiles uint8 Nx299x299, tile table, rejected table).
+
+Every input row ends in the tile table or in the rejected table.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mammo.io import FormatError
+from mammo.io.cbis import aspect_matches, is_mask, resolve
+from mammo.io.dicom import read_dicom
+from mammo.io.ddsm import read_normal_scan
+from mammo.labels import label_normal
+from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
+from mammo.tiles import (
+    TILE_SIZE,
+    Method2,
+    NormalThresholds,
+    NormalTiling,
+    item_rng,
+    mask_box,
+    method2_tiles,
+    normal_tiles,
+    resize_mask,
+)
+
+
+def chunk_of(key: str, chunks: int) -> int:
+    """Stable chunk number of a scan or case, independent of table order."""
+    return zlib.crc32(key.encode()) % chunks
+
+
+def cbis_tiles(
+    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method2, seed: int, tiles_file: str
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Extraction method 2 for every ROI; the scan is read once for all its ROIs."""
+    images, rows, rejected = [], [], []
+    for image_path, scan_rois in tqdm(rois.groupby("image_file_path", sort=True), desc="CBIS-DDSM scans"):
+        try:
+            scan = read_dicom(_existing(resolve(root, image_path)))
+        except FormatError as err:
+            rejected += [_reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
+            continue
+        for _, roi in scan_rois.iterrows():
+            try:
+                mask = _roi_mask(root, roi, scan.shape)
+            except FormatError as err:
+                rejected.append(_reject(err.path, roi, "read_mask", err.reason))
+                continue
+            box = mask_box(mask)
+            if box is None:
+                rejected.append(_reject(roi["roi_mask_file_path"], roi, "read_mask", "ROI mask is empty"))
+                continue
+            tiles = method2_tiles(scan, box, item_rng(seed, roi["roi_id"]), method)
+            if not tiles:
+                rejected.append(_reject(image_path, roi, "extract", "every crop was mostly background"))
+                continue
+            for number, tile in enumerate(tiles):
+                rows.append(
+                    {
+                        "tile_id": f"{dataset}/{roi['roi_id']}/{number}",
+                        "dataset": dataset,
+                        "source": "cbis-ddsm",
+                        "patient_id": f"cbis:{roi['patient_id']}",
+                        "scan_id": roi["scan_id"],
+                        "view": f"{roi['side']}_{roi['view']}",
+                        "class_code": int(roi["class_code"]),
+                        "label_normal": label_normal(int(roi["class_code"])),
+                        "abnormality_type": roi["abnormality_type"],
+                        "pathology": roi["pathology"],
+                        "scanner": "cbis",
+                        "division": roi["division"],
+                        "method": "method2",
+                        "box": ",".join(map(str, box)),
+                        "tiles_file": tiles_file,
+                        "tile_index": len(images),
+                    }
+                )
+                images.append(tile)
+    return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _roi_mask(root, roi: pd.Series, scan_shape: tuple[int, int]) -> np.ndarray:
+    """The ROI mask, told from the crop by content; resized when only its size (not aspect) differs."""
+    candidates = []
+    for column in ("roi_mask_file_path", "cropped_image_file_path"):
+        path = _existing(resolve(root, roi[column]))
+        pixels = read_dicom(path)
+        if is_mask(pixels, scan_shape):
+            candidates.append(pixels)
+    if not candidates:
+        raise FormatError(
+            resolve(root, roi["roi_mask_file_path"]),
+            f"neither ROI file is a binary mask with the scan's aspect ratio (scan {scan_shape[0]}x{scan_shape[1]})",
+        )
+    mask = candidates[0]
+    if mask.shape != scan_shape:
+        if not aspect_matches(mask.shape, scan_shape):
+            raise FormatError(roi["roi_mask_file_path"], f"mask {mask.shape} does not match scan {scan_shape}")
+        mask = resize_mask(mask, scan_shape)
+    return mask > 0
+
+
+def ddsm_normal_tiles(
+    scans: pd.DataFrame,
+    dataset: str,
+    thresholds: dict[str, NormalThresholds],
+    tiling: NormalTiling,
+    seed: int,
+    tiles_file: str,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """Normal-tissue tiles of DDSM normal scans with per-scanner thresholds."""
+    images, rows, rejected = [], [], []
+    for _, scan in tqdm(scans.iterrows(), total=len(scans), desc="DDSM normal scans"):
+        try:
+            image = read_normal_scan(scan)
+        except FormatError as err:
+            rejected.append(_reject_scan(err.path, scan, "read_scan", err.reason))
+            continue
+        if scan["digitizer"] not in thresholds:
+            rejected.append(_reject_scan(scan["path"], scan, "extract", f"no tile thresholds for scanner {scan['digitizer']}"))
+            continue
+        tiles = normal_tiles(image, thresholds[scan["digitizer"]], item_rng(seed, scan["scan_id"]), tiling)
+        if not tiles:
+            rejected.append(_reject_scan(scan["path"], scan, "extract", "no tile passed the tissue thresholds"))
+            continue
+        for number, (tile, box) in enumerate(tiles):
+            rows.append(
+                {
+                    "tile_id": f"{dataset}/{scan['scan_id']}/{number}",
+                    "dataset": dataset,
+                    "source": "ddsm",
+                    "patient_id": f"ddsm:{scan['patient_id']}",
+                    "scan_id": scan["scan_id"],
+                    "view": scan["view"],
+                    "class_code": 0,
+                    "label_normal": 0,
+                    "abnormality_type": "",
+                    "pathology": "",
+                    "scanner": scan["digitizer"],
+                    "division": "",
+                    "method": "normal_grid",
+                    "box": ",".join(map(str, box)),
+                    "tiles_file": tiles_file,
+                    "tile_index": len(images),
+                }
+            )
+            images.append(tile)
+    return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise FormatError(path, "file not found")
+    return path
+
+
+def _reject(path, roi: pd.Series, stage: str, reason: str) -> dict:
+    return {"file": str(path), "row": f"{roi['source_file']}:{roi['row']}", "item": roi["roi_id"], "stage": stage, "reason": reason}
+
+
+def _reject_scan(path, scan: pd.Series, stage: str, reason: str) -> dict:
+    return {"file": str(path), "row": scan["ics_path"], "item": scan["scan_id"], "stage": stage, "reason": reason}
+
+
+def _stack(images: list[np.ndarray]) -> np.ndarray:
+    return np.stack(images) if images else np.zeros((0, TILE_SIZE, TILE_SIZE), dtype=np.uint8)

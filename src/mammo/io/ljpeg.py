@@ -1,0 +1,201 @@
+"""DDSM lossless JPEG (`.LJPEG`, SOF3) scans."""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+
+from mammo.io import FormatError
+
+
+@dataclass(frozen=True)
+class LjpegHeader:
+    precision: int
+    rows: int
+    columns: int
+    predictor: int
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """Read a file, gunzipping transparently (DDSM ships some scans gzipped)."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise FormatError(path, f"corrupt gzip stream ({err})") from None
+    return data
+
+
+def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
+    """Walk the JPEG markers up to SOS: SOF3 precision/size and the SOS predictor."""
+    if data[:2] != b"\xff\xd8":
+        raise FormatError(path, "not a JPEG stream (no SOI marker)")
+    pos, sof = 2, None
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise FormatError(path, f"corrupt JPEG marker structure at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        segment = data[pos + 4 : pos + 2 + length]
+        if marker == 0xC3:
+            precision, rows, columns = struct.unpack(">BHH", segment[:5])
+            sof = (precision, rows, columns)
+        elif marker in (0xC0, 0xC1, 0xC2):
+            raise FormatError(path, "lossy JPEG, expected lossless SOF3")
+        elif marker == 0xDA:
+            if sof is None:
+                raise FormatError(path, "SOS before SOF3")
+            components = segment[0]
+            predictor = segment[1 + 2 * components]
+            return LjpegHeader(*sof, predictor=predictor)
+        pos += 2 + length
+    raise FormatError(path, "truncated JPEG stream (no SOS marker)")
+
+
+def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarray:
+    """Decode a DDSM LJPEG to uint16 raw grey levels of shape (lines, pixels_per_line).
+
+    The `.ics` is the authority on geometry: the stream's own header is
+    sometimes transposed, so a stream with the right pixel count is reshaped.
+    """
+    data = read_bytes(path)
+    header = parse_header(data, path)
+    if header.predictor != 1:
+        # PVRG (the DDSM encoder) predicts the first line differently from
+        # ITU T.81 for predictors 2-7, so a standard decoder returns wrong pixels.
+        raise FormatError(path, f"lossless JPEG predictor {header.predictor} is not supported by this reader")
+    try:
+        image = imagecodecs.ljpeg_decode(data)
+    except imagecodecs.LjpegError as err:
+        raise FormatError(path, f"corrupt lossless JPEG stream ({err})") from None
+    if image.size != lines * pixels_per_line:
+        raise FormatError(
+            path,
+            f"stream holds {image.shape[0]}x{image.shape[1]} pixels but the .ics says "
+            f"{lines} lines x {pixels_per_line} pixels per line",
+        )
+    return np.ascontiguousarray(image.reshape(lines, pixels_per_line).astype(np.uint16))
+
+
+def encode_ljpeg(raw: np.ndarray, bits: int) -> bytes:
+    """Encode raw grey levels as a SOF3 lossless JPEG with predictor 1, Huffman-coded.
+
+    Predictor 1 is the one where the DDSM encoder and ITU T.81 agree, so the
+    demo's scans decode identically with any standard decoder. (imagecodecs'
+    own encoder always writes predictor 6 with T.81 semantics, which a
+    DDSM-faithful reader must decode differently.)
+    """
+    image = np.ascontiguousarray(raw, dtype=np.uint16)
+    rows, columns = image.shape
+    differences = _predictor1_differences(image, bits)
+    magnitude = np.abs(differences)
+    categories = np.where(magnitude == 0, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int64) + 1)
+    categories[differences == 32768] = 16  # T.81: difference 32768 has category 16 and no extra bits
+    lengths = _huffman_code_lengths(np.bincount(categories.ravel(), minlength=17))
+    codes = _canonical_codes(lengths)
+    extra = np.where(differences < 0, differences - 1, differences) & ((1 << categories) - 1)
+    extra[categories == 16] = 0
+    extra_len = np.where(categories == 16, 0, categories)
+    words = (codes[categories] << extra_len) | extra
+    word_lengths = lengths[categories] + extra_len
+    scan = _stuff_ff(_pack_bits(words.ravel(), word_lengths.ravel()))
+
+    bits_counts = np.bincount(lengths[lengths > 0], minlength=17)[1:17]
+    symbols = sorted((s for s in range(17) if lengths[s] > 0), key=lambda s: (lengths[s], s))
+    dht = bytes([0x00]) + bytes(bits_counts.astype(np.uint8)) + bytes(symbols)
+    sof = struct.pack(">BHHB", bits, rows, columns, 1) + bytes([1, 0x11, 0])
+    sos = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, predictor 1, Se 0, point transform 0
+    return (
+        b"\xff\xd8"
+        + _segment(0xC3, sof)
+        + _segment(0xC4, dht)
+        + _segment(0xDA, sos)
+        + scan
+        + b"\xff\xd9"
+    )
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _predictor1_differences(image: np.ndarray, bits: int) -> np.ndarray:
+    """T.81 predictor 1: left neighbour; first column from above; first pixel 2**(bits-1)."""
+    values = image.astype(np.int64)
+    prediction = np.empty_like(values)
+    prediction[:, 1:] = values[:, :-1]
+    prediction[1:, 0] = values[:-1, 0]
+    prediction[0, 0] = 1 << (bits - 1)
+    differences = (values - prediction) % 65536
+    return np.where(differences > 32768, differences - 65536, differences)
+
+
+def _huffman_code_lengths(frequencies: np.ndarray) -> np.ndarray:
+    """Huffman code lengths (at most 16 bits, none all-ones) for the 17 difference categories."""
+
+    # A reserved symbol keeps the all-ones code out of use, as T.81 requires.
+    counts = [int(f) for f in frequencies] + [1]
+    heap = [(count, [symbol]) for symbol, count in enumerate(counts) if count > 0]
+    heapq.heapify(heap)
+    depth = np.zeros(len(counts), dtype=np.int64)
+    while len(heap) > 1:
+        count_a, symbols_a = heapq.heappop(heap)
+        count_b, symbols_b = heapq.heappop(heap)
+        depth[symbols_a + symbols_b] += 1
+        heapq.heappush(heap, (count_a + count_b, symbols_a + symbols_b))
+    if depth.max() > 16:
+        # Rare skew: fall back to flat 5-bit codes for every category (18 symbols fit in 32).
+        depth[:] = 5
+    # Give the reserved symbol the longest code so it takes the all-ones slot.
+    depth[-1] = depth.max()
+    return depth[:17]
+
+
+def _canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """Canonical JPEG Huffman codes from code lengths (T.81 Annex C)."""
+    codes = np.zeros(len(lengths), dtype=np.int64)
+    code, previous_length = 0, 0
+    for symbol in sorted((s for s in range(len(lengths)) if lengths[s] > 0), key=lambda s: (lengths[s], s)):
+        code <<= int(lengths[symbol]) - previous_length
+        codes[symbol] = code
+        code += 1
+        previous_length = int(lengths[symbol])
+    return codes
+
+
+def _pack_bits(words: np.ndarray, lengths: np.ndarray) -> bytes:
+    """Concatenate variable-length big-endian codes (each at most 32 bits); pad the last byte with 1-bits.
+
+    Each code is shifted to its bit offset inside a 64-bit word and its (at
+    most five) bytes are summed into place: the codes' bits are disjoint, so
+    the sum is their bitwise OR.
+    """
+    padding = int(-lengths.sum()) % 8
+    words = np.append(words, (1 << padding) - 1).astype(np.uint64)
+    lengths = np.append(lengths, padding).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    byte_index = starts >> 3
+    aligned = words << (64 - lengths - (starts & 7)).astype(np.uint64)
+    size = int(starts[-1] + lengths[-1]) // 8
+    packed = np.zeros(size + 8)
+    for k in range(5):
+        byte_values = ((aligned >> np.uint64(56 - 8 * k)) & np.uint64(0xFF)).astype(np.float64)
+        packed += np.bincount(byte_index + k, weights=byte_values, minlength=size + 8)
+    return packed[:size].astype(np.uint8).tobytes()
+
+
+def _stuff_ff(scan: bytes) -> bytes:
+    """Insert a zero byte after every 0xFF in entropy-coded data."""
+    data = np.frombuffer(scan, dtype=np.uint8)
+    positions = np.flatnonzero(data == 0xFF) + 1
+    return np.insert(data, positions, 0).tobytes()

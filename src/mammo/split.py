@@ -1,0 +1,106 @@
+"""Patient-level splits and class balance.
+
+CBIS-DDSM keeps its train/test divisions; its test patients are halved into
+test and validation by patient, stratified by class, in a seeded random order
+(never file order). Normal patients are divided 80/10/10. No patient is ever
+in two splits: :func:`check_patient_disjoint` proves it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")
+
+
+class SplitLeakError(ValueError):
+    pass
+
+
+def assign_splits(tiles: pd.DataFrame, seed: int, normal_fractions=(0.8, 0.1, 0.1)) -> pd.DataFrame:
+    """Return a copy of the tile table with a `split` column, assigned per patient."""
+    rng = np.random.default_rng(seed)
+    split_of: dict[str, str] = {}
+    abnormal = tiles[tiles["label_normal"] == 1]
+    divisions = abnormal.groupby("patient_id")["division"].agg(set)
+    # A patient in both official divisions would cross splits: keep all their ROIs in train.
+    train_patients = sorted(p for p, d in divisions.items() if "train" in d)
+    test_patients = sorted(p for p, d in divisions.items() if d == {"test"})
+    split_of.update({p: "train" for p in train_patients})
+    split_of.update(_halve_stratified(abnormal[abnormal["patient_id"].isin(test_patients)], rng))
+    normal_patients = sorted(set(tiles.loc[tiles["label_normal"] == 0, "patient_id"]) - set(split_of))
+    split_of.update(_divide(normal_patients, normal_fractions, rng))
+    result = tiles.copy()
+    result["split"] = result["patient_id"].map(split_of)
+    check_patient_disjoint(result)
+    return result
+
+
+def _halve_stratified(tiles: pd.DataFrame, rng: np.random.Generator) -> dict[str, str]:
+    """Half of each class stratum's patients to test, half to validation, alternating across strata."""
+    stratum = tiles.groupby("patient_id")["class_code"].agg(lambda codes: codes.value_counts().sort_index().idxmax())
+    assignment, toggle = {}, 0
+    for code in sorted(stratum.unique()):
+        patients = np.array(sorted(stratum.index[stratum == code]))
+        rng.shuffle(patients)
+        for patient in patients:
+            assignment[str(patient)] = ("test", "val")[toggle]
+            toggle ^= 1
+    return assignment
+
+
+def _divide(patients: list[str], fractions, rng: np.random.Generator) -> dict[str, str]:
+    order = np.array(patients, dtype=object)
+    rng.shuffle(order)
+    bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(order)).astype(int)
+    assignment = {}
+    for index, patient in enumerate(order):
+        assignment[str(patient)] = SPLITS[int(np.searchsorted(bounds, index, side="right"))]
+    return assignment
+
+
+def balance(tiles: pd.DataFrame, abnormal_fraction: float, seed: int) -> pd.DataFrame:
+    """Mark (column `kept`) a seeded sample of normal tiles so abnormal tiles are about `abnormal_fraction` of each split.
+
+    Only normal tiles are ever dropped; where there are too few, all are kept.
+    """
+    rng = np.random.default_rng(seed)
+    result = tiles.copy()
+    result["kept"] = True
+    for split in SPLITS:
+        in_split = result["split"] == split
+        normals = np.flatnonzero((in_split & (result["label_normal"] == 0)).to_numpy())
+        abnormal_count = int((in_split & (result["label_normal"] == 1)).sum())
+        wanted = int(round(abnormal_count * (1 - abnormal_fraction) / abnormal_fraction))
+        if abnormal_count and len(normals) > wanted:
+            dropped = rng.choice(normals, size=len(normals) - wanted, replace=False)
+            result.iloc[dropped, result.columns.get_loc("kept")] = False
+    return result
+
+
+def check_patient_disjoint(tiles: pd.DataFrame) -> None:
+    """Raise if any patient has tiles in more than one split, or a tile has no split."""
+    if tiles["split"].isna().any():
+        missing = tiles.loc[tiles["split"].isna(), "tile_id"].head(5).tolist()
+        raise SplitLeakError(f"tiles without a split: {missing}")
+    splits_per_patient = tiles.groupby("patient_id")["split"].nunique()
+    leaking = splits_per_patient[splits_per_patient > 1]
+    if len(leaking):
+        raise SplitLeakError(f"patients in more than one split: {sorted(leaking.index)[:10]}")
+
+
+def summary(tiles: pd.DataFrame) -> dict:
+    """Counts per split, class and source of the kept tiles, plus patients per split."""
+    kept = tiles[tiles["kept"]]
+    result = {"tiles": int(len(kept)), "dropped_for_balance": int((~tiles["kept"]).sum()), "splits": {}}
+    for split in SPLITS:
+        part = kept[kept["split"] == split]
+        result["splits"][split] = {
+            "tiles": int(len(part)),
+            "patients": int(part["patient_id"].nunique()),
+            "abnormal_fraction": round(float(part["label_normal"].mean()), 4) if len(part) else None,
+            "per_class": {str(k): int(v) for k, v in part["class_code"].value_counts().sort_index().items()},
+            "per_source": {str(k): int(v) for k, v in part["source"].value_counts().sort_index().items()},
+        }
+    return result

@@ -1,0 +1,130 @@
+"""File-level stages that the workflow's scripts (and the CLI) call: read inputs, call the pure functions, write outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mammo import split as splitting
+from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles
+from mammo.io.cbis import read_case_descriptions
+from mammo.io.ddsm import find_normal_scans
+from mammo.tables import REJECTED_COLUMNS, read_table, write_table
+from mammo.tiles import Method2, NormalThresholds, NormalTiling
+
+
+def index_cbis(csv_paths: list[str], rois_out: str, rejected_out: str) -> None:
+    rois, rejected = read_case_descriptions(csv_paths)
+    write_table(rois, rois_out)
+    write_table(rejected, rejected_out)
+    print(f"{len(rois)} ROIs, {len(rejected)} rejected rows from {len(csv_paths)} CSVs")
+
+
+def index_ddsm(root: str, scans_out: str, rejected_out: str) -> None:
+    scans, rejected = find_normal_scans(root)
+    write_table(scans, scans_out)
+    write_table(rejected, rejected_out)
+    print(f"{len(scans)} normal scans in {scans['case'].nunique() if len(scans) else 0} cases, {len(rejected)} rejected")
+
+
+def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int, chunks: int,
+               tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
+    rois = read_table(rois_path)
+    rois = rois[[chunk_of(scan, chunks) == chunk for scan in rois["scan_id"]]]
+    method = Method2(**recipe["roi"])
+    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out)
+    _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+
+
+def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int,
+               tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
+    scans = read_table(scans_path)
+    scans = scans[[chunk_of(case, chunks) == chunk for case in scans["case"]]]
+    normals = recipe["normals"]
+    thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
+    tiling = NormalTiling(tile=normals["tile"], stride=normals["stride"], border_crop=normals["border_crop"])
+    images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, tiling, recipe["seed"], tiles_out)
+    _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+
+
+def _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> None:
+    Path(tiles_out).parent.mkdir(parents=True, exist_ok=True)
+    np.save(tiles_out, images)
+    write_table(table, table_out)
+    write_table(rejected, rejected_out)
+    print(f"{len(table)} tiles, {len(rejected)} rejected")
+
+
+def split_dataset(tile_tables: list[str], rejected_tables: list[str], sources: dict[str, str], recipe: dict,
+                  tiles_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+    """Assign patient-level splits, balance, and reconcile: every input ROI/scan is tiled or rejected."""
+    tiles = pd.concat([read_table(p) for p in tile_tables], ignore_index=True)
+    rejected = pd.concat([read_table(p) for p in rejected_tables], ignore_index=True)[REJECTED_COLUMNS]
+    tiles = splitting.assign_splits(tiles, recipe["seed"])
+    tiles = splitting.balance(tiles, recipe["abnormal_fraction"], recipe["seed"])
+    summary = splitting.summary(tiles)
+    summary["reconciliation"] = reconcile(tiles, rejected, sources)
+    write_table(tiles, tiles_out)
+    write_table(rejected, rejected_out)
+    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, str]) -> dict:
+    """Count inputs per source and prove each is in the tile table or the rejected table."""
+    rois = read_table(sources["cbis_rois"])
+    scans = read_table(sources["ddsm_scans"])
+    tiled_rois = {tile_id.split("/")[1] for tile_id in tiles.loc[tiles["source"] == "cbis-ddsm", "tile_id"]}
+    tiled_scans = set(tiles.loc[tiles["source"] == "ddsm", "scan_id"])
+    rejected_items = set(rejected["item"].astype(str))
+    lost_rois = sorted(set(rois["roi_id"]) - tiled_rois - rejected_items)
+    lost_scans = sorted(set(scans["scan_id"]) - tiled_scans - rejected_items)
+    if lost_rois or lost_scans:
+        raise ValueError(f"inputs neither tiled nor rejected: ROIs {lost_rois[:5]}, scans {lost_scans[:5]}")
+    return {
+        "cbis_rois": len(rois),
+        "cbis_rois_tiled": len(tiled_rois),
+        "ddsm_scans": len(scans),
+        "ddsm_scans_tiled": len(tiled_scans),
+        "rejected_rows": len(rejected),
+    }
+
+
+def write_records(tiles_path: str, split: str, shard: int, shards: int, shard_out: str) -> None:
+    """Write the kept tiles of one split whose position modulo `shards` is `shard`."""
+    from mammo.records import tile_loader, write_shard
+
+    tiles = read_table(tiles_path)
+    chosen = tiles[(tiles["split"] == split) & (tiles["kept"].astype(str) == "True")]
+    chosen = chosen.iloc[shard::shards]
+    write_shard(chosen, tile_loader(), shard_out)
+    print(f"{split} shard {shard + 1}/{shards}: {len(chosen)} tiles")
+
+
+def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str) -> None:
+    from mammo.train import TrainConfig, train
+
+    train(train_paths, val_paths, TrainConfig(**settings), out_dir)
+
+
+def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str) -> None:
+    """Predict each set once (no augmentation; the test-time contrast only) and write metrics.json."""
+    import keras
+
+    from mammo.evaluate import evaluate_set
+    from mammo.train import TrainConfig, configure_tensorflow, make_dataset
+
+    config = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
+    configure_tensorflow(config.seed, config.threads)
+    model = keras.models.load_model(model_path)
+    result = {"model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"], "sets": {}}
+    for name, paths in sets.items():
+        data = make_dataset(paths, "label", config.batch_size, settings["test_contrast"])
+        probabilities = model.predict(data.map(lambda image, label, weight: image), verbose=2)
+        codes = np.concatenate([label.numpy() for _, label, _ in data]) if probabilities.size else np.zeros(0)
+        result["sets"][name] = evaluate_set(codes, probabilities, settings["threshold"])
+    Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

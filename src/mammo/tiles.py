@@ -1,0 +1,151 @@
+"""Tile geometry: ROI boxes from masks, extraction method 2, normal-tissue tiling, augmentation.
+
+All functions take arrays and a numpy Generator and return arrays.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mammo.intensity import to_uint8
+
+TILE_SIZE = 299  # model input
+NATIVE_TILE = 598  # tiles are cut at 598 native pixels, then downscaled by 2
+
+
+def item_rng(seed: int, item_id: str) -> np.random.Generator:
+    """A generator per item, so a tile depends on (seed, item) and not on chunking or order."""
+    return np.random.default_rng([seed, zlib.crc32(item_id.encode())])
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (top, left, bottom, right; exclusive) of the non-zero mask pixels, or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a mask to the scan's shape."""
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def downscale(tile: np.ndarray, size: int = TILE_SIZE) -> np.ndarray:
+    """Area interpolation for downscaling (the study used bilinear)."""
+    return cv2.resize(tile, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def augment(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random horizontal and vertical flips and a rotation by k*90 degrees, k uniform in 0..3."""
+    if rng.random() < 0.5:
+        tile = tile[:, ::-1]
+    if rng.random() < 0.5:
+        tile = tile[::-1, :]
+    return np.ascontiguousarray(np.rot90(tile, k=int(rng.integers(0, 4))))
+
+
+def mostly_background(tile8: np.ndarray, dark: int = 10, fraction: float = 0.9) -> bool:
+    return float(np.mean(tile8 <= dark)) > fraction
+
+
+def padded_crop(image: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    """A size x size crop; parts outside the image are zero (only for scans smaller than a tile)."""
+    out = np.zeros((size, size), dtype=image.dtype)
+    src = image[max(top, 0) : top + size, max(left, 0) : left + size]
+    out[max(-top, 0) : max(-top, 0) + src.shape[0], max(-left, 0) : max(-left, 0) + src.shape[1]] = src
+    return out
+
+
+@dataclass(frozen=True)
+class Method2:
+    """ROI extraction method 2 (dataset 9): the ROI at its natural size with context."""
+
+    crops: int = 3
+    small_padding: float = 1.2  # ROI < tile: box of tile x 1.2 around the centre
+    large_padding: float = 1.05  # ROI >= tile: box of max(tile x 1.05, roi)
+    max_tries: int = 10
+
+
+def method2_box(box: tuple[int, int, int, int], shape: tuple[int, int], params: Method2) -> tuple[int, int, int]:
+    """Square context box (top, left, side) around the ROI centre, shifted to stay inside the image."""
+    top, left, bottom, right = box
+    centre_row, centre_col = (top + bottom) // 2, (left + right) // 2
+    roi_size = max(bottom - top, right - left)
+    if roi_size < NATIVE_TILE:
+        side = int(NATIVE_TILE * params.small_padding)
+    else:
+        side = max(int(NATIVE_TILE * params.large_padding), roi_size)
+    box_top = int(np.clip(centre_row - side // 2, 0, max(shape[0] - side, 0)))
+    box_left = int(np.clip(centre_col - side // 2, 0, max(shape[1] - side, 0)))
+    return box_top, box_left, side
+
+
+def method2_tiles(image16: np.ndarray, box, rng: np.random.Generator, params: Method2 = Method2()) -> list[np.ndarray]:
+    """Random 598 crops from the context box, flipped and rotated, downscaled to 299 (uint8).
+
+    A crop with more than 90% of pixels <= 10 is drawn again (up to max_tries);
+    a crop that never passes is left out.
+    """
+    box_top, box_left, side = method2_box(box, image16.shape, params)
+    slack = max(side - NATIVE_TILE, 0)
+    tiles = []
+    for _ in range(params.crops):
+        for _ in range(params.max_tries):
+            top = box_top + int(rng.integers(0, slack + 1))
+            left = box_left + int(rng.integers(0, slack + 1))
+            crop = to_uint8(padded_crop(image16, top, left, NATIVE_TILE))
+            if not mostly_background(crop):
+                tiles.append(downscale(augment(crop, rng)))
+                break
+    return tiles
+
+
+@dataclass(frozen=True)
+class NormalThresholds:
+    """Keep a normal tile only if it looks like breast tissue (study, dataset 9)."""
+
+    mean_min: float
+    var_min: float
+    var_max: float
+    bright_level: int = 225
+    bright_max: int = 100  # fewer than this many pixels >= bright_level
+    dark_level: int = 20
+    dark_max: int = 50_000  # at most this many pixels <= dark_level (at 598)
+
+    def accepts(self, tile8: np.ndarray) -> bool:
+        if np.count_nonzero(tile8 >= self.bright_level) >= self.bright_max:
+            return False
+        if np.count_nonzero(tile8 <= self.dark_level) > self.dark_max:
+            return False
+        mean, var = float(tile8.mean()), float(tile8.var())
+        return mean >= self.mean_min and self.var_min <= var <= self.var_max
+
+
+@dataclass(frozen=True)
+class NormalTiling:
+    tile: int = NATIVE_TILE
+    stride: int = 350
+    border_crop: float = 0.07  # borders and identifying patches of the film scans
+
+
+def normal_tiles(
+    image16: np.ndarray, thresholds: NormalThresholds, rng: np.random.Generator, tiling: NormalTiling = NormalTiling()
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Tiles of a normal scan that pass the thresholds: (299 uint8 tile, box in scan pixels)."""
+    image8 = to_uint8(image16)
+    image8[image8 == 255] = 0  # study: saturated pixels (labels, borders) count as background
+    height, width = image8.shape
+    crop_rows, crop_cols = int(height * tiling.border_crop), int(width * tiling.border_crop)
+    tiles = []
+    for top in range(crop_rows, height - crop_rows - tiling.tile + 1, tiling.stride):
+        for left in range(crop_cols, width - crop_cols - tiling.tile + 1, tiling.stride):
+            tile = image8[top : top + tiling.tile, left : left + tiling.tile]
+            if thresholds.accepts(tile):
+                tiles.append((downscale(augment(tile, rng)), (top, left, top + tiling.tile, left + tiling.tile)))
+    return tiles

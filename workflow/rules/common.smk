@@ -1,0 +1,51 @@
+from mammo.demo.collections import DemoSpec, ddsm_ics_paths
+from mammo.io.cbis import CSV_NAMES
+
+SPLITS = ["train", "val", "test"]
+CHUNKS = list(range(config["chunks"]))
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    model="|".join(m.replace(".", r"\.") for m in config["models"]),
+    chunk=r"\d+",
+    split="|".join(SPLITS),
+    shard=r"\d+",
+    shards=r"\d+",
+
+
+def cbis_csvs():
+    return [f"{config['data']['cbis_ddsm']}/{name}" for name in CSV_NAMES]
+
+
+def ddsm_inputs():
+    """The demo's .ics files (so the demo rule runs first), or the real data root."""
+    if config["data"]["demo"]:
+        spec = DemoSpec(**config.get("demo", {}))
+        return [f"{config['data']['ddsm']}/{path}" for path in ddsm_ics_paths(spec)]
+    return [config["data"]["ddsm"]]
+
+
+def shard_paths(dataset, split):
+    shards = config["datasets"][dataset]["shards"]
+    return [
+        f"results/{dataset}/records/{split}-{shard}-of-{shards}.tfrecord"
+        for shard in range(shards)
+    ]
+
+
+def chunk_outputs(dataset, kind):
+    return [
+        f"results/{dataset}/tiles/{source}_{chunk}.{kind}"
+        for source in ("cbis", "ddsm")
+        for chunk in CHUNKS
+    ]
+
+
+TRAINING_KEYS = {"test_contrast", "threshold"}
+
+
+def training_settings(model, threads):
+    """The model's config entry as TrainConfig arguments (evaluation-only keys left out)."""
+    settings = {k: v for k, v in config["models"][model].items() if k not in TRAINING_KEYS}
+    return {**settings, "threads": threads}

@@ -1,0 +1,21 @@
+if config["data"]["demo"]:
+
+    rule demo_data:
+        """Generate the demo collections in the native formats and folder layouts of the real downloads."""
+        output:
+            csvs=cbis_csvs(),
+            ics=ddsm_inputs(),
+            mias_info=f"{config['data']['mias']}/Info.txt",
+        params:
+            demo=config.get("demo", {}),
+            roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
+        log:
+            "logs/demo_data.log",
+        benchmark:
+            "benchmarks/demo_data.tsv"
+        threads: 2
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        script:
+            "../scripts/demo_data.py"

@@ -1,0 +1,38 @@
+rule index_cbis:
+    """One table of CBIS-DDSM ROIs from the four case description CSVs (bad rows to the rejected table)."""
+    input:
+        csvs=cbis_csvs(),
+    output:
+        rois="results/sources/cbis/rois.tsv",
+        rejected="results/sources/cbis/rejected.tsv",
+    log:
+        "logs/sources/index_cbis.log",
+    benchmark:
+        "benchmarks/sources/index_cbis.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/index_cbis.py"
+
+
+rule index_ddsm:
+    """One row per DDSM normal scan listed in the .ics headers."""
+    input:
+        ddsm_inputs(),
+    output:
+        scans="results/sources/ddsm/scans.tsv",
+        rejected="results/sources/ddsm/rejected.tsv",
+    params:
+        root=config["data"]["ddsm"],
+    log:
+        "logs/sources/index_ddsm.log",
+    benchmark:
+        "benchmarks/sources/index_ddsm.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/index_ddsm.py"

@@ -1,0 +1,73 @@
+rule tiles_cbis:
+    """Extraction method 2 for the CBIS-DDSM ROIs of one chunk of scans."""
+    input:
+        rois=rules.index_cbis.output.rois,
+    output:
+        tiles="results/{dataset}/tiles/cbis_{chunk}.npy",
+        table="results/{dataset}/tiles/cbis_{chunk}.tsv",
+        rejected="results/{dataset}/tiles/cbis_{chunk}.rejected.tsv",
+    params:
+        root=config["data"]["cbis_ddsm"],
+        recipe=lambda wc: config["datasets"][wc.dataset],
+        chunks=config["chunks"],
+    log:
+        "logs/{dataset}/tiles_cbis_{chunk}.log",
+    benchmark:
+        "benchmarks/{dataset}/tiles_cbis_{chunk}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/tiles_cbis.py"
+
+
+rule tiles_ddsm:
+    """Normal-tissue tiles of one chunk of DDSM normal cases."""
+    input:
+        scans=rules.index_ddsm.output.scans,
+    output:
+        tiles="results/{dataset}/tiles/ddsm_{chunk}.npy",
+        table="results/{dataset}/tiles/ddsm_{chunk}.tsv",
+        rejected="results/{dataset}/tiles/ddsm_{chunk}.rejected.tsv",
+    params:
+        recipe=lambda wc: config["datasets"][wc.dataset],
+        chunks=config["chunks"],
+    log:
+        "logs/{dataset}/tiles_ddsm_{chunk}.log",
+    benchmark:
+        "benchmarks/{dataset}/tiles_ddsm_{chunk}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/tiles_ddsm.py"
+
+
+rule split:
+    """Patient-level train/val/test split, class balance, reconciliation of every input."""
+    input:
+        tables=lambda wc: chunk_outputs(wc.dataset, "tsv"),
+        tiles=lambda wc: chunk_outputs(wc.dataset, "npy"),
+        rejected=lambda wc: chunk_outputs(wc.dataset, "rejected.tsv"),
+        cbis_rois=rules.index_cbis.output.rois,
+        cbis_rejected=rules.index_cbis.output.rejected,
+        ddsm_scans=rules.index_ddsm.output.scans,
+        ddsm_rejected=rules.index_ddsm.output.rejected,
+    output:
+        tiles="results/{dataset}/tiles.tsv",
+        rejected="results/{dataset}/rejected.tsv",
+        summary="results/{dataset}/summary.json",
+    params:
+        recipe=lambda wc: config["datasets"][wc.dataset],
+    log:
+        "logs/{dataset}/split.log",
+    benchmark:
+        "benchmarks/{dataset}/split.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/split.py"

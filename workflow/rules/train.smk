@@ -1,0 +1,43 @@
+rule train:
+    """Train one configured model on one dataset; resumes from its last epoch when interrupted."""
+    input:
+        train=lambda wc: shard_paths(wc.dataset, "train"),
+        val=lambda wc: shard_paths(wc.dataset, "val"),
+    output:
+        model="results/{dataset}/model_{model}/model.keras",
+        history="results/{dataset}/model_{model}/history.csv",
+    params:
+        settings=lambda wc, threads: training_settings(wc.model, threads),
+        out_dir=subpath(output.model, parent=True),
+    log:
+        "logs/{dataset}/train_{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/train_{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    """Metrics over the whole validation and test sets (no augmentation, test-time contrast only)."""
+    input:
+        model=rules.train.output.model,
+        val=lambda wc: shard_paths(wc.dataset, "val"),
+        test=lambda wc: shard_paths(wc.dataset, "test"),
+    output:
+        metrics="results/{dataset}/model_{model}/metrics.json",
+    params:
+        settings=lambda wc, threads: {**config["models"][wc.model], "threads": threads},
+    log:
+        "logs/{dataset}/evaluate_{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/evaluate_{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,11 @@
+from mammo.runner import run_stage
+from mammo.stages import train_model
+
+run_stage(
+    snakemake.log[0],
+    train_model,
+    list(snakemake.input.train),
+    list(snakemake.input.val),
+    snakemake.params.settings,
+    snakemake.params.out_dir,
+)
