@@ -19,10 +19,10 @@ include: "workflow/rules/train.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand(
             "results/{dataset}/model_{model}/metrics.json",
             dataset=list(config["datasets"]),
             model=list(config["models"]),
         ),
-    default_target: True

@@ -140,12 +140,24 @@ def normal_tiles(
     """Tiles of a normal scan that pass the thresholds: (299 uint8 tile, box in scan pixels)."""
     image8 = to_uint8(image16)
     image8[image8 == 255] = 0  # study: saturated pixels (labels, borders) count as background
-    height, width = image8.shape
-    crop_rows, crop_cols = int(height * tiling.border_crop), int(width * tiling.border_crop)
     tiles = []
-    for top in range(crop_rows, height - crop_rows - tiling.tile + 1, tiling.stride):
-        for left in range(crop_cols, width - crop_cols - tiling.tile + 1, tiling.stride):
+    for top in _grid(image8.shape[0], tiling):
+        for left in _grid(image8.shape[1], tiling):
             tile = image8[top : top + tiling.tile, left : left + tiling.tile]
             if thresholds.accepts(tile):
                 tiles.append((downscale(augment(tile, rng)), (top, left, top + tiling.tile, left + tiling.tile)))
     return tiles
+
+
+def _grid(length: int, tiling: NormalTiling) -> range:
+    """Tile starts along one axis inside the border crop, centred so both sides lose the same margin.
+
+    (The study started at the crop, so a breast against the far side got fewer tiles.)
+    """
+    crop = int(length * tiling.border_crop)
+    usable = length - 2 * crop
+    if usable < tiling.tile:
+        return range(0)
+    steps = (usable - tiling.tile) // tiling.stride
+    start = crop + (usable - tiling.tile - steps * tiling.stride) // 2
+    return range(start, start + steps * tiling.stride + 1, tiling.stride)

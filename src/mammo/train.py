@@ -24,6 +24,7 @@ class TrainConfig:
     abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
     contrast: float = 1.0  # adjust_contrast factor on training images
     flips: bool = True  # online random horizontal and vertical flips (training only)
+    precise_batchnorm: bool = True  # recompute BatchNorm population statistics after training
     seed: int = 42
     threads: int = 2
 
@@ -82,6 +83,25 @@ def count_records(paths) -> int:
     return sum(1 for _ in records.read_dataset(paths).map(lambda example: example["label"]))
 
 
+def recompute_batchnorm_statistics(model, batches) -> None:
+    """Replace BatchNorm moving averages by the average over `batches` ("precise BN").
+
+    With momentum 0.99 the moving averages need several hundred steps to
+    forget their initial values; a short run (the demo, a fine-tuning stage)
+    would otherwise be evaluated with half-initialised statistics.
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for step, (images, _, _) in enumerate(batches):
+        for layer in norms:
+            layer.momentum = step / (step + 1)  # cumulative mean: the first batch replaces the old value
+        model(images, training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
 def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> Path:
     """Train and save `model.keras` and `history.csv` in out_dir; resumes from its last epoch if interrupted."""
     import keras
@@ -108,7 +128,16 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
         keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
     ]
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=2)
+    model.fit(
+        train_data.repeat(),
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_data,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    if config.precise_batchnorm:
+        recompute_batchnorm_statistics(model, train_data.take(steps_per_epoch))
     model_path = out_dir / "model.keras"
     model.save(model_path)
     return model_path

@@ -47,5 +47,7 @@ TRAINING_KEYS = {"test_contrast", "threshold"}
 
 def training_settings(model, threads):
     """The model's config entry as TrainConfig arguments (evaluation-only keys left out)."""
-    settings = {k: v for k, v in config["models"][model].items() if k not in TRAINING_KEYS}
+    settings = {
+        k: v for k, v in config["models"][model].items() if k not in TRAINING_KEYS
+    }
     return {**settings, "threads": threads}

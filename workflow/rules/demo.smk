@@ -6,16 +6,18 @@ if config["data"]["demo"]:
             csvs=cbis_csvs(),
             ics=ddsm_inputs(),
             mias_info=f"{config['data']['mias']}/Info.txt",
-        params:
-            demo=config.get("demo", {}),
-            roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
         log:
             "logs/demo_data.log",
         benchmark:
             "benchmarks/demo_data.tsv"
+        conda:
+            "../../envs/mammo.yaml"
         threads: 2
         resources:
             mem_mb=2000,
             runtime=30,
+        params:
+            demo=config.get("demo", {}),
+            roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
         script:
             "../scripts/demo_data.py"

@@ -9,6 +9,8 @@ rule records:
         "logs/{dataset}/records_{split}-{shard}-of-{shards}.log",
     benchmark:
         "benchmarks/{dataset}/records_{split}-{shard}-of-{shards}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -9,6 +9,8 @@ rule index_cbis:
         "logs/sources/index_cbis.log",
     benchmark:
         "benchmarks/sources/index_cbis.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -24,15 +26,17 @@ rule index_ddsm:
     output:
         scans="results/sources/ddsm/scans.tsv",
         rejected="results/sources/ddsm/rejected.tsv",
-    params:
-        root=config["data"]["ddsm"],
     log:
         "logs/sources/index_ddsm.log",
     benchmark:
         "benchmarks/sources/index_ddsm.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
+    params:
+        root=lambda wildcards: config["data"]["ddsm"],
     script:
         "../scripts/index_ddsm.py"

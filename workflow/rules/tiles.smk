@@ -6,18 +6,20 @@ rule tiles_cbis:
         tiles="results/{dataset}/tiles/cbis_{chunk}.npy",
         table="results/{dataset}/tiles/cbis_{chunk}.tsv",
         rejected="results/{dataset}/tiles/cbis_{chunk}.rejected.tsv",
-    params:
-        root=config["data"]["cbis_ddsm"],
-        recipe=lambda wc: config["datasets"][wc.dataset],
-        chunks=config["chunks"],
     log:
         "logs/{dataset}/tiles_cbis_{chunk}.log",
     benchmark:
         "benchmarks/{dataset}/tiles_cbis_{chunk}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        root=config["data"]["cbis_ddsm"],
+        recipe=lambda wc: config["datasets"][wc.dataset],
+        chunks=config["chunks"],
     script:
         "../scripts/tiles_cbis.py"
 
@@ -30,17 +32,19 @@ rule tiles_ddsm:
         tiles="results/{dataset}/tiles/ddsm_{chunk}.npy",
         table="results/{dataset}/tiles/ddsm_{chunk}.tsv",
         rejected="results/{dataset}/tiles/ddsm_{chunk}.rejected.tsv",
-    params:
-        recipe=lambda wc: config["datasets"][wc.dataset],
-        chunks=config["chunks"],
     log:
         "logs/{dataset}/tiles_ddsm_{chunk}.log",
     benchmark:
         "benchmarks/{dataset}/tiles_ddsm_{chunk}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        recipe=lambda wc: config["datasets"][wc.dataset],
+        chunks=config["chunks"],
     script:
         "../scripts/tiles_ddsm.py"
 
@@ -59,15 +63,17 @@ rule split:
         tiles="results/{dataset}/tiles.tsv",
         rejected="results/{dataset}/rejected.tsv",
         summary="results/{dataset}/summary.json",
-    params:
-        recipe=lambda wc: config["datasets"][wc.dataset],
     log:
         "logs/{dataset}/split.log",
     benchmark:
         "benchmarks/{dataset}/split.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        recipe=lambda wc: config["datasets"][wc.dataset],
     script:
         "../scripts/split.py"

@@ -6,17 +6,19 @@ rule train:
     output:
         model="results/{dataset}/model_{model}/model.keras",
         history="results/{dataset}/model_{model}/history.csv",
-    params:
-        settings=lambda wc, threads: training_settings(wc.model, threads),
-        out_dir=subpath(output.model, parent=True),
     log:
         "logs/{dataset}/train_{model}.log",
     benchmark:
         "benchmarks/{dataset}/train_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 2
     resources:
         mem_mb=6000,
         runtime=240,
+    params:
+        settings=lambda wc, threads: training_settings(wc.model, threads),
+        out_dir=subpath(output.model, parent=True),
     script:
         "../scripts/train.py"
 
@@ -29,15 +31,17 @@ rule evaluate:
         test=lambda wc: shard_paths(wc.dataset, "test"),
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
-    params:
-        settings=lambda wc, threads: {**config["models"][wc.model], "threads": threads},
     log:
         "logs/{dataset}/evaluate_{model}.log",
     benchmark:
         "benchmarks/{dataset}/evaluate_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        settings=lambda wc, threads: {**config["models"][wc.model], "threads": threads},
     script:
         "../scripts/evaluate.py"

@@ -123,7 +123,12 @@ def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Genera
 
 
 def _point_inside(breast: np.ndarray, rng: np.random.Generator, margin: float) -> tuple[int, int]:
-    """A random point at least `margin` pixels inside the breast."""
+    """A random point at least `margin` pixels (and a fifth of the scan's width) inside the skin line.
+
+    Lesions deep in the tissue keep the context tiles around them inside the
+    breast, as the normal tiles are, so background is no cue to the class.
+    """
+    margin = max(margin, 0.2 * min(breast.shape))
     distance = cv2.distanceTransform(breast.astype(np.uint8), cv2.DIST_L2, 5)
     candidates = np.argwhere(distance >= margin)
     if len(candidates) == 0:

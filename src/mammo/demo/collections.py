@@ -54,9 +54,9 @@ VIEWS = ("LEFT_CC", "LEFT_MLO", "RIGHT_CC", "RIGHT_MLO")
 class DemoSpec:
     seed: int = 7
     scale: float = 0.3
-    cbis_train_patients: int = 26
-    cbis_test_patients: int = 10
-    ddsm_normal_cases: int = 60
+    cbis_train_patients: int = 16
+    cbis_test_patients: int = 8
+    ddsm_normal_cases: int = 72
     mias_images: int = 16
 
 

@@ -1,0 +1,115 @@
+"""Workflow tests: the whole DAG on the tiny config, from generated native files to metrics.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TARGET = "results/ds9/model_1.0.0.35/metrics.json"
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(ROOT / "config", workdir / "config")
+    snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml", TARGET)
+    return workdir
+
+
+@pytest.mark.workflow
+def test_dry_run_of_default_config_lists_every_stage(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", TARGET)
+    for rule in ("demo_data", "index_cbis", "index_ddsm", "tiles_cbis", "tiles_ddsm", "split", "records", "train", "evaluate"):
+        assert rule in result.stdout, rule
+
+
+@pytest.mark.workflow
+def test_config_error_names_the_key(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    bad = tmp_path / "config" / "bad.yaml"
+    bad.write_text((ROOT / "config" / "tiny.yaml").read_text().replace("chunks: 2", "chunks: zero"))
+    result = snakemake(tmp_path, "-n", "--configfile", str(bad), TARGET, check=False)
+    assert result.returncode != 0
+    assert "chunks" in result.stderr + result.stdout
+
+
+@pytest.mark.workflow
+def test_tiny_run_writes_metrics_for_validation_and_test(tiny_run):
+    metrics = json.loads((tiny_run / TARGET).read_text())
+    assert metrics["model"] == "1.0.0.35"
+    for name in ("val", "test"):
+        entry = metrics["sets"][name]
+        for key in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "threshold"):
+            assert key in entry
+        assert 0.0 <= entry["accuracy"] <= 1.0
+        matrix = entry["confusion_matrix"]["rows_true_cols_predicted"]
+        assert sum(map(sum, matrix)) == entry["n"] == sum(entry["counts_per_class"].values())
+        assert entry["counts_per_class"]["normal"] > 0
+        assert entry["n"] - entry["counts_per_class"]["normal"] > 0
+
+
+@pytest.mark.workflow
+def test_tiny_run_outputs_reconcile_and_split_by_patient(tiny_run):
+    tiles = pd.read_csv(tiny_run / "results/ds9/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    assert (tiles.groupby("patient_id")["split"].nunique() == 1).all()
+    summary = json.loads((tiny_run / "results/ds9/summary.json").read_text())
+    counts = summary["reconciliation"]
+    rejected = pd.read_csv(tiny_run / "results/ds9/rejected.tsv", sep="\t", dtype=str, keep_default_na=False)
+    rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
+    assert counts["cbis_rois"] == len(rois)
+    rejected_rois = set(rejected["item"]) & set(rois["roi_id"])
+    assert counts["cbis_rois_tiled"] + len(rejected_rois) == counts["cbis_rois"]
+    scans = pd.read_csv(tiny_run / "results/sources/ddsm/scans.tsv", sep="\t")
+    rejected_scans = set(rejected["item"]) & set(scans["scan_id"])
+    assert counts["ddsm_scans_tiled"] + len(rejected_scans) == counts["ddsm_scans"] == len(scans)
+    for split in ("train", "val", "test"):
+        assert summary["splits"][split]["tiles"] > 0
+
+
+@pytest.mark.workflow
+def test_tiny_run_saves_model_history_and_records(tiny_run):
+    model_dir = tiny_run / "results/ds9/model_1.0.0.35"
+    history = pd.read_csv(model_dir / "history.csv")
+    assert len(history) == 1 and {"loss", "val_loss", "accuracy"} <= set(history.columns)
+    assert (model_dir / "model.keras").stat().st_size > 1_000_000
+    shards = sorted((tiny_run / "results/ds9/records").glob("*.tfrecord"))
+    assert len(shards) == 6
+
+
+@pytest.mark.workflow
+def test_second_run_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "-n", "--configfile", "config/tiny.yaml", TARGET)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.workflow
+def test_missing_scan_is_rejected_with_its_file(tiny_run, tmp_path):
+    """A deleted full scan lands in the rejected table with the file and reason; the run still completes."""
+    workdir = tmp_path / "broken"
+    shutil.copytree(tiny_run / "config", workdir / "config")
+    shutil.copytree(tiny_run / "resources", workdir / "resources")
+    rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
+    victim = workdir / "resources/demo/cbis-ddsm" / rois["image_file_path"].iloc[0]
+    victim.unlink()
+    snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml", "results/ds9/summary.json")
+    rejected = pd.read_csv(workdir / "results/ds9/rejected.tsv", sep="\t", dtype=str, keep_default_na=False)
+    hits = rejected[rejected["file"].str.endswith(str(victim.relative_to(workdir)))]
+    assert len(hits) == (rois["image_file_path"] == rois["image_file_path"].iloc[0]).sum()
+    assert (hits["reason"] == "file not found").all()
