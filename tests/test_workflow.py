@@ -35,7 +35,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.mark.workflow
 def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    result = snakemake(tmp_path, "-n", "--quiet", "rules", TARGET)
+    result = snakemake(tmp_path, TARGET, "-n", "--quiet", "rules")
     for rule in ("demo_data", "index_cbis", "index_ddsm", "tiles_cbis", "tiles_ddsm", "split", "records", "train", "evaluate"):
         assert rule in result.stdout, rule
 

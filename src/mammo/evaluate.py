@@ -23,18 +23,37 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     return float((ranks[y_true].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at every distinct score, from (0, 0) to (1, 1)."""
+    hits, last_of_tie = _ranked(y_true, score)
+    true_positives = np.cumsum(hits)[last_of_tie]
+    false_positives = last_of_tie + 1 - true_positives
+    return (
+        np.r_[0.0, false_positives / max((~hits).sum(), 1)],
+        np.r_[0.0, true_positives / max(hits.sum(), 1)],
+    )
+
+
+def precision_recall_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at every distinct score, highest threshold first."""
+    hits, last_of_tie = _ranked(y_true, score)
+    true_positives = np.cumsum(hits)[last_of_tie]
+    return true_positives / max(hits.sum(), 1), true_positives / (last_of_tie + 1)
+
+
+def _ranked(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Truth sorted by decreasing score, and the last index of each run of tied scores."""
+    order = np.argsort(-np.asarray(score), kind="mergesort")
+    sorted_scores = np.asarray(score)[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
+    return np.asarray(y_true).astype(bool)[order], last_of_tie
+
+
 def average_precision(y_true: np.ndarray, score: np.ndarray) -> float | None:
     """Area under the precision-recall curve as average precision (step-wise, no interpolation)."""
-    y_true = np.asarray(y_true).astype(bool)
-    if not y_true.any():
+    if not np.asarray(y_true).astype(bool).any():
         return None
-    order = np.argsort(-np.asarray(score), kind="mergesort")
-    sorted_scores, hits = np.asarray(score)[order], y_true[order]
-    # one operating point per distinct score
-    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
-    true_positives = np.cumsum(hits)[last_of_tie]
-    precision = true_positives / (last_of_tie + 1)
-    recall = true_positives / y_true.sum()
+    recall, precision = precision_recall_curve(y_true, score)
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 

@@ -110,21 +110,45 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
     train(train_paths, val_paths, TrainConfig(**settings), out_dir)
 
 
-def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str) -> None:
-    """Predict each set once (no augmentation; the test-time contrast only) and write metrics.json."""
+def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str, predictions_out: str) -> None:
+    """Predict each set once (no augmentation; the test-time contrast only); write metrics.json and predictions.tsv."""
     import keras
 
     from mammo.evaluate import evaluate_set
+    from mammo.records import read_dataset
     from mammo.train import TrainConfig, configure_tensorflow, make_dataset
 
     config = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
     configure_tensorflow(config.seed, config.threads)
     model = keras.models.load_model(model_path)
     result = {"model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"], "sets": {}}
+    tables = []
     for name, paths in sets.items():
-        data = make_dataset(paths, "label", config.batch_size, settings["test_contrast"])
-        probabilities = model.predict(data.map(lambda image, label, weight: image), verbose=2)
-        codes = np.concatenate([label.numpy() for _, label, _ in data]) if probabilities.size else np.zeros(0)
-        result["sets"][name] = evaluate_set(codes, probabilities, settings["threshold"])
+        examples = [
+            (e["tile_id"].decode(), e["patient_id"].decode(), int(e["label"])) for e in read_dataset(paths).as_numpy_iterator()
+        ]
+        table = pd.DataFrame(examples, columns=["tile_id", "patient_id", "class_code"])
+        images = make_dataset(paths, "label", config.batch_size, settings["test_contrast"]).map(lambda image, *_: image)
+        probabilities = model.predict(images, verbose=2) if len(table) else np.zeros((0, config.num_classes))
+        table.insert(0, "set", name)
+        table["p_abnormal"] = 1.0 - probabilities[:, 0]
+        result["sets"][name] = evaluate_set(table["class_code"].to_numpy(), probabilities, settings["threshold"])
+        tables.append(table)
+    write_table(pd.concat(tables, ignore_index=True), predictions_out)
     Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def plot_model(history_path: str, predictions_path: str, curves_out: str, roc_out: str) -> None:
+    from mammo.plots import roc_pr_curves, training_curves
+
+    training_curves(pd.read_csv(history_path), curves_out)
+    roc_pr_curves(read_table(predictions_path), roc_out)
+
+
+def plot_montage(tiles_path: str, seed: int, out: str) -> None:
+    from mammo.plots import montage
+    from mammo.records import tile_loader
+
+    tiles = read_table(tiles_path)
+    montage(tiles[tiles["kept"].astype(str) == "True"], tile_loader(), out, seed=seed)

@@ -77,3 +77,31 @@ rule split:
         recipe=lambda wc: config["datasets"][wc.dataset],
     script:
         "../scripts/split.py"
+
+
+rule montage:
+    """Random tiles per class and split, for visual review."""
+    input:
+        tiles=rules.split.output.tiles,
+        arrays=lambda wc: chunk_outputs(wc.dataset, "npy"),
+    output:
+        report(
+            "results/{dataset}/montage.png",
+            caption="../report/montage.rst",
+            category="Datasets",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/{dataset}/montage.log",
+    benchmark:
+        "benchmarks/{dataset}/montage.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seed=lambda wc: config["datasets"][wc.dataset]["seed"],
+    script:
+        "../scripts/montage.py"

@@ -31,6 +31,7 @@ rule evaluate:
         test=lambda wc: shard_paths(wc.dataset, "test"),
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
+        predictions="results/{dataset}/model_{model}/predictions.tsv",
     log:
         "logs/{dataset}/evaluate_{model}.log",
     benchmark:
@@ -45,3 +46,35 @@ rule evaluate:
         settings=lambda wc, threads: {**config["models"][wc.model], "threads": threads},
     script:
         "../scripts/evaluate.py"
+
+
+rule plot_model:
+    """Training curves, ROC and precision-recall curves of one trained model."""
+    input:
+        history=rules.train.output.history,
+        predictions=rules.evaluate.output.predictions,
+    output:
+        curves=report(
+            "results/{dataset}/model_{model}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Models",
+            subcategory="{dataset} {model}",
+        ),
+        roc=report(
+            "results/{dataset}/model_{model}/roc_pr.png",
+            caption="../report/roc_pr.rst",
+            category="Models",
+            subcategory="{dataset} {model}",
+        ),
+    log:
+        "logs/{dataset}/plot_model_{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/plot_model_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_model.py"

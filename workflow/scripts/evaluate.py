@@ -8,4 +8,5 @@ run_stage(
     {"val": list(snakemake.input.val), "test": list(snakemake.input.test)},
     snakemake.params.settings,
     snakemake.output.metrics,
+    snakemake.output.predictions,
 )

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pydicom.uid import generate_uid
 from tqdm import tqdm
 
 from mammo.demo import anatomy
@@ -114,7 +113,7 @@ def _write_cbis_scan(root, spec, rng, patient, kind, division, side, view) -> li
         lesions.append(add(od, breast, rng, malignant, size))
     image = od_to_uint16(od)
     image_path = f"{scan_folder}/{_uid(rng)}/{_uid(rng)}/000000.dcm"
-    write_dicom(root / image_path, image, scan_folder, *image_path.split("/")[1:3])
+    write_dicom(root / image_path, image, scan_folder, *image_path.split("/")[1:3], _uid(rng))
     density = int(rng.integers(1, 5))
     rows = []
     for abnormality_id, lesion in enumerate(lesions, start=1):
@@ -124,9 +123,9 @@ def _write_cbis_scan(root, spec, rng, patient, kind, division, side, view) -> li
         ys, xs = np.nonzero(lesion.mask)
         crop = image[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
         study_uid, series_uid = roi_folder.split("/")[1:3]
-        write_dicom(root / roi_folder / crop_name, crop, f"{scan_folder}_{abnormality_id}", study_uid, series_uid)
+        write_dicom(root / roi_folder / crop_name, crop, f"{scan_folder}_{abnormality_id}", study_uid, series_uid, _uid(rng))
         mask = lesion.mask.astype(np.uint8) * 255
-        write_dicom(root / roi_folder / mask_name, mask, f"{scan_folder}_{abnormality_id}", study_uid, series_uid)
+        write_dicom(root / roi_folder / mask_name, mask, f"{scan_folder}_{abnormality_id}", study_uid, series_uid, _uid(rng))
         pathology = "MALIGNANT" if lesion.malignant else ("BENIGN_WITHOUT_CALLBACK" if rng.random() < 0.2 else "BENIGN")
         if kind == "mass":
             shape_text = "IRREGULAR" if lesion.malignant else rng.choice(["OVAL", "ROUND"])

@@ -34,13 +34,18 @@ def read_dicom(path: str | Path) -> np.ndarray:
     return pixels
 
 
-def write_dicom(path: str | Path, pixels: np.ndarray, patient_id: str, study_uid: str, series_uid: str) -> None:
-    """Write an uncompressed little-endian MONOCHROME2 DICOM, as CBIS-DDSM ships them."""
+def write_dicom(
+    path: str | Path, pixels: np.ndarray, patient_id: str, study_uid: str, series_uid: str, instance_uid: str | None = None
+) -> None:
+    """Write an uncompressed little-endian MONOCHROME2 DICOM, as CBIS-DDSM ships them.
+
+    Pass `instance_uid` for byte-identical files across runs (a random UID is drawn otherwise).
+    """
     pixels = np.ascontiguousarray(pixels)
     bits = pixels.dtype.itemsize * 8
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DIGITAL_MAMMOGRAPHY_STORAGE
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = instance_uid or generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     dataset.SOPClassUID = DIGITAL_MAMMOGRAPHY_STORAGE

@@ -73,6 +73,8 @@ def parse_ics(text: str, path: str | Path = "<ics>") -> CaseHeader:
             )
             continue
         key, _, rest = line.partition(" ")
+        if key in VIEWS:
+            raise FormatError(path, f"malformed view line {line!r}")
         values[key.lower()] = rest.strip()
     name = values.get("filename")
     if not name:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import zlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ def read_bytes(path: str | Path) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise FormatError(path, f"corrupt gzip stream ({err})") from None
     return data
 
@@ -47,7 +48,11 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         segment = data[pos + 4 : pos + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            raise FormatError(path, f"truncated JPEG stream (marker segment 0x{marker:02X} at byte {pos})")
         if marker == 0xC3:
+            if len(segment) < 9:
+                raise FormatError(path, "SOF3 segment too short")
             precision, rows, columns = struct.unpack(">BHH", segment[:5])
             sof = (precision, rows, columns)
         elif marker in (0xC0, 0xC1, 0xC2):
@@ -55,7 +60,9 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
         elif marker == 0xDA:
             if sof is None:
                 raise FormatError(path, "SOS before SOF3")
-            components = segment[0]
+            components = segment[0] if segment else 0
+            if len(segment) < 4 + 2 * components:
+                raise FormatError(path, "SOS segment too short")
             predictor = segment[1 + 2 * components]
             return LjpegHeader(*sof, predictor=predictor)
         pos += 2 + length
@@ -70,6 +77,9 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
     """
     data = read_bytes(path)
     header = parse_header(data, path)
+    if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        # Standard decoders fill a cut-off scan with garbage instead of failing.
+        raise FormatError(path, "truncated lossless JPEG stream (no EOI marker at the end)")
     if header.predictor != 1:
         # PVRG (the DDSM encoder) predicts the first line differently from
         # ITU T.81 for predictors 2-7, so a standard decoder returns wrong pixels.

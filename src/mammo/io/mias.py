@@ -71,6 +71,8 @@ def read_pgm(path: str | Path) -> np.ndarray:
         raise FormatError(path, "OpenCV could not decode the PGM (truncated?)")
     if image.dtype != np.uint8 or image.ndim != 2:
         raise FormatError(path, f"expected 8-bit greyscale, got {image.dtype} {image.shape}")
+    if image.shape != (MIAS_SIZE, MIAS_SIZE):
+        raise FormatError(path, f"expected the mini-MIAS {MIAS_SIZE}x{MIAS_SIZE}, got {image.shape[1]}x{image.shape[0]}")
     return image
 
 

@@ -1,0 +1,50 @@
+"""Shared fixtures for the unit tests.
+
+* ``shared``: the read-only reference folder ``../shared`` (skips cleanly when absent).
+* ``demo_root``: a small demo of the three collections, generated once per session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of test output
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT_ROOT.parent / "shared"
+
+SMALL_DEMO = dict(
+    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=4
+)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """Path of ../shared (relative to the project root); skip the test where it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared reference data not available")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def _demo(tmp_path_factory) -> tuple[Path, dict]:
+    from mammo.demo.collections import DemoSpec, generate
+
+    root = tmp_path_factory.mktemp("demo")
+    counts = generate(root / "cbis", root / "ddsm", root / "mias", DemoSpec(**SMALL_DEMO))
+    return root, counts
+
+
+@pytest.fixture(scope="session")
+def demo_root(_demo) -> Path:
+    """Root holding cbis/, ddsm/ and mias/ of a small generated demo (a few seconds, once per session)."""
+    return _demo[0]
+
+
+@pytest.fixture(scope="session")
+def demo_counts(_demo) -> dict:
+    """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, mias_images."""
+    return _demo[1]

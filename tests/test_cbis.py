@@ -1,0 +1,299 @@
+"""CBIS-DDSM case description tables and telling masks from crops."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from mammo.io import FormatError
+from mammo.io.cbis import ROI_COLUMNS, aspect_matches, is_mask, path_problem, read_case_descriptions, resolve
+from mammo.tables import REJECTED_COLUMNS
+
+# The real header spellings (mass: breast_density; calc: "breast density", calc type/distribution).
+MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
+               "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
+               "ROI mask file path").split(",")  # fmt: skip
+CALC_HEADER = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,"
+               "calc type,calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
+               "ROI mask file path").split(",")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the real tables
+@pytest.fixture(scope="module")
+def real_rois(shared):
+    folder = shared / "data" / "cbis-ddsm"
+    paths = [folder / "mass_case_description_train_set.csv", folder / "calc_case_description_train_set.csv"]
+    return read_case_descriptions(paths)
+
+
+def test_real_tables_give_one_row_per_roi(real_rois):
+    rois, rejected = real_rois
+    assert len(rois) == 1318 + 1546 == 2864
+    assert len(rejected) == 0
+    assert list(rois.columns) == ROI_COLUMNS
+    assert list(rejected.columns) == REJECTED_COLUMNS
+    assert rois["roi_id"].is_unique
+    assert (rois["abnormality_type"] == "mass").sum() == 1318
+    assert (rois["abnormality_type"] == "calcification").sum() == 1546
+    assert set(rois["division"]) == {"train"}
+
+
+def test_real_tables_labels_per_roi(real_rois):
+    rois, _ = real_rois
+    assert set(rois["class_code"]) == {1, 2, 3, 4}
+    calc, mass = rois["abnormality_type"] == "calcification", rois["abnormality_type"] == "mass"
+    assert set(rois.loc[calc, "class_code"]) == {1, 3}
+    assert set(rois.loc[mass, "class_code"]) == {2, 4}
+    malignant = rois["pathology"] == "MALIGNANT"
+    assert (rois.loc[malignant, "class_code"] >= 3).all() and (rois.loc[~malignant, "class_code"] <= 2).all()
+    # several ROIs of one scan keep their own labels (the study's flaw was one label per image)
+    per_scan = rois.groupby("scan_id")["pathology"].nunique()
+    assert (per_scan > 1).any()
+
+
+def test_real_tables_benign_without_callback(real_rois):
+    rois, _ = real_rois
+    assert set(rois["pathology"]) == {"BENIGN", "MALIGNANT"}
+    assert set(rois["pathology_original"]) == {"BENIGN", "BENIGN_WITHOUT_CALLBACK", "MALIGNANT"}
+    bwc = rois["pathology_original"] == "BENIGN_WITHOUT_CALLBACK"
+    assert bwc.sum() > 0
+    assert (rois.loc[bwc, "pathology"] == "BENIGN").all()
+    assert (rois.loc[bwc, "class_code"].isin([1, 2])).all()
+
+
+def test_real_tables_paths_are_clean(real_rois, shared):
+    rois, _ = real_rois
+    raw = (shared / "data" / "cbis-ddsm" / "calc_case_description_train_set.csv").read_text()
+    assert '.dcm\n"' in raw, "the real calc table has newlines inside quoted paths"
+    for column in ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"):
+        values = rois[column]
+        assert not values.str.contains("\n").any(), column
+        assert not values.str.contains("\r").any(), column
+        assert values.str.endswith(".dcm").all(), column
+        assert (values.map(path_problem).isna()).all(), column
+    # the scan id is the image folder, and the ROI id adds the abnormality number
+    assert (rois["image_file_path"].str.split("/").str[0] == rois["scan_id"]).all()
+    assert (rois["roi_id"] == rois["scan_id"] + "_" + rois["abnormality_id"].astype(str)).all()
+
+
+def test_real_tables_breast_density_for_both_spellings(real_rois):
+    rois, _ = real_rois
+    for kind in ("mass", "calcification"):
+        density = rois.loc[rois["abnormality_type"] == kind, "breast_density"]
+        assert density.notna().all(), kind
+        assert set(density.astype(int)) <= {0, 1, 2, 3, 4}
+        assert density.nunique() >= 3
+    assert rois["subtlety"].notna().all() and rois["assessment"].notna().all()
+
+
+def test_real_tables_first_row(real_rois):
+    rois, _ = real_rois
+    first = rois.iloc[0]
+    assert first["roi_id"] == "Mass-Training_P_00001_LEFT_CC_1"
+    assert (first["patient_id"], first["side"], first["view"], first["abnormality_id"]) == ("P_00001", "LEFT", "CC", 1)
+    assert (first["pathology"], first["class_code"], first["breast_density"], first["subtlety"]) == ("MALIGNANT", 4, 3, 4)
+    assert first["row"] == 1
+
+
+# ----------------------------------------------------------------------------- synthetic tables
+def _path(folder, number=0):
+    return f"{folder}/1.3.6.1.4.1.9590.100.1.2.1/1.3.6.1.4.1.9590.100.1.2.2/00000{number}.dcm"
+
+
+def _row(patient="P_00001", side="LEFT", view="CC", abnormality=1, pathology="MALIGNANT", kind="mass",
+         density="3", image=None, crop=None, mask=None, subtlety="4"):  # fmt: skip
+    scan = f"{'Mass' if kind == 'mass' else 'Calc'}-Training_{patient}_{side}_{view}"
+    return [
+        patient, density, side, view, str(abnormality), kind, "OVAL", "NA", "4", pathology, subtlety,
+        image or _path(scan), crop or _path(f"{scan}_{abnormality}", 0), mask or _path(f"{scan}_{abnormality}", 1),
+    ]  # fmt: skip
+
+
+def _write_csv(path, header, rows, crlf=False):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n" if crlf else "\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_bytes(buffer.getvalue().encode())
+    return path
+
+
+def test_synthetic_rows_rejected_with_reasons(tmp_path):
+    rows = [
+        _row("P_00001"),  # good
+        _row("P_00002", image="../outside/000000.dcm"),
+        _row("P_00003", crop="/abs/path/000000.dcm"),
+        _row("P_00004", mask="C:\\data\\000001.dcm"),
+        _row("P_00005", pathology="UNPROVEN"),
+        _row(""),  # missing patient
+        _row("P_00006", side="MIDDLE"),
+        _row("P_00007", view="ML"),
+        _row("P_00008", abnormality="x"),
+        _row("P_00009", kind="tumour"),
+        _row("P_00010", mask="NA"),
+        _row("P_00011", pathology="benign_without_callback", side="right", view="mlo"),  # good: case-insensitive
+        _row("P_00012", image=_path("Mass-Training_P_00012_LEFT_CC\\sub")),  # backslash, still relative: good
+    ]
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER, rows, crlf=True)
+    rois, rejected = read_case_descriptions([path])
+    assert len(rows) == len(rois) + len(rejected)
+    assert sorted(rois["patient_id"]) == ["P_00001", "P_00011", "P_00012"]
+    reasons = dict(zip(rejected["row"], rejected["reason"]))
+    assert "escapes the data root" in reasons[2] and "image_file_path" in reasons[2]
+    assert "absolute" in reasons[3] and "cropped_image_file_path" in reasons[3]
+    assert "absolute" in reasons[4] and "roi_mask_file_path" in reasons[4]
+    assert "pathology" in reasons[5] and "UNPROVEN" in reasons[5]
+    assert "patient" in reasons[6]
+    assert "side" in reasons[7]
+    assert "view" in reasons[8]
+    assert "abnormality id" in reasons[9]
+    assert "abnormality type" in reasons[10]
+    assert "missing path" in reasons[11]
+    assert set(rejected["file"]) == {str(path)}
+    assert set(rejected["stage"]) == {"read_csv"}
+    good = rois.set_index("patient_id").loc["P_00011"]
+    assert (good["side"], good["view"], good["pathology"], good["pathology_original"]) == (
+        "RIGHT", "MLO", "BENIGN", "BENIGN_WITHOUT_CALLBACK")  # fmt: skip
+    assert good["class_code"] == 2
+
+
+def test_division_and_calc_header(tmp_path):
+    mass = _write_csv(tmp_path / "mass_case_description_test_set.csv", MASS_HEADER,
+                      [_row("P_00001", pathology="BENIGN")])  # fmt: skip
+    calc = _write_csv(tmp_path / "calc_case_description_train_set.csv", CALC_HEADER,
+                      [_row("P_00002", kind="calcification", density="2"),
+                       _row("P_00002", kind="calcification", abnormality=2, pathology="BENIGN")])  # fmt: skip
+    rois, rejected = read_case_descriptions([mass, calc])
+    assert len(rejected) == 0
+    assert rois["division"].tolist() == ["test", "train", "train"]
+    assert rois["class_code"].tolist() == [2, 3, 1]
+    assert rois["breast_density"].tolist() == [3, 2, 3]
+    assert rois["abnormality_type"].tolist() == ["mass", "calcification", "calcification"]
+    assert rois["roi_id"].tolist() == ["Mass-Training_P_00001_LEFT_CC_1", "Calc-Training_P_00002_LEFT_CC_1",
+                                       "Calc-Training_P_00002_LEFT_CC_2"]  # fmt: skip
+    assert rois["source_file"].tolist() == [str(mass), str(calc), str(calc)]
+    assert rois["margins_or_distribution"].isna().all(), "'NA' is read as missing"
+
+
+def test_quoted_newline_and_crlf(tmp_path):
+    row = _row("P_00001")
+    row[13] = row[13] + "\n"  # as in the real tables: the last path ends with a newline inside quotes
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER, [row, _row("P_00002")], crlf=True)
+    assert b'.dcm\n"\r\n' in path.read_bytes()
+    rois, rejected = read_case_descriptions([path])
+    assert len(rois) == 2 and len(rejected) == 0
+    assert rois.loc[0, "roi_mask_file_path"] == row[13].strip()
+    assert rois["row"].tolist() == [1, 2]  # data records, not physical lines
+
+
+def test_duplicate_roi_rejected(tmp_path):
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER,
+                      [_row("P_00001"), _row("P_00001"), _row("P_00001", abnormality=2)])  # fmt: skip
+    rois, rejected = read_case_descriptions([path])
+    assert len(rois) == 2 and len(rejected) == 1
+    assert "duplicate" in rejected.loc[0, "reason"]
+    assert rejected.loc[0, "item"] == "Mass-Training_P_00001_LEFT_CC_1"
+    assert rejected.loc[0, "row"] == 2
+
+
+def test_out_of_range_flag(tmp_path):
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER,
+                      [_row("P_00001", subtlety="0"), _row("P_00002", density="5"), _row("P_00003")])  # fmt: skip
+    rois, _ = read_case_descriptions([path])
+    assert rois["out_of_range"].tolist() == [True, True, False]
+    assert rois["subtlety"].tolist()[0] == 0
+
+
+def test_missing_columns_raise(tmp_path):
+    header = [c for c in MASS_HEADER if c != "pathology"]
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", header, [_row()[:9] + _row()[10:]])
+    with pytest.raises(FormatError, match="pathology") as info:
+        read_case_descriptions([path])
+    assert str(path) in str(info.value)
+
+
+def test_no_tables_gives_empty_results():
+    rois, rejected = read_case_descriptions([])
+    assert len(rois) == 0 and list(rois.columns) == ROI_COLUMNS
+    assert len(rejected) == 0
+
+
+@pytest.mark.parametrize(
+    "relative, problem",
+    [
+        ("a/b/000000.dcm", None),
+        ("a\\b\\000000.dcm", None),
+        ("", "missing"),
+        (None, "missing"),
+        ("../a/000000.dcm", "escapes"),
+        ("a/../../b.dcm", "escapes"),
+        ("/a/b.dcm", "absolute"),
+        ("\\a\\b.dcm", "absolute"),
+        ("C:/a/b.dcm", "absolute"),
+        ("d:\\a\\b.dcm", "absolute"),
+    ],
+)
+def test_path_problem(relative, problem):
+    result = path_problem(relative)
+    if problem is None:
+        assert result is None
+    else:
+        assert problem in result
+
+
+def test_resolve_uses_posix_and_backslash_separators(tmp_path):
+    assert resolve(tmp_path, "a/b/c.dcm") == tmp_path / "a" / "b" / "c.dcm"
+    assert resolve(tmp_path, "a\\b\\c.dcm") == tmp_path / "a" / "b" / "c.dcm"
+
+
+# ----------------------------------------------------------------------------- mask or crop
+SCAN = (530, 310)
+
+
+def _binary(shape, value=255, box=(0.3, 0.4, 0.6, 0.7)):
+    mask = np.zeros(shape, np.uint8)
+    top, left, bottom, right = (int(f * s) for f, s in zip(box, shape * 2))
+    mask[top:bottom, left:right] = value
+    return mask
+
+
+def test_full_size_binary_mask_is_a_mask():
+    assert is_mask(_binary(SCAN), SCAN)
+    assert is_mask(_binary(SCAN, value=1).astype(np.uint16), SCAN)
+
+
+def test_same_aspect_smaller_mask_is_a_mask():
+    assert is_mask(_binary((265, 155)), SCAN)
+    assert is_mask(_binary((5300 // 4, 3100 // 4)), (5300, 3100))
+
+
+def test_large_mask_sampled_still_a_mask():
+    assert is_mask(_binary((5300, 3100)), (5300, 3100))
+
+
+def test_crop_is_not_a_mask():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 65536, (120, 97)).astype(np.uint16)
+    assert not is_mask(crop, SCAN)
+    # even a full-size non-binary image is not a mask
+    assert not is_mask(rng.integers(0, 65536, SCAN).astype(np.uint16), SCAN)
+
+
+def test_wrong_aspect_binary_mask_is_not_a_mask():
+    assert not is_mask(_binary((300, 300)), SCAN)
+    assert not is_mask(_binary((310, 530)), SCAN)  # transposed
+    # Mass-Test_P_00145_LEFT_CC: mask 4386x1789, image 5041x2056: aspect 2.4517 vs 2.4518 -> same aspect
+    assert is_mask(_binary((4386, 1789)), (5041, 2056))
+
+
+def test_binary_without_zero_background_is_not_a_mask():
+    assert not is_mask(np.where(_binary(SCAN) > 0, 255, 1).astype(np.uint8), SCAN)
+
+
+def test_aspect_matches_tolerance():
+    assert aspect_matches((1000, 500), (2000, 1000))
+    assert aspect_matches((1001, 500), (2000, 1000))  # 1e-3 relative
+    assert not aspect_matches((1003, 500), (2000, 1000))

@@ -1,0 +1,113 @@
+"""CBIS-DDSM DICOM reading and the demo's writer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from mammo.io import FormatError
+from mammo.io.dicom import DIGITAL_MAMMOGRAPHY_STORAGE, read_dicom, write_dicom
+
+
+def _write(path, pixels):
+    write_dicom(path, pixels, "Mass-Training_P_00001_LEFT_CC", "1.2.3.4", "1.2.3.4.5")
+    return path
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.uint16, (53, 31)), (np.uint8, (40, 41)), (np.uint16, (1, 1))])
+def test_write_read_round_trip(tmp_path, dtype, shape):
+    info = np.iinfo(dtype)
+    pixels = np.random.default_rng(0).integers(0, info.max + 1, shape).astype(dtype)
+    pixels.flat[0], pixels.flat[-1] = 0, info.max
+    path = _write(tmp_path / "sub" / "dir" / "000000.dcm", pixels)  # parent folders are created
+    out = read_dicom(path)
+    assert out.dtype == dtype
+    assert out.shape == shape
+    assert np.array_equal(out, pixels)
+
+
+def test_non_contiguous_input_is_written_correctly(tmp_path):
+    pixels = np.arange(60, dtype=np.uint16).reshape(6, 10)[:, ::2]
+    assert np.array_equal(read_dicom(_write(tmp_path / "a.dcm", pixels)), pixels)
+
+
+@pytest.mark.parametrize("dtype, bits", [(np.uint16, 16), (np.uint8, 8)])
+def test_written_file_is_standard_dicom(tmp_path, dtype, bits):
+    pixels = np.arange(12 * 7, dtype=dtype).reshape(12, 7)
+    path = _write(tmp_path / "000000.dcm", pixels)
+    assert path.read_bytes()[128:132] == b"DICM"
+    dataset = pydicom.dcmread(path)  # plain pydicom, no force
+    assert dataset.Rows == 12 and dataset.Columns == 7
+    assert dataset.BitsAllocated == bits and dataset.BitsStored == bits and dataset.HighBit == bits - 1
+    assert dataset.PixelRepresentation == 0
+    assert dataset.SamplesPerPixel == 1
+    assert dataset.PhotometricInterpretation == "MONOCHROME2"
+    assert dataset.Modality == "MG"
+    assert dataset.PatientID == "Mass-Training_P_00001_LEFT_CC"
+    assert dataset.StudyInstanceUID == "1.2.3.4" and dataset.SeriesInstanceUID == "1.2.3.4.5"
+    assert dataset.SOPClassUID == DIGITAL_MAMMOGRAPHY_STORAGE
+    assert dataset.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert dataset.SOPInstanceUID == dataset.file_meta.MediaStorageSOPInstanceUID
+    assert np.array_equal(dataset.pixel_array, pixels)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_monochrome1_is_inverted(tmp_path, dtype):
+    maximum = np.iinfo(dtype).max
+    pixels = np.array([[0, 1, 2], [maximum - 1, maximum, 100]], dtype=dtype)
+    path = _write(tmp_path / "mono1.dcm", pixels)
+    dataset = pydicom.dcmread(path)
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.save_as(path)
+    out = read_dicom(path)
+    assert out.dtype == dtype
+    assert np.array_equal(out, maximum - pixels)
+
+
+def test_monochrome1_uses_bits_stored(tmp_path):
+    pixels = np.array([[0, 4095], [1000, 2000]], dtype=np.uint16)
+    path = _write(tmp_path / "mono1_12.dcm", pixels)
+    dataset = pydicom.dcmread(path)
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.BitsStored, dataset.HighBit = 12, 11
+    dataset.save_as(path)
+    assert np.array_equal(read_dicom(path), 4095 - pixels)
+
+
+def test_dicom_without_pixel_data_raises(tmp_path):
+    path = _write(tmp_path / "nopixels.dcm", np.zeros((4, 4), np.uint16))
+    dataset = pydicom.dcmread(path)
+    del dataset.PixelData
+    dataset.save_as(path)
+    with pytest.raises(FormatError, match="no pixel data") as info:
+        read_dicom(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a dicom file at all\n" * 20, b"\0" * 128 + b"DICX" + b"\0" * 64])
+def test_non_dicom_file_raises(tmp_path, content):
+    path = tmp_path / "000000.dcm"
+    path.write_bytes(content)
+    with pytest.raises(FormatError) as info:
+        read_dicom(path)
+    assert str(path) in str(info.value)
+    assert info.value.path == str(path)
+
+
+def test_short_pixel_data_raises(tmp_path):
+    path = _write(tmp_path / "short.dcm", np.zeros((10, 10), np.uint16))
+    dataset = pydicom.dcmread(path)
+    dataset.PixelData = dataset.PixelData[:50]
+    dataset.save_as(path)
+    with pytest.raises(FormatError) as info:
+        read_dicom(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_raises(tmp_path):
+    path = tmp_path / "absent.dcm"
+    with pytest.raises(FormatError) as info:
+        read_dicom(path)
+    assert str(path) in str(info.value)

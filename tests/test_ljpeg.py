@@ -1,0 +1,282 @@
+"""DDSM lossless JPEG: header parsing, the reader on the PVRG fixtures, the demo's encoder."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+
+import cv2
+import imagecodecs
+import numpy as np
+import pytest
+
+from mammo.io import FormatError
+from mammo.io.ljpeg import (
+    LjpegHeader,
+    _huffman_code_lengths,
+    decode_ljpeg,
+    encode_ljpeg,
+    parse_header,
+    read_bytes,
+)
+
+# name -> (precision, rows, columns, predictor) of ../shared/fixtures/ljpeg/*.LJPEG
+FIXTURES = {
+    "dba_16bit_k1": (16, 256, 192, 1),
+    "dba_16bit_k6": (16, 256, 192, 6),
+    "howtek_12bit_k1": (12, 320, 224, 1),
+    "howtek_12bit_k6": (12, 320, 224, 6),
+    "lumisys_12bit_k7": (12, 288, 200, 7),
+}
+PREDICTOR_1 = [name for name, geometry in FIXTURES.items() if geometry[3] == 1]
+OTHER_PREDICTORS = [name for name, geometry in FIXTURES.items() if geometry[3] != 1]
+
+
+def _fixture(shared, name):
+    folder = shared / "fixtures" / "ljpeg"
+    return folder / f"{name}.LJPEG", np.load(folder / f"{name}.npy")
+
+
+# ----------------------------------------------------------------------------- PVRG fixtures
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_parse_header_of_fixtures(shared, name):
+    path, pixels = _fixture(shared, name)
+    precision, rows, columns, predictor = FIXTURES[name]
+    header = parse_header(read_bytes(path), path)
+    assert header == LjpegHeader(precision=precision, rows=rows, columns=columns, predictor=predictor)
+    assert pixels.shape == (rows, columns)
+    assert pixels.max() < 2**precision
+
+
+@pytest.mark.parametrize("name", PREDICTOR_1)
+def test_decode_predictor_1_fixtures_exactly(shared, name):
+    path, expected = _fixture(shared, name)
+    image = decode_ljpeg(path, *expected.shape)
+    assert image.dtype == np.uint16
+    assert image.shape == expected.shape
+    assert np.array_equal(image, expected)
+    assert image.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("name", OTHER_PREDICTORS)
+def test_predictors_6_and_7_are_refused(shared, name):
+    # PVRG predicts the first line differently from T.81 for predictors 2-7: a standard
+    # decoder returns wrong pixels, so the reader must refuse rather than return them.
+    path, expected = _fixture(shared, name)
+    assert not np.array_equal(imagecodecs.ljpeg_decode(path.read_bytes()), expected)
+    with pytest.raises(FormatError, match="predictor") as info:
+        decode_ljpeg(path, *expected.shape)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("name", PREDICTOR_1)
+def test_gzipped_fixture_is_read_transparently(shared, tmp_path, name):
+    path, expected = _fixture(shared, name)
+    gzipped = tmp_path / f"{path.name}.gz"
+    gzipped.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_bytes(gzipped) == path.read_bytes()
+    assert np.array_equal(decode_ljpeg(gzipped, *expected.shape), expected)
+
+
+# ----------------------------------------------------------------------------- encoder
+def _smooth(shape, bits):
+    rows = np.arange(shape[0])[:, None]
+    cols = np.arange(shape[1])[None, :]
+    field = (np.sin(rows / 9.0) + np.cos(cols / 13.0) + 2.0) / 4.0
+    return np.round(field * (2**bits - 1)).astype(np.uint16)
+
+
+def _random(shape, bits, seed=0):
+    return np.random.default_rng(seed).integers(0, 2**bits, shape).astype(np.uint16)
+
+
+def _extremes(shape, bits):
+    """Alternating 0 / max: every difference is as large as the precision allows."""
+    return ((np.indices(shape).sum(axis=0) % 2) * (2**bits - 1)).astype(np.uint16)
+
+
+IMAGES = {
+    "random": _random,
+    "smooth": _smooth,
+    "zeros": lambda shape, bits: np.zeros(shape, np.uint16),
+    "max": lambda shape, bits: np.full(shape, 2**bits - 1, np.uint16),
+    "extremes": _extremes,
+}
+SHAPES = [(1, 1), (1, 9), (9, 1), (2, 3), (33, 17), (101, 77), (128, 255)]
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_encode_round_trip_through_imagecodecs(bits, kind, shape):
+    image = IMAGES[kind](shape, bits)
+    stream = encode_ljpeg(image, bits)
+    assert parse_header(stream) == LjpegHeader(precision=bits, rows=shape[0], columns=shape[1], predictor=1)
+    decoded = imagecodecs.ljpeg_decode(stream)  # an independent decoder
+    assert decoded.shape == shape
+    assert np.array_equal(decoded, image)
+
+
+def test_encoded_stream_markers():
+    stream = encode_ljpeg(_random((20, 30), 12), 12)
+    assert stream[:2] == b"\xff\xd8" and stream[-2:] == b"\xff\xd9"
+    assert stream[2:4] == b"\xff\xc3"  # SOF3 right after SOI
+    # no unstuffed 0xFF inside the entropy-coded data: every 0xFF is followed by 0x00 or a marker
+    sos = stream.index(b"\xff\xda")
+    (sos_length,) = struct.unpack(">H", stream[sos + 2 : sos + 4])
+    scan = stream[sos + 2 + sos_length : -2]
+    positions = [i for i in range(len(scan)) if scan[i] == 0xFF]
+    assert all(scan[i + 1] == 0x00 for i in positions)
+
+
+def test_encode_difference_32768_round_trip():
+    # 16 bit: 0 after the first-pixel prediction 32768, and 0 <-> 32768 jumps give difference 32768
+    # (category 16, no extra bits), the one special case of T.81.
+    image = np.array([[0, 32768, 0, 65535, 0, 32768, 32768, 1], [32768, 0, 0, 0, 65535, 32767, 0, 32768]], np.uint16)
+    assert np.array_equal(imagecodecs.ljpeg_decode(encode_ljpeg(image, 16)), image)
+
+
+def _image_from_differences(differences: np.ndarray, shape, bits: int) -> np.ndarray:
+    """Invert predictor 1: first pixel from 2**(bits-1), first column from above, the rest from the left."""
+    d = differences.reshape(shape)
+    first_column = 2 ** (bits - 1) + np.cumsum(d[:, 0])
+    rest = np.cumsum(np.concatenate([np.zeros((shape[0], 1), np.int64), d[:, 1:]], axis=1), axis=1)
+    return ((first_column[:, None] + rest) % 65536).astype(np.uint16)
+
+
+def test_encode_skewed_statistics_use_the_flat_code_fallback():
+    # Category counts that halve from one category to the next make an optimal Huffman
+    # code deeper than the 16 bits JPEG allows: the encoder must fall back and stay decodable.
+    counts = np.array([2 ** (16 - k) for k in range(16)] + [1])
+    counts[0] += 1  # 131072 = 256 x 512 pixels
+    lengths = _huffman_code_lengths(counts)
+    assert lengths.max() <= 16
+    assert np.all(lengths == 5), "expected the flat fallback for this skew"
+    rng = np.random.default_rng(0)
+    magnitudes = np.repeat([0] + [1 << (k - 1) for k in range(1, 16)] + [32768], counts)
+    rng.shuffle(magnitudes)
+    differences = magnitudes * np.where(rng.random(magnitudes.size) < 0.5, -1, 1)
+    image = _image_from_differences(differences, (256, 512), 16)
+    assert np.array_equal(imagecodecs.ljpeg_decode(encode_ljpeg(image, 16)), image)
+
+
+def test_huffman_lengths_never_exceed_16_and_satisfy_kraft():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        counts = rng.integers(0, 1000, 17) * (rng.random(17) < 0.7)
+        counts[0] += 1
+        lengths = _huffman_code_lengths(counts)
+        used = lengths[lengths > 0]
+        assert used.max() <= 16
+        assert np.all(lengths[counts > 0] > 0), "every used category needs a code"
+        assert np.sum(2.0 ** -used) < 1.0, "the all-ones code must stay free"
+
+
+# ----------------------------------------------------------------------------- reader on encoded files
+def test_decode_ljpeg_on_encoded_file(tmp_path):
+    image = _random((40, 30), 12, seed=2)
+    path = tmp_path / "A_0001_1.LEFT_CC.LJPEG"
+    path.write_bytes(encode_ljpeg(image, 12))
+    assert np.array_equal(decode_ljpeg(path, 40, 30), image)
+
+
+def test_gzipped_encoded_file_is_read_transparently(tmp_path):
+    image = _smooth((50, 31), 16)
+    path = tmp_path / "A_0001_1.LEFT_CC.LJPEG.gz"
+    path.write_bytes(gzip.compress(encode_ljpeg(image, 16)))
+    assert np.array_equal(decode_ljpeg(path, 50, 31), image)
+
+
+def test_transposed_stream_header_is_reshaped_to_the_ics_geometry(tmp_path):
+    image = _random((12, 20), 12, seed=3)
+    path = tmp_path / "scan.LJPEG"
+    path.write_bytes(encode_ljpeg(image, 12))
+    out = decode_ljpeg(path, 20, 12)  # the .ics is the authority: 20 lines of 12 pixels
+    assert out.shape == (20, 12)
+    assert np.array_equal(out.ravel(), image.ravel())
+
+
+@pytest.mark.parametrize("lines, pixels", [(41, 30), (40, 31), (30, 30), (1, 1)])
+def test_wrong_ics_size_raises_format_error_naming_the_file(tmp_path, lines, pixels):
+    path = tmp_path / "B_0001_1.RIGHT_MLO.LJPEG"
+    path.write_bytes(encode_ljpeg(_random((40, 30), 12), 12))
+    with pytest.raises(FormatError, match="40x30") as info:
+        decode_ljpeg(path, lines, pixels)
+    assert str(path) in str(info.value)
+
+
+def test_not_a_jpeg_raises(tmp_path):
+    path = tmp_path / "scan.LJPEG"
+    path.write_bytes(b"P5\n2 2\n255\n\0\0\0\0")
+    with pytest.raises(FormatError, match="SOI") as info:
+        decode_ljpeg(path, 2, 2)
+    assert str(path) in str(info.value)
+
+
+def test_lossy_jpeg_raises(tmp_path):
+    ok, baseline = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))
+    assert ok
+    path = tmp_path / "scan.LJPEG"
+    path.write_bytes(baseline.tobytes())
+    with pytest.raises(FormatError, match="lossy") as info:
+        decode_ljpeg(path, 8, 8)
+    assert str(path) in str(info.value)
+
+
+@pytest.fixture
+def encoded(tmp_path):
+    image = _random((64, 48), 12, seed=4)
+    return image, encode_ljpeg(image, 12), tmp_path / "C_0001_1.LEFT_MLO.LJPEG"
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3, 4, 30, 40])
+def test_stream_truncated_before_the_scan_raises(encoded, keep):
+    # 0-4 bytes: no SOI / no room for a marker; 30-40: cut inside the Huffman table, before SOS.
+    _, stream, path = encoded
+    path.write_bytes(stream[:keep])
+    with pytest.raises(FormatError) as info:
+        decode_ljpeg(path, 64, 48)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["inside SOF3", "inside SOS"])
+def test_stream_truncated_inside_a_header_segment_raises_format_error(encoded, where):
+    _, stream, path = encoded
+    marker = b"\xff\xc3" if where == "inside SOF3" else b"\xff\xda"
+    cut = stream.index(marker) + 6  # marker, length and two payload bytes
+    path.write_bytes(stream[:cut])
+    with pytest.raises(FormatError) as info:
+        decode_ljpeg(path, 64, 48)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9])
+def test_stream_truncated_inside_the_scan_raises(encoded, fraction):
+    image, stream, path = encoded
+    path.write_bytes(stream[: int(len(stream) * fraction)])
+    with pytest.raises(FormatError) as info:
+        out = decode_ljpeg(path, 64, 48)
+        assert np.array_equal(out, image), "a truncated stream returned wrong pixels without an error"
+    assert str(path) in str(info.value)
+
+
+def test_corrupt_gzip_raises(tmp_path, encoded):
+    _, stream, _ = encoded
+    gzipped = gzip.compress(stream, mtime=0)
+    path = tmp_path / "scan.LJPEG.gz"
+    path.write_bytes(gzipped[: len(gzipped) // 2])  # truncated gzip
+    with pytest.raises(FormatError, match="gzip") as info:
+        decode_ljpeg(path, 64, 48)
+    assert str(path) in str(info.value)
+
+
+def test_corrupt_deflate_data_raises_format_error(tmp_path, encoded):
+    _, stream, _ = encoded
+    gzipped = bytearray(gzip.compress(stream, mtime=0))
+    gzipped[10] = 0x07  # first deflate block header: BFINAL=1, BTYPE=11 (reserved)
+    path = tmp_path / "scan.LJPEG.gz"
+    path.write_bytes(bytes(gzipped))
+    with pytest.raises(FormatError) as info:
+        read_bytes(path)
+    assert str(path) in str(info.value)

@@ -1,0 +1,152 @@
+"""mini-MIAS: Info.txt annotations and P5 PGM scans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo.io import FormatError
+from mammo.io.mias import INFO_COLUMNS, parse_info, read_info, read_pgm, write_pgm
+
+
+# ----------------------------------------------------------------------------- the real Info.txt
+@pytest.fixture(scope="module")
+def real_info(shared):
+    return read_info(shared / "data" / "mias" / "Info.txt")
+
+
+def test_real_info_rows(real_info):
+    table, rejected = real_info
+    assert len(table) == 330
+    assert table["refnum"].nunique() == 322
+    assert len(rejected) == 0
+    assert list(table.columns) == INFO_COLUMNS + ["row"]
+    assert table["refnum"].tolist() == sorted(table["refnum"]), "rows keep file order"
+    assert set(table["refnum"]) == {f"mdb{n:03d}" for n in range(1, 323)}
+
+
+def test_real_info_classes(real_info):
+    table, _ = real_info
+    counts = table["abnormality_class"].value_counts().to_dict()
+    assert counts["NORM"] == 207
+    assert counts["CALC"] == 30
+    assert counts == {"NORM": 207, "CALC": 30, "CIRC": 25, "ARCH": 19, "SPIC": 19, "MISC": 15, "ASYM": 15}
+    assert set(table["background"]) == {"F", "G", "D"}
+    normal = table["abnormality_class"] == "NORM"
+    assert table.loc[normal, "severity"].isna().all()
+    assert table.loc[~normal, "severity"].isin(["B", "M"]).all()
+    assert table.loc[normal, ["x", "y", "radius"]].isna().all().all()
+
+
+def test_real_info_rows_without_coordinates(real_info):
+    table, _ = real_info
+    abnormal = table["abnormality_class"] != "NORM"
+    missing = table[abnormal & table["x"].isna()]
+    assert sorted(missing["refnum"]) == ["mdb059", "mdb216", "mdb233", "mdb245"]
+    assert missing[["y", "radius"]].isna().all().all()
+    mdb059 = missing.set_index("refnum").loc["mdb059"]
+    assert (mdb059["background"], mdb059["abnormality_class"], mdb059["severity"]) == ("F", "CIRC", "B")
+    for refnum in ("mdb216", "mdb233", "mdb245"):  # the '*NOTE 3*' rows
+        assert missing.set_index("refnum").loc[refnum, "abnormality_class"] == "CALC"
+    with_coordinates = table[abnormal & table["x"].notna()]
+    assert len(with_coordinates) == 330 - 207 - 4
+    assert with_coordinates[["y", "radius"]].notna().all().all()
+    assert with_coordinates["x"].between(0, 1023).all() and with_coordinates["y"].between(0, 1023).all()
+
+
+def test_real_info_several_rows_per_image(real_info):
+    table, _ = real_info
+    per_image = table["refnum"].value_counts()
+    assert per_image.max() > 1
+    assert per_image.sum() - len(per_image) == 330 - 322
+
+
+def test_real_info_first_abnormal_row(real_info):
+    table, _ = real_info
+    first = table.set_index("refnum").loc["mdb001"]
+    assert (first["background"], first["abnormality_class"], first["severity"]) == ("G", "CIRC", "B")
+    assert (first["x"], first["y"], first["radius"]) == (535, 425, 197)
+
+
+# ----------------------------------------------------------------------------- synthetic Info.txt
+def test_parse_info_quirks():
+    text = "\n".join([
+        "   MAMMOGRAPHIC IMAGE ANALYSIS SOCIETY",  # prose
+        "1st column: MIAS database reference number.",
+        "mdb001 G CIRC B 535 425 197",
+        "mdb002  G  CIRC  B  522  280  69  ",  # irregular spaces
+        "mdb003 D NORM ",
+        "mdb004\tF CALC M *NOTE 3*",
+        "mdb005 F CIRC B",
+        "mdb005 F CIRC B 477 133 30",
+        "mdb006 F ASYM",  # abnormal without severity: rejected
+        "mdb0x7 F NORM",  # unparseable: rejected
+        "=================",
+    ])  # fmt: skip
+    table, rejected = parse_info(text, "Info.txt")
+    assert table["refnum"].tolist() == ["mdb001", "mdb002", "mdb003", "mdb004", "mdb005", "mdb005"]
+    assert table["x"].tolist()[:2] == [535, 522]
+    assert table["radius"].tolist()[1] == 69
+    assert pd.isna(table.loc[2, "severity"])
+    assert table[["x", "y", "radius"]].iloc[[2, 3, 4]].isna().all().all()
+    assert table["row"].tolist() == [3, 4, 5, 6, 7, 8]
+    assert rejected["row"].tolist() == [9, 10]
+    assert "severity" in rejected.loc[0, "reason"]
+    assert set(rejected["file"]) == {"Info.txt"}
+
+
+# ----------------------------------------------------------------------------- PGM
+def test_read_pgm_round_trip(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (1024, 1024)).astype(np.uint8)
+    image[0, 0], image[-1, -1] = 0, 255
+    path = tmp_path / "mdb001.pgm"
+    write_pgm(path, image)
+    data = path.read_bytes()
+    assert data.startswith(b"P5\n1024 1024\n255\n")
+    assert len(data) == len(b"P5\n1024 1024\n255\n") + 1024 * 1024
+    out = read_pgm(path)
+    assert out.dtype == np.uint8 and out.shape == (1024, 1024)
+    assert np.array_equal(out, image)
+
+
+def test_read_pgm_handwritten_header(tmp_path):
+    # a header as MIAS wrote it by hand: comment line and width before height
+    pixels = (np.arange(1024 * 1024) % 251).astype(np.uint8).reshape(1024, 1024)
+    path = tmp_path / "mdb005.pgm"
+    path.write_bytes(b"P5\n# comment\n1024 1024\n255\n" + pixels.tobytes())
+    assert np.array_equal(read_pgm(path), pixels)
+
+
+@pytest.mark.parametrize("content", [b"P2\n2 2\n255\n1 2 3 4\n", b"P6\n1 1\n255\n\0\0\0", b"", b"\x89PNG\r\n"])
+def test_bad_magic_raises(tmp_path, content):
+    path = tmp_path / "mdb002.pgm"
+    path.write_bytes(content)
+    with pytest.raises(FormatError, match="magic") as info:
+        read_pgm(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("keep", [2, 8, 15, 1000, 1024 * 1024])
+def test_truncated_pgm_raises(tmp_path, keep):
+    path = tmp_path / "mdb003.pgm"
+    write_pgm(path, np.full((1024, 1024), 100, np.uint8))
+    path.write_bytes(path.read_bytes()[:keep])
+    with pytest.raises(FormatError) as info:
+        read_pgm(path)
+    assert str(path) in str(info.value)
+
+
+def test_sixteen_bit_pgm_raises(tmp_path):
+    path = tmp_path / "deep.pgm"
+    path.write_bytes(b"P5\n2 2\n65535\n" + bytes(8))
+    with pytest.raises(FormatError, match="8-bit") as info:
+        read_pgm(path)
+    assert str(path) in str(info.value)
+
+
+def test_non_mias_size_raises(tmp_path):
+    path = tmp_path / "mdb004.pgm"
+    write_pgm(path, np.zeros((512, 512), np.uint8))
+    with pytest.raises(FormatError):
+        read_pgm(path)

@@ -1,0 +1,165 @@
+"""The study's 1.0.0.x ConvNets (SPEC.md), built but not trained."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from mammo.models import MODELS, build
+
+CONV_FILTERS = [32, 32, 32, 64, 64, 128, 128, 256, 512]
+POOLS = {"block1_pool": 75, "block2_pool": 38, "block3_pool": 19, "block4_pool": 10, "block5_pool": 5}
+
+
+@pytest.fixture(scope="module")
+def binary():
+    return build("1.0.0.35", 2)
+
+
+@pytest.fixture(scope="module")
+def five_class():
+    return build("1.0.0.35", 5)
+
+
+def _layers(model, kind):
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def expected_parameters(num_classes: int) -> int:
+    """Weights + biases of convs and dense layers, 4 per channel for BatchNorm (incl. moving stats)."""
+    total, channels = 0, 1
+    for filters in CONV_FILTERS:
+        total += 3 * 3 * channels * filters + filters + 4 * filters
+        channels = filters
+    flat = 5 * 5 * 512
+    total += flat * 2048 + 2048 + 4 * 2048
+    total += 2048 * 2048 + 2048 + 4 * 2048
+    total += 2048 * num_classes + num_classes
+    return total
+
+
+@pytest.mark.parametrize("fixture, classes", [("binary", 2), ("five_class", 5)])
+def test_input_and_output(request, fixture, classes):
+    model = request.getfixturevalue(fixture)
+    assert tuple(model.input.shape) == (None, 299, 299, 1)
+    assert model.input.dtype == "uint8"
+    assert tuple(model.output.shape) == (None, classes)
+    assert model.name == "model_1.0.0.35"
+    assert model.get_layer("probabilities").activation is keras.activations.softmax
+
+
+def test_predict_gives_probabilities(binary):
+    images = np.random.default_rng(0).integers(0, 256, (2, 299, 299, 1)).astype(np.uint8)
+    probabilities = np.asarray(binary(images, training=False))
+    assert probabilities.shape == (2, 2)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+
+
+def test_conv_layers(binary):
+    convs = _layers(binary, keras.layers.Conv2D)
+    assert len(convs) == 9
+    assert [c.filters for c in convs] == CONV_FILTERS
+    assert [tuple(c.strides) for c in convs] == [(2, 2)] + [(1, 1)] * 8
+    for conv in convs:
+        assert tuple(conv.kernel_size) == (3, 3)
+        assert conv.padding == "same"
+        assert conv.use_bias
+        assert conv.kernel_regularizer.get_config()["l2"] == pytest.approx(1e-5 / 2)
+        initializer = conv.kernel_initializer
+        assert isinstance(initializer, keras.initializers.TruncatedNormal)
+        assert initializer.get_config()["stddev"] == pytest.approx(0.05)
+
+
+def test_dense_layers(binary, five_class):
+    for model, classes in ((binary, 2), (five_class, 5)):
+        dense = _layers(model, keras.layers.Dense)
+        assert [d.units for d in dense] == [2048, 2048, classes]
+    for name in ("fc1_dense", "fc2_dense"):
+        layer = binary.get_layer(name)
+        assert layer.kernel_regularizer.get_config()["l2"] == pytest.approx(0.0025 / 2)
+        assert isinstance(layer.kernel_initializer, keras.initializers.HeNormal)
+
+
+def test_batch_normalization_per_spec(binary):
+    norms = _layers(binary, keras.layers.BatchNormalization)
+    assert len(norms) == 9 + 2
+    for layer in norms:
+        assert layer.epsilon == pytest.approx(1e-8)
+        expected = 0.9 if layer.name.startswith("fc") else 0.99
+        assert layer.momentum == pytest.approx(expected), layer.name
+    # every conv is followed by BN and then ReLU
+    names = [layer.name for layer in binary.layers]
+    for conv in _layers(binary, keras.layers.Conv2D):
+        position = names.index(conv.name)
+        assert isinstance(binary.layers[position + 1], keras.layers.BatchNormalization)
+        assert isinstance(binary.layers[position + 2], keras.layers.ReLU)
+
+
+def test_dropout_rates(binary):
+    rates = {layer.name: layer.rate for layer in _layers(binary, keras.layers.Dropout)}
+    assert rates == {**{f"block{b}_dropout": 0.1 for b in range(1, 6)},
+                     "flatten_dropout": 0.5, "fc1_dropout": 0.5, "fc2_dropout": 0.5}  # fmt: skip
+
+
+def test_feature_map_sizes(binary):
+    for name, size in POOLS.items():
+        shape = tuple(binary.get_layer(name).output.shape)
+        assert shape[1:3] == (size, size), name
+    assert tuple(binary.get_layer("block1c_relu").output.shape)[1:] == (150, 150, 32)
+    assert tuple(binary.get_layer("block5_pool").output.shape)[1:] == (5, 5, 512)
+    pool1 = binary.get_layer("block1_pool")
+    assert tuple(pool1.pool_size) == (3, 3) and tuple(pool1.strides) == (2, 2) and pool1.padding == "same"
+    for block in range(2, 6):
+        pool = binary.get_layer(f"block{block}_pool")
+        assert tuple(pool.pool_size) == (2, 2) and tuple(pool.strides) == (2, 2) and pool.padding == "same"
+    assert tuple(binary.get_layer("flatten").output.shape) == (None, 12800)
+
+
+def test_parameter_count(binary, five_class):
+    count = binary.count_params()
+    print(f"model 1.0.0.35 (2 classes): {count:,} parameters; 5 classes: {five_class.count_params():,}")
+    assert count == expected_parameters(2) == 32_209_282
+    assert five_class.count_params() == expected_parameters(5) == 32_209_282 + 3 * 2049
+    trainable = sum(int(np.prod(w.shape)) for w in binary.trainable_weights)
+    assert count - trainable == 2 * (32 * 3 + 64 * 2 + 128 * 2 + 256 + 512 + 2048 * 2), "BN moving statistics"
+
+
+def _preprocess(name):
+    model = build(name, 2)
+    layer = keras.Model(model.input, model.get_layer("preprocess").output)
+    image = np.zeros((1, 299, 299, 1), np.uint8)
+    image[0, 0, :5, 0] = [0, 1, 104, 200, 255]
+    return np.asarray(layer(image))[0, 0, :5, 0], model
+
+
+def test_preprocessing_differs_between_models():
+    raw, model_29 = _preprocess("1.0.0.29")
+    scaled, _ = _preprocess("1.0.0.35")
+    centred, model_46 = _preprocess("1.0.0.46")
+    values = np.array([0, 1, 104, 200, 255], np.float64)
+    assert raw.dtype == np.float32
+    np.testing.assert_allclose(raw, values, atol=1e-5)  # raw 0-255
+    np.testing.assert_allclose(scaled, values / 255, atol=1e-6)  # [0, 1], not centred
+    np.testing.assert_allclose(centred, (values - 104.1353) / 255, atol=1e-6)
+    assert model_29.name == "model_1.0.0.29" and model_46.name == "model_1.0.0.46"
+    # 1.0.0.46: conv L2 1e-4; the others 1e-5
+    assert _layers(model_46, keras.layers.Conv2D)[0].kernel_regularizer.get_config()["l2"] == pytest.approx(5e-5)
+    assert _layers(model_29, keras.layers.Conv2D)[0].kernel_regularizer.get_config()["l2"] == pytest.approx(5e-6)
+    assert model_29.count_params() == model_46.count_params() == expected_parameters(2)
+
+
+def test_registry():
+    import mammo.models.study  # noqa: F401  (registers the study's models)
+
+    assert {"1.0.0.29", "1.0.0.35", "1.0.0.46"} <= set(MODELS)
+
+
+def test_unknown_model_raises_key_error_listing_names():
+    with pytest.raises(KeyError) as info:
+        build("2.0.0.1", 2)
+    message = str(info.value)
+    assert "2.0.0.1" in message
+    for name in ("1.0.0.29", "1.0.0.35", "1.0.0.46"):
+        assert name in message

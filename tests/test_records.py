@@ -1,0 +1,107 @@
+"""The TFRecord schema: serialize / parse, shards written and read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo.records import parse, read_dataset, serialize, tile_loader, write_shard
+from mammo.tables import TILE_COLUMNS
+
+import tensorflow as tf  # noqa: E402  (a pinned dependency: fail, do not skip, when missing)
+
+
+def _images(count, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, 299, 299)).astype(np.uint8)
+
+
+def _table(count, prefix="ds9"):
+    rows = []
+    for index in range(count):
+        code = index % 5
+        rows.append(
+            {column: "" for column in TILE_COLUMNS}
+            | {
+                "tile_id": f"{prefix}/roi_{index}/0",
+                "patient_id": f"cbis:P_{index:05d}" if code else f"ddsm:A-{index:04d}",
+                "class_code": code,
+                "label_normal": int(code > 0),
+                "tiles_file": "chunk.npy",
+                "tile_index": index,
+            }
+        )
+    return pd.DataFrame(rows, columns=TILE_COLUMNS)
+
+
+def test_serialize_parse_round_trip():
+    image = _images(1)[0]
+    record = serialize(image, 3, 1, "ds9/roi/2", "cbis:P_00001")
+    assert isinstance(record, bytes)
+    parsed = parse(tf.constant(record))
+    assert parsed["image"].dtype == tf.uint8
+    assert tuple(parsed["image"].shape) == (299, 299, 1)
+    assert np.array_equal(parsed["image"].numpy()[..., 0], image)
+    assert int(parsed["label"]) == 3 and int(parsed["label_normal"]) == 1
+    assert parsed["tile_id"].numpy() == b"ds9/roi/2"
+    assert parsed["patient_id"].numpy() == b"cbis:P_00001"
+
+
+def test_write_shard_read_dataset_round_trip(tmp_path):
+    images = _images(7)
+    table = _table(7)
+    path = tmp_path / "train-00000-of-00002.tfrecord"
+    write_shard(table, lambda row: images[int(row["tile_index"])], path)
+    second = tmp_path / "train-00001-of-00002.tfrecord"
+    extra_images = _images(2, seed=1)
+    write_shard(_table(2, prefix="other"), lambda row: extra_images[int(row["tile_index"])], second)
+
+    records = list(read_dataset([path, second]))
+    assert len(records) == 9
+    for index, record in enumerate(records[:7]):  # file order, table order
+        assert np.array_equal(record["image"].numpy()[..., 0], images[index])
+        assert int(record["label"]) == table.loc[index, "class_code"]
+        assert int(record["label_normal"]) == table.loc[index, "label_normal"]
+        assert record["tile_id"].numpy().decode() == table.loc[index, "tile_id"]
+        assert record["patient_id"].numpy().decode() == table.loc[index, "patient_id"]
+    assert [r["tile_id"].numpy().decode() for r in records[7:]] == ["other/roi_0/0", "other/roi_1/0"]
+    assert np.array_equal(records[8]["image"].numpy()[..., 0], extra_images[1])
+    # reading twice gives the same order
+    assert [r["tile_id"].numpy() for r in read_dataset([path, second])] == [r["tile_id"].numpy() for r in records]
+
+
+def test_empty_shard(tmp_path):
+    path = tmp_path / "empty.tfrecord"
+    write_shard(_table(0), lambda row: None, path)
+    assert path.exists()
+    assert list(read_dataset([path])) == []
+
+
+def test_tile_loader_reads_chunk_files(tmp_path):
+    images = _images(4, seed=2)
+    np.save(tmp_path / "chunk.npy", images)
+    table = _table(4)
+    load = tile_loader(tmp_path)
+    for index, row in table.iterrows():
+        assert np.array_equal(load(row), images[index])
+    path = tmp_path / "shard.tfrecord"
+    write_shard(table, load, path)
+    assert [np.array_equal(r["image"].numpy()[..., 0], images[i]) for i, r in enumerate(read_dataset([path]))] == [True] * 4
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((299, 298), np.uint8), np.zeros((598, 598), np.uint8), np.zeros((299, 299, 1), np.uint8),
+     np.zeros((299, 299), np.uint16), np.zeros((299, 299), np.float32)],  # fmt: skip
+    ids=["298-wide", "598", "with-channel", "uint16", "float32"],
+)
+def test_wrong_image_raises_value_error_naming_the_tile(image):
+    with pytest.raises(ValueError, match="ds9/Mass-Test_P_00001_LEFT_CC_1/2"):
+        serialize(image, 1, 1, "ds9/Mass-Test_P_00001_LEFT_CC_1/2", "cbis:P_00001")
+
+
+def test_write_shard_propagates_the_tile_error(tmp_path):
+    table = _table(2)
+    with pytest.raises(ValueError, match="ds9/roi_1/0"):
+        write_shard(table, lambda row: _images(1)[0] if row["tile_index"] == 0 else np.zeros((10, 10), np.uint8),
+                    tmp_path / "bad.tfrecord")  # fmt: skip
