@@ -18,6 +18,7 @@ from mammo.io.ljpeg import (
     decode_ljpeg,
     encode_ljpeg,
     parse_header,
+    pvrg_reconstruct,
     read_bytes,
 )
 
@@ -60,14 +61,54 @@ def test_decode_predictor_1_fixtures_exactly(shared, name):
 
 
 @pytest.mark.parametrize("name", OTHER_PREDICTORS)
-def test_predictors_6_and_7_are_refused(shared, name):
-    # PVRG predicts the first line differently from T.81 for predictors 2-7: a standard
-    # decoder returns wrong pixels, so the reader must refuse rather than return them.
+def test_pvrg_predictor_6_and_7_fixtures_decode_exactly(shared, name):
+    # PVRG predicts the first line differently from T.81: a standard decoder returns wrong
+    # pixels, the reader must return the true ones.
     path, expected = _fixture(shared, name)
     assert not np.array_equal(imagecodecs.ljpeg_decode(path.read_bytes()), expected)
-    with pytest.raises(FormatError, match="predictor") as info:
-        decode_ljpeg(path, *expected.shape)
-    assert str(path) in str(info.value)
+    image = decode_ljpeg(path, *expected.shape)
+    assert image.dtype == np.uint16
+    assert np.array_equal(image, expected)
+
+
+def _predict(k, a, b, c):
+    return [None, a, b, c, a + b - c, a + ((b - c) >> 1), b + ((a - c) >> 1), (a + b) >> 1][k]
+
+
+def _t81_decode(differences, predictor, bits):
+    """Per-pixel ITU T.81 reconstruction (what a standard decoder does with the differences)."""
+    rows, columns = differences.shape
+    out = np.zeros((rows, columns), dtype=np.int64)
+    for i in range(rows):
+        for j in range(columns):
+            if i == 0 and j == 0:
+                prediction = 1 << (bits - 1)
+            elif i == 0:
+                prediction = out[0, j - 1]
+            elif j == 0:
+                prediction = out[i - 1, 0]
+            else:
+                prediction = _predict(predictor, out[i, j - 1], out[i - 1, j], out[i - 1, j - 1])
+            out[i, j] = (prediction + differences[i, j]) % 65536
+    return out
+
+
+@pytest.mark.parametrize("predictor", range(2, 8))
+@pytest.mark.parametrize("bits", [12, 16])
+def test_pvrg_reconstruct_inverts_the_pvrg_encoder_for_every_predictor(predictor, bits):
+    rng = np.random.default_rng(predictor * 100 + bits)
+    image = rng.integers(0, 1 << bits, size=(9, 13)).astype(np.int64)
+    half = 1 << (bits - 1)
+    # PVRG encoder: first line with the chosen predictor over a virtual line of 2**(bits-1)
+    prediction = np.empty_like(image)
+    prediction[0, 0] = half
+    prediction[0, 1:] = _predict(predictor, image[0, :-1], half, half)
+    prediction[1:, 0] = image[:-1, 0]
+    prediction[1:, 1:] = _predict(predictor, image[1:, :-1], image[:-1, 1:], image[:-1, :-1])
+    differences = (image - prediction + 32768) % 65536 - 32768
+    standard = _t81_decode(differences, predictor, bits)
+    rebuilt = pvrg_reconstruct(standard.astype(np.uint16), predictor, bits)
+    assert np.array_equal(rebuilt, image)
 
 
 @pytest.mark.parametrize("name", PREDICTOR_1)

@@ -80,14 +80,15 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
     if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
         # Standard decoders fill a cut-off scan with garbage instead of failing.
         raise FormatError(path, "truncated lossless JPEG stream (no EOI marker at the end)")
-    if header.predictor != 1:
-        # PVRG (the DDSM encoder) predicts the first line differently from
-        # ITU T.81 for predictors 2-7, so a standard decoder returns wrong pixels.
-        raise FormatError(path, f"lossless JPEG predictor {header.predictor} is not supported by this reader")
+    if not 1 <= header.predictor <= 7:
+        raise FormatError(path, f"lossless JPEG predictor {header.predictor} is not in 1..7")
     try:
         image = imagecodecs.ljpeg_decode(data)
     except imagecodecs.LjpegError as err:
         raise FormatError(path, f"corrupt lossless JPEG stream ({err})") from None
+    if header.predictor != 1:
+        # Quirk: PVRG (the DDSM encoder) predicts the first line differently from ITU T.81 for predictors 2-7.
+        image = pvrg_reconstruct(image, header.predictor, header.precision)
     if image.size != lines * pixels_per_line:
         raise FormatError(
             path,
@@ -95,6 +96,58 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
             f"{lines} lines x {pixels_per_line} pixels per line",
         )
     return np.ascontiguousarray(image.reshape(lines, pixels_per_line).astype(np.uint16))
+
+
+def _predict(predictor: int, a, b, c):
+    """The seven lossless JPEG predictors (Ra left, Rb above, Rc above-left), arithmetic shifts as in C."""
+    return {
+        1: lambda: a,
+        2: lambda: b,
+        3: lambda: c,
+        4: lambda: a + b - c,
+        5: lambda: a + ((b - c) >> 1),
+        6: lambda: b + ((a - c) >> 1),
+        7: lambda: (a + b) >> 1,
+    }[predictor]()
+
+
+def _signed16(values: np.ndarray) -> np.ndarray:
+    return (values + 32768) % 65536 - 32768
+
+
+def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int) -> np.ndarray:
+    """Re-decode a PVRG stream that a standard (ITU T.81) decoder has already decoded.
+
+    The entropy-coded differences are recovered exactly from the standard
+    decoder's pixels with the T.81 rule, then the image is rebuilt with PVRG's
+    rule: the first line uses the selected predictor with a virtual line above
+    of value 2**(precision-1) (T.81 uses the left neighbour). The first column
+    and the interior follow T.81. The interior recurrence runs over
+    anti-diagonals, each one vectorised, since a pixel needs its left, upper
+    and upper-left neighbours only.
+    """
+    decoded = t81_image.astype(np.int64)
+    rows, columns = decoded.shape
+    half = 1 << (precision - 1)
+    differences = np.empty_like(decoded)
+    differences[0, 0] = decoded[0, 0] - half
+    differences[0, 1:] = decoded[0, 1:] - decoded[0, :-1]
+    differences[1:, 0] = decoded[1:, 0] - decoded[:-1, 0]
+    differences[1:, 1:] = decoded[1:, 1:] - _predict(predictor, decoded[1:, :-1], decoded[:-1, 1:], decoded[:-1, :-1])
+    differences = _signed16(differences)
+
+    image = np.empty_like(decoded)
+    image[0, 0] = (half + differences[0, 0]) % 65536
+    for column in range(1, columns):  # one line of a nonlinear recurrence
+        image[0, column] = (_predict(predictor, int(image[0, column - 1]), half, half) + differences[0, column]) % 65536
+    image[1:, 0] = (image[0, 0] + np.cumsum(differences[1:, 0])) % 65536
+    flat, flat_differences = image.ravel(), differences.ravel()
+    for diagonal in range(2, rows + columns - 1):
+        row = np.arange(max(1, diagonal - columns + 1), min(rows - 1, diagonal - 1) + 1)
+        index = row * columns + (diagonal - row)
+        prediction = _predict(predictor, flat[index - 1], flat[index - columns], flat[index - columns - 1])
+        flat[index] = (prediction + flat_differences[index]) % 65536
+    return image.astype(np.uint16)
 
 
 def encode_ljpeg(raw: np.ndarray, bits: int) -> bytes:
