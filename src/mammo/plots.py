@@ -58,9 +58,7 @@ def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed
     rng = np.random.default_rng(seed)
     splits = [s for s in ("train", "val", "test") if s in set(tiles["split"])]
     codes = sorted(CLASS_NAMES)
-    figure, axes = plt.subplots(
-        len(codes), len(splits), figsize=(2.2 * per_row * len(splits) / 2, 2.4 * len(codes)), squeeze=False
-    )
+    figure, axes = plt.subplots(len(codes), len(splits), figsize=(per_row * len(splits), 1.3 * len(codes)), squeeze=False)
     for column, split in enumerate(splits):
         for row, code in enumerate(codes):
             chosen = tiles[(tiles["split"] == split) & (tiles["class_code"] == code)]

@@ -52,17 +52,17 @@ VIEWS = ("LEFT_CC", "LEFT_MLO", "RIGHT_CC", "RIGHT_MLO")
 @dataclass(frozen=True)
 class DemoSpec:
     seed: int = 7
-    scale: float = 0.3
+    scale: float = 0.35
     cbis_train_patients: int = 16
     cbis_test_patients: int = 8
-    ddsm_normal_cases: int = 72
+    ddsm_normal_cases: int = 56
     mias_images: int = 16
 
 
 def generate(cbis_root: str | Path, ddsm_root: str | Path, mias_root: str | Path, spec: DemoSpec, workers: int = 1) -> dict:
     """Write the three collections; return counts per collection. Same spec -> same files, whatever `workers`."""
     return {
-        "cbis_rois": write_cbis(Path(cbis_root), spec, _rng(spec.seed, "cbis")),
+        "cbis_rois": write_cbis(Path(cbis_root), spec, workers),
         "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
         "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
     }
@@ -82,22 +82,40 @@ def _uid(rng: np.random.Generator) -> str:
 
 
 # --------------------------------------------------------------------------- CBIS-DDSM
-def write_cbis(root: Path, spec: DemoSpec, rng: np.random.Generator) -> int:
+def write_cbis(root: Path, spec: DemoSpec, workers: int = 1) -> int:
+    rng = _rng(spec.seed, "cbis")
     total = spec.cbis_train_patients + spec.cbis_test_patients
     patient_numbers = np.sort(rng.choice(np.arange(1, 2000), size=total, replace=False))
     divisions = ["train"] * spec.cbis_train_patients + ["test"] * spec.cbis_test_patients
     rng.shuffle(divisions)
+    jobs = [(root, spec, int(number), division) for number, division in zip(patient_numbers, divisions)]
     rows: dict[tuple[str, str], list[list]] = {(t, d): [] for t in ("mass", "calc") for d in ("train", "test")}
-    for number, division in tqdm(list(zip(patient_numbers, divisions)), desc="CBIS-DDSM patients"):
-        patient = f"P_{number:05d}"
-        kind = "mass" if rng.random() < 0.5 else "calc"
-        sides = ["LEFT", "RIGHT"] if rng.random() < 0.2 else [rng.choice(["LEFT", "RIGHT"])]
-        for side in sides:
-            for view in (["CC", "MLO"] if rng.random() < 0.5 else [rng.choice(["CC", "MLO"])]):
-                rows[(kind, division)] += _write_cbis_scan(root, spec, rng, patient, kind, division, side, view)
+    for key, patient_rows in _map(_write_cbis_patient, jobs, workers, "CBIS-DDSM patients"):
+        rows[key] += patient_rows
     for (kind, division), kind_rows in rows.items():
         _write_cbis_csv(root / f"{kind}_case_description_{division}_set.csv", kind, division, kind_rows)
     return sum(len(r) for r in rows.values())
+
+
+def _write_cbis_patient(job) -> tuple[tuple[str, str], list[list]]:
+    root, spec, number, division = job
+    rng = _rng(spec.seed, "cbis", number)
+    patient = f"P_{number:05d}"
+    kind = "mass" if rng.random() < 0.5 else "calc"
+    sides = ["LEFT", "RIGHT"] if rng.random() < 0.2 else [rng.choice(["LEFT", "RIGHT"])]
+    rows = []
+    for side in sides:
+        for view in ["CC", "MLO"] if rng.random() < 0.5 else [rng.choice(["CC", "MLO"])]:
+            rows += _write_cbis_scan(root, spec, rng, patient, kind, division, side, view)
+    return (kind, division), rows
+
+
+def _map(function, jobs: list, workers: int, description: str) -> list:
+    """Map over jobs in `workers` processes (in order), with a progress bar."""
+    if workers <= 1:
+        return [function(job) for job in tqdm(jobs, desc=description)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(function, jobs), total=len(jobs), desc=description))
 
 
 def _write_cbis_scan(root, spec, rng, patient, kind, division, side, view) -> list[list]:
@@ -169,20 +187,7 @@ def ddsm_ics_paths(spec: DemoSpec) -> list[str]:
 
 def write_ddsm_normals(root: Path, spec: DemoSpec, workers: int = 1) -> int:
     jobs = [(root, spec, index) for index in range(spec.ddsm_normal_cases)]
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
-        return sum(tqdm(pool.map(_write_ddsm_case, jobs), total=len(jobs), desc="DDSM normal cases"))
-
-
-class _Serial:
-    """Stand-in for a process pool when one worker is asked for."""
-
-    map = staticmethod(map)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    return sum(_map(_write_ddsm_case, jobs, workers, "DDSM normal cases"))
 
 
 def _write_ddsm_case(job) -> int:
