@@ -17,6 +17,7 @@ TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the workflow in workdir; give targets first (options such as --configfile take several values)."""
     command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     if check and result.returncode != 0:
@@ -28,7 +29,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def tiny_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("tiny")
     shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml", TARGET)
+    snakemake(workdir, TARGET, "--cores", "2", "--configfile", "config/tiny.yaml")
     return workdir
 
 
@@ -45,7 +46,7 @@ def test_config_error_names_the_key(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     bad = tmp_path / "config" / "bad.yaml"
     bad.write_text((ROOT / "config" / "tiny.yaml").read_text().replace("chunks: 2", "chunks: zero"))
-    result = snakemake(tmp_path, "-n", "--configfile", str(bad), TARGET, check=False)
+    result = snakemake(tmp_path, TARGET, "-n", "--configfile", str(bad), check=False)
     assert result.returncode != 0
     assert "chunks" in result.stderr + result.stdout
 
@@ -95,7 +96,7 @@ def test_tiny_run_saves_model_history_and_records(tiny_run):
 
 @pytest.mark.workflow
 def test_second_run_has_nothing_to_do(tiny_run):
-    result = snakemake(tiny_run, "-n", "--configfile", "config/tiny.yaml", TARGET)
+    result = snakemake(tiny_run, TARGET, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -108,7 +109,7 @@ def test_missing_scan_is_rejected_with_its_file(tiny_run, tmp_path):
     rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
     victim = workdir / "resources/demo/cbis-ddsm" / rois["image_file_path"].iloc[0]
     victim.unlink()
-    snakemake(workdir, "--cores", "2", "--configfile", "config/tiny.yaml", "results/ds9/summary.json")
+    snakemake(workdir, "results/ds9/summary.json", "--cores", "2", "--configfile", "config/tiny.yaml")
     rejected = pd.read_csv(workdir / "results/ds9/rejected.tsv", sep="\t", dtype=str, keep_default_na=False)
     hits = rejected[rejected["file"].str.endswith(str(victim.relative_to(workdir)))]
     assert len(hits) == (rois["image_file_path"] == rois["image_file_path"].iloc[0]).sum()

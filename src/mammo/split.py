@@ -79,6 +79,11 @@ def balance(tiles: pd.DataFrame, abnormal_fraction: float, seed: int) -> pd.Data
     return result
 
 
+def kept(tiles: pd.DataFrame) -> pd.DataFrame:
+    """The tiles that balancing kept (the `kept` column may come back from a TSV as text)."""
+    return tiles[tiles["kept"].astype(str) == "True"]
+
+
 def check_patient_disjoint(tiles: pd.DataFrame) -> None:
     """Raise if any patient has tiles in more than one split, or a tile has no split."""
     if tiles["split"].isna().any():
@@ -92,10 +97,10 @@ def check_patient_disjoint(tiles: pd.DataFrame) -> None:
 
 def summary(tiles: pd.DataFrame) -> dict:
     """Counts per split, class and source of the kept tiles, plus patients per split."""
-    kept = tiles[tiles["kept"]]
-    result = {"tiles": int(len(kept)), "dropped_for_balance": int((~tiles["kept"]).sum()), "splits": {}}
+    chosen = kept(tiles)
+    result = {"tiles": int(len(chosen)), "dropped_for_balance": int(len(tiles) - len(chosen)), "splits": {}}
     for split in SPLITS:
-        part = kept[kept["split"] == split]
+        part = chosen[chosen["split"] == split]
         result["splits"][split] = {
             "tiles": int(len(part)),
             "patients": int(part["patient_id"].nunique()),

@@ -98,8 +98,8 @@ def write_records(tiles_path: str, split: str, shard: int, shards: int, shard_ou
     from mammo.records import tile_loader, write_shard
 
     tiles = read_table(tiles_path)
-    chosen = tiles[(tiles["split"] == split) & (tiles["kept"].astype(str) == "True")]
-    chosen = chosen.iloc[shard::shards]
+    chosen = splitting.kept(tiles)
+    chosen = chosen[chosen["split"] == split].iloc[shard::shards]
     write_shard(chosen, tile_loader(), shard_out)
     print(f"{split} shard {shard + 1}/{shards}: {len(chosen)} tiles")
 
@@ -150,5 +150,4 @@ def plot_montage(tiles_path: str, seed: int, out: str) -> None:
     from mammo.plots import montage
     from mammo.records import tile_loader
 
-    tiles = read_table(tiles_path)
-    montage(tiles[tiles["kept"].astype(str) == "True"], tile_loader(), out, seed=seed)
+    montage(splitting.kept(read_table(tiles_path)), tile_loader(), out, seed=seed)

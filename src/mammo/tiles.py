@@ -114,14 +114,16 @@ class NormalThresholds:
     var_min: float
     var_max: float
     bright_level: int = 225
-    bright_max: int = 100  # fewer than this many pixels >= bright_level
+    bright_max: int = 100  # fewer than this many pixels >= bright_level in a 598x598 tile
     dark_level: int = 20
-    dark_max: int = 50_000  # at most this many pixels <= dark_level (at 598)
+    dark_max: int = 50_000  # at most this many pixels <= dark_level in a 598x598 tile
 
     def accepts(self, tile8: np.ndarray) -> bool:
-        if np.count_nonzero(tile8 >= self.bright_level) >= self.bright_max:
+        """Pixel-count limits are the study's at 598x598 and scale with the tile's area."""
+        area = tile8.size / NATIVE_TILE**2
+        if np.count_nonzero(tile8 >= self.bright_level) >= self.bright_max * area:
             return False
-        if np.count_nonzero(tile8 <= self.dark_level) > self.dark_max:
+        if np.count_nonzero(tile8 <= self.dark_level) > self.dark_max * area:
             return False
         mean, var = float(tile8.mean()), float(tile8.var())
         return mean >= self.mean_min and self.var_min <= var <= self.var_max

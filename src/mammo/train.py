@@ -24,7 +24,7 @@ class TrainConfig:
     abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
     contrast: float = 1.0  # adjust_contrast factor on training images
     flips: bool = True  # online random horizontal and vertical flips (training only)
-    precise_batchnorm: bool = True  # recompute BatchNorm population statistics after training
+    batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after training; 0: keep the moving averages
     seed: int = 42
     threads: int = 2
 
@@ -43,7 +43,7 @@ def configure_tensorflow(seed: int, threads: int) -> None:
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, threads // 2))
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -63,7 +63,8 @@ def make_dataset(paths, label_key: str, batch_size: int, contrast: float = 1.0, 
     """(image uint8, label, weight) batches. Augmentation only when training (the study also augmented test)."""
     import tensorflow as tf
 
-    dataset = records.read_dataset(paths).cache()
+    count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
+    dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
     if training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
 
@@ -109,7 +110,7 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     configure_tensorflow(config.seed, config.threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps_per_epoch = math.ceil(count_records(train_paths) / config.batch_size)
+    steps_per_epoch = math.ceil(count_records(train_paths) / config.batch_size)  # per pass over the data
     train_data = make_dataset(
         train_paths, config.label_key, config.batch_size, config.contrast, training=True,
         flips=config.flips, abnormal_weight=config.abnormal_weight, seed=config.seed,
@@ -136,8 +137,8 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
         callbacks=callbacks,
         verbose=2,
     )
-    if config.precise_batchnorm:
-        recompute_batchnorm_statistics(model, train_data.take(steps_per_epoch))
+    if config.batchnorm_batches:
+        recompute_batchnorm_statistics(model, train_data.take(min(config.batchnorm_batches, steps_per_epoch)))
     model_path = out_dir / "model.keras"
     model.save(model_path)
     return model_path

@@ -123,13 +123,17 @@ def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Genera
 
 
 def _point_inside(breast: np.ndarray, rng: np.random.Generator, margin: float) -> tuple[int, int]:
-    """A random point at least `margin` pixels (and a fifth of the scan's width) inside the skin line.
+    """A random point at least `margin` pixels (and a fifth of the scan's width) inside the skin line
+    and the image edges.
 
     Lesions deep in the tissue keep the context tiles around them inside the
-    breast, as the normal tiles are, so background is no cue to the class.
+    breast, as the normal tiles are, so background is no cue to the class,
+    and away from the chest-wall edge, where the context box would be shifted
+    until the lesion sits on the tile's border.
     """
     margin = max(margin, 0.2 * min(breast.shape))
-    distance = cv2.distanceTransform(breast.astype(np.uint8), cv2.DIST_L2, 5)
+    framed = np.pad(breast.astype(np.uint8), 1)  # image edges count as boundary
+    distance = cv2.distanceTransform(framed, cv2.DIST_L2, 5)[1:-1, 1:-1]
     candidates = np.argwhere(distance >= margin)
     if len(candidates) == 0:
         candidates = np.argwhere(distance >= distance.max() * 0.8)

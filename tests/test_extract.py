@@ -1,0 +1,148 @@
+"""Stages from indexed scans to tiles, on the generated demo: every input is tiled or rejected."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles
+from mammo.io.cbis import CSV_NAMES, read_case_descriptions, resolve
+from mammo.io.ddsm import find_normal_scans
+from mammo.tiles import Method2, NormalThresholds, NormalTiling
+
+SEED = 9
+# The small demo's scans are smaller than the real ones: tile the normals at 200 pixels.
+SMALL_TILING = NormalTiling(tile=200, stride=150, border_crop=0.07)
+THRESHOLDS = {
+    "DBA": NormalThresholds(38, 20, 1500),
+    "LUMISYS": NormalThresholds(28, 10, 10000),
+    "HOWTEK": NormalThresholds(30, 10, 10000),
+}
+
+
+@pytest.fixture(scope="module")
+def cbis_copy(demo_root, tmp_path_factory):
+    """A private copy of the demo's CBIS-DDSM folder (tests here damage files)."""
+    root = tmp_path_factory.mktemp("cbis") / "cbis"
+    shutil.copytree(demo_root / "cbis", root)
+    rois, rejected = read_case_descriptions([root / name for name in CSV_NAMES])
+    assert rejected.empty
+    return root, rois
+
+
+def test_every_roi_gives_three_labelled_tiles(cbis_copy):
+    root, rois = cbis_copy
+    images, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "tiles.npy")
+    assert rejected.empty
+    assert images.shape == (3 * len(rois), 299, 299) and images.dtype == np.uint8
+    per_roi = table.assign(roi_id=table["tile_id"].str.split("/").str[1]).groupby("roi_id")
+    assert per_roi.size().eq(3).all() and set(per_roi.groups) == set(rois["roi_id"])
+    labels = per_roi["class_code"].first().reindex(rois["roi_id"]).to_numpy()
+    assert np.array_equal(labels, rois["class_code"].to_numpy())  # labels per ROI, not per image
+    assert (table["label_normal"] == 1).all()
+    assert table["patient_id"].str.startswith("cbis:P_").all()
+    assert np.array_equal(table["tile_index"].to_numpy(), np.arange(len(table)))
+
+
+def test_tiles_do_not_depend_on_chunking_or_order(cbis_copy):
+    root, rois = cbis_copy
+    whole, table, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    parts = [cbis_tiles(rois[[chunk_of(s, 2) == c for s in rois["scan_id"]]], root, "ds9", Method2(), SEED, "t.npy") for c in (0, 1)]
+    by_id = {tile_id: whole[i] for i, tile_id in enumerate(table["tile_id"])}
+    for images, part_table, _ in parts:
+        for i, tile_id in enumerate(part_table["tile_id"]):
+            assert np.array_equal(images[i], by_id[tile_id])
+    again, _, _ = cbis_tiles(rois.iloc[::-1], root, "ds9", Method2(), SEED, "t.npy")
+    assert sorted(map(bytes, again)) == sorted(map(bytes, whole))
+    other, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED + 1, "t.npy")
+    assert not np.array_equal(other, whole)
+
+
+def test_mask_is_told_from_crop_by_content(cbis_copy):
+    root, rois = cbis_copy
+    swapped = rois.copy()
+    swapped[["cropped_image_file_path", "roi_mask_file_path"]] = rois[["roi_mask_file_path", "cropped_image_file_path"]].to_numpy()
+    expected, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    images, _, rejected = cbis_tiles(swapped, root, "ds9", Method2(), SEED, "t.npy")
+    assert rejected.empty
+    assert np.array_equal(images, expected)
+
+
+def _rewrite_mask(root, roi, new_mask):
+    path = resolve(root, roi["roi_mask_file_path"])
+    dataset = pydicom.dcmread(path)
+    if not set(np.unique(dataset.pixel_array)) <= {0, 255}:  # the CSV columns are right in the demo
+        raise AssertionError("expected a mask")
+    dataset.Rows, dataset.Columns = new_mask.shape
+    dataset.PixelData = new_mask.astype(np.uint8).tobytes()
+    dataset.save_as(path)
+
+
+def test_mask_of_another_size_is_resized_or_rejected(cbis_copy, tmp_path):
+    source, rois = cbis_copy
+    root = tmp_path / "cbis"
+    shutil.copytree(source, root)
+    first, second = rois.iloc[0], rois.iloc[-1]
+    mask = pydicom.dcmread(resolve(root, first["roi_mask_file_path"])).pixel_array
+    _rewrite_mask(root, first, mask.repeat(2, axis=0).repeat(2, axis=1))  # same aspect ratio, twice the size: resized
+    _rewrite_mask(root, second, np.full((50, 200), 255, np.uint8))  # other aspect ratio: rejected
+    expected, expected_table, _ = cbis_tiles(rois.iloc[[0]], source, "ds9", Method2(), SEED, "t.npy")
+    images, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    tiled = set(table["tile_id"].str.split("/").str[1])
+    assert first["roi_id"] in tiled
+    resized = table["tile_id"].str.contains(first["roi_id"], regex=False).to_numpy()
+    assert np.array_equal(images[resized], expected)  # same box as with the original mask
+    assert list(rejected["item"]) == [second["roi_id"]]
+    assert "aspect" in rejected["reason"].iloc[0]
+    assert len(tiled) + len(rejected) == len(rois)
+
+
+def test_missing_scan_rejects_each_of_its_rois(cbis_copy, tmp_path):
+    source, rois = cbis_copy
+    root = tmp_path / "cbis"
+    shutil.copytree(source, root)
+    victim = rois["image_file_path"].iloc[0]
+    resolve(root, victim).unlink()
+    _, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    assert set(rejected["item"]) == set(rois.loc[rois["image_file_path"] == victim, "roi_id"])
+    assert (rejected["reason"] == "file not found").all()
+    assert rejected["file"].str.endswith(victim).all()
+    assert rejected["row"].str.contains("case_description").all()
+
+
+def test_normal_tiles_per_scanner_and_rejections(demo_root, tmp_path):
+    root = tmp_path / "ddsm"
+    shutil.copytree(demo_root / "ddsm", root)
+    scans, index_rejected = find_normal_scans(root)
+    assert index_rejected.empty and len(scans) == 16
+    images, table, rejected = ddsm_normal_tiles(scans, "ds9", THRESHOLDS, SMALL_TILING, SEED, "n.npy")
+    assert len(table) == len(images) > 0
+    assert (table["class_code"] == 0).all() and (table["label_normal"] == 0).all()
+    assert set(table["scan_id"]) | set(rejected["item"]) == set(scans["scan_id"])
+    assert set(table["scanner"]) <= set(THRESHOLDS)
+    # break one scan and drop the thresholds of one scanner
+    victim = scans.iloc[0]
+    data = open(victim["path"], "rb").read()
+    open(victim["path"], "wb").write(data[: len(data) // 2])
+    dropped = scans.loc[scans["digitizer"] != victim["digitizer"], "digitizer"].iloc[0]
+    thresholds = {k: v for k, v in THRESHOLDS.items() if k != dropped}
+    _, table2, rejected2 = ddsm_normal_tiles(scans, "ds9", thresholds, SMALL_TILING, SEED, "n.npy")
+    reasons = dict(zip(rejected2["item"], rejected2["reason"]))
+    assert "truncated" in reasons[victim["scan_id"]]
+    assert rejected2.loc[rejected2["item"] == victim["scan_id"], "file"].iloc[0] == victim["path"]
+    for scan_id in scans.loc[scans["digitizer"] == dropped, "scan_id"]:
+        assert reasons[scan_id] == f"no tile thresholds for scanner {dropped}"
+    assert set(table2["scan_id"]) | set(rejected2["item"]) == set(scans["scan_id"])
+
+
+def test_normal_tiles_are_mid_grey_tissue(demo_root):
+    scans, _ = find_normal_scans(demo_root / "ddsm")
+    images, table, _ = ddsm_normal_tiles(scans, "ds9", THRESHOLDS, SMALL_TILING, SEED, "n.npy")
+    means = images.reshape(len(images), -1).mean(axis=1)
+    assert ((means > 28) & (means < 200)).all()
+    boxes = pd.DataFrame(table["box"].str.split(",").tolist()).astype(int)
+    assert ((boxes[2] - boxes[0]) == 200).all()

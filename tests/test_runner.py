@@ -1,0 +1,46 @@
+"""Bad input stops a stage with one line naming the file (traceback only in the log)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mammo.runner import run_stage
+from mammo.stages import index_cbis
+
+
+def test_csv_with_missing_columns_stops_with_the_file_name(tmp_path, capsys):
+    bad = tmp_path / "mass_case_description_train_set.csv"
+    bad.write_text("patient_id,pathology\nP_00001,BENIGN\n")
+    log = tmp_path / "index.log"
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(log, index_cbis, [str(bad)], str(tmp_path / "rois.tsv"), str(tmp_path / "rejected.tsv"))
+    assert exit_info.value.code == 1
+    terminal = capsys.readouterr().err.strip().splitlines()
+    assert len(terminal) == 1
+    assert str(bad) in terminal[0] and "missing columns" in terminal[0]
+    assert "Traceback" in log.read_text() and str(bad) in log.read_text()
+
+
+def test_missing_csv_stops_with_the_file_name(tmp_path, capsys):
+    missing = tmp_path / "calc_case_description_test_set.csv"
+    with pytest.raises(SystemExit):
+        run_stage(tmp_path / "log", index_cbis, [str(missing)], str(tmp_path / "r.tsv"), str(tmp_path / "j.tsv"))
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_programming_errors_keep_their_traceback(tmp_path):
+    def broken():
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        run_stage(tmp_path / "log", broken)
+
+
+def test_stage_output_goes_to_the_log(tmp_path, capsys):
+    def chatty():
+        print("progress line")
+        return 42
+
+    assert run_stage(tmp_path / "log", chatty) == 42
+    assert "progress line" in (tmp_path / "log").read_text()
+    assert "progress line" not in capsys.readouterr().out
