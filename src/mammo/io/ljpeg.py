@@ -115,18 +115,17 @@ def _signed16(values: np.ndarray) -> np.ndarray:
     return (values + 32768) % 65536 - 32768
 
 
-def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int) -> np.ndarray:
+def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int, band: int = 1024) -> np.ndarray:
     """Re-decode a PVRG stream that a standard (ITU T.81) decoder has already decoded.
 
     The entropy-coded differences are recovered exactly from the standard
     decoder's pixels with the T.81 rule, then the image is rebuilt with PVRG's
     rule: the first line uses the selected predictor with a virtual line above
     of value 2**(precision-1) (T.81 uses the left neighbour). The first column
-    and the interior follow T.81. The interior recurrence runs over
-    anti-diagonals, each one vectorised, since a pixel needs its left, upper
-    and upper-left neighbours only.
+    and the interior follow T.81; the interior is rebuilt band by band of rows
+    (:func:`_rebuild_band`).
     """
-    decoded = t81_image.astype(np.int64)
+    decoded = t81_image.astype(np.int32)
     rows, columns = decoded.shape
     half = 1 << (precision - 1)
     differences = np.empty_like(decoded)
@@ -134,20 +133,44 @@ def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int) -> n
     differences[0, 1:] = decoded[0, 1:] - decoded[0, :-1]
     differences[1:, 0] = decoded[1:, 0] - decoded[:-1, 0]
     differences[1:, 1:] = decoded[1:, 1:] - _predict(predictor, decoded[1:, :-1], decoded[:-1, 1:], decoded[:-1, :-1])
-    differences = _signed16(differences)
+    differences = (differences + 32768) % 65536 - 32768
+    del decoded
 
-    image = np.empty_like(decoded)
-    image[0, 0] = (half + differences[0, 0]) % 65536
+    image = np.empty((rows, columns), dtype=np.int32)
+    image[0, 0] = (half + differences[0, 0]) & 0xFFFF
     for column in range(1, columns):  # one line of a nonlinear recurrence
-        image[0, column] = (_predict(predictor, int(image[0, column - 1]), half, half) + differences[0, column]) % 65536
-    image[1:, 0] = (image[0, 0] + np.cumsum(differences[1:, 0])) % 65536
-    flat, flat_differences = image.ravel(), differences.ravel()
-    for diagonal in range(2, rows + columns - 1):
-        row = np.arange(max(1, diagonal - columns + 1), min(rows - 1, diagonal - 1) + 1)
-        index = row * columns + (diagonal - row)
-        prediction = _predict(predictor, flat[index - 1], flat[index - columns], flat[index - columns - 1])
-        flat[index] = (prediction + flat_differences[index]) % 65536
+        image[0, column] = (_predict(predictor, int(image[0, column - 1]), half, half) + differences[0, column]) & 0xFFFF
+    image[:, 0] = (image[0, 0] + np.cumsum(differences[:, 0]) - differences[0, 0]) & 0xFFFF
+    for top in range(1, rows, band):
+        _rebuild_band(image, differences, predictor, top, min(band, rows - top))
     return image.astype(np.uint16)
+
+
+def _rebuild_band(image: np.ndarray, differences: np.ndarray, predictor: int, top: int, height: int) -> None:
+    """Rebuild rows top..top+height-1 (columns >= 1) in place, one anti-diagonal per step.
+
+    A pixel needs only its left, upper and upper-left neighbours, so all pixels
+    of an anti-diagonal are independent. The band is stored skewed,
+    skew[e, k] = pixel (top + k - 1, e - k), so each anti-diagonal is one
+    contiguous row of `skew`; column k = 0 holds the row above the band.
+    Cells outside the image are computed but never read by cells inside it.
+    """
+    columns = image.shape[1]
+    diagonals = columns + height
+    skew = np.zeros((diagonals, height + 1), dtype=np.int32)
+    skewed_differences = np.zeros_like(skew)
+    skew[:columns, 0] = image[top - 1]
+    for k in range(1, height + 1):
+        skewed_differences[k : k + columns, k] = differences[top + k - 1]
+    first_column = image[top : top + height, 0]
+    skew[1, 1] = first_column[0]
+    for e in range(2, diagonals):
+        left, above, above_left = skew[e - 1, 1:], skew[e - 1, :-1], skew[e - 2, :-1]
+        skew[e, 1:] = (_predict(predictor, left, above, above_left) + skewed_differences[e, 1:]) & 0xFFFF
+        if e <= height:  # the cell in column 0 is known
+            skew[e, e] = first_column[e - 1]
+    for k in range(1, height + 1):
+        image[top + k - 1] = skew[k : k + columns, k]
 
 
 def encode_ljpeg(raw: np.ndarray, bits: int) -> bytes:
