@@ -18,11 +18,16 @@ include: "workflow/rules/records.smk"
 include: "workflow/rules/train.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     default_target: True
     input:
         expand(
-            "results/{dataset}/model_{model}/metrics.json",
+            "results/{dataset}/model_{model}/{name}",
             dataset=list(config["datasets"]),
             model=list(config["models"]),
+            name=["metrics.json", "training_curves.png", "roc_pr.png"],
         ),
+        expand("results/{dataset}/montage.png", dataset=list(config["datasets"])),

@@ -29,7 +29,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 def tiny_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("tiny")
     shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir, TARGET, "--cores", "2", "--configfile", "config/tiny.yaml")
+    snakemake(workdir, "all", "--cores", "2", "--configfile", "config/tiny.yaml")
     return workdir
 
 
@@ -92,6 +92,18 @@ def test_tiny_run_saves_model_history_and_records(tiny_run):
     assert (model_dir / "model.keras").stat().st_size > 1_000_000
     shards = sorted((tiny_run / "results/ds9/records").glob("*.tfrecord"))
     assert len(shards) == 6
+
+
+@pytest.mark.workflow
+def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
+    import cv2
+
+    for name in ("results/ds9/montage.png", "results/ds9/model_1.0.0.35/training_curves.png", "results/ds9/model_1.0.0.35/roc_pr.png"):
+        image = cv2.imread(str(tiny_run / name))
+        assert image is not None and min(image.shape[:2]) > 200 and image.std() > 10, name
+    snakemake(tiny_run, "--configfile", "config/tiny.yaml", "--report", "report.html")
+    report = (tiny_run / "report.html").read_text(errors="replace")
+    assert "montage.png" in report and "roc_pr.png" in report
 
 
 @pytest.mark.workflow
