@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
+
+import keras
+import tensorflow as tf
 
 from mammo import records
 from mammo.models import build
@@ -24,7 +26,7 @@ class TrainConfig:
     abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
     contrast: float = 1.0  # adjust_contrast factor on training images
     flips: bool = True  # online random horizontal and vertical flips (training only)
-    batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after training; 0: keep the moving averages
+    batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
     seed: int = 42
     threads: int = 2
 
@@ -39,19 +41,17 @@ class TrainConfig:
 
 def configure_tensorflow(seed: int, threads: int) -> None:
     """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU."""
-    import keras
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process: its thread pools are fixed
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
 def apply_contrast(image, factor: float):
     """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
-    import tensorflow as tf
-
     if factor == 1.0:
         return image
     adjusted = tf.image.adjust_contrast(tf.cast(image, tf.float32), factor)
@@ -61,8 +61,6 @@ def apply_contrast(image, factor: float):
 def make_dataset(paths, label_key: str, batch_size: int, contrast: float = 1.0, training: bool = False,
                  flips: bool = False, abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
     """(image uint8, label, weight) batches. Augmentation only when training (the study also augmented test)."""
-    import tensorflow as tf
-
     count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
     if training:
@@ -89,10 +87,8 @@ def recompute_batchnorm_statistics(model, batches) -> None:
 
     With momentum 0.99 the moving averages need several hundred steps to
     forget their initial values; a short run (the demo, a fine-tuning stage)
-    would otherwise be evaluated with half-initialised statistics.
+    would otherwise be validated and evaluated with half-initialised statistics.
     """
-    import keras
-
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for step, (images, _, _) in enumerate(batches):
@@ -103,18 +99,28 @@ def recompute_batchnorm_statistics(model, batches) -> None:
         layer.momentum = momentum
 
 
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Recompute BatchNorm statistics after the last training batch of every epoch, before validation."""
+
+    def __init__(self, batches, steps_per_epoch: int):
+        super().__init__()
+        self.batches, self.steps_per_epoch = batches, steps_per_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.steps_per_epoch - 1:
+            recompute_batchnorm_statistics(self.model, self.batches)
+
+
 def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> Path:
     """Train and save `model.keras` and `history.csv` in out_dir; resumes from its last epoch if interrupted."""
-    import keras
-
     configure_tensorflow(config.seed, config.threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps_per_epoch = math.ceil(count_records(train_paths) / config.batch_size)  # per pass over the data
     train_data = make_dataset(
         train_paths, config.label_key, config.batch_size, config.contrast, training=True,
         flips=config.flips, abnormal_weight=config.abnormal_weight, seed=config.seed,
     )  # fmt: skip
+    steps_per_epoch = int(train_data.cardinality())  # one pass over the training tiles
     val_data = make_dataset(val_paths, config.label_key, config.batch_size, abnormal_weight=config.abnormal_weight)
     model = build(config.model, config.num_classes)
     schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -129,6 +135,9 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
         keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
     ]
+    if config.batchnorm_batches:
+        batches = train_data.take(min(config.batchnorm_batches, steps_per_epoch))
+        callbacks.insert(0, PreciseBatchNorm(batches, steps_per_epoch))
     model.fit(
         train_data.repeat(),
         steps_per_epoch=steps_per_epoch,
@@ -137,8 +146,6 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
         callbacks=callbacks,
         verbose=2,
     )
-    if config.batchnorm_batches:
-        recompute_batchnorm_statistics(model, train_data.take(min(config.batchnorm_batches, steps_per_epoch)))
     model_path = out_dir / "model.keras"
     model.save(model_path)
     return model_path
