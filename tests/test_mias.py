@@ -150,3 +150,15 @@ def test_non_mias_size_raises(tmp_path):
     write_pgm(path, np.zeros((512, 512), np.uint8))
     with pytest.raises(FormatError):
         read_pgm(path)
+
+
+def test_mias_scan_in_the_shared_16_bit_space(tmp_path):
+    from mammo.intensity import to_uint8
+    from mammo.io.mias import read_mias_scan
+
+    pixels = (np.arange(1024 * 1024) % 256).astype(np.uint8).reshape(1024, 1024)
+    path = tmp_path / "mdb010.pgm"
+    write_pgm(path, pixels)
+    scan = read_mias_scan(path)
+    assert scan.dtype == np.uint16 and scan.max() == 65535 and scan.min() == 0
+    assert np.array_equal(to_uint8(scan), pixels)  # the one 16 -> 8 bit function gives the PGM back

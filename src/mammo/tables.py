@@ -13,14 +13,6 @@ TILE_COLUMNS = [
 REJECTED_COLUMNS = ["file", "row", "item", "stage", "reason"]  # item: the ROI or scan id, when one exists
 
 
-def empty_tiles() -> pd.DataFrame:
-    return pd.DataFrame(columns=TILE_COLUMNS)
-
-
-def empty_rejected() -> pd.DataFrame:
-    return pd.DataFrame(columns=REJECTED_COLUMNS)
-
-
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, sep="\t", index=False)

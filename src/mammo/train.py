@@ -141,6 +141,7 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     model.fit(
         train_data.repeat(),
         steps_per_epoch=steps_per_epoch,
+        shuffle=False,  # the tf.data pipeline shuffles, seeded
         validation_data=val_data,
         epochs=config.epochs,
         callbacks=callbacks,

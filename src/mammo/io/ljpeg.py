@@ -111,10 +111,6 @@ def _predict(predictor: int, a, b, c):
     }[predictor]()
 
 
-def _signed16(values: np.ndarray) -> np.ndarray:
-    return (values + 32768) % 65536 - 32768
-
-
 def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int, band: int = 1024) -> np.ndarray:
     """Re-decode a PVRG stream that a standard (ITU T.81) decoder has already decoded.
 

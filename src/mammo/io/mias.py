@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mammo.intensity import uint8_to_uint16
 from mammo.io import FormatError
 
 MIAS_SIZE = 1024
@@ -74,6 +75,11 @@ def read_pgm(path: str | Path) -> np.ndarray:
     if image.shape != (MIAS_SIZE, MIAS_SIZE):
         raise FormatError(path, f"expected the mini-MIAS {MIAS_SIZE}x{MIAS_SIZE}, got {image.shape[1]}x{image.shape[0]}")
     return image
+
+
+def read_mias_scan(path: str | Path) -> np.ndarray:
+    """A mini-MIAS scan in the shared 16-bit intensity space (8-bit stretched by 257)."""
+    return uint8_to_uint16(read_pgm(path))
 
 
 def write_pgm(path: str | Path, image: np.ndarray) -> None:
