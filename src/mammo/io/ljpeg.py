@@ -111,7 +111,7 @@ def _predict(predictor: int, a, b, c):
     }[predictor]()
 
 
-def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int, band: int = 1024) -> np.ndarray:
+def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int, band: int = 512) -> np.ndarray:
     """Re-decode a PVRG stream that a standard (ITU T.81) decoder has already decoded.
 
     The entropy-coded differences are recovered exactly from the standard
@@ -119,34 +119,40 @@ def pvrg_reconstruct(t81_image: np.ndarray, predictor: int, precision: int, band
     rule: the first line uses the selected predictor with a virtual line above
     of value 2**(precision-1) (T.81 uses the left neighbour). The first column
     and the interior follow T.81; the interior is rebuilt band by band of rows
-    (:func:`_rebuild_band`).
+    (:func:`_rebuild_band`), so memory stays a small multiple of the image.
     """
-    decoded = t81_image.astype(np.int32)
-    rows, columns = decoded.shape
+    standard = np.asarray(t81_image)
+    rows, columns = standard.shape
     half = 1 << (precision - 1)
-    differences = np.empty_like(decoded)
-    differences[0, 0] = decoded[0, 0] - half
-    differences[0, 1:] = decoded[0, 1:] - decoded[0, :-1]
-    differences[1:, 0] = decoded[1:, 0] - decoded[:-1, 0]
-    differences[1:, 1:] = decoded[1:, 1:] - _predict(predictor, decoded[1:, :-1], decoded[:-1, 1:], decoded[:-1, :-1])
-    differences = (differences + 32768) % 65536 - 32768
-    del decoded
-
-    image = np.empty((rows, columns), dtype=np.int32)
-    image[0, 0] = (half + differences[0, 0]) & 0xFFFF
+    image = np.empty((rows, columns), dtype=np.uint16)
+    first_line = standard[0].astype(np.int64)
+    line_differences = _wrap16(np.diff(first_line, prepend=half))
+    pixel = (half + int(line_differences[0])) & 0xFFFF
+    image[0, 0] = pixel
     for column in range(1, columns):  # one line of a nonlinear recurrence
-        image[0, column] = (_predict(predictor, int(image[0, column - 1]), half, half) + differences[0, column]) & 0xFFFF
-    image[:, 0] = (image[0, 0] + np.cumsum(differences[:, 0]) - differences[0, 0]) & 0xFFFF
+        pixel = (_predict(predictor, pixel, half, half) + int(line_differences[column])) & 0xFFFF
+        image[0, column] = pixel
+    column_differences = _wrap16(np.diff(standard[:, 0].astype(np.int64)))
+    image[1:, 0] = (int(image[0, 0]) + np.cumsum(column_differences)) & 0xFFFF
     for top in range(1, rows, band):
-        _rebuild_band(image, differences, predictor, top, min(band, rows - top))
-    return image.astype(np.uint16)
+        height = min(band, rows - top)
+        block = standard[top - 1 : top + height].astype(np.int32)
+        differences = _wrap16(block[1:, 1:] - _predict(predictor, block[1:, :-1], block[:-1, 1:], block[:-1, :-1]))
+        _rebuild_band(image, differences, predictor, top, height)
+    return image
+
+
+def _wrap16(values: np.ndarray) -> np.ndarray:
+    """Differences modulo 2**16 as signed values, as lossless JPEG codes them."""
+    return (values + 32768) % 65536 - 32768
 
 
 def _rebuild_band(image: np.ndarray, differences: np.ndarray, predictor: int, top: int, height: int) -> None:
     """Rebuild rows top..top+height-1 (columns >= 1) in place, one anti-diagonal per step.
 
-    A pixel needs only its left, upper and upper-left neighbours, so all pixels
-    of an anti-diagonal are independent. The band is stored skewed,
+    `differences` holds the band's coded differences for columns >= 1. A pixel
+    needs only its left, upper and upper-left neighbours, so all pixels of an
+    anti-diagonal are independent. The band is stored skewed,
     skew[e, k] = pixel (top + k - 1, e - k), so each anti-diagonal is one
     contiguous row of `skew`; column k = 0 holds the row above the band.
     Cells outside the image are computed but never read by cells inside it.
@@ -157,7 +163,7 @@ def _rebuild_band(image: np.ndarray, differences: np.ndarray, predictor: int, to
     skewed_differences = np.zeros_like(skew)
     skew[:columns, 0] = image[top - 1]
     for k in range(1, height + 1):
-        skewed_differences[k : k + columns, k] = differences[top + k - 1]
+        skewed_differences[k + 1 : k + columns, k] = differences[k - 1]
     first_column = image[top : top + height, 0]
     skew[1, 1] = first_column[0]
     for e in range(2, diagonals):
