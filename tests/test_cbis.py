@@ -41,6 +41,15 @@ def test_real_tables_give_one_row_per_roi(real_rois):
     assert set(rois["division"]) == {"train"}
 
 
+def test_real_tables_patients_and_scans_per_collection(real_rois):
+    rois, _ = real_rois
+    mass = rois[rois["abnormality_type"] == "mass"]
+    calc = rois[rois["abnormality_type"] == "calcification"]
+    assert (mass["patient_id"].nunique(), calc["patient_id"].nunique()) == (691, 602)
+    assert (mass["image_file_path"].nunique(), calc["image_file_path"].nunique()) == (1231, 1227)
+    assert (mass["scan_id"].nunique(), calc["scan_id"].nunique()) == (1231, 1227)
+
+
 def test_real_tables_labels_per_roi(real_rois):
     rois, _ = real_rois
     assert set(rois["class_code"]) == {1, 2, 3, 4}

@@ -1,0 +1,62 @@
+"""Read one scan in any supported format: DDSM LJPEG (with its .ics), DICOM, PGM."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mammo.intensity import raw_to_uint16, uint8_to_uint16
+from mammo.io import FormatError
+from mammo.io.dicom import read_dicom
+from mammo.io.ics import read_ics
+from mammo.io.ljpeg import decode_ljpeg, parse_header, read_bytes
+from mammo.io.mias import read_pgm
+
+
+def ics_for(ljpeg_path: Path) -> Path:
+    """The case header beside a DDSM scan: A_0002_1.LEFT_CC.LJPEG -> A-0002-1.ics."""
+    return ljpeg_path.with_name(ljpeg_path.name.split(".")[0].replace("_", "-") + ".ics")
+
+
+def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
+    """A scan in the shared 16-bit intensity space, or its stored values with `raw`.
+
+    An LJPEG without its `.ics` is decoded with the stream's own geometry and
+    can only be read `raw` (the digitizer, hence the calibration, is unknown).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(path, "file not found")
+    name = path.name.lower()
+    if name.endswith((".ljpeg", ".ljpeg.gz")):
+        return _read_ljpeg(path, raw)
+    if name.endswith(".pgm"):
+        image = read_pgm(path)
+        return image if raw else uint8_to_uint16(image)
+    if name.endswith(".dcm") or _has_dicom_preamble(path):
+        return read_dicom(path)  # CBIS-DDSM stores the 16-bit space already
+    raise FormatError(path, "unknown scan format (expected .LJPEG with its .ics, DICOM or PGM)")
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+def _read_ljpeg(path: Path, raw: bool) -> np.ndarray:
+    ics_path = ics_for(path)
+    if not ics_path.exists():
+        if not raw:
+            raise FormatError(path, f"no {ics_path.name} beside the scan: the digitizer is unknown, use raw values")
+        warnings.warn(f"{path}: no {ics_path.name}; using the stream's own geometry", stacklevel=2)
+        header = parse_header(read_bytes(path), path)
+        return decode_ljpeg(path, header.rows, header.columns)
+    case = read_ics(ics_path)
+    view = path.name.split(".")[1]
+    if view not in case.views:
+        raise FormatError(path, f"view {view} is not listed in {ics_path}")
+    geometry = case.views[view]
+    image = decode_ljpeg(path, geometry.lines, geometry.pixels_per_line)
+    return image if raw else raw_to_uint16(image, case.digitizer_family, case.site)

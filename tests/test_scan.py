@@ -1,0 +1,76 @@
+"""One scan in any supported format, and `mammo convert`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mammo.intensity import raw_to_uint16
+from mammo.io import FormatError
+from mammo.io.dicom import read_dicom
+from mammo.io.ddsm import find_normal_scans
+from mammo.io.ljpeg import decode_ljpeg
+from mammo.io.scan import ics_for, read_scan
+
+MAMMO = Path(sys.executable).with_name("mammo")
+
+
+def test_ljpeg_with_its_ics_in_the_shared_space_or_raw(demo_root):
+    scans, _ = find_normal_scans(demo_root / "ddsm")
+    scan = scans.iloc[0]
+    path = Path(scan["path"])
+    assert ics_for(path) == Path(scan["ics_path"])
+    stored = decode_ljpeg(path, scan["lines"], scan["pixels_per_line"])
+    assert np.array_equal(read_scan(path, raw=True), stored)
+    assert np.array_equal(read_scan(path), raw_to_uint16(stored, scan["digitizer"], scan["site"]))
+
+
+def test_ljpeg_without_ics_is_raw_only_and_warns(demo_root, tmp_path):
+    scans, _ = find_normal_scans(demo_root / "ddsm")
+    path = tmp_path / Path(scans.iloc[0]["path"]).name
+    shutil.copy(scans.iloc[0]["path"], path)
+    with pytest.raises(FormatError, match="digitizer is unknown"):
+        read_scan(path)
+    with pytest.warns(UserWarning, match="own geometry"):
+        image = read_scan(path, raw=True)
+    assert image.shape == (scans.iloc[0]["lines"], scans.iloc[0]["pixels_per_line"])
+
+
+def test_dicom_and_pgm(demo_root):
+    dicom = next((demo_root / "cbis").rglob("000000.dcm"))
+    assert np.array_equal(read_scan(dicom), read_dicom(dicom))
+    pgm = demo_root / "mias" / "mdb001.pgm"
+    assert read_scan(pgm).dtype == np.uint16 and read_scan(pgm, raw=True).dtype == np.uint8
+
+
+def test_unknown_and_missing_files(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(FormatError, match="unknown scan format"):
+        read_scan(text)
+    with pytest.raises(FormatError, match="file not found"):
+        read_scan(tmp_path / "missing.dcm")
+
+
+def test_convert_command_writes_16_bit_png_and_npy(demo_root, tmp_path):
+    source = demo_root / "mias" / "mdb002.pgm"
+    png, npy = tmp_path / "scan.png", tmp_path / "scan.npy"
+    for target in (png, npy):
+        result = subprocess.run([str(MAMMO), "convert", str(source), str(target)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    written = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and np.array_equal(written, np.load(npy))
+
+
+def test_convert_command_fails_clearly_on_unreadable_input(tmp_path):
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"not a dicom")
+    result = subprocess.run([str(MAMMO), "convert", str(bad), str(tmp_path / "x.png")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert str(bad) in result.stderr and "Traceback" not in result.stderr
