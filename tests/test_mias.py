@@ -118,7 +118,7 @@ def test_read_pgm_handwritten_header(tmp_path):
     assert np.array_equal(read_pgm(path), pixels)
 
 
-@pytest.mark.parametrize("content", [b"P2\n2 2\n255\n1 2 3 4\n", b"P6\n1 1\n255\n\0\0\0", b"", b"\x89PNG\r\n"])
+@pytest.mark.parametrize("content", [b"P6\n1 1\n255\n\0\0\0", b"", b"\x89PNG\r\n"])
 def test_bad_magic_raises(tmp_path, content):
     path = tmp_path / "mdb002.pgm"
     path.write_bytes(content)
@@ -137,12 +137,24 @@ def test_truncated_pgm_raises(tmp_path, keep):
     assert str(path) in str(info.value)
 
 
-def test_sixteen_bit_pgm_raises(tmp_path):
+def test_sixteen_bit_pgm_is_read_and_scaled_by_maxval(tmp_path):
+    from mammo.io.mias import read_mias_scan
+
+    pixels = (np.arange(1024 * 1024) % 4096).astype(">u2").reshape(1024, 1024)
     path = tmp_path / "deep.pgm"
-    path.write_bytes(b"P5\n2 2\n65535\n" + bytes(8))
-    with pytest.raises(FormatError, match="8-bit") as info:
-        read_pgm(path)
-    assert str(path) in str(info.value)
+    path.write_bytes(b"P5\n1024 1024\n4095\n" + pixels.tobytes())
+    image = read_pgm(path)
+    assert image.dtype == np.uint16 and np.array_equal(image, pixels.astype(np.uint16))
+    scan = read_mias_scan(path)
+    assert scan.max() == 65535 and scan[0, 1] == round(65535 / 4095)
+
+
+def test_plain_p2_pgm_is_read(tmp_path):
+    pixels = (np.arange(1024 * 1024) % 200).astype(np.uint8).reshape(1024, 1024)
+    body = "\n".join(" ".join(map(str, row)) for row in pixels)
+    path = tmp_path / "mdb007.pgm"
+    path.write_text(f"P2\n# written by hand\n1024 1024\n255\n{body}\n")
+    assert np.array_equal(read_pgm(path), pixels)
 
 
 def test_non_mias_size_raises(tmp_path):

@@ -61,25 +61,47 @@ def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return parse_info(Path(path).read_text(errors="replace"), path)
 
 
-def read_pgm(path: str | Path) -> np.ndarray:
-    """Read an 8-bit binary PGM (P5) with OpenCV; size must be the MIAS 1024x1024."""
+def read_pgm_header(path: str | Path) -> tuple[str, int, int, int]:
+    """(magic, width, height, maxval) of a binary (P5) or plain (P2) PGM; comments allowed."""
     with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic != b"P5":
-        raise FormatError(path, f"not a binary PGM (magic {magic!r})")
+        head = handle.read(512)
+    magic = head[:2]
+    if magic not in (b"P5", b"P2"):
+        raise FormatError(path, f"not a PGM (magic {magic!r}, expected P5 or P2)")
+    fields = []
+    for line in head[2:].split(b"\n"):
+        fields += line.split(b"#")[0].split()
+        if len(fields) >= 3:
+            break
+    try:
+        width, height, maxval = (int(f) for f in fields[:3])
+    except ValueError:
+        raise FormatError(path, "truncated or malformed PGM header") from None
+    if not 0 < maxval < 65536:
+        raise FormatError(path, f"PGM maxval {maxval} out of range")
+    return magic.decode(), width, height, maxval
+
+
+def read_pgm(path: str | Path) -> np.ndarray:
+    """Read a MIAS PGM (P5 or P2, 8 or 16 bit) with OpenCV, as stored; size must be 1024x1024."""
+    read_pgm_header(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FormatError(path, "OpenCV could not decode the PGM (truncated?)")
-    if image.dtype != np.uint8 or image.ndim != 2:
-        raise FormatError(path, f"expected 8-bit greyscale, got {image.dtype} {image.shape}")
+    if image.ndim != 2:
+        raise FormatError(path, f"expected greyscale, got shape {image.shape}")
     if image.shape != (MIAS_SIZE, MIAS_SIZE):
         raise FormatError(path, f"expected the mini-MIAS {MIAS_SIZE}x{MIAS_SIZE}, got {image.shape[1]}x{image.shape[0]}")
     return image
 
 
 def read_mias_scan(path: str | Path) -> np.ndarray:
-    """A mini-MIAS scan in the shared 16-bit intensity space (8-bit stretched by 257)."""
-    return uint8_to_uint16(read_pgm(path))
+    """A mini-MIAS scan in the shared 16-bit intensity space (stored values stretched by 65535/maxval)."""
+    maxval = read_pgm_header(path)[3]
+    image = read_pgm(path)
+    if maxval == 255:
+        return uint8_to_uint16(image)
+    return np.round(image.astype(np.float64) * (65535 / maxval)).astype(np.uint16)
 
 
 def write_pgm(path: str | Path, image: np.ndarray) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mammo.intensity import raw_to_uint16, uint8_to_uint16
+from mammo.intensity import raw_to_uint16
 from mammo.io import FormatError
 from mammo.io.dicom import read_dicom
 from mammo.io.ics import read_ics
 from mammo.io.ljpeg import decode_ljpeg, parse_header, read_bytes
-from mammo.io.mias import read_pgm
+from mammo.io.mias import read_mias_scan, read_pgm
 
 
 def ics_for(ljpeg_path: Path) -> Path:
@@ -33,8 +33,7 @@ def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
     if name.endswith((".ljpeg", ".ljpeg.gz")):
         return _read_ljpeg(path, raw)
     if name.endswith(".pgm"):
-        image = read_pgm(path)
-        return image if raw else uint8_to_uint16(image)
+        return read_pgm(path) if raw else read_mias_scan(path)
     if name.endswith(".dcm") or _has_dicom_preamble(path):
         return read_dicom(path)  # CBIS-DDSM stores the 16-bit space already
     raise FormatError(path, "unknown scan format (expected .LJPEG with its .ics, DICOM or PGM)")
