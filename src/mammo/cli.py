@@ -7,6 +7,7 @@ import json
 from dataclasses import fields
 
 from mammo.demo.collections import DemoSpec, generate
+from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.runner import run_stage
 
 
@@ -22,7 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("input")
     convert.add_argument("output", help="ends in .png (16-bit) or .npy")
     convert.add_argument("--raw", action="store_true", help="keep the stored values (no optical-density mapping)")
+    check = commands.add_parser("check", help="report rows, patients, scans, missing files and rejected rows of a download")
+    check.add_argument("root", nargs="?", help="data root holding cbis-ddsm/, ddsm/ and mias/")
+    check.add_argument("--cbis", nargs="+", metavar="CSV", help="CBIS-DDSM case description CSVs")
+    check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt")
+    check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        if not (args.root or args.cbis or args.mias or args.ddsm):
+            parser.error("check needs a data root or --cbis/--mias/--ddsm")
+        report = run_stage(None, check_download, args.root, args.cbis, args.mias, args.ddsm)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.command == "convert":
         run_stage(None, convert_scan, args.input, args.output, args.raw)
     if args.command == "demo":
@@ -30,6 +42,17 @@ def main(argv: list[str] | None = None) -> None:
         roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias")]
         counts = run_stage(None, generate, *roots, spec, args.workers)
         print(json.dumps(counts))
+
+
+def check_download(root, cbis, mias, ddsm) -> dict:
+    report = check_root(root) if root else {}
+    if cbis:
+        report["cbis-ddsm"] = check_cbis(cbis)
+    if ddsm:
+        report["ddsm"] = check_ddsm(ddsm)
+    if mias:
+        report["mias"] = check_mias(mias)
+    return report
 
 
 def convert_scan(source: str, target: str, raw: bool) -> None:

@@ -1,0 +1,93 @@
+"""`mammo check`: what a download holds, what is missing and what would be rejected, per table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mammo.io import FormatError
+from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
+from mammo.io.ddsm import find_normal_scans
+from mammo.io.mias import read_info
+
+
+def check_cbis(csv_paths: list[str | Path], root: str | Path | None = None) -> dict:
+    """CSV rows, patients, scans; every referenced DICOM looked up under root (default: the CSVs' folder)."""
+    rois, rejected = read_case_descriptions(csv_paths)
+    root = Path(root) if root else Path(csv_paths[0]).parent
+    referenced = sorted({path for column in PATH_COLUMNS for path in rois[column]})
+    missing = [path for path in referenced if not resolve(root, path).exists()]
+    return {
+        "rows": int(len(rois) + len(rejected)),
+        "patients": int(rois["patient_id"].nunique()),
+        "scans": int(rois["image_file_path"].nunique()),
+        "files_found": len(referenced) - len(missing),
+        "missing_files": missing,
+        "rejected": _rows(rejected),
+    }
+
+
+def check_mias(info_path: str | Path) -> dict:
+    """Info.txt rows, patients (left/right pairs mdb001-002, ...), images, and the PGMs beside it."""
+    table, rejected = read_info(info_path)
+    folder = Path(info_path).parent
+    images = sorted(set(table["refnum"]))
+    missing = [f"{refnum}.pgm" for refnum in images if not (folder / f"{refnum}.pgm").exists()]
+    patients = {(int(refnum[3:]) + 1) // 2 for refnum in images}
+    return {
+        "rows": int(len(table) + len(rejected)),
+        "patients": len(patients),
+        "scans": len(images),
+        "files_found": len(images) - len(missing),
+        "missing_files": missing,
+        "rejected": _rows(rejected),
+    }
+
+
+def check_ddsm(root: str | Path) -> dict:
+    """Views listed in the `.ics` headers, cases, and the LJPEG files found."""
+    scans, rejected = find_normal_scans(root)
+    missing = rejected.loc[rejected["reason"].str.contains("not found"), "file"].tolist()
+    return {
+        "rows": int(len(scans) + len(rejected)),
+        "patients": int(scans["patient_id"].nunique()) if len(scans) else 0,
+        "scans": int(len(scans)),
+        "files_found": int(len(scans)),
+        "missing_files": missing,
+        "rejected": _rows(rejected),
+    }
+
+
+def check_root(root: str | Path) -> dict:
+    """Check the collections laid out under one data root (cbis-ddsm/, ddsm/, mias/)."""
+    root = Path(root)
+    report = {}
+    csvs = [root / "cbis-ddsm" / name for name in CSV_NAMES if (root / "cbis-ddsm" / name).exists()]
+    if csvs:
+        report["cbis-ddsm"] = check_cbis(csvs)
+    if (root / "ddsm").is_dir():
+        report["ddsm"] = check_ddsm(root / "ddsm")
+    if (root / "mias" / "Info.txt").exists():
+        report["mias"] = check_mias(root / "mias" / "Info.txt")
+    if not report:
+        raise FormatError(root, "no cbis-ddsm/*_case_description_*.csv, ddsm/ or mias/Info.txt under this folder")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A plain table, one line per collection, then the rejected rows and missing files."""
+    lines = [f"{'table':<12}{'rows':>8}{'patients':>10}{'scans':>8}{'found':>8}{'missing':>9}{'rejected':>10}"]
+    for name, entry in report.items():
+        lines.append(
+            f"{name:<12}{entry['rows']:>8}{entry['patients']:>10}{entry['scans']:>8}{entry['files_found']:>8}"
+            f"{len(entry['missing_files']):>9}{len(entry['rejected']):>10}"
+        )
+    for name, entry in report.items():
+        for row in entry["rejected"]:
+            lines.append(f"{name}: rejected {row['file']} row {row['row']}: {row['reason']}")
+        for path in entry["missing_files"]:
+            lines.append(f"{name}: missing {path}")
+    return "\n".join(lines)
+
+
+def _rows(rejected) -> list[dict]:
+    return [{"file": str(r["file"]), "row": str(r["row"]), "reason": r["reason"]} for _, r in rejected.iterrows()]
