@@ -146,3 +146,24 @@ def test_normal_tiles_are_mid_grey_tissue(demo_root):
     assert ((means > 28) & (means < 200)).all()
     boxes = pd.DataFrame(table["box"].str.split(",").tolist()).astype(int)
     assert ((boxes[2] - boxes[0]) == 200).all()
+
+
+def test_tcia_downloader_layout_is_resolved(cbis_copy, tmp_path):
+    """The same scans moved into the folder layout of TCIA's downloader give the same tiles."""
+    source, rois = cbis_copy
+    root = tmp_path / "download"
+    for column in ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"):
+        for relative in rois[column]:
+            scan, study, series, name = relative.split("/")
+            target = (
+                root / "CBIS-DDSM" / scan / f"07-20-2016-DDSM-NA-{study[-5:]}"
+                / f"1.000000-full mammogram images-{series[-5:]}" / f"1-{int(name[:-4]) + 1}.dcm"
+            )  # fmt: skip
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(resolve(source, relative), target)
+    assert not (root / rois["image_file_path"].iloc[0]).exists()
+    assert resolve(root, rois["image_file_path"].iloc[0]).name == "1-1.dcm"
+    expected, _, _ = cbis_tiles(rois, source, "ds9", Method2(), SEED, "t.npy")
+    images, _, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    assert rejected.empty
+    assert np.array_equal(images, expected)

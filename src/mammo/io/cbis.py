@@ -168,8 +168,27 @@ def path_problem(relative: str | None) -> str | None:
 
 
 def resolve(root: str | Path, relative: str) -> Path:
-    """Resolve a CSV path under the data root (the CSV folder layout)."""
-    return Path(root) / PurePosixPath(relative.replace("\\", "/"))
+    """Resolve a CSV path under the data root: the CSV folder layout, else the layout of TCIA's downloader.
+
+    Quirk: TCIA's downloader writes `<scan>/<date>-DDSM-NA-<last 5 digits of the study UID>/
+    <n>.000000-<description>-<last 5 digits of the series UID>/1-<k>.dcm` (under an optional
+    `CBIS-DDSM/` folder), with 1-1.dcm for the CSV's 000000.dcm and 1-2.dcm for 000001.dcm.
+    When neither layout has the file, the CSV-layout path is returned (and reported missing).
+    """
+    csv_layout = Path(root) / PurePosixPath(relative.replace("\\", "/"))
+    if csv_layout.exists():
+        return csv_layout
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    if len(parts) != 4 or not parts[3][:-4].isdigit():
+        return csv_layout
+    scan_folder, study_uid, series_uid, file_name = parts
+    file_name = f"1-{int(file_name[:-4]) + 1}.dcm"
+    matches = [
+        path
+        for top in (Path(root), Path(root) / "CBIS-DDSM")
+        for path in (top / scan_folder).glob(f"*-{study_uid[-5:]}/*-{series_uid[-5:]}/{file_name}")
+    ]
+    return matches[0] if len(matches) == 1 else csv_layout
 
 
 def _int_or_none(text: str | None) -> int | None:
