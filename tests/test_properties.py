@@ -16,7 +16,9 @@ from mammo.io.ljpeg import decode_ljpeg, encode_ljpeg, parse_header
 from mammo.io.mias import parse_info, read_pgm
 from mammo.io.overlay import parse_overlay
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)  # derandomized: CI sees the same examples every run
 
 ICS = """
 ics_version 1.0
@@ -118,7 +120,7 @@ def test_cbis_rows_are_read_or_rejected(tmp_path_factory, fields):
     path = tmp_path_factory.mktemp("cbis") / "mass_case_description_train_set.csv"
     text = HEADER + "\n" + ROW + "\n" + ",".join(fields) + "\n"
     path.write_text(text)
-    records = [r for r in csv.reader(io.StringIO(text)) if any(field.strip() for field in r)][1:]
+    records = [r for r in csv.reader(io.StringIO(text)) if r][1:]  # blank lines are no records
     try:
         rois, rejected = read_case_descriptions([path])
     except FormatError:
