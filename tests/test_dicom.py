@@ -111,3 +111,45 @@ def test_missing_file_raises(tmp_path):
     with pytest.raises(FormatError) as info:
         read_dicom(path)
     assert str(path) in str(info.value)
+
+
+def _twelve_bit(tmp_path):
+    pixels = (np.arange(64 * 48).reshape(64, 48) * 3 % 4096).astype(np.uint16)
+    write_dicom(tmp_path / "plain.dcm", pixels, "P_00001", "1.2.3", "1.2.3.4", "1.2.3.4.5")
+    dataset = pydicom.dcmread(tmp_path / "plain.dcm")
+    dataset.BitsStored, dataset.HighBit = 12, 11
+    return pixels, dataset
+
+
+def test_rle_compressed_dicom_decodes(tmp_path):
+    from pydicom.uid import RLELossless
+
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.compress(RLELossless)
+    dataset.save_as(tmp_path / "rle.dcm")
+    assert pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == RLELossless
+    assert np.array_equal(read_dicom(tmp_path / "rle.dcm"), pixels)
+
+
+def test_jpeg_lossless_dicom_decodes_through_the_pylibjpeg_plugin(tmp_path):
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.PixelData = encapsulate([imagecodecs.ljpeg_encode(pixels, bitspersample=12)])
+    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.57"  # JPEG Lossless, process 14
+    dataset.save_as(tmp_path / "jpeg.dcm", enforce_file_format=True)
+    assert np.array_equal(read_dicom(tmp_path / "jpeg.dcm"), pixels)
+
+
+def test_unsupported_transfer_syntax_is_a_clear_error(tmp_path):
+    from pydicom.encaps import encapsulate
+
+    _, dataset = _twelve_bit(tmp_path)
+    dataset.PixelData = encapsulate([b"\x00" * 64])
+    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: no decoder here
+    path = tmp_path / "mpeg.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    with pytest.raises(FormatError, match="transfer syntax") as info:
+        read_dicom(path)
+    assert str(path) in str(info.value)
