@@ -107,7 +107,7 @@ def write_records(tiles_path: str, split: str, shard: int, shards: int, shard_ou
 def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str) -> None:
     from mammo.train import TrainConfig, train
 
-    train(train_paths, val_paths, TrainConfig(**settings), out_dir)
+    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir)
 
 
 def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str, predictions_out: str) -> None:
@@ -118,7 +118,7 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, 
     from mammo.records import read_dataset
     from mammo.train import TrainConfig, configure_tensorflow, make_dataset
 
-    config = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
+    config = TrainConfig.from_settings(settings)
     configure_tensorflow(config.seed, config.threads)
     model = keras.models.load_model(model_path)
     result = {"model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"], "sets": {}}

@@ -30,6 +30,11 @@ class TrainConfig:
     seed: int = 42
     threads: int = 2
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> "TrainConfig":
+        """A model's config entry (which also holds evaluation keys) as training settings."""
+        return cls(**{key: value for key, value in settings.items() if key in cls.__dataclass_fields__})
+
     @property
     def label_key(self) -> str:
         return LABEL_SETS[self.labels][0]

@@ -42,12 +42,6 @@ def chunk_outputs(dataset, kind):
     ]
 
 
-TRAINING_KEYS = {"test_contrast", "threshold"}
-
-
-def training_settings(model, threads):
-    """The model's config entry as TrainConfig arguments (evaluation-only keys left out)."""
-    settings = {
-        k: v for k, v in config["models"][model].items() if k not in TRAINING_KEYS
-    }
-    return {**settings, "threads": threads}
+def model_settings(model, threads):
+    """A model's config entry and the job's thread count (stages take the keys they need)."""
+    return {**config["models"][model], "threads": threads}

@@ -17,7 +17,7 @@ rule train:
         mem_mb=6000,
         runtime=240,
     params:
-        settings=lambda wc, threads: training_settings(wc.model, threads),
+        settings=lambda wc, threads: model_settings(wc.model, threads),
         out_dir=subpath(output.model, parent=True),
     script:
         "../scripts/train.py"
@@ -43,7 +43,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     params:
-        settings=lambda wc, threads: {**config["models"][wc.model], "threads": threads},
+        settings=lambda wc, threads: model_settings(wc.model, threads),
     script:
         "../scripts/evaluate.py"
 
