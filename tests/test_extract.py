@@ -9,9 +9,10 @@ import pandas as pd
 import pydicom
 import pytest
 
-from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles
+from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
+from mammo.io.mias import index_info
 from mammo.tiles import Method2, NormalThresholds, NormalTiling
 
 SEED = 9
@@ -167,3 +168,37 @@ def test_tcia_downloader_layout_is_resolved(cbis_copy, tmp_path):
     images, _, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     assert rejected.empty
     assert np.array_equal(images, expected)
+
+
+# ----------------------------------------------------------------------------- mini-MIAS external test set
+MIAS_METHOD = Method2(tile=299)
+MIAS_TILING = NormalTiling(tile=299, stride=200, border_crop=0.07)
+MIAS_THRESHOLDS = NormalThresholds(38, 20, 2000)
+
+
+def test_mias_tiles_cut_rois_on_the_lesion_and_tile_normals(demo_root):
+    images, rois, _, _ = index_info(demo_root / "mias" / "Info.txt")
+    tiles, table, rejected = mias_tiles(images, rois, "ds9", MIAS_METHOD, MIAS_THRESHOLDS, MIAS_TILING, 2.58, SEED, "m.npy")
+    assert rejected.empty and len(tiles) == len(table) > 0
+    abnormal = table[table["label_normal"] == 1]
+    assert abnormal.groupby(abnormal["tile_id"].str.split("/").str[1]).size().to_dict() == {r: 3 for r in rois["roi_id"]}
+    normal_scans = set(images.loc[images["label_normal"] == 0, "refnum"])
+    assert set(table.loc[table["label_normal"] == 0, "scan_id"]) == normal_scans
+    assert (table["source"] == "mias").all() and set(table["patient_id"]) <= set(images["patient_id"])
+    for _, roi in rois.iterrows():  # the context box holds the ROI centre in upscaled pixels (y from the bottom)
+        box = table.loc[table["tile_id"].str.startswith(f"ds9/{roi['roi_id']}/"), "box"].iloc[0]
+        top, left, bottom, right = map(int, box.split(","))
+        assert abs((top + bottom) / 2 - (round(1024 * 2.58) - roi["y"] * 2.58)) <= 1
+        assert abs((left + right) / 2 - roi["x"] * 2.58) <= 1
+    # a generated lesion is brighter than the tissue around it: ROI tiles are brighter than normal ones on average
+    means = tiles.reshape(len(tiles), -1).mean(axis=1)
+    assert means[abnormal["tile_index"]].max() > np.median(means[table.loc[table["label_normal"] == 0, "tile_index"]])
+
+
+def test_mias_missing_scan_rejects_its_rois(demo_root, tmp_path):
+    images, rois, _, _ = index_info(demo_root / "mias" / "Info.txt")
+    victim = rois["refnum"].iloc[0]
+    images.loc[images["refnum"] == victim, "path"] = str(tmp_path / "gone.pgm")
+    _, table, rejected = mias_tiles(images, rois, "ds9", MIAS_METHOD, MIAS_THRESHOLDS, MIAS_TILING, 2.58, SEED, "m.npy")
+    assert sorted(rejected["item"]) == sorted(rois.loc[rois["refnum"] == victim, "roi_id"])
+    assert (rejected["reason"] == "file not found").all() and victim not in set(table["scan_id"])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mammo.io import FormatError
-from mammo.io.mias import INFO_COLUMNS, parse_info, read_info, read_pgm, write_pgm
+from mammo.io.mias import INFO_COLUMNS, index_info, parse_info, read_info, read_pgm, write_pgm
 
 
 # ----------------------------------------------------------------------------- the real Info.txt
@@ -174,3 +174,35 @@ def test_mias_scan_in_the_shared_16_bit_space(tmp_path):
     scan = read_mias_scan(path)
     assert scan.dtype == np.uint16 and scan.max() == 65535 and scan.min() == 0
     assert np.array_equal(to_uint8(scan), pixels)  # the one 16 -> 8 bit function gives the PGM back
+
+
+# ----------------------------------------------------------------------------- index: images, ROIs, rejected
+def test_index_info_on_the_real_file(shared):
+    images, rois, rejected, counts = index_info(shared / "data" / "mias" / "Info.txt")
+    assert counts == {"inputs": 330, "accepted": 326, "rejected": 4}
+    assert len(images) == 322 and images["label_normal"].sum() == 115
+    assert len(rois) == 330 - 207 - 4
+    # rows without coordinates: excluded from ROI extraction with the reason, image-level label kept
+    assert sorted(rejected["row"]) == [163, 322, 342, 355]
+    assert rejected["reason"].str.startswith("no coordinates").all()
+    labels = images.set_index("refnum")
+    assert labels.loc["mdb059", "label_normal"] == 1 and labels.loc["mdb059", "classes"] == "2"  # benign mass
+    assert labels.loc["mdb216", "classes"] == "3"  # malignant calcification
+    assert labels.loc["mdb003", "classes"] == "0"
+    # CALC -> calcification, every other abnormality class -> mass
+    assert set(rois.loc[rois["abnormality_class"] == "CALC", "abnormality_type"]) == {"calcification"}
+    assert set(rois.loc[rois["abnormality_class"] != "CALC", "abnormality_type"]) == {"mass"}
+    assert rois.set_index("refnum").loc["mdb001", "class_code"] == 2
+
+
+def test_index_info_pairs_and_sides(tmp_path):
+    info = tmp_path / "Info.txt"
+    info.write_text("prose\nmdb001 G CIRC B 535 425 197\nmdb002 G NORM\nmdb003 F CALC M *NOTE 3*\nmdb003 F SPIC M 10 20 5\n")
+    images, rois, rejected, counts = index_info(info)
+    assert images["patient_id"].tolist() == ["mias:001", "mias:001", "mias:002"]
+    assert images["side"].tolist() == ["RIGHT", "LEFT", "RIGHT"]  # quirk: even numbers are left breasts
+    assert images["classes"].tolist() == ["2", "0", "3,4"]
+    assert rois["roi_id"].tolist() == ["mias:mdb001:2", "mias:mdb003:5"]
+    assert rejected["item"].tolist() == ["mias:mdb003:4"] and rejected["row"].tolist() == [4]
+    assert counts == {"inputs": 4, "accepted": 3, "rejected": 1}
+    assert images["path"].tolist()[0] == str(tmp_path / "mdb001.pgm")

@@ -13,7 +13,7 @@ def test_csv_with_missing_columns_stops_with_the_file_name(tmp_path, capsys):
     bad.write_text("patient_id,pathology\nP_00001,BENIGN\n")
     log = tmp_path / "index.log"
     with pytest.raises(SystemExit) as exit_info:
-        run_stage(log, index_cbis, [str(bad)], str(tmp_path / "rois.tsv"), str(tmp_path / "rejected.tsv"))
+        run_stage(log, index_cbis, [str(bad)], *(str(tmp_path / name) for name in ("r.tsv", "j.tsv", "s.json")))
     assert exit_info.value.code == 1
     terminal = capsys.readouterr().err.strip().splitlines()
     assert len(terminal) == 1
@@ -24,7 +24,7 @@ def test_csv_with_missing_columns_stops_with_the_file_name(tmp_path, capsys):
 def test_missing_csv_stops_with_the_file_name(tmp_path, capsys):
     missing = tmp_path / "calc_case_description_test_set.csv"
     with pytest.raises(SystemExit):
-        run_stage(tmp_path / "log", index_cbis, [str(missing)], str(tmp_path / "r.tsv"), str(tmp_path / "j.tsv"))
+        run_stage(tmp_path / "log", index_cbis, [str(missing)], *(str(tmp_path / name) for name in ("r.tsv", "j.tsv", "s.json")))
     assert str(missing) in capsys.readouterr().err
 
 

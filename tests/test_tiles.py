@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mammo.tiles import (
+    upscale,
     NATIVE_TILE,
     TILE_SIZE,
     Method2,
@@ -157,6 +158,37 @@ def test_method2_tiles_come_from_the_context_box():
     assert len(low) == len(high) == 3
     assert all(t.min() == t.max() == 30000 >> 8 for t in low)
     assert all(t.min() == t.max() == 60000 >> 8 for t in high)
+
+
+def test_method2_at_tile_size_cuts_without_resizing():
+    """MIAS: ROIs are cut at 299 from the upscaled scan, so a tile holds the scan's own pixels."""
+    rng = np.random.default_rng(5)
+    image = (rng.integers(100, 200, (800, 800)) * 256).astype(np.uint16)
+    params = Method2(tile=TILE_SIZE)
+    assert method2_box((390, 390, 410, 410), image.shape, params) == (400 - 179, 400 - 179, int(TILE_SIZE * 1.2))
+    for tile in method2_tiles(image, (390, 390, 410, 410), item_rng(0, "m"), params):
+        values = set(np.unique(tile).tolist())
+        assert values <= set(range(100, 200)) and len(values) > 90  # no interpolated values
+        window = image[400 - 179 : 400 + 180, 400 - 179 : 400 + 180] >> 8
+        assert any(_occurs(np.rot90(tile, k)[:, ::flip], window) for k in range(4) for flip in (1, -1))
+
+
+def _occurs(tile: np.ndarray, window: np.ndarray) -> bool:
+    """Whether the tile is a sub-array of the window (matching its first row first)."""
+    rows, cols = np.nonzero(window == tile[0, 0])
+    return any(
+        r + tile.shape[0] <= window.shape[0] and c + tile.shape[1] <= window.shape[1]
+        and np.array_equal(window[r : r + tile.shape[0], c : c + tile.shape[1]], tile)
+        for r, c in zip(rows, cols)
+    )  # fmt: skip
+
+
+def test_upscale_by_the_mias_factor():
+    image = np.arange(1024 * 1024, dtype=np.uint32).reshape(1024, 1024).astype(np.uint16)
+    assert upscale(image, 2.58).shape == (2642, 2642)
+    flat = np.full((10, 20), 1234, np.uint16)
+    result = upscale(flat, 2.5)
+    assert result.shape == (25, 50) and result.dtype == np.uint16 and (result == 1234).all()
 
 
 def test_method2_tiles_reject_background():

@@ -37,7 +37,8 @@ def tiny_run(tmp_path_factory) -> Path:
 def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     result = snakemake(tmp_path, TARGET, "-n", "--quiet", "rules")
-    for rule in ("demo_data", "index_cbis", "index_ddsm", "tiles_cbis", "tiles_ddsm", "split", "records", "train", "evaluate"):
+    rules = ("demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_ddsm", "tiles_mias", "split", "records")
+    for rule in (*rules, "train", "evaluate"):
         assert rule in result.stdout, rule
 
 
@@ -52,10 +53,11 @@ def test_config_error_names_the_key(tmp_path):
 
 
 @pytest.mark.workflow
-def test_tiny_run_writes_metrics_for_validation_and_test(tiny_run):
+def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
     metrics = json.loads((tiny_run / TARGET).read_text())
     assert metrics["model"] == "1.0.0.35"
-    for name in ("val", "test"):
+    assert list(metrics["sets"]) == ["val", "test", "mias"]
+    for name in ("val", "test", "mias"):
         entry = metrics["sets"][name]
         for key in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "threshold"):
             assert key in entry
@@ -85,13 +87,28 @@ def test_tiny_run_outputs_reconcile_and_split_by_patient(tiny_run):
 
 
 @pytest.mark.workflow
+def test_tiny_run_accounts_for_every_source_input(tiny_run):
+    """Each index stage states inputs = accepted + rejected; the MIAS test set accounts for its ROIs and normal scans."""
+    for source, unit in (("cbis", "CSV records"), ("ddsm", "views listed"), ("mias", "Info.txt annotation rows")):
+        summary = json.loads((tiny_run / f"results/sources/{source}/summary.json").read_text())
+        assert summary["inputs"] == summary["accepted"] + summary["rejected"] > 0
+        assert summary["unit"].startswith(unit)
+    mias = json.loads((tiny_run / "results/ds9/mias/summary.json").read_text())
+    rois = pd.read_csv(tiny_run / "results/sources/mias/rois.tsv", sep="\t")
+    images = pd.read_csv(tiny_run / "results/sources/mias/images.tsv", sep="\t")
+    assert mias["inputs"] == len(rois) + (images["label_normal"] == 0).sum() == mias["accepted"] + mias["rejected"]
+    tiles = pd.read_csv(tiny_run / "results/ds9/mias/tiles.tsv", sep="\t")
+    assert (tiles["split"] == "mias").all() and sum(mias["per_class"].values()) == len(tiles)
+
+
+@pytest.mark.workflow
 def test_tiny_run_saves_model_history_and_records(tiny_run):
     model_dir = tiny_run / "results/ds9/model_1.0.0.35"
     history = pd.read_csv(model_dir / "history.csv")
     assert len(history) == 1 and {"loss", "val_loss", "accuracy"} <= set(history.columns)
     assert (model_dir / "model.keras").stat().st_size > 1_000_000
     shards = sorted((tiny_run / "results/ds9/records").glob("*.tfrecord"))
-    assert len(shards) == 6
+    assert len(shards) == 8  # train, val, test and mias, two shards each
 
 
 @pytest.mark.workflow

@@ -16,6 +16,7 @@ from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.dicom import read_dicom
 from mammo.io.ddsm import read_normal_scan
+from mammo.io.mias import read_mias_scan
 from mammo.labels import label_normal
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
 from mammo.tiles import (
@@ -28,6 +29,7 @@ from mammo.tiles import (
     method2_tiles,
     normal_tiles,
     resize_mask,
+    upscale,
 )
 
 
@@ -153,6 +155,78 @@ def ddsm_normal_tiles(
             )
             images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def mias_tiles(
+    images: pd.DataFrame,
+    rois: pd.DataFrame,
+    dataset: str,
+    method: Method2,
+    thresholds: NormalThresholds,
+    tiling: NormalTiling,
+    scale: float,
+    seed: int,
+    tiles_file: str,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The external mini-MIAS test set: scans upscaled by `scale`, ROIs by method 2 and normal scans tiled.
+
+    Tiles are cut at `method.tile` / `tiling.tile` pixels of the upscaled scan (299: no resizing).
+    ROIs of abnormal scans are the items; a normal scan is an item; abnormal scans give no normal tiles.
+    """
+    tiles, rows, rejected = [], [], []
+    for _, image in tqdm(images.iterrows(), total=len(images), desc="mini-MIAS scans"):
+        image_rois = rois[rois["refnum"] == image["refnum"]]
+        items = [roi["roi_id"] for _, roi in image_rois.iterrows()] if image["label_normal"] else [f"mias:{image['refnum']}"]
+        if not items:
+            continue  # every row of this abnormal scan lacks coordinates: rejected when indexed
+        try:
+            scan = upscale(read_mias_scan(_existing(Path(image["path"]))), scale)
+        except FormatError as err:
+            rejected += [_reject_mias(err.path, image, item, "read_scan", err.reason) for item in items]
+            continue
+        if image["label_normal"]:
+            cut = []
+            for _, roi in image_rois.iterrows():
+                row, col, half = scan.shape[0] - roi["y"] * scale, roi["x"] * scale, roi["radius"] * scale
+                box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
+                roi_tiles = method2_tiles(scan, box, item_rng(seed, roi["roi_id"]), method)
+                if not roi_tiles:
+                    rejected.append(_reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background"))
+                cut += [(roi, tile, box) for tile in roi_tiles]
+        else:
+            cut = [(None, tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
+            if not cut:
+                rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))
+        counters: dict[str, int] = {}
+        for roi, tile, box in cut:
+            item = items[0] if roi is None else roi["roi_id"]
+            counters[item] = counters.get(item, -1) + 1
+            rows.append(
+                {
+                    "tile_id": f"{dataset}/{item}/{counters[item]}",
+                    "dataset": dataset,
+                    "source": "mias",
+                    "patient_id": image["patient_id"],
+                    "scan_id": image["refnum"],
+                    "view": f"{image['side']}_MLO",  # mini-MIAS holds MLO views only
+                    "class_code": 0 if roi is None else int(roi["class_code"]),
+                    "label_normal": 0 if roi is None else 1,
+                    "abnormality_type": "" if roi is None else roi["abnormality_type"],
+                    "pathology": "" if roi is None else roi["pathology"],
+                    "scanner": "mias",
+                    "division": "",
+                    "method": "normal_grid" if roi is None else "method2",
+                    "box": ",".join(map(str, box)),
+                    "tiles_file": tiles_file,
+                    "tile_index": len(tiles),
+                }
+            )
+            tiles.append(tile)
+    return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _reject_mias(path, image: pd.Series, item: str, stage: str, reason: str) -> dict:
+    return {"file": str(path), "row": image["refnum"], "item": item, "stage": stage, "reason": reason}
 
 
 def _existing(path: Path) -> Path:

@@ -56,7 +56,7 @@ def roc_pr_curves(predictions: pd.DataFrame, out: str | Path) -> None:
 def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed: int = 0) -> None:
     """Random tiles per class (rows) and split (blocks), for visual review; `images(row)` returns a tile."""
     rng = np.random.default_rng(seed)
-    splits = [s for s in ("train", "val", "test") if s in set(tiles["split"])]
+    splits = [s for s in ("train", "val", "test", "mias") if s in set(tiles["split"])]
     codes = sorted(CLASS_NAMES)
     figure, axes = plt.subplots(len(codes), len(splits), figsize=(per_row * len(splits), 1.3 * len(codes)), squeeze=False)
     for column, split in enumerate(splits):

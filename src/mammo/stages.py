@@ -9,25 +9,44 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles
-from mammo.io.cbis import read_case_descriptions
-from mammo.io.ddsm import find_normal_scans
-from mammo.tables import REJECTED_COLUMNS, read_table, write_table
+from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.io.cbis import csv_records, read_case_descriptions
+from mammo.io.ddsm import find_normal_scans, listed_scans
+from mammo.io.mias import index_info
+from mammo.tables import REJECTED_COLUMNS, account, read_table, write_table
 from mammo.tiles import Method2, NormalThresholds, NormalTiling
 
 
-def index_cbis(csv_paths: list[str], rois_out: str, rejected_out: str) -> None:
+def index_cbis(csv_paths: list[str], rois_out: str, rejected_out: str, summary_out: str) -> None:
     rois, rejected = read_case_descriptions(csv_paths)
-    write_table(rois, rois_out)
-    write_table(rejected, rejected_out)
-    print(f"{len(rois)} ROIs, {len(rejected)} rejected rows from {len(csv_paths)} CSVs")
+    accepted = list(zip(rois["source_file"], rois["row"].astype(int)))
+    counts = account(csv_records(csv_paths), accepted, list(zip(rejected["file"], rejected["row"].astype(int))))
+    summary = {"collection": "cbis-ddsm", "unit": "CSV records (one ROI each)", **counts,
+               "patients": int(rois["patient_id"].nunique()), "scans": int(rois["scan_id"].nunique())}  # fmt: skip
+    _write_index(summary, summary_out, {rois_out: rois, rejected_out: rejected})
 
 
-def index_ddsm(root: str, scans_out: str, rejected_out: str) -> None:
+def index_ddsm(root: str, scans_out: str, rejected_out: str, summary_out: str) -> None:
     scans, rejected = find_normal_scans(root)
-    write_table(scans, scans_out)
-    write_table(rejected, rejected_out)
-    print(f"{len(scans)} normal scans in {scans['case'].nunique() if len(scans) else 0} cases, {len(rejected)} rejected")
+    counts = account(listed_scans(root), scans["scan_id"].tolist(), rejected["item"].tolist())
+    summary = {"collection": "ddsm", "unit": "views listed in .ics files (an unreadable .ics counts once)", **counts,
+               "patients": int(scans["patient_id"].nunique()), "cases": int(scans["case"].nunique())}  # fmt: skip
+    _write_index(summary, summary_out, {scans_out: scans, rejected_out: rejected})
+
+
+def index_mias(info_path: str, images_out: str, rois_out: str, rejected_out: str, summary_out: str) -> None:
+    images, rois, rejected, counts = index_info(info_path)
+    summary = {"collection": "mini-mias", "unit": "Info.txt annotation rows", **counts,
+               "images": len(images), "abnormal_images": int(images["label_normal"].sum()), "rois": len(rois)}  # fmt: skip
+    _write_index(summary, summary_out, {images_out: images, rois_out: rois, rejected_out: rejected})
+
+
+def _write_index(summary: dict, summary_out: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Write a source's tables and its summary, which states inputs = accepted + rejected."""
+    for path, table in tables.items():
+        write_table(table, path)
+    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
 
 
 def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int, chunks: int,
@@ -48,6 +67,25 @@ def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: 
     tiling = NormalTiling(tile=normals["tile"], stride=normals["stride"], border_crop=normals["border_crop"])
     images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, tiling, recipe["seed"], tiles_out)
     _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+
+
+def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
+               tiles_out: str, table_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+    """The external test set of one recipe; every ROI and normal scan is tiled or rejected (summary.json says so)."""
+    images, rois = read_table(images_path), read_table(rois_path)
+    mias = recipe["mias"]
+    method = Method2(**{**recipe["roi"], "tile": mias["tile"]})
+    tiling = NormalTiling(tile=mias["tile"], stride=mias["stride"], border_crop=mias["border_crop"])
+    thresholds = NormalThresholds(**mias["thresholds"])
+    tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, tiling, mias["scale"], recipe["seed"], tiles_out)
+    table["split"], table["kept"] = "mias", True
+    items = rois["roi_id"].tolist() + [f"mias:{refnum}" for refnum in images.loc[images["label_normal"] == 0, "refnum"]]
+    tiled = table["tile_id"].str.split("/").str[1].unique().tolist()
+    summary = {"collection": "mini-mias", "unit": "ROIs with coordinates and normal scans",
+               **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
+               "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
+    _write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
+    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> None:
@@ -146,8 +184,9 @@ def plot_model(history_path: str, predictions_path: str, curves_out: str, roc_ou
     roc_pr_curves(read_table(predictions_path), roc_out)
 
 
-def plot_montage(tiles_path: str, seed: int, out: str) -> None:
+def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
     from mammo.plots import montage
     from mammo.records import tile_loader
 
-    montage(splitting.kept(read_table(tiles_path)), tile_loader(), out, seed=seed)
+    tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
+    montage(splitting.kept(tiles), tile_loader(), out, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -20,3 +21,18 @@ def write_table(table: pd.DataFrame, path: str | Path) -> None:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"patient_id": str, "row": str}, keep_default_na=False)
+
+
+class AccountingError(ValueError):
+    pass
+
+
+def account(inputs: list, accepted: list, rejected: list) -> dict:
+    """Prove that every input key is accepted or rejected, exactly once, and nothing else is; return the counts."""
+    seen = Counter(accepted) + Counter(rejected)
+    lost = sorted(set(inputs) - set(seen), key=str)
+    unknown = sorted(set(seen) - set(inputs), key=str)
+    twice = sorted((key for key, count in seen.items() if count > 1), key=str)
+    if lost or unknown or twice:
+        raise AccountingError(f"inputs lost {lost[:5]}, outputs without an input {unknown[:5]}, counted twice {twice[:5]}")
+    return {"inputs": len(inputs), "accepted": len(accepted), "rejected": len(rejected)}

@@ -37,8 +37,16 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def downscale(tile: np.ndarray, size: int = TILE_SIZE) -> np.ndarray:
-    """Area interpolation for downscaling (the study used bilinear)."""
+    """Area interpolation for downscaling (the study used bilinear); a tile already at size is returned as is."""
+    if tile.shape == (size, size):
+        return tile
     return cv2.resize(tile, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def upscale(image: np.ndarray, factor: float) -> np.ndarray:
+    """Bilinear upscaling by a factor (MIAS x2.58, to the CBIS-DDSM pixel scale)."""
+    size = (int(round(image.shape[1] * factor)), int(round(image.shape[0] * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 def augment(tile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,6 +78,7 @@ class Method2:
     small_padding: float = 1.2  # ROI < tile: box of tile x 1.2 around the centre
     large_padding: float = 1.05  # ROI >= tile: box of max(tile x 1.05, roi)
     max_tries: int = 10
+    tile: int = NATIVE_TILE  # crop side in scan pixels (MIAS: 299 on the upscaled scan, so no resize at all)
 
 
 def method2_box(box: tuple[int, int, int, int], shape: tuple[int, int], params: Method2) -> tuple[int, int, int]:
@@ -77,29 +86,29 @@ def method2_box(box: tuple[int, int, int, int], shape: tuple[int, int], params: 
     top, left, bottom, right = box
     centre_row, centre_col = (top + bottom) // 2, (left + right) // 2
     roi_size = max(bottom - top, right - left)
-    if roi_size < NATIVE_TILE:
-        side = int(NATIVE_TILE * params.small_padding)
+    if roi_size < params.tile:
+        side = int(params.tile * params.small_padding)
     else:
-        side = max(int(NATIVE_TILE * params.large_padding), roi_size)
+        side = max(int(params.tile * params.large_padding), roi_size)
     box_top = int(np.clip(centre_row - side // 2, 0, max(shape[0] - side, 0)))
     box_left = int(np.clip(centre_col - side // 2, 0, max(shape[1] - side, 0)))
     return box_top, box_left, side
 
 
 def method2_tiles(image16: np.ndarray, box, rng: np.random.Generator, params: Method2 = Method2()) -> list[np.ndarray]:
-    """Random 598 crops from the context box, flipped and rotated, downscaled to 299 (uint8).
+    """Random tile-sized crops (598) from the context box, flipped and rotated, downscaled to 299 (uint8).
 
     A crop with more than 90% of pixels <= 10 is drawn again (up to max_tries);
     a crop that never passes is left out.
     """
     box_top, box_left, side = method2_box(box, image16.shape, params)
-    slack = max(side - NATIVE_TILE, 0)
+    slack = max(side - params.tile, 0)
     tiles = []
     for _ in range(params.crops):
         for _ in range(params.max_tries):
             top = box_top + int(rng.integers(0, slack + 1))
             left = box_left + int(rng.integers(0, slack + 1))
-            crop = to_uint8(padded_crop(image16, top, left, NATIVE_TILE))
+            crop = to_uint8(padded_crop(image16, top, left, params.tile))
             if not mostly_background(crop):
                 tiles.append(downscale(augment(crop, rng)))
                 break

@@ -2,6 +2,7 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.io.cbis import CSV_NAMES
 
 SPLITS = ["train", "val", "test"]
+EXTERNAL_SETS = ["mias"]
 CHUNKS = list(range(config["chunks"]))
 
 
@@ -9,7 +10,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     model="|".join(m.replace(".", r"\.") for m in config["models"]),
     chunk=r"\d+",
-    split="|".join(SPLITS),
+    split="|".join(SPLITS + EXTERNAL_SETS),
     shard=r"\d+",
     shards=r"\d+",
 
@@ -40,6 +41,19 @@ def chunk_outputs(dataset, kind):
         for source in ("cbis", "ddsm")
         for chunk in CHUNKS
     ]
+
+
+def split_tiles(wildcards):
+    """The tile table and tile arrays that one split's records are written from."""
+    if wildcards.split == "mias":
+        return {
+            "tiles": f"results/{wildcards.dataset}/mias/tiles.tsv",
+            "arrays": [f"results/{wildcards.dataset}/mias/tiles.npy"],
+        }
+    return {
+        "tiles": f"results/{wildcards.dataset}/tiles.tsv",
+        "arrays": chunk_outputs(wildcards.dataset, "npy"),
+    }
 
 
 def model_settings(model, threads):

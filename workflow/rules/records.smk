@@ -1,8 +1,7 @@
 rule records:
     """One TFRecord shard of one split (the schema lives in mammo.records)."""
     input:
-        tiles=rules.split.output.tiles,
-        arrays=lambda wc: chunk_outputs(wc.dataset, "npy"),
+        unpack(split_tiles),
     output:
         "results/{dataset}/records/{split}-{shard}-of-{shards}.tfrecord",
     log:

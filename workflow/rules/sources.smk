@@ -5,6 +5,7 @@ rule index_cbis:
     output:
         rois="results/sources/cbis/rois.tsv",
         rejected="results/sources/cbis/rejected.tsv",
+        summary="results/sources/cbis/summary.json",
     log:
         "logs/sources/index_cbis.log",
     benchmark:
@@ -26,6 +27,7 @@ rule index_ddsm:
     output:
         scans="results/sources/ddsm/scans.tsv",
         rejected="results/sources/ddsm/rejected.tsv",
+        summary="results/sources/ddsm/summary.json",
     log:
         "logs/sources/index_ddsm.log",
     benchmark:
@@ -40,3 +42,26 @@ rule index_ddsm:
         root=lambda wildcards: config["data"]["ddsm"],
     script:
         "../scripts/index_ddsm.py"
+
+
+rule index_mias:
+    """Image-level labels and ROIs from mini-MIAS Info.txt (rows without coordinates to the rejected table)."""
+    input:
+        info=f"{config['data']['mias']}/Info.txt",
+    output:
+        images="results/sources/mias/images.tsv",
+        rois="results/sources/mias/rois.tsv",
+        rejected="results/sources/mias/rejected.tsv",
+        summary="results/sources/mias/summary.json",
+    log:
+        "logs/sources/index_mias.log",
+    benchmark:
+        "benchmarks/sources/index_mias.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/index_mias.py"

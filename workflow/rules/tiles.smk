@@ -49,6 +49,32 @@ rule tiles_ddsm:
         "../scripts/tiles_ddsm.py"
 
 
+rule tiles_mias:
+    """The recipe's external test set: mini-MIAS upscaled to the CBIS scale, ROIs and normal scans tiled."""
+    input:
+        images=rules.index_mias.output.images,
+        rois=rules.index_mias.output.rois,
+    output:
+        tiles="results/{dataset}/mias/tiles.npy",
+        table="results/{dataset}/mias/tiles.tsv",
+        rejected="results/{dataset}/mias/rejected.tsv",
+        summary="results/{dataset}/mias/summary.json",
+    log:
+        "logs/{dataset}/tiles_mias.log",
+    benchmark:
+        "benchmarks/{dataset}/tiles_mias.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    params:
+        recipe=lambda wc: config["datasets"][wc.dataset],
+    script:
+        "../scripts/tiles_mias.py"
+
+
 rule split:
     """Patient-level train/val/test split, class balance, reconciliation of every input."""
     input:
@@ -80,10 +106,11 @@ rule split:
 
 
 rule montage:
-    """Random tiles per class and split, for visual review."""
+    """Random tiles per class and split (the MIAS test set included), for visual review."""
     input:
-        tiles=rules.split.output.tiles,
+        tables=[rules.split.output.tiles, rules.tiles_mias.output.table],
         arrays=lambda wc: chunk_outputs(wc.dataset, "npy"),
+        mias=rules.tiles_mias.output.tiles,
     output:
         report(
             "results/{dataset}/montage.png",

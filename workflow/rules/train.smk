@@ -24,11 +24,12 @@ rule train:
 
 
 rule evaluate:
-    """Metrics over the whole validation and test sets (no augmentation, test-time contrast only)."""
+    """Metrics over the whole validation, test and external MIAS sets (no augmentation, test-time contrast only)."""
     input:
         model=rules.train.output.model,
         val=lambda wc: shard_paths(wc.dataset, "val"),
         test=lambda wc: shard_paths(wc.dataset, "test"),
+        mias=lambda wc: shard_paths(wc.dataset, "mias"),
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
         predictions="results/{dataset}/model_{model}/predictions.tsv",

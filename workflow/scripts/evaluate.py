@@ -5,7 +5,7 @@ run_stage(
     snakemake.log[0],
     evaluate_model,
     snakemake.input.model,
-    {"val": list(snakemake.input.val), "test": list(snakemake.input.test)},
+    {name: list(snakemake.input[name]) for name in ("val", "test", "mias")},
     snakemake.params.settings,
     snakemake.output.metrics,
     snakemake.output.predictions,

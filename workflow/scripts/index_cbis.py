@@ -1,4 +1,5 @@
 from mammo.runner import run_stage
 from mammo.stages import index_cbis
 
-run_stage(snakemake.log[0], index_cbis, list(snakemake.input.csvs), snakemake.output.rois, snakemake.output.rejected)
+output = snakemake.output
+run_stage(snakemake.log[0], index_cbis, list(snakemake.input.csvs), output.rois, output.rejected, output.summary)

@@ -1,4 +1,4 @@
 from mammo.runner import run_stage
 from mammo.stages import plot_montage
 
-run_stage(snakemake.log[0], plot_montage, snakemake.input.tiles, snakemake.params.seed, snakemake.output[0])
+run_stage(snakemake.log[0], plot_montage, list(snakemake.input.tables), snakemake.params.seed, snakemake.output[0])

@@ -79,11 +79,7 @@ def read_case_descriptions(paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Da
 
 
 def _read_one(path: Path) -> tuple[pd.DataFrame, list[dict]]:
-    try:
-        # Quirks: CRLF endings, newlines inside quoted paths, "NA" as a real value.
-        raw = pd.read_csv(io.StringIO(path.read_text(errors="replace")), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise FormatError(path, f"unparseable CSV ({err})") from None
+    raw = _read_raw(path)
     raw.columns = [_RENAME.get(c.strip().lower(), c.strip().lower().replace(" ", "_")) for c in raw.columns]
     missing = {"patient_id", "side", "view", "abnormality_id", "abnormality_type", "pathology", *PATH_COLUMNS} - set(raw.columns)
     if missing:
@@ -133,6 +129,19 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, list[dict]]:
     for column in ("breast_density", "subtlety", "assessment"):
         table[column] = table[column].astype("Int64")
     return table, rejected
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    try:
+        # Quirks: CRLF endings, newlines inside quoted paths, "NA" as a real value.
+        return pd.read_csv(io.StringIO(path.read_text(errors="replace")), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise FormatError(path, f"unparseable CSV ({err})") from None
+
+
+def csv_records(paths: list[str | Path]) -> list[tuple[str, int]]:
+    """(file, record number) of every data record in the CSVs: what the ROI and rejected tables must account for."""
+    return [(str(path), number) for path in paths for number in range(1, len(_read_raw(Path(path))) + 1)]
 
 
 def _row_problem(record: dict) -> str | None:

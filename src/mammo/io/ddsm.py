@@ -20,13 +20,16 @@ SCAN_COLUMNS = [
 
 
 def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per view listed in each `.ics` under root; missing files and bad headers are rejected."""
+    """One row per view listed in each `.ics` under root; missing files and bad headers are rejected.
+
+    The rejected `item` is the scan id, or the `.ics` path for a header that cannot be read.
+    """
     rows, rejected = [], []
     for ics_path in sorted(Path(root).rglob("*.ics")):
         try:
             header = read_ics(ics_path)
         except FormatError as err:
-            rejected.append({"file": str(ics_path), "row": "", "item": "", "stage": "index", "reason": err.reason})
+            rejected.append({"file": str(ics_path), "row": "", "item": str(ics_path), "stage": "index", "reason": err.reason})
             continue
         for view, geometry in header.views.items():
             # Quirk: .ics names use dashes (A-0002-1), image names underscores (A_0002_1).
@@ -53,6 +56,19 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 }
             )
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def listed_scans(root: str | Path) -> list[str]:
+    """What the `.ics` files under root list: a scan id per view, or the file itself when its header is unreadable."""
+    listed = []
+    for ics_path in sorted(Path(root).rglob("*.ics")):
+        try:
+            header = read_ics(ics_path)
+        except FormatError:
+            listed.append(str(ics_path))
+            continue
+        listed += [f"{header.name}.{view}" for view in header.views]
+    return listed
 
 
 def read_normal_scan(scan: pd.Series) -> np.ndarray:

@@ -11,6 +11,8 @@ import pandas as pd
 
 from mammo.intensity import uint8_to_uint16
 from mammo.io import FormatError
+from mammo.labels import class_code
+from mammo.tables import REJECTED_COLUMNS, account
 
 MIAS_SIZE = 1024
 INFO_COLUMNS = ["refnum", "background", "abnormality_class", "severity", "x", "y", "radius"]
@@ -59,6 +61,53 @@ def parse_info(text: str, path: str | Path = "Info.txt") -> tuple[pd.DataFrame, 
 
 def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return parse_info(Path(path).read_text(errors="replace"), path)
+
+
+IMAGE_COLUMNS = ["refnum", "patient_id", "side", "background", "label_normal", "classes", "path"]
+MIAS_ROI_COLUMNS = [
+    "roi_id", "refnum", "patient_id", "side", "abnormality_class", "abnormality_type", "pathology",
+    "class_code", "x", "y", "radius", "path", "source_file", "row",
+]  # fmt: skip
+
+
+def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Info.txt -> (images with image-level labels, ROIs with coordinates, rejected rows, accounting).
+
+    Rows without coordinates keep their image's label but are rejected from ROI
+    extraction. Every `mdb` line of Info.txt is a normal image row, an ROI, or rejected.
+    """
+    info_path = Path(info_path)
+    text = info_path.read_text(errors="replace")
+    table, unparseable = parse_info(text, info_path)
+    rejected = [{**row, "item": "", "stage": "index"} for row in unparseable.to_dict("records")]
+    folder = info_path.parent
+    table["patient_id"] = [_patient(refnum) for refnum in table["refnum"]]
+    table["side"] = ["LEFT" if int(refnum[3:]) % 2 == 0 else "RIGHT" for refnum in table["refnum"]]  # quirk: even = left
+    table["path"] = [str(folder / f"{refnum}.pgm") for refnum in table["refnum"]]
+    abnormal = table[table["abnormality_class"] != "NORM"].copy()
+    abnormal["abnormality_type"] = ["calcification" if c == "CALC" else "mass" for c in abnormal["abnormality_class"]]
+    abnormal["pathology"] = abnormal["severity"].map({"B": "BENIGN", "M": "MALIGNANT"})
+    abnormal["class_code"] = [class_code(t, p) for t, p in zip(abnormal["abnormality_type"], abnormal["pathology"])]
+    abnormal["roi_id"] = [f"mias:{refnum}:{row}" for refnum, row in zip(abnormal["refnum"], abnormal["row"])]
+    abnormal["source_file"] = str(info_path)
+    located = abnormal["x"].notna() & abnormal["y"].notna() & abnormal["radius"].notna()
+    for _, row in abnormal[~located].iterrows():
+        reason = "no coordinates: excluded from ROI extraction, image-level label kept"
+        rejected.append({"file": str(info_path), "row": row["row"], "item": row["roi_id"], "stage": "index", "reason": reason})
+    rois = abnormal[located][MIAS_ROI_COLUMNS].reset_index(drop=True)
+    codes = abnormal.groupby("refnum")["class_code"].agg(lambda c: ",".join(map(str, sorted(set(c)))))
+    images = table.drop_duplicates("refnum").sort_values("refnum").copy()
+    images["classes"] = images["refnum"].map(codes).fillna("0")
+    images["label_normal"] = (images["classes"] != "0").astype(int)
+    lines = [number for number, line in enumerate(text.splitlines(), start=1) if line.strip().startswith("mdb")]
+    normal_rows = table.loc[table["abnormality_class"] == "NORM", "row"].tolist()
+    accounting = account(lines, normal_rows + rois["row"].tolist(), [row["row"] for row in rejected])
+    return images[IMAGE_COLUMNS].reset_index(drop=True), rois, pd.DataFrame(rejected, columns=REJECTED_COLUMNS), accounting
+
+
+def _patient(refnum: str) -> str:
+    """mini-MIAS images come in left/right pairs of one woman: mdb001+mdb002, mdb003+mdb004, ..."""
+    return f"mias:{(int(refnum[3:]) + 1) // 2:03d}"
 
 
 def read_pgm_header(path: str | Path) -> tuple[str, int, int, int]:
