@@ -31,15 +31,30 @@ def test_ljpeg_with_its_ics_in_the_shared_space_or_raw(demo_root):
     assert np.array_equal(read_scan(path), raw_to_uint16(stored, scan["digitizer"], scan["site"]))
 
 
-def test_ljpeg_without_ics_is_raw_only_and_warns(demo_root, tmp_path):
+def test_ljpeg_without_ics_uses_the_stream_header_and_warns(demo_root, tmp_path):
     scans, _ = find_normal_scans(demo_root / "ddsm")
-    path = tmp_path / Path(scans.iloc[0]["path"]).name
-    shutil.copy(scans.iloc[0]["path"], path)
-    with pytest.raises(FormatError, match="digitizer is unknown"):
-        read_scan(path)
-    with pytest.warns(UserWarning, match="own geometry"):
-        image = read_scan(path, raw=True)
-    assert image.shape == (scans.iloc[0]["lines"], scans.iloc[0]["pixels_per_line"])
+    scan = scans.iloc[0]
+    path = tmp_path / Path(scan["path"]).name
+    shutil.copy(scan["path"], path)
+    stored = decode_ljpeg(scan["path"], scan["lines"], scan["pixels_per_line"])
+    for raw in (False, True):
+        with pytest.warns(UserWarning, match="own geometry and its stored values"):
+            assert np.array_equal(read_scan(path, raw=raw), stored)
+
+
+def test_png_sixteen_bit_as_is_eight_bit_stretched(tmp_path):
+    import cv2
+
+    image16 = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20
+    cv2.imwrite(str(tmp_path / "a.png"), image16)
+    assert np.array_equal(read_scan(tmp_path / "a.png"), image16)
+    image8 = (image16 >> 8).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "b.png"), image8)
+    assert np.array_equal(read_scan(tmp_path / "b.png", raw=True), image8)
+    assert read_scan(tmp_path / "b.png").dtype == np.uint16 and read_scan(tmp_path / "b.png").max() > 255
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    with pytest.raises(FormatError, match="could not decode"):
+        read_scan(tmp_path / "c.png")
 
 
 def test_dicom_and_pgm(demo_root):

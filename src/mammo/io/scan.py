@@ -1,13 +1,14 @@
-"""Read one scan in any supported format: DDSM LJPEG (with its .ics), DICOM, PGM."""
+"""Read one scan in any supported format: DDSM LJPEG (with its .ics), DICOM, PGM, PNG."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from mammo.intensity import raw_to_uint16
+from mammo.intensity import raw_to_uint16, uint8_to_uint16
 from mammo.io import FormatError
 from mammo.io.dicom import read_dicom
 from mammo.io.ics import read_ics
@@ -24,7 +25,8 @@ def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
     """A scan in the shared 16-bit intensity space, or its stored values with `raw`.
 
     An LJPEG without its `.ics` is decoded with the stream's own geometry and
-    can only be read `raw` (the digitizer, hence the calibration, is unknown).
+    returned as stored, with a warning: the digitizer, hence the calibration, is unknown.
+    A 16-bit PNG is taken to be in the shared space already; an 8-bit one is stretched.
     """
     path = Path(path)
     if not path.exists():
@@ -34,9 +36,20 @@ def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
         return _read_ljpeg(path, raw)
     if name.endswith(".pgm"):
         return read_pgm(path) if raw else read_mias_scan(path)
+    if name.endswith(".png"):
+        return _read_png(path, raw)
     if name.endswith(".dcm") or _has_dicom_preamble(path):
         return read_dicom(path)  # CBIS-DDSM stores the 16-bit space already
-    raise FormatError(path, "unknown scan format (expected .LJPEG with its .ics, DICOM or PGM)")
+    raise FormatError(path, "unknown scan format (expected .LJPEG with its .ics, DICOM, PGM or PNG)")
+
+
+def _read_png(path: Path, raw: bool) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FormatError(path, "OpenCV could not decode the PNG")
+    if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
+        raise FormatError(path, f"expected an 8- or 16-bit greyscale PNG, got {image.dtype} shape {image.shape}")
+    return uint8_to_uint16(image) if image.dtype == np.uint8 and not raw else image
 
 
 def _has_dicom_preamble(path: Path) -> bool:
@@ -47,9 +60,11 @@ def _has_dicom_preamble(path: Path) -> bool:
 def _read_ljpeg(path: Path, raw: bool) -> np.ndarray:
     ics_path = ics_for(path)
     if not ics_path.exists():
-        if not raw:
-            raise FormatError(path, f"no {ics_path.name} beside the scan: the digitizer is unknown, use raw values")
-        warnings.warn(f"{path}: no {ics_path.name}; using the stream's own geometry", stacklevel=2)
+        warnings.warn(
+            f"{path}: no {ics_path.name}; using the stream's own geometry and its stored values"
+            " (the digitizer, hence the optical-density calibration, is unknown)",
+            stacklevel=3,
+        )
         header = parse_header(read_bytes(path), path)
         return decode_ljpeg(path, header.rows, header.columns)
     case = read_ics(ics_path)
