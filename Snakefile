@@ -16,6 +16,7 @@ include: "workflow/rules/sources.smk"
 include: "workflow/rules/tiles.smk"
 include: "workflow/rules/records.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/scans.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -28,6 +29,11 @@ rule all:
             "results/{dataset}/model_{model}/{name}",
             dataset=list(config["datasets"]),
             model=list(config["models"]),
-            name=["metrics.json", "training_curves.png", "roc_pr.png"],
+            name=[
+                "metrics.json",
+                "training_curves.png",
+                "roc_pr.png",
+                "scans/metrics.json",
+            ],
         ),
         expand("results/{dataset}/montage.png", dataset=list(config["datasets"])),

@@ -112,6 +112,28 @@ def test_tiny_run_saves_model_history_and_records(tiny_run):
 
 
 @pytest.mark.workflow
+def test_tiny_run_scores_whole_test_scans(tiny_run):
+    """Scan-level target: test-split patients only (plus MIAS), max-window ROC-AUC, localisation and FROC."""
+    scans_dir = tiny_run / "results/ds9/model_1.0.0.35/scans"
+    metrics = json.loads((scans_dir / "metrics.json").read_text())
+    assert sorted(metrics["sets"]) == ["mias", "test"]
+    tiles = pd.read_csv(tiny_run / "results/ds9/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t", dtype={"patient_id": str})
+    test_split = targets[targets["set"] == "test"]
+    assert set(test_split["patient_id"]) <= set(tiles.loc[tiles["split"] == "test", "patient_id"])
+    assert set(test_split["source"]) == {"cbis-ddsm", "ddsm"}
+    scored = pd.concat([pd.read_csv(p, sep="\t") for p in scans_dir.glob("chunk_*.scans.tsv")])
+    assert sorted(scored["scan_id"]) == sorted(targets["scan_id"])
+    test = metrics["sets"]["test"]
+    assert test["scans"] == len(test_split) and test["abnormal"] == int(test_split["label_normal"].sum()) > 0
+    assert set(test["localisation"]["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
+    froc = pd.read_csv(scans_dir / "froc.tsv", sep="\t")
+    assert froc["fp_per_scan"].is_monotonic_increasing or len(froc.groupby("set")) > 1
+    for name in ("froc.png", "cases.png"):
+        assert (scans_dir / name).stat().st_size > 5_000
+
+
+@pytest.mark.workflow
 def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     import cv2
 
@@ -120,7 +142,7 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
         assert image is not None and min(image.shape[:2]) > 200 and image.std() > 10, name
     snakemake(tiny_run, "--configfile", "config/tiny.yaml", "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
-    assert "montage.png" in report and "roc_pr.png" in report
+    assert "montage.png" in report and "roc_pr.png" in report and "froc.png" in report
 
 
 @pytest.mark.workflow

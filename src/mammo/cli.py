@@ -8,7 +8,10 @@ from dataclasses import fields
 
 from mammo.demo.collections import DemoSpec, generate
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
+from mammo.heatmap import Windowing
+from mammo.io.mias import MIAS_SCALE
 from mammo.runner import run_stage
+from mammo.stages import analyse_scan
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--workers", type=int, default=1, help="processes for the DDSM scans")
     for field in fields(DemoSpec):
         demo.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
-    convert = commands.add_parser("convert", help="turn one scan (LJPEG with its .ics, DICOM, PGM) into a 16-bit PNG or .npy")
+    convert = commands.add_parser("convert", help="turn one scan (LJPEG with its .ics, DICOM, PGM, PNG) into a 16-bit PNG or .npy")
     convert.add_argument("input")
     convert.add_argument("output", help="ends in .png (16-bit) or .npy")
     convert.add_argument("--raw", action="store_true", help="keep the stored values (no optical-density mapping)")
@@ -29,7 +32,22 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt")
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    scan = commands.add_parser("scan", help="heatmap and top regions of one full scan from a trained tile model")
+    scan.add_argument("input", help="a scan: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG")
+    scan.add_argument("--model", required=True, help="a trained model, e.g. results/ds9/model_1.0.0.35/model.keras")
+    scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
+    defaults = Windowing()
+    scan.add_argument("--stride", type=int, default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale")
+    scan.add_argument("--scale", type=float, help="CBIS-scale pixels per scan pixel (default 2.58 for mini-MIAS PGM, else 1)")
+    scan.add_argument("--min-tissue", type=float, default=defaults.min_tissue, help="skip windows with less breast")
+    scan.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    scan.add_argument("--top", type=int, default=defaults.top, help="regions to report")
+    scan.add_argument("--contrast", type=float, default=1.0, help="test-time contrast (as the model was evaluated)")
     args = parser.parse_args(argv)
+    if args.command == "scan":
+        scale = args.scale or (MIAS_SCALE if args.input.lower().endswith(".pgm") else 1.0)
+        windowing = Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)
+        run_stage(None, analyse_scan, args.input, args.model, args.out, windowing, args.contrast)
     if args.command == "check":
         if not (args.root or args.cbis or args.mias or args.ddsm):
             parser.error("check needs a data root or --cbis/--mias/--ddsm")

@@ -51,7 +51,7 @@ def cbis_tiles(
             continue
         for _, roi in scan_rois.iterrows():
             try:
-                mask = _roi_mask(root, roi, scan.shape)
+                mask = roi_mask(root, roi, scan.shape)
             except FormatError as err:
                 rejected.append(_reject(err.path, roi, "read_mask", err.reason))
                 continue
@@ -88,7 +88,7 @@ def cbis_tiles(
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
-def _roi_mask(root, roi: pd.Series, scan_shape: tuple[int, int]) -> np.ndarray:
+def roi_mask(root, roi: pd.Series, scan_shape: tuple[int, int]) -> np.ndarray:
     """The ROI mask, told from the crop by content; resized when only its size (not aspect) differs."""
     candidates = []
     for column in ("roi_mask_file_path", "cropped_image_file_path"):

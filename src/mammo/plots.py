@@ -1,4 +1,4 @@
-"""PNG figures: training curves, ROC and PR curves, tile montages."""
+"""PNG figures: training curves, ROC and PR curves, tile montages, FROC curves and scan heatmaps."""
 
 from __future__ import annotations
 
@@ -73,4 +73,52 @@ def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed
             axis.axis("off")
     figure.tight_layout()
     figure.savefig(out, dpi=80)
+    plt.close(figure)
+
+
+def froc_plot(curve: pd.DataFrame, out: str | Path) -> None:
+    """FROC: lesion sensitivity against false-positive regions per scan, one line per scan set."""
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for name, part in curve.groupby("set", sort=True):
+        if part["sensitivity"].notna().any():
+            axis.step(part["fp_per_scan"], part["sensitivity"], where="post", label=name)
+    for rate in (1, 2, 4):
+        axis.axvline(rate, color="grey", linewidth=0.6, linestyle=":")
+    axis.set(xlabel="false-positive regions per scan", ylabel="lesion sensitivity", title="FROC", ylim=(0, 1.02))
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def scan_cases(scans: pd.DataFrame, regions: pd.DataFrame, arrays: dict, threshold: float, out: str | Path, per_kind: int = 2) -> None:
+    """Heatmaps of the most confident right and wrong scans: true/false positives and negatives at the threshold."""
+    from mammo.heatmap import overlay
+
+    scored = scans[scans["windows_scored"] > 0]
+    abnormal, normal = scored[scored["label_normal"] == 1], scored[scored["label_normal"] == 0]
+    kinds = {
+        "true positive": abnormal[abnormal["max_score"] >= threshold].nlargest(per_kind, "max_score"),
+        "false negative": abnormal[abnormal["max_score"] < threshold].nsmallest(per_kind, "max_score"),
+        "false positive": normal[normal["max_score"] >= threshold].nlargest(per_kind, "max_score"),
+        "true negative": normal[normal["max_score"] < threshold].nsmallest(per_kind, "max_score"),
+    }
+    cases = [(kind, row) for kind, chosen in kinds.items() for _, row in chosen.iterrows()]
+    figure, axes = plt.subplots(1, max(len(cases), 1), figsize=(3 * max(len(cases), 1), 4.2), squeeze=False)
+    for axis, (kind, row) in zip(axes[0], cases):
+        key = row["scan_id"]
+        found = [
+            {"box": [int(v) for v in region["box"].split(",")], "score": float(region["score"])}
+            for _, region in regions[regions["scan_id"] == key].sort_values("rank").iterrows()
+        ]
+        picture = overlay(arrays[f"{key}/thumbnail"], float(arrays[f"{key}/factor"]), arrays[f"{key}/heatmap"], found)
+        axis.imshow(picture[..., ::-1])
+        axis.set_title(f"{kind}\n{key[:28]}\nscore {row['max_score']:.2f}", fontsize=8)
+    for axis in axes[0]:
+        axis.axis("off")
+    if not cases:
+        axes[0][0].text(0.5, 0.5, "no scans scored", ha="center", va="center")
+    figure.tight_layout()
+    figure.savefig(out, dpi=90)
     plt.close(figure)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mammo import split as splitting
 from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.io import FormatError
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_normal_scans, listed_scans
 from mammo.io.mias import index_info
@@ -150,15 +151,14 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
 
 def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str, predictions_out: str) -> None:
     """Predict each set once (no augmentation; the test-time contrast only); write metrics.json and predictions.tsv."""
-    import keras
-
     from mammo.evaluate import evaluate_set
+    from mammo.inference import load_tile_model
     from mammo.records import read_dataset
     from mammo.train import TrainConfig, configure_tensorflow, make_dataset
 
     config = TrainConfig.from_settings(settings)
     configure_tensorflow(config.seed, config.threads)
-    model = keras.models.load_model(model_path)
+    model = load_tile_model(model_path)
     result = {"model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"], "sets": {}}
     tables = []
     for name, paths in sets.items():
@@ -190,3 +190,138 @@ def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
 
     tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
+
+
+def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0) -> dict:
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan; returns the JSON content."""
+    import time
+
+    import cv2
+
+    from mammo.heatmap import overlay, regions, score_scan, thumbnail
+    from mammo.inference import load_tile_model, predictor, read_temperature
+    from mammo.io.scan import read_scan
+
+    started = time.perf_counter()
+    scan = read_scan(scan_path)  # a bad scan fails before TensorFlow starts
+    model = load_tile_model(model_path)
+    result = score_scan(scan, predictor(model, contrast), windowing)
+    found = regions(result, windowing, read_temperature(model_path))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = scan_stem(scan_path)
+    np.save(out / f"{stem}.heatmap.npy", result.heatmap)
+    cv2.imwrite(str(out / f"{stem}.overlay.png"), overlay(*thumbnail(scan), result.heatmap, found))
+    summary = {
+        "scan": str(scan_path),
+        "model": str(model_path),
+        "shape": list(result.shape),
+        "stride": windowing.stride,
+        "scale": windowing.scale,
+        "windows_scored": int(len(result.scores)),
+        "windows_skipped": int(result.windows_total - len(result.scores)),
+        "max_score": round(float(result.scores.max()), 6) if len(result.scores) else None,
+        "seconds": round(time.perf_counter() - started, 2),
+        "regions": found,
+    }
+    (out / f"{stem}.regions.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def scan_stem(path: str | Path) -> str:
+    """A scan's file name without its format suffixes: A_0002_1.LEFT_CC.LJPEG.gz -> A_0002_1.LEFT_CC."""
+    name = Path(path).name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def list_scan_targets(tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str, mias_images_path: str,
+                      cbis_root: str, mias_scale: float, out: str) -> None:  # fmt: skip
+    from mammo.scan_eval import scan_targets
+
+    tables = [read_table(path) for path in (tiles_path, cbis_rois_path, ddsm_scans_path, mias_images_path)]
+    targets = scan_targets(*tables, cbis_root, mias_scale)
+    write_table(targets, out)
+    print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
+
+
+def score_scans(targets_path: str, cbis_rois_path: str, mias_rois_path: str, cbis_root: str, model_path: str,
+                settings: dict, windowing: dict, chunk: int, chunks: int,
+                scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
+    """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps."""
+    from mammo.extract import roi_mask
+    from mammo.heatmap import Windowing, regions, score_scan, thumbnail
+    from mammo.inference import load_tile_model, predictor, read_temperature
+    from mammo.io.scan import read_scan
+    from mammo.scan_eval import circle_mask, lesions_hit
+    from mammo.train import configure_tensorflow
+    from tqdm import tqdm
+
+    targets = read_table(targets_path)
+    targets = targets[[chunk_of(scan_id, chunks) == chunk for scan_id in targets["scan_id"]]]
+    cbis_rois, mias_rois = read_table(cbis_rois_path), read_table(mias_rois_path)
+    configure_tensorflow(settings["seed"], settings["threads"])
+    predict = predictor(load_tile_model(model_path), settings["test_contrast"])
+    temperature = read_temperature(model_path)
+    scans, found_rows, rejected, arrays = [], [], [], {}
+    for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):
+        try:
+            scan = read_scan(target["path"])
+        except FormatError as err:
+            rejected.append({"file": str(err.path), "row": target["scan_id"], "item": target["scan_id"], "stage": "read_scan", "reason": err.reason})
+            continue
+        lesions, lesion_problems = {}, []
+        if target["source"] == "cbis-ddsm":
+            for _, roi in cbis_rois[cbis_rois["scan_id"] == target["scan_id"]].iterrows():
+                try:
+                    lesions[roi["roi_id"]] = roi_mask(cbis_root, roi, scan.shape)
+                except FormatError as err:
+                    lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
+        elif target["source"] == "mias":
+            for _, roi in mias_rois[mias_rois["refnum"] == target["scan_id"].removeprefix("mias:")].iterrows():
+                lesions[roi["roi_id"]] = circle_mask(scan.shape, scan.shape[0] - int(roi["y"]), int(roi["x"]), int(roi["radius"]))
+        settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
+        result = score_scan(scan, predict, settings_for_scan)
+        found = regions(result, settings_for_scan, temperature)
+        for rank, region in enumerate(found, start=1):
+            hit = ";".join(lesions_hit(region["box"], lesions))
+            found_rows.append({"scan_id": target["scan_id"], "rank": rank, "box": ",".join(map(str, region["box"])),
+                               "score": region["score"], "calibrated": region["calibrated"], "lesions_hit": hit})  # fmt: skip
+        scans.append({**target.to_dict(), "rows": scan.shape[0], "cols": scan.shape[1],
+                      "windows_scored": len(result.scores), "windows_total": result.windows_total,
+                      "max_score": float(result.scores.max()) if len(result.scores) else float("nan"),
+                      "lesions": ";".join(lesions), "lesion_problems": "; ".join(lesion_problems)})  # fmt: skip
+        image8, factor = thumbnail(scan, 512)
+        arrays[f"{target['scan_id']}/heatmap"] = result.heatmap.astype(np.float32)
+        arrays[f"{target['scan_id']}/thumbnail"] = image8
+        arrays[f"{target['scan_id']}/factor"] = np.float64(factor)
+    write_table(pd.DataFrame(scans), scans_out)
+    write_table(pd.DataFrame(found_rows, columns=["scan_id", "rank", "box", "score", "calibrated", "lesions_hit"]), regions_out)
+    write_table(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), rejected_out)
+    np.savez_compressed(heatmaps_out, **arrays)
+    print(f"{len(scans)} scans scored, {len(rejected)} rejected")
+
+
+def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_paths: list[str], threshold: float,
+                   metrics_out: str, froc_out: str, froc_plot: str, cases_plot: str) -> None:  # fmt: skip
+    """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
+    from mammo.plots import froc_plot as draw_froc
+    from mammo.plots import scan_cases
+    from mammo.scan_eval import froc, scan_metrics
+
+    scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
+    found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
+    result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
+    for name, part in scans.groupby("set", sort=True):
+        result["sets"][name] = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
+        curves.append(froc(found[found["scan_id"].isin(part["scan_id"])], part).assign(set=name))
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
+    write_table(curve, froc_out)
+    draw_froc(curve, froc_plot)
+    arrays = {}
+    for path in heatmaps_paths:
+        with np.load(path) as archive:
+            arrays.update({key: archive[key] for key in archive.files})
+    scan_cases(scans, found, arrays, threshold, cases_plot)
+    Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))

@@ -56,6 +56,13 @@ def split_tiles(wildcards):
     }
 
 
+def scan_chunks(wildcards, kind):
+    return [
+        f"results/{wildcards.dataset}/model_{wildcards.model}/scans/chunk_{chunk}.{kind}"
+        for chunk in CHUNKS
+    ]
+
+
 def model_settings(model, threads):
     """A model's config entry and the job's thread count (stages take the keys they need)."""
     return {**config["models"][model], "threads": threads}

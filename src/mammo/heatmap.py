@@ -1,0 +1,226 @@
+"""Whole-scan analysis: breast segmentation, sliding windows at the training geometry, heatmaps and top regions.
+
+A window is 598 pixels at the CBIS-DDSM scale, seen by the model at 299 (the
+geometry of dataset 9). Everything outside the segmented breast is set to 0. The scan is converted to 8 bit and area-downscaled by
+2 once; 299 windows of that image equal 598 crops downscaled one by one
+(for windows on even pixels), without cutting 598 crops at all. Windows are
+gathered in batches from a strided view, so memory holds the scan, its
+half-size copy and one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from mammo.intensity import to_uint8
+from mammo.tiles import NATIVE_TILE, TILE_SIZE
+
+Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class probabilities (n, classes)
+
+
+@dataclass(frozen=True)
+class Windowing:
+    stride: int = 299  # native pixels at the CBIS-DDSM scale
+    scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: 2.58)
+    min_tissue: float = 0.75  # windows with less breast are skipped (ds9 models call mostly-background windows abnormal)
+    batch_size: int = 32
+    top: int = 5  # regions reported per scan
+    overlap: float = 0.25  # regions overlapping a better one by more than this (IoU) are dropped
+
+    @property
+    def factor(self) -> float:
+        """Scan pixels -> model pixels (windows of NATIVE_TILE at the CBIS scale become TILE_SIZE)."""
+        return self.scale * TILE_SIZE / NATIVE_TILE
+
+    @property
+    def step(self) -> int:
+        """Stride in model pixels."""
+        return max(1, int(round(self.stride * TILE_SIZE / NATIVE_TILE)))
+
+
+@dataclass
+class ScanScores:
+    heatmap: np.ndarray  # mean P(abnormal) of the windows covering each stride cell; NaN where nothing was scored
+    windows: np.ndarray  # (n, 4) boxes top, left, bottom, right in scan pixels
+    scores: np.ndarray  # (n,) P(abnormal) per scored window
+    probabilities: np.ndarray  # (n, classes)
+    windows_total: int  # scored + skipped as background
+    shape: tuple[int, int]  # scan shape
+
+
+def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:
+    """The scan in 8 bit at model scale (area interpolation down, bilinear up), at least one window in size."""
+    image8 = to_uint8(scan16)
+    factor = windowing.factor
+    size = (max(1, int(round(image8.shape[1] * factor))), max(1, int(round(image8.shape[0] * factor))))
+    if size != (image8.shape[1], image8.shape[0]):
+        image8 = cv2.resize(image8, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    rows, cols = max(image8.shape[0], TILE_SIZE), max(image8.shape[1], TILE_SIZE)
+    if (rows, cols) != image8.shape:
+        padded = np.zeros((rows, cols), np.uint8)
+        padded[: image8.shape[0], : image8.shape[1]] = image8
+        image8 = padded
+    return image8
+
+
+def breast_mask(image8: np.ndarray, saturated: int = 250) -> np.ndarray:
+    """The breast: the largest bright connected region (Otsu threshold on a blurred copy), holes filled.
+
+    Saturated pixels (film labels, scanner borders; the study zeroed 255) are left out first, so
+    that a label touching the border, or a border touching the breast, does not join the breast.
+    """
+    blurred = cv2.GaussianBlur(np.where(image8 >= saturated, 0, image8).astype(np.uint8), (0, 0), 3)
+    level, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    foreground = (blurred > max(level, 10)).astype(np.uint8)
+    foreground = cv2.morphologyEx(foreground, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground, connectivity=8)
+    if count <= 1:
+        return np.zeros(image8.shape, bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    breast = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(breast, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(breast, contours, -1, 1, thickness=cv2.FILLED)
+    return breast.astype(bool)
+
+
+def window_starts(length: int, step: int, size: int = TILE_SIZE) -> np.ndarray:
+    """Starts along one axis every `step`, the last flush with the far edge so the whole axis is covered.
+
+    A last window within half a step of the edge moves there instead of gaining a near-copy beside it.
+    """
+    starts = list(range(0, length - size + 1, step))
+    gap = length - size - starts[-1]
+    if gap and 2 * gap < step and len(starts) > 1:
+        starts[-1] = length - size
+    elif gap:
+        starts.append(length - size)
+    return np.array(starts)
+
+
+def tissue_windows(mask: np.ndarray, windowing: Windowing) -> tuple[np.ndarray, int]:
+    """(n, 2) top-left corners of the windows holding at least `min_tissue` breast, and the number of windows in all."""
+    rows = window_starts(mask.shape[0], windowing.step)
+    cols = window_starts(mask.shape[1], windowing.step)
+    integral = cv2.integral(mask.astype(np.uint8))
+    tops, lefts = np.meshgrid(rows, cols, indexing="ij")
+    tops, lefts = tops.ravel(), lefts.ravel()
+    inside = (
+        integral[tops + TILE_SIZE, lefts + TILE_SIZE] - integral[tops, lefts + TILE_SIZE]
+        - integral[tops + TILE_SIZE, lefts] + integral[tops, lefts]
+    )  # fmt: skip
+    keep = inside >= windowing.min_tissue * TILE_SIZE * TILE_SIZE
+    return np.stack([tops[keep], lefts[keep]], axis=1), len(tops)
+
+
+def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Windows gathered from a strided view, one batch at a time."""
+    view = np.lib.stride_tricks.sliding_window_view(image8, (TILE_SIZE, TILE_SIZE))
+    for start in range(0, len(corners), batch_size):
+        chosen = corners[start : start + batch_size]
+        yield view[chosen[:, 0], chosen[:, 1]]
+
+
+def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
+    """Score every breast window of a scan and assemble the heatmap."""
+    image8 = working_image(scan16, windowing)
+    breast = breast_mask(image8)
+    image8 = np.where(breast, image8, 0).astype(np.uint8)  # labels and borders outside the breast become background
+    corners, total = tissue_windows(breast, windowing)
+    probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
+    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
+    scores = 1.0 - probabilities[:, 0] if len(probabilities) else np.zeros(0)
+    heatmap = _heatmap(image8.shape, corners, scores, windowing.step)
+    windows = _to_scan(np.concatenate([corners, corners + TILE_SIZE], axis=1), windowing.factor, scan16.shape)
+    return ScanScores(heatmap, windows, scores, probabilities, total, tuple(scan16.shape))
+
+
+def _heatmap(shape: tuple[int, int], corners: np.ndarray, scores: np.ndarray, step: int) -> np.ndarray:
+    """Mean score over the windows covering each cell of `step` pixels."""
+    cells = (-(-shape[0] // step), -(-shape[1] // step))
+    total, count = np.zeros(cells), np.zeros(cells)
+    for (top, left), score in zip(corners, scores):
+        rows = slice(top // step, -(-(top + TILE_SIZE) // step))
+        cols = slice(left // step, -(-(left + TILE_SIZE) // step))
+        total[rows, cols] += score
+        count[rows, cols] += 1
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _to_scan(boxes: np.ndarray, factor: float, shape: tuple[int, int]) -> np.ndarray:
+    scaled = np.round(boxes / factor).astype(int)
+    scaled[:, [0, 2]] = np.clip(scaled[:, [0, 2]], 0, shape[0])
+    scaled[:, [1, 3]] = np.clip(scaled[:, [1, 3]], 0, shape[1])
+    return scaled.reshape(-1, 4)
+
+
+def top_regions(windows: np.ndarray, scores: np.ndarray, count: int, overlap: float) -> list[int]:
+    """Indices of the best windows, each overlapping a better one by at most `overlap` (IoU): greedy suppression."""
+    chosen: list[int] = []
+    for index in np.argsort(-scores, kind="stable"):
+        if len(chosen) == count:
+            break
+        if all(_iou(windows[index], windows[other]) <= overlap for other in chosen):
+            chosen.append(int(index))
+    return chosen
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    rows = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    cols = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = rows * cols
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """P(abnormal) after temperature scaling of the class probabilities (log-probabilities as logits)."""
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return 1.0 - scaled[:, 0] / scaled.sum(axis=1)
+
+
+def regions(result: ScanScores, windowing: Windowing, temperature: float | None = None) -> list[dict]:
+    """The top regions of a scored scan: box in scan pixels, score, calibrated probability when a temperature is known."""
+    chosen = top_regions(result.windows, result.scores, windowing.top, windowing.overlap)
+    calibrated_scores = calibrated(result.probabilities, temperature) if temperature else None
+    return [
+        {
+            "box": [int(v) for v in result.windows[index]],
+            "score": round(float(result.scores[index]), 6),
+            "calibrated": None if calibrated_scores is None else round(float(calibrated_scores[index]), 6),
+        }
+        for index in chosen
+    ]
+
+
+def thumbnail(scan16: np.ndarray, max_side: int = 1024) -> tuple[np.ndarray, float]:
+    """The scan in 8 bit with its longer side at most `max_side`, and the factor from scan pixels to it."""
+    factor = min(1.0, max_side / max(scan16.shape))
+    size = (max(1, int(scan16.shape[1] * factor)), max(1, int(scan16.shape[0] * factor)))
+    return cv2.resize(to_uint8(scan16), size, interpolation=cv2.INTER_AREA), factor
+
+
+def overlay(image8: np.ndarray, factor: float, heatmap: np.ndarray, found: list[dict], boxed: float = 0.5) -> np.ndarray:
+    """BGR picture of a thumbnail (scan pixels x `factor`): heat in colour, more opaque where higher; regions boxed.
+
+    The first region and every region scoring at least `boxed` get a box with rank and score.
+    """
+    size = (image8.shape[1], image8.shape[0])
+    grey = cv2.cvtColor(image8, cv2.COLOR_GRAY2BGR).astype(np.float32)
+    heat = cv2.resize(np.nan_to_num(heatmap).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET).astype(np.float32)
+    alpha = (0.2 + 0.5 * heat)[..., None] * (heat > 0)[..., None]
+    picture = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
+    for rank, region in enumerate(found, start=1):
+        if rank > 1 and region["score"] < boxed:
+            continue
+        top, left, bottom, right = (int(v * factor) for v in region["box"])
+        cv2.rectangle(picture, (left, top), (right - 1, bottom - 1), (255, 255, 255), 2)
+        cv2.putText(picture, f"{rank}: {region['score']:.2f}", (left + 4, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+    return picture

@@ -1,0 +1,49 @@
+"""Load a trained tile model and turn it into a batch predictor (used by evaluation and whole-scan analysis)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mammo.tiles import TILE_SIZE
+
+
+def load_tile_model(path: str | Path):
+    """A Keras model of this pipeline: uint8 299x299x1 tiles in, class probabilities out; else a clear error."""
+    import keras
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        model = keras.models.load_model(path)
+    except (ValueError, OSError, KeyError) as err:
+        raise ValueError(f"{path}: not a readable Keras model ({err})") from None
+    expected = (None, TILE_SIZE, TILE_SIZE, 1)
+    if tuple(model.input_shape) != expected or len(model.output_shape) != 2 or model.output_shape[-1] < 2:
+        raise ValueError(
+            f"{path}: a tile model takes {expected} and gives class probabilities; "
+            f"this one takes {model.input_shape} and gives {model.output_shape}"
+        )
+    return model
+
+
+def predictor(model, contrast: float = 1.0):
+    """uint8 (n, 299, 299) -> class probabilities (n, classes), with the test-time contrast, compiled once."""
+    import tensorflow as tf
+
+    from mammo.train import apply_contrast
+
+    @tf.function(reduce_retracing=True)
+    def run(batch):
+        return model(apply_contrast(batch[..., None], contrast), training=False)
+
+    return lambda batch: run(tf.convert_to_tensor(np.ascontiguousarray(batch))).numpy()
+
+
+def read_temperature(model_path: str | Path) -> float | None:
+    """The temperature fitted on validation (`calibration.json` beside the model), when there is one."""
+    path = Path(model_path).with_name("calibration.json")
+    return float(json.loads(path.read_text())["temperature"]) if path.exists() else None

@@ -1,0 +1,101 @@
+"""Scan-level evaluation: which scans to score, lesion hits of the top regions, scan ROC-AUC, localisation and FROC."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from mammo.evaluate import binary_metrics
+
+TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
+FP_RATES = (1, 2, 4)
+
+
+def scan_targets(tiles: pd.DataFrame, cbis_rois: pd.DataFrame, ddsm_scans: pd.DataFrame, mias_images: pd.DataFrame,
+                 cbis_root: str, mias_scale: float) -> pd.DataFrame:  # fmt: skip
+    """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM normal) and every mini-MIAS scan.
+
+    Patients come from the split (never a training or validation patient); all of a test patient's
+    scans are scored, including normal scans that gave no tile.
+    """
+    from mammo.io.cbis import resolve
+
+    test_patients = set(tiles.loc[tiles["split"] == "test", "patient_id"])
+    cbis = cbis_rois[[f"cbis:{p}" in test_patients for p in cbis_rois["patient_id"]]].drop_duplicates("scan_id")
+    ddsm = ddsm_scans[[f"ddsm:{p}" in test_patients for p in ddsm_scans["patient_id"]]]
+    parts = [
+        pd.DataFrame({"scan_id": cbis["scan_id"], "set": "test", "source": "cbis-ddsm", "patient_id": "cbis:" + cbis["patient_id"],
+                      "path": [str(resolve(cbis_root, p)) for p in cbis["image_file_path"]], "scale": 1.0, "label_normal": 1}),
+        pd.DataFrame({"scan_id": ddsm["scan_id"], "set": "test", "source": "ddsm", "patient_id": "ddsm:" + ddsm["patient_id"],
+                      "path": ddsm["path"], "scale": 1.0, "label_normal": 0}),
+        pd.DataFrame({"scan_id": "mias:" + mias_images["refnum"], "set": "mias", "source": "mias", "patient_id": mias_images["patient_id"],
+                      "path": mias_images["path"], "scale": mias_scale, "label_normal": mias_images["label_normal"]}),
+    ]  # fmt: skip
+    return pd.concat(parts, ignore_index=True)[TARGET_COLUMNS].sort_values(["set", "scan_id"], ignore_index=True)
+
+
+def circle_mask(shape: tuple[int, int], row: float, col: float, radius: float) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.circle(mask, (int(round(col)), int(round(row))), max(1, int(round(radius))), 1, thickness=-1)
+    return mask.astype(bool)
+
+
+def lesions_hit(box, lesions: dict[str, np.ndarray]) -> list[str]:
+    """The lesions (id -> mask at scan size) that a region's box overlaps."""
+    top, left, bottom, right = box
+    return [lesion for lesion, mask in lesions.items() if mask[top:bottom, left:right].any()]
+
+
+def froc(regions: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
+    """Sensitivity (lesions hit by a region scoring >= t) against false-positive regions per scan, for every t.
+
+    `regions`: scan_id, score, lesions_hit (';'-joined ids, '' for a false positive);
+    `scans`: scan_id, lesions (';'-joined ids of the lesions with a known outline).
+    """
+    total_lesions = sum(len(_ids(value)) for value in scans["lesions"])
+    rows = []
+    ordered = regions.sort_values("score", ascending=False, kind="stable")
+    found: set[str] = set()
+    false_positives = 0
+    for threshold, group in ordered.groupby("score", sort=False):
+        for hit in group["lesions_hit"]:
+            ids = _ids(hit)  # lesion ids are unique across scans (ROI ids)
+            found.update(ids)
+            false_positives += not ids
+        rows.append({"threshold": float(threshold), "fp_per_scan": false_positives / max(len(scans), 1),
+                     "sensitivity": len(found) / total_lesions if total_lesions else None})  # fmt: skip
+    return pd.DataFrame(rows, columns=["threshold", "fp_per_scan", "sensitivity"])
+
+
+def _ids(value) -> list[str]:
+    return [item for item in str(value).split(";") if item and item != "nan"]
+
+
+def sensitivity_at(curve: pd.DataFrame, rate: float) -> float | None:
+    """The highest sensitivity reached with at most `rate` false positives per scan."""
+    if curve["sensitivity"].isna().all():
+        return None  # no lesion with a known outline
+    within = curve.loc[curve["fp_per_scan"] <= rate, "sensitivity"]
+    return round(float(within.max()), 4) if len(within) else 0.0
+
+
+def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -> dict:
+    """Scan-level metrics of one set: max window score as the scan score; localisation and FROC from the regions."""
+    scored = scans[scans["windows_scored"] > 0]
+    result = {
+        "scans": int(len(scans)),
+        "scans_without_breast_windows": int(len(scans) - len(scored)),
+        "abnormal": int(scans["label_normal"].sum()),
+        **binary_metrics(scored["label_normal"].to_numpy(), scored["max_score"].to_numpy(), threshold),
+    }
+    located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
+    top = regions[regions["rank"] == 1].set_index("scan_id")["lesions_hit"]
+    hits = [len(_ids(top.get(scan_id, ""))) > 0 for scan_id in located["scan_id"]]
+    curve = froc(regions[regions["scan_id"].isin(scans["scan_id"])], scans)
+    result["localisation"] = {
+        "abnormal_scans_with_outline": int(len(located)),
+        "top_region_on_lesion": round(float(np.mean(hits)), 4) if hits else None,
+        "sensitivity_at_fp_per_scan": {str(rate): sensitivity_at(curve, rate) for rate in FP_RATES},
+    }
+    return result

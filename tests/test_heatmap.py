@@ -1,0 +1,258 @@
+"""Whole-scan analysis: windows at the training geometry, breast segmentation, heatmaps, regions, scan-level metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo.demo import anatomy
+from mammo.heatmap import (
+    Windowing,
+    batches,
+    breast_mask,
+    calibrated,
+    overlay,
+    regions,
+    score_scan,
+    thumbnail,
+    tissue_windows,
+    top_regions,
+    window_starts,
+    working_image,
+)
+from mammo.intensity import od_to_uint16, to_uint8
+from mammo.scan_eval import circle_mask, froc, lesions_hit, scan_metrics, scan_targets, sensitivity_at
+from mammo.tiles import TILE_SIZE, downscale
+
+MAMMO = Path(sys.executable).with_name("mammo")
+LESION_LEVEL = 250  # 8-bit value of the synthetic lesion below; the tissue stays under it
+
+
+@pytest.fixture(scope="module")
+def one_lesion_scan() -> tuple[np.ndarray, np.ndarray]:
+    """A generated breast (3000x1800, chest wall left) with one mass, and the mass mask."""
+    rng = np.random.default_rng(4)
+    od, breast = anatomy.normal_breast((3000, 1800), rng, chest_wall_left=True)
+    lesion = anatomy.add_mass(od, breast, rng, malignant=True, size=260)
+    scan = od_to_uint16(np.minimum(od, 2.2))  # tissue below the lesion level
+    scan[lesion.mask] = LESION_LEVEL << 8
+    return scan, lesion.mask
+
+
+def lesion_detector(calls: list | None = None):
+    """A stand-in model: P(abnormal) = share of lesion-level pixels in the window (records each batch)."""
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        assert batch.dtype == np.uint8 and batch.shape[1:] == (TILE_SIZE, TILE_SIZE)
+        if calls is not None:
+            calls.append(batch.copy())
+        share = (batch >= LESION_LEVEL).mean(axis=(1, 2)) * 20
+        p = np.clip(share, 0, 1)
+        return np.stack([1 - p, p], axis=1)
+
+    return predict
+
+
+def test_windows_equal_training_tiles_cut_at_598_and_downscaled():
+    rng = np.random.default_rng(0)
+    scan = rng.integers(0, 65536, (1400, 1000)).astype(np.uint16)
+    image8 = working_image(scan, Windowing())
+    for top, left in [(0, 0), (300, 200), (802, 402)]:  # even offsets
+        tile = downscale(to_uint8(scan[top : top + 598, left : left + 598]))
+        window = image8[top // 2 : top // 2 + TILE_SIZE, left // 2 : left // 2 + TILE_SIZE]
+        assert np.abs(tile.astype(int) - window.astype(int)).max() <= 1
+
+
+def test_window_starts_cover_the_axis():
+    assert window_starts(299, 150).tolist() == [0]
+    assert window_starts(600, 150).tolist() == [0, 150, 301]
+    starts = window_starts(1000, 74)
+    assert starts[0] == 0 and starts[-1] == 1000 - TILE_SIZE and np.all(np.diff(starts) <= 1.5 * 74)
+    assert window_starts(700, 150).tolist() == [0, 150, 300, 401]  # a gap over half a step gets its own window
+
+
+def test_mias_scale_upscales_to_the_cbis_geometry():
+    scan = np.zeros((1024, 1024), np.uint16)
+    assert working_image(scan, Windowing(scale=2.58)).shape == (1321, 1321)  # 1024 x 2.58 / 2
+    assert working_image(np.zeros((200, 100), np.uint16), Windowing()).shape == (TILE_SIZE, TILE_SIZE)  # padded
+
+
+def test_breast_mask_drops_labels_and_borders(one_lesion_scan):
+    scan, _ = one_lesion_scan
+    with_label = scan.copy()
+    with_label[100:260, 1300:1700] = 65535  # a film label, away from the breast
+    with_label[:30, :] = 65000  # a bright scanner border touching the breast
+    image8 = working_image(with_label, Windowing())
+    mask = breast_mask(image8)
+    assert not mask[50:130, 650:850].any() and not mask[:10, 700:].any()
+    assert mask[750, 200] and 0.3 < mask.mean() < 0.8
+
+
+def test_heatmap_has_the_scan_aspect_and_its_maximum_on_the_lesion(one_lesion_scan):
+    scan, lesion = one_lesion_scan
+    windowing = Windowing(stride=149, min_tissue=0.5)
+    result = score_scan(scan, lesion_detector(), windowing)
+    rows, cols = result.heatmap.shape
+    cell = windowing.step / windowing.factor  # scan pixels per heatmap cell
+    assert abs(rows * cell - scan.shape[0]) < cell and abs(cols * cell - scan.shape[1]) < cell
+    peak = np.unravel_index(np.nanargmax(result.heatmap), result.heatmap.shape)
+    peak_box = (int(peak[0] * cell), int(peak[1] * cell), int((peak[0] + 1) * cell), int((peak[1] + 1) * cell))
+    assert lesion[peak_box[0] : peak_box[2], peak_box[1] : peak_box[3]].any()
+    best = regions(result, windowing)[0]
+    assert lesions_hit(best["box"], {"mass": lesion}) == ["mass"] and best["score"] > 0.5
+
+
+def test_background_windows_are_skipped_and_memory_is_batched(one_lesion_scan):
+    scan, _ = one_lesion_scan
+    calls: list[np.ndarray] = []
+    windowing = Windowing(stride=299, min_tissue=0.75, batch_size=7)
+    result = score_scan(scan, lesion_detector(calls), windowing)
+    assert 0 < len(result.scores) < result.windows_total  # the background half is not scored
+    assert all(len(batch) <= 7 for batch in calls) and sum(map(len, calls)) == len(result.scores)
+    assert all((batch > 0).mean() >= 0.7 for batch in np.concatenate(calls)[:, None])  # every window mostly breast
+    assert np.isnan(result.heatmap[:, -1]).all()  # the far side of the scan is background
+
+
+def test_tissue_windows_thresholds():
+    mask = np.zeros((600, 600), bool)
+    mask[:, :300] = True
+    corners, total = tissue_windows(mask, Windowing(stride=299, min_tissue=0.9))
+    assert total == 9 and corners[:, 1].max() == 0
+    assert len(tissue_windows(mask, Windowing(stride=299, min_tissue=0.0))[0]) == 9
+
+
+def test_batches_are_views_of_the_image():
+    image = np.arange(400 * 500, dtype=np.uint32).reshape(400, 500).astype(np.uint8)
+    corners = np.array([[0, 0], [10, 20], [101, 201]])
+    (batch,) = list(batches(image, corners, 8))
+    for window, (top, left) in zip(batch, corners):
+        assert np.array_equal(window, image[top : top + TILE_SIZE, left : left + TILE_SIZE])
+
+
+def test_top_regions_suppress_overlaps():
+    windows = np.array([[0, 0, 100, 100], [10, 10, 110, 110], [200, 200, 300, 300], [0, 90, 100, 190]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert top_regions(windows, scores, 5, 0.25) == [0, 2, 3]
+    assert top_regions(windows, scores, 2, 0.25) == [0, 2]
+    assert top_regions(windows, scores, 5, 1.0) == [0, 1, 2, 3]
+
+
+def test_temperature_one_keeps_probabilities_and_higher_softens():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.2]])
+    probabilities[2] = [0.5, 0.5]
+    assert np.allclose(calibrated(probabilities, 1.0), 1 - probabilities[:, 0])
+    softer = calibrated(probabilities, 3.0)
+    assert softer[0] > 0.1 and softer[1] < 0.8 and np.isclose(softer[2], 0.5)
+    five = np.array([[0.6, 0.1, 0.1, 0.1, 0.1]])
+    assert np.isclose(calibrated(five, 1.0)[0], 0.4)
+
+
+def test_overlay_is_the_thumbnail_size(one_lesion_scan):
+    scan, _ = one_lesion_scan
+    result = score_scan(scan, lesion_detector(), Windowing())
+    image8, factor = thumbnail(scan, 512)
+    picture = overlay(image8, factor, result.heatmap, regions(result, Windowing()))
+    assert picture.shape == (*image8.shape, 3) and max(image8.shape) == 512
+    assert picture[..., 2].astype(int).sum() != picture[..., 0].astype(int).sum()  # heat is coloured
+
+
+# ----------------------------------------------------------------------------- scan-level evaluation
+def test_froc_and_sensitivity_at_rates():
+    scans = pd.DataFrame({"scan_id": ["a", "b", "c", "d"], "lesions": ["a1", "b1;b2", "", ""]})
+    regions_table = pd.DataFrame(
+        {
+            "scan_id": ["a", "c", "b", "d", "b", "c"],
+            "score": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],
+            "lesions_hit": ["a1", "", "b1", "", "b2;b1", ""],
+        }
+    )
+    curve = froc(regions_table, scans)
+    assert curve["sensitivity"].tolist() == [1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0, 1.0]
+    assert curve["fp_per_scan"].tolist() == [0, 0.25, 0.25, 0.5, 0.5, 0.75]
+    assert sensitivity_at(curve, 0.25) == round(2 / 3, 4) and sensitivity_at(curve, 1) == 1.0
+    assert sensitivity_at(curve.assign(sensitivity=None), 1) is None
+
+
+def test_scan_metrics_against_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 40)
+    scores = np.clip(labels * 0.4 + rng.random(40) * 0.6, 0, 1)
+    scans = pd.DataFrame({"scan_id": [f"s{i}" for i in range(40)], "label_normal": labels, "max_score": scores,
+                          "windows_scored": 5, "lesions": [f"l{i}" if y else "" for i, y in enumerate(labels)]})  # fmt: skip
+    top = pd.DataFrame({"scan_id": scans["scan_id"], "rank": 1, "score": scores,
+                        "lesions_hit": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)]})  # fmt: skip
+    result = scan_metrics(scans, top, 0.5)
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
+    assert result["localisation"]["top_region_on_lesion"] == pytest.approx(np.mean(hits), abs=1e-4)
+    assert result["localisation"]["abnormal_scans_with_outline"] == labels.sum()
+
+
+def test_scan_targets_take_test_patients_only():
+    tiles = pd.DataFrame({"patient_id": ["cbis:P1", "cbis:P2", "ddsm:A-1", "ddsm:B-2"], "split": ["test", "train", "test", "val"]})
+    rois = pd.DataFrame({"patient_id": ["P1", "P1", "P2"], "scan_id": ["P1_L", "P1_L", "P2_R"], "image_file_path": ["x.dcm", "x.dcm", "y.dcm"]})
+    scans = pd.DataFrame({"patient_id": ["A-1", "A-1", "B-2"], "scan_id": ["A.1", "A.2", "B.1"], "path": ["a1", "a2", "b1"]})
+    mias = pd.DataFrame({"refnum": ["mdb001"], "patient_id": ["mias:001"], "path": ["m.pgm"], "label_normal": [1]})
+    targets = scan_targets(tiles, rois, scans, mias, "root", 2.58)
+    assert targets["scan_id"].tolist() == ["mias:mdb001", "A.1", "A.2", "P1_L"]
+    assert targets.set_index("scan_id").loc["mias:mdb001", "scale"] == 2.58
+    assert targets.set_index("scan_id")["label_normal"].to_dict() == {"mias:mdb001": 1, "A.1": 0, "A.2": 0, "P1_L": 1}
+
+
+def test_circle_mask_and_lesion_hits():
+    mask = circle_mask((100, 100), 50, 60, 10)
+    assert mask[50, 60] and not mask[50, 75] and mask.sum() == pytest.approx(np.pi * 100, rel=0.15)
+    assert lesions_hit((0, 0, 45, 100), {"c": mask}) == ["c"]
+    assert lesions_hit((0, 0, 39, 100), {"c": mask}) == []
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_clear_errors_for_an_unreadable_scan_and_a_foreign_model(tmp_path):
+    import keras
+
+    bad_scan = tmp_path / "broken.dcm"
+    bad_scan.write_bytes(b"not a dicom")
+    foreign = tmp_path / "foreign.keras"
+    inputs = keras.Input((64, 64, 3))
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))).save(foreign)
+    result = subprocess.run([MAMMO, "scan", str(bad_scan), "--model", str(foreign)], capture_output=True, text=True)
+    assert result.returncode == 1 and str(bad_scan) in result.stderr
+    good_scan = tmp_path / "scan.png"
+    import cv2
+
+    cv2.imwrite(str(good_scan), np.full((700, 600), 30000, np.uint16))
+    result = subprocess.run([MAMMO, "scan", str(good_scan), "--model", str(foreign)], capture_output=True, text=True)
+    assert result.returncode == 1 and "foreign.keras" in result.stderr and "(None, 64, 64, 3)" in result.stderr
+    result = subprocess.run([MAMMO, "scan", str(good_scan), "--model", str(tmp_path / "none.keras")], capture_output=True, text=True)
+    assert result.returncode == 1 and "model file not found" in result.stderr
+
+
+def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
+    import cv2
+
+    from mammo.models import build
+
+    model = build("1.0.0.35", 2)  # random weights: the outputs' form is under test, not the model
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 2.0}))
+    scan, _ = one_lesion_scan
+    cv2.imwrite(str(tmp_path / "scan.png"), scan[::2, ::2])
+    result = subprocess.run(
+        [MAMMO, "scan", str(tmp_path / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out"), "--top", "3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out/scan.regions.json").read_text())
+    heatmap = np.load(tmp_path / "out/scan.heatmap.npy")
+    assert summary["shape"] == [1500, 900] and summary["windows_scored"] > 0 and len(summary["regions"]) <= 3
+    assert all(region["calibrated"] is not None for region in summary["regions"])
+    assert abs(heatmap.shape[0] / heatmap.shape[1] - 1500 / 900) < 0.3
+    assert cv2.imread(str(tmp_path / "out/scan.overlay.png")).shape[:2] == (1024, 614)
