@@ -9,11 +9,11 @@ import pandas as pd
 import pydicom
 import pytest
 
-from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, background_tiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
 from mammo.io.mias import index_info
-from mammo.tiles import Method2, NormalThresholds, NormalTiling
+from mammo.tiles import Method2, NormalThresholds, NormalTiling, item_rng
 
 SEED = 9
 # The small demo's scans are smaller than the real ones: tile the normals at 200 pixels.
@@ -202,3 +202,35 @@ def test_mias_missing_scan_rejects_its_rois(demo_root, tmp_path):
     _, table, rejected = mias_tiles(images, rois, "ds9", MIAS_METHOD, MIAS_THRESHOLDS, MIAS_TILING, 2.58, SEED, "m.npy")
     assert sorted(rejected["item"]) == sorted(rois.loc[rois["refnum"] == victim, "roi_id"])
     assert (rejected["reason"] == "file not found").all() and victim not in set(table["scan_id"])
+
+
+# ----------------------------------------------------------------------------- CBIS-DDSM background negatives (ds9b)
+def test_background_tiles_keep_away_from_lesions():
+    rng = np.random.default_rng(3)
+    scan = (rng.integers(90, 160, (2000, 1600)) * 256).astype(np.uint16)
+    lesions = np.zeros(scan.shape, bool)
+    lesions[900:1000, 700:800] = True
+    params = BackgroundTiles(per_scan=100, max_overlap=0.0, margin=60, tiling=NormalTiling(400, 200, 0.0), thresholds=NormalThresholds(38, 20, 2000))
+    found = background_tiles(scan, lesions, params, item_rng(1, "s"))
+    assert found and all(tile.shape == (299, 299) and tile.dtype == np.uint8 for tile, _ in found)
+    for _, (top, left, bottom, right) in found:
+        assert not lesions[max(top - 60, 0) : bottom + 60, max(left - 60, 0) : right + 60].any()
+    all_boxes = {box for _, box in background_tiles(scan, np.zeros_like(lesions), params, item_rng(1, "s"))}
+    assert len(found) < len(all_boxes)  # the tiles near the lesion were left out
+    capped = background_tiles(scan, lesions, BackgroundTiles(2, 0.0, 60, params.tiling, params.thresholds), item_rng(1, "s"))
+    assert len(capped) == 2 and {box for _, box in capped} <= {box for _, box in found}
+
+
+def test_cbis_background_tiles_are_normal_tiles_of_the_same_patient(cbis_copy):
+    root, rois = cbis_copy
+    params = BackgroundTiles(per_scan=3, max_overlap=0.0, margin=20, tiling=SMALL_TILING, thresholds=NormalThresholds(30, 10, 3000))
+    plain_images, plain, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy")
+    images, table, rejected = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", params)
+    background = table[table["method"] == "background"]
+    assert rejected.empty and len(background) > 0 and len(table) == len(images)
+    assert (background["label_normal"] == 0).all() and (background["class_code"] == 0).all()
+    assert background.groupby("scan_id").size().max() <= 3
+    patient_of_scan = dict(zip(rois["scan_id"], "cbis:" + rois["patient_id"]))
+    assert all(patient_of_scan[s] == p for s, p in zip(background["scan_id"], background["patient_id"]))
+    roi_rows = table[table["method"] != "background"].drop(columns="tile_index").reset_index(drop=True)
+    assert roi_rows.equals(plain.drop(columns="tile_index").reset_index(drop=True))  # ROI tiles unchanged

@@ -146,6 +146,31 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
 
 
 @pytest.mark.workflow
+def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
+    """ds9b = ds9 + CBIS-DDSM background negatives, added in the config only; sources are not indexed again."""
+    import yaml
+
+    config = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
+    config["datasets"]["ds9b"] = {
+        **config["datasets"]["ds9"],
+        "cbis_background": {"per_scan": 3, "max_overlap": 0.0, "margin": 20, "tile": 400, "stride": 200,
+                            "border_crop": 0.07, "thresholds": {"mean_min": 30, "var_min": 10, "var_max": 3000}},
+    }  # fmt: skip
+    (tiny_run / "config/tiny_b.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = snakemake(tiny_run, "results/ds9b/summary.json", "-n", "--quiet", "rules", "--configfile", "config/tiny_b.yaml")
+    assert "index_cbis" not in plan.stdout and "tiles_cbis" in plan.stdout
+    snakemake(tiny_run, "results/ds9b/summary.json", "--cores", "2", "--configfile", "config/tiny_b.yaml")
+    tiles = pd.read_csv(tiny_run / "results/ds9b/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    background = tiles[tiles["method"] == "background"]
+    assert len(background) > 0 and (background["label_normal"] == 0).all() and (background["source"] == "cbis-ddsm").all()
+    assert (tiles.groupby("patient_id")["split"].nunique() == 1).all()
+    plain = pd.read_csv(tiny_run / "results/ds9/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    assert set(tiles.loc[tiles["method"] != "background", "tile_id"].str.split("/").str[1:].str.join("/")) == set(
+        plain["tile_id"].str.split("/").str[1:].str.join("/")
+    )
+
+
+@pytest.mark.workflow
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TARGET, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in result.stdout + result.stderr

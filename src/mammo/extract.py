@@ -6,7 +6,10 @@ Every input row ends in the tile table or in the rejected table.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
 
 import numpy as np
 import pandas as pd
@@ -38,10 +41,23 @@ def chunk_of(key: str, chunks: int) -> int:
     return zlib.crc32(key.encode()) % chunks
 
 
+@dataclass(frozen=True)
+class BackgroundTiles:
+    """Negative tiles cut from CBIS-DDSM scans away from every ROI (recipe ds9b), so that normal tissue
+    comes from both collections and a model cannot tell normal from abnormal by the collection."""
+
+    per_scan: int
+    max_overlap: float  # largest share of a tile (grown by `margin` on every side) that may lie on an ROI mask
+    margin: int  # pixels: outlines are drawn loosely, specks of a cluster may lie just outside
+    tiling: NormalTiling
+    thresholds: NormalThresholds  # mostly breast tissue, as for DDSM normal tiles
+
+
 def cbis_tiles(
-    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method2, seed: int, tiles_file: str
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Extraction method 2 for every ROI; the scan is read once for all its ROIs."""
+    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method2, seed: int, tiles_file: str,
+    background: BackgroundTiles | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Extraction method 2 for every ROI (and background tiles when asked); the scan is read once for all its ROIs."""
     images, rows, rejected = [], [], []
     for image_path, scan_rois in tqdm(rois.groupby("image_file_path", sort=True), desc="CBIS-DDSM scans"):
         try:
@@ -49,12 +65,14 @@ def cbis_tiles(
         except FormatError as err:
             rejected += [_reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
             continue
+        lesions = np.zeros(scan.shape, bool)
         for _, roi in scan_rois.iterrows():
             try:
                 mask = roi_mask(root, roi, scan.shape)
             except FormatError as err:
                 rejected.append(_reject(err.path, roi, "read_mask", err.reason))
                 continue
+            lesions |= mask
             box = mask_box(mask)
             if box is None:
                 rejected.append(_reject(roi["roi_mask_file_path"], roi, "read_mask", "ROI mask is empty"))
@@ -85,7 +103,47 @@ def cbis_tiles(
                     }
                 )
                 images.append(tile)
+        if background is not None and lesions.any():  # a scan whose every mask failed has no known lesion-free area
+            first = scan_rois.iloc[0]
+            for number, (tile, box) in enumerate(background_tiles(scan, lesions, background, item_rng(seed, f"{first['scan_id']}/background"))):
+                rows.append(
+                    {
+                        "tile_id": f"{dataset}/{first['scan_id']}/background{number}",
+                        "dataset": dataset,
+                        "source": "cbis-ddsm",
+                        "patient_id": f"cbis:{first['patient_id']}",
+                        "scan_id": first["scan_id"],
+                        "view": f"{first['side']}_{first['view']}",
+                        "class_code": 0,
+                        "label_normal": 0,
+                        "abnormality_type": "",
+                        "pathology": "",
+                        "scanner": "cbis",
+                        "division": first["division"],
+                        "method": "background",
+                        "box": ",".join(map(str, box)),
+                        "tiles_file": tiles_file,
+                        "tile_index": len(images),
+                    }
+                )
+                images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def background_tiles(scan16: np.ndarray, lesions: np.ndarray, params: BackgroundTiles, rng: np.random.Generator):
+    """Up to `per_scan` tissue tiles (299 uint8, box) of a scan, each overlapping the lesion masks by at most `max_overlap`."""
+    integral = cv2.integral(lesions.astype(np.uint8))
+    candidates = []
+    for tile, box in normal_tiles(scan16, params.thresholds, rng, params.tiling):
+        top, left = max(box[0] - params.margin, 0), max(box[1] - params.margin, 0)
+        bottom, right = min(box[2] + params.margin, lesions.shape[0]), min(box[3] + params.margin, lesions.shape[1])
+        covered = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
+        if covered <= params.max_overlap * (bottom - top) * (right - left):
+            candidates.append((tile, box))
+    if len(candidates) > params.per_scan:
+        chosen = np.sort(rng.choice(len(candidates), params.per_scan, replace=False))
+        candidates = [candidates[i] for i in chosen]
+    return candidates
 
 
 def roi_mask(root, roi: pd.Series, scan_shape: tuple[int, int]) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
 from mammo.io import FormatError
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_normal_scans, listed_scans
@@ -55,7 +55,13 @@ def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int
     rois = read_table(rois_path)
     rois = rois[[chunk_of(scan, chunks) == chunk for scan in rois["scan_id"]]]
     method = Method2(**recipe["roi"])
-    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out)
+    background = None
+    if "cbis_background" in recipe:
+        settings = recipe["cbis_background"]
+        tiling = NormalTiling(tile=settings["tile"], stride=settings["stride"], border_crop=settings["border_crop"])
+        thresholds = NormalThresholds(**settings["thresholds"])
+        background = BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], tiling, thresholds)
+    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out, background)
     _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
 
 
@@ -116,7 +122,8 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
     """Count inputs per source and prove each is in the tile table or the rejected table."""
     rois = read_table(sources["cbis_rois"])
     scans = read_table(sources["ddsm_scans"])
-    tiled_rois = {tile_id.split("/")[1] for tile_id in tiles.loc[tiles["source"] == "cbis-ddsm", "tile_id"]}
+    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & (tiles["method"] != "background")]
+    tiled_rois = {tile_id.split("/")[1] for tile_id in roi_tiles["tile_id"]}
     tiled_scans = set(tiles.loc[tiles["source"] == "ddsm", "scan_id"])
     rejected_items = set(rejected["item"].astype(str))
     lost_rois = sorted(set(rois["roi_id"]) - tiled_rois - rejected_items)
