@@ -146,6 +146,23 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
 
 
 @pytest.mark.workflow
+def test_one_configured_scan_is_a_target(tiny_run):
+    """scans.files names scans to analyse one by one: a DDSM LJPEG (with its .ics) and a mini-MIAS PGM."""
+    import yaml
+
+    config = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
+    ljpeg = sorted((tiny_run / "resources/demo/ddsm").rglob("*.LJPEG*"))[0]
+    config["scans"]["files"] = {"ddsm_one": str(ljpeg), "mias_one": "resources/demo/mias/mdb001.pgm"}
+    (tiny_run / "config/tiny_files.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    targets = [f"results/ds9/model_1.0.0.35/scan/{name}.{kind}" for name in ("ddsm_one", "mias_one") for kind in ("heatmap.npy", "overlay.png", "regions.json")]
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/tiny_files.yaml")
+    mias = json.loads((tiny_run / "results/ds9/model_1.0.0.35/scan/mias_one.regions.json").read_text())
+    assert mias["scale"] == 2.58 and mias["shape"] == [1024, 1024] and mias["windows_scored"] > 0
+    ddsm = json.loads((tiny_run / "results/ds9/model_1.0.0.35/scan/ddsm_one.regions.json").read_text())
+    assert ddsm["scale"] == 1.0 and all(0 <= region["score"] <= 1 for region in ddsm["regions"])
+
+
+@pytest.mark.workflow
 def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
     """ds9b = ds9 + CBIS-DDSM background negatives, added in the config only; sources are not indexed again."""
     import yaml

@@ -199,8 +199,8 @@ def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
 
 
-def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0) -> dict:
-    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan; returns the JSON content."""
+def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0, stem: str | None = None) -> dict:
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
     import time
 
     import cv2
@@ -216,7 +216,7 @@ def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contr
     found = regions(result, windowing, read_temperature(model_path))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = scan_stem(scan_path)
+    stem = stem or scan_stem(scan_path)
     np.save(out / f"{stem}.heatmap.npy", result.heatmap)
     cv2.imwrite(str(out / f"{stem}.overlay.png"), overlay(*thumbnail(scan), result.heatmap, found))
     summary = {

@@ -1,5 +1,8 @@
+import re
+
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.io.cbis import CSV_NAMES
+from mammo.io.mias import MIAS_SCALE
 
 SPLITS = ["train", "val", "test"]
 EXTERNAL_SETS = ["mias"]
@@ -13,6 +16,7 @@ wildcard_constraints:
     split="|".join(SPLITS + EXTERNAL_SETS),
     shard=r"\d+",
     shards=r"\d+",
+    name="|".join(map(re.escape, config["scans"].get("files", {}))) or "(?!)",
 
 
 def cbis_csvs():
@@ -61,6 +65,19 @@ def scan_chunks(wildcards, kind):
         f"results/{wildcards.dataset}/model_{wildcards.model}/scans/chunk_{chunk}.{kind}"
         for chunk in CHUNKS
     ]
+
+
+def windowing_settings():
+    """The config's `scans` entry without the list of files: the fields of mammo.heatmap.Windowing."""
+    return {key: value for key, value in config["scans"].items() if key != "files"}
+
+
+def scan_windowing(name):
+    """Windowing of one configured scan: mini-MIAS PGMs are upscaled to the CBIS-DDSM scale."""
+    windowing = windowing_settings()
+    if config["scans"]["files"][name].lower().endswith(".pgm"):
+        windowing["scale"] = MIAS_SCALE
+    return windowing
 
 
 def model_settings(model, threads):

@@ -49,7 +49,7 @@ rule score_scans:
     params:
         cbis_root=config["data"]["cbis_ddsm"],
         settings=lambda wc, threads: model_settings(wc.model, threads),
-        windowing=config["scans"],
+        windowing=windowing_settings(),
         chunks=config["chunks"],
     script:
         "../scripts/score_scans.py"
@@ -90,3 +90,35 @@ rule scan_metrics:
         threshold=lambda wc: config["models"][wc.model]["threshold"],
     script:
         "../scripts/scan_metrics.py"
+
+
+rule analyse_scan:
+    """Heatmap, overlay and top regions of one scan named in the config (scans.files), with one trained model."""
+    input:
+        scan=lambda wc: config["scans"]["files"][wc.name],
+        model=rules.train.output.model,
+    output:
+        heatmap="results/{dataset}/model_{model}/scan/{name}.heatmap.npy",
+        overlay=report(
+            "results/{dataset}/model_{model}/scan/{name}.overlay.png",
+            caption="../report/scan_overlay.rst",
+            category="Whole scans",
+            subcategory="{dataset} {model}",
+        ),
+        regions="results/{dataset}/model_{model}/scan/{name}.regions.json",
+    log:
+        "logs/{dataset}/analyse_scan_{model}_{name}.log",
+    benchmark:
+        "benchmarks/{dataset}/analyse_scan_{model}_{name}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        windowing=lambda wc: scan_windowing(wc.name),
+        contrast=lambda wc: config["models"][wc.model]["test_contrast"],
+        out_dir=subpath(output.regions, parent=True),
+    script:
+        "../scripts/analyse_scan.py"
