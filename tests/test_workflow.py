@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -191,6 +192,35 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TARGET, "-n", "--configfile", "config/tiny.yaml")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def planned_rules(workdir: Path, change) -> set[str]:
+    """The rules Snakemake's dry run would run for `all` after `change(config)` in a copy of the tiny config."""
+    import yaml
+
+    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    change(config)
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", "config/changed.yaml").stdout
+    return {line.split()[0] for line in plan.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)} - {"all", "total"}
+
+
+@pytest.mark.workflow
+def test_changed_training_parameter_reruns_training_and_what_follows_only(tiny_run):
+    def contrast(config):
+        config["models"]["1.0.0.35"]["contrast"] = 1.2
+
+    assert planned_rules(tiny_run, contrast) == {"train", "evaluate", "plot_model", "score_scans", "scan_metrics"}
+
+
+@pytest.mark.workflow
+def test_changed_normal_tile_threshold_reruns_tiles_and_downstream_not_indexing(tiny_run):
+    def threshold(config):
+        config["datasets"]["ds9"]["normals"]["thresholds"]["HOWTEK"]["mean_min"] = 31
+
+    planned = planned_rules(tiny_run, threshold)
+    assert {"tiles_ddsm", "split", "records", "train", "evaluate", "montage", "scan_targets"} <= planned
+    assert not planned & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
 
 
 @pytest.mark.workflow

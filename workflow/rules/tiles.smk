@@ -18,7 +18,7 @@ rule tiles_cbis:
         runtime=60,
     params:
         root=config["data"]["cbis_ddsm"],
-        recipe=lambda wc: config["datasets"][wc.dataset],
+        recipe=lambda wc: recipe_part(wc.dataset, "roi", "cbis_background"),
         chunks=config["chunks"],
     script:
         "../scripts/tiles_cbis.py"
@@ -43,7 +43,7 @@ rule tiles_ddsm:
         mem_mb=2000,
         runtime=60,
     params:
-        recipe=lambda wc: config["datasets"][wc.dataset],
+        recipe=lambda wc: recipe_part(wc.dataset, "normals"),
         chunks=config["chunks"],
     script:
         "../scripts/tiles_ddsm.py"
@@ -70,7 +70,7 @@ rule tiles_mias:
         mem_mb=1000,
         runtime=30,
     params:
-        recipe=lambda wc: config["datasets"][wc.dataset],
+        recipe=lambda wc: recipe_part(wc.dataset, "roi", "mias"),
     script:
         "../scripts/tiles_mias.py"
 
@@ -100,7 +100,7 @@ rule split:
         mem_mb=1000,
         runtime=10,
     params:
-        recipe=lambda wc: config["datasets"][wc.dataset],
+        recipe=lambda wc: recipe_part(wc.dataset, "abnormal_fraction"),
     script:
         "../scripts/split.py"
 
