@@ -84,8 +84,3 @@ def recipe_part(dataset, *keys):
     """The seed and the given keys of a dataset recipe: a job reruns only when what it uses changes."""
     recipe = config["datasets"][dataset]
     return {key: recipe[key] for key in ("seed", *keys) if key in recipe}
-
-
-def model_settings(model, threads):
-    """A model's config entry and the job's thread count (stages take the keys they need)."""
-    return {**config["models"][model], "threads": threads}

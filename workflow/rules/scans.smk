@@ -48,7 +48,7 @@ rule score_scans:
         runtime=120,
     params:
         cbis_root=config["data"]["cbis_ddsm"],
-        settings=lambda wc, threads: model_settings(wc.model, threads),
+        settings=lambda wc: config["models"][wc.model],
         windowing=windowing_settings(),
         chunks=config["chunks"],
     script:

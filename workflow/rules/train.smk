@@ -17,7 +17,7 @@ rule train:
         mem_mb=6000,
         runtime=240,
     params:
-        settings=lambda wc, threads: model_settings(wc.model, threads),
+        settings=lambda wc: config["models"][wc.model],
         out_dir=subpath(output.model, parent=True),
     script:
         "../scripts/train.py"
@@ -44,7 +44,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     params:
-        settings=lambda wc, threads: model_settings(wc.model, threads),
+        settings=lambda wc: config["models"][wc.model],
     script:
         "../scripts/evaluate.py"
 

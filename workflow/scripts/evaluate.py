@@ -6,7 +6,7 @@ run_stage(
     evaluate_model,
     snakemake.input.model,
     {name: list(snakemake.input[name]) for name in ("val", "test", "mias")},
-    snakemake.params.settings,
+    {**snakemake.params.settings, "threads": snakemake.threads},
     snakemake.output.metrics,
     snakemake.output.predictions,
 )

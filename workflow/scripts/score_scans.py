@@ -10,7 +10,7 @@ run_stage(
     inputs.mias_rois,
     params.cbis_root,
     inputs.model,
-    params.settings,
+    {**params.settings, "threads": snakemake.threads},
     params.windowing,
     int(snakemake.wildcards.chunk),
     params.chunks,
