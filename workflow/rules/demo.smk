@@ -14,7 +14,7 @@ if config["data"]["demo"]:
             "../../envs/mammo.yaml"
         threads: 2
         resources:
-            mem_mb=2000,
+            mem_mb=1500,  # peak RSS 1.0 GB
             runtime=30,
         params:
             demo=config.get("demo", {}),

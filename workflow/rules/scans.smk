@@ -44,7 +44,7 @@ rule score_scans:
         "../../envs/mammo.yaml"
     threads: 2
     resources:
-        mem_mb=3000,
+        mem_mb=2500,  # peak RSS 1.7 GB on the demo, 1.26 GB for a 5300x3100 scan (bench/)
         runtime=120,
     params:
         cbis_root=config["data"]["cbis_ddsm"],
