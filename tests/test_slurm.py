@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from slurm_cluster import CPUS, PARTITION, SlurmCluster, SlurmUnavailable, missing_binaries
+from snakemake_run import ROOT, snakemake, tiny_workdir
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 # Every stage up to training, the GPU rule; evaluation would add a minute of SLURM round trips.
@@ -30,15 +30,6 @@ TARGET = "results/ds9/model_1.0.0.35/model.keras"
 RULES = ("demo_data", "index_cbis", "index_ddsm", "tiles_cbis", "tiles_ddsm", "split", "records", "train")
 
 pytestmark = pytest.mark.slurm
-
-
-def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the workflow in workdir from the virtual environment; targets come first."""
-    command = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env, timeout=600)
-    if result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result
 
 
 def fit_to_node(profile: dict, cpus: int, mem_mb: int) -> dict:
@@ -109,10 +100,7 @@ def slurm_run(cluster, tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory) -> Path:
     """The same config run here with --cores, up to the split: the stages with deterministic outputs."""
-    workdir = tmp_path_factory.mktemp("local_run")
-    shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir, "results/ds9/summary.json", "--cores", "2", "--configfile", "config/tiny.yaml")
-    return workdir
+    return tiny_workdir(tmp_path_factory, "local_run", "results/ds9/summary.json")
 
 
 def submitted_jobs(output: str) -> dict[str, str]:

@@ -5,33 +5,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+from snakemake_run import ROOT, snakemake, tiny_workdir
+
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the workflow in workdir; give targets first (options such as --configfile take several values)."""
-    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny")
-    shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir, "all", "--cores", "2", "--configfile", "config/tiny.yaml")
-    return workdir
+    return tiny_workdir(tmp_path_factory, "tiny", "all")
 
 
 @pytest.mark.workflow

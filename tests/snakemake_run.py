@@ -1,0 +1,28 @@
+"""Run the project's workflow in a scratch folder, as the workflow and SLURM tests do."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the workflow in workdir; give targets first (options such as --configfile take several values)."""
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def tiny_workdir(tmp_path_factory, name: str, target: str) -> Path:
+    """A scratch folder with the project's configs in which `target` was made locally from config/tiny.yaml."""
+    workdir = tmp_path_factory.mktemp(name)
+    shutil.copytree(ROOT / "config", workdir / "config")
+    snakemake(workdir, target, "--cores", "2", "--configfile", "config/tiny.yaml")
+    return workdir
