@@ -210,6 +210,22 @@ def test_changed_normal_tile_threshold_reruns_tiles_and_downstream_not_indexing(
 
 
 @pytest.mark.workflow
+def test_edited_script_reruns_its_rule_only(tmp_path):
+    """The code trigger: a changed script reruns its rule (a copy of the project, as the path is part of the code)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Snakefile", project / "Snakefile")
+    for folder in ("workflow", "envs", "config"):
+        shutil.copytree(ROOT / folder, project / folder)
+    target = ("results/ds9/montage.png", "--configfile", "config/tiny.yaml")
+    snakemake(project, *target, "--cores", "2", project=project)
+    script = project / "workflow/scripts/montage.py"
+    script.write_text(script.read_text() + "# edited\n")
+    plan = snakemake(project, *target, "-n", "--quiet", "rules", project=project).stdout
+    assert {line.split()[0] for line in plan.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)} == {"montage", "total"}
+
+
+@pytest.mark.workflow
 def test_missing_scan_is_rejected_with_its_file(tiny_run, tmp_path):
     """A deleted full scan lands in the rejected table with the file and reason; the run still completes."""
     workdir = tmp_path / "broken"
