@@ -21,6 +21,7 @@ include: "workflow/rules/tiles.smk"
 include: "workflow/rules/records.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/scans.smk"
+include: "workflow/rules/uci.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -41,3 +42,4 @@ rule all:
             ],
         ),
         expand("results/{dataset}/montage.png", dataset=list(config["datasets"])),
+        "results/uci/metrics.json",

@@ -44,6 +44,8 @@ def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
     metrics = json.loads((tiny_run / TARGET).read_text())
     assert metrics["model"] == "1.0.0.35"
     assert list(metrics["sets"]) == ["val", "test", "mias"]
+    uci = json.loads((tiny_run / "results/uci/metrics.json").read_text())
+    assert uci["models"]["logistic_regression"]["accuracy"]["mean"] > 0.95
     for name in ("val", "test", "mias"):
         entry = metrics["sets"][name]
         for key in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "threshold"):

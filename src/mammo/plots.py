@@ -122,3 +122,21 @@ def scan_cases(scans: pd.DataFrame, regions: pd.DataFrame, arrays: dict, thresho
     figure.tight_layout()
     figure.savefig(out, dpi=90)
     plt.close(figure)
+
+
+def feature_boxplots(features: np.ndarray, labels: np.ndarray, names: list[str], out: str | Path) -> None:
+    """Exploratory view of the UCI features: standardised values by diagnosis (benign vs malignant), one box pair each."""
+    standardised = (features - features.mean(axis=0)) / features.std(axis=0)
+    figure, axis = plt.subplots(figsize=(14, 5))
+    positions = np.arange(len(names)) * 3
+    for offset, (label, colour) in enumerate(((0, "tab:blue"), (1, "tab:red"))):
+        parts = axis.boxplot(standardised[labels == label], positions=positions + offset, widths=0.8, patch_artist=True,
+                             showfliers=False)  # fmt: skip
+        for box in parts["boxes"]:
+            box.set_facecolor(colour)
+    axis.set_xticks(positions + 0.5, names, rotation=75, fontsize=8)
+    axis.set_ylabel("standardised value")
+    axis.set_title("UCI Wisconsin features by diagnosis (blue benign, red malignant)")
+    figure.tight_layout()
+    figure.savefig(out, dpi=90)
+    plt.close(figure)
