@@ -189,7 +189,7 @@ def test_scan_metrics_against_scikit_learn():
                           "windows_scored": 5, "lesions": [f"l{i}" if y else "" for i, y in enumerate(labels)]})  # fmt: skip
     top = pd.DataFrame({"scan_id": scans["scan_id"], "rank": 1, "score": scores,
                         "lesions_hit": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)]})  # fmt: skip
-    result = scan_metrics(scans, top, 0.5)
+    result, _ = scan_metrics(scans, top, 0.5)
     assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
     hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
     assert result["localisation"]["top_region_on_lesion"] == pytest.approx(np.mean(hits), abs=1e-4)

@@ -80,8 +80,9 @@ def sensitivity_at(curve: pd.DataFrame, rate: float) -> float | None:
     return round(float(within.max()), 4) if len(within) else 0.0
 
 
-def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -> dict:
-    """Scan-level metrics of one set: max window score as the scan score; localisation and FROC from the regions."""
+def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -> tuple[dict, pd.DataFrame]:
+    """Scan-level metrics of one set (max window score as the scan score; localisation and FROC from the
+    regions of these scans), and the FROC curve they were read from."""
     scored = scans[scans["windows_scored"] > 0]
     result = {
         "scans": int(len(scans)),
@@ -92,10 +93,10 @@ def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
     top = regions[regions["rank"] == 1].set_index("scan_id")["lesions_hit"]
     hits = [len(_ids(top.get(scan_id, ""))) > 0 for scan_id in located["scan_id"]]
-    curve = froc(regions[regions["scan_id"].isin(scans["scan_id"])], scans)
+    curve = froc(regions, scans)
     result["localisation"] = {
         "abnormal_scans_with_outline": int(len(located)),
         "top_region_on_lesion": round(float(np.mean(hits)), 4) if hits else None,
         "sensitivity_at_fp_per_scan": {str(rate): sensitivity_at(curve, rate) for rate in FP_RATES},
     }
-    return result
+    return result, curve

@@ -46,8 +46,14 @@ def _write_index(summary: dict, summary_out: str, tables: dict[str, pd.DataFrame
     """Write a source's tables and its summary, which states inputs = accepted + rejected."""
     for path, table in tables.items():
         write_table(table, path)
-    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_json(summary, summary_out)
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Write a stage's JSON result and show it in the stage's log."""
+    text = json.dumps(result, indent=2)
+    Path(path).write_text(text + "\n")
+    print(text)
 
 
 def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int, chunks: int,
@@ -58,9 +64,8 @@ def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int
     background = None
     if "cbis_background" in recipe:
         settings = recipe["cbis_background"]
-        tiling = NormalTiling(tile=settings["tile"], stride=settings["stride"], border_crop=settings["border_crop"])
         thresholds = NormalThresholds(**settings["thresholds"])
-        background = BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], tiling, thresholds)
+        background = BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], _tiling(settings), thresholds)
     images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out, background)
     _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
 
@@ -71,8 +76,7 @@ def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: 
     scans = scans[[chunk_of(case, chunks) == chunk for case in scans["case"]]]
     normals = recipe["normals"]
     thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
-    tiling = NormalTiling(tile=normals["tile"], stride=normals["stride"], border_crop=normals["border_crop"])
-    images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, tiling, recipe["seed"], tiles_out)
+    images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, _tiling(normals), recipe["seed"], tiles_out)
     _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
 
 
@@ -82,9 +86,8 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
     images, rois = read_table(images_path), read_table(rois_path)
     mias = recipe["mias"]
     method = Method2(**{**recipe["roi"], "tile": mias["tile"]})
-    tiling = NormalTiling(tile=mias["tile"], stride=mias["stride"], border_crop=mias["border_crop"])
     thresholds = NormalThresholds(**mias["thresholds"])
-    tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, tiling, mias["scale"], recipe["seed"], tiles_out)
+    tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, _tiling(mias), mias["scale"], recipe["seed"], tiles_out)
     table["split"], table["kept"] = "mias", True
     items = rois["roi_id"].tolist() + [f"mias:{refnum}" for refnum in images.loc[images["label_normal"] == 0, "refnum"]]
     tiled = table["tile_id"].str.split("/").str[1].unique().tolist()
@@ -92,7 +95,12 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
                **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
                "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
     _write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
-    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary, summary_out)
+
+
+def _tiling(settings: dict) -> NormalTiling:
+    """The tissue grid of a recipe entry (normals, mias, cbis_background)."""
+    return NormalTiling(tile=settings["tile"], stride=settings["stride"], border_crop=settings["border_crop"])
 
 
 def _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> None:
@@ -114,8 +122,7 @@ def split_dataset(tile_tables: list[str], rejected_tables: list[str], sources: d
     summary["reconciliation"] = reconcile(tiles, rejected, sources)
     write_table(tiles, tiles_out)
     write_table(rejected, rejected_out)
-    Path(summary_out).write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_json(summary, summary_out)
 
 
 def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, str]) -> dict:
@@ -180,8 +187,7 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, 
         result["sets"][name] = evaluate_set(table["class_code"].to_numpy(), probabilities, settings["threshold"])
         tables.append(table)
     write_table(pd.concat(tables, ignore_index=True), predictions_out)
-    Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_json(result, metrics_out)
 
 
 def plot_model(history_path: str, predictions_path: str, curves_out: str, roc_out: str) -> None:
@@ -231,8 +237,7 @@ def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contr
         "seconds": round(time.perf_counter() - started, 2),
         "regions": found,
     }
-    (out / f"{stem}.regions.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    write_json(summary, out / f"{stem}.regions.json")
     return summary
 
 
@@ -314,14 +319,14 @@ def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_pa
     """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
     from mammo.plots import froc_plot as draw_froc
     from mammo.plots import scan_cases
-    from mammo.scan_eval import froc, scan_metrics
+    from mammo.scan_eval import scan_metrics
 
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
     result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
     for name, part in scans.groupby("set", sort=True):
-        result["sets"][name] = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
-        curves.append(froc(found[found["scan_id"].isin(part["scan_id"])], part).assign(set=name))
+        result["sets"][name], curve = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
+        curves.append(curve.assign(set=name))
     curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
     write_table(curve, froc_out)
     draw_froc(curve, froc_plot)
@@ -330,8 +335,7 @@ def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_pa
         with np.load(path) as archive:
             arrays.update({key: archive[key] for key in archive.files})
     scan_cases(scans, found, arrays, threshold, cases_plot)
-    Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_json(result, metrics_out)
 
 
 def uci_baselines(seed: int, repeats: int, jobs: int, metrics_out: str, plot_out: str) -> None:
@@ -342,5 +346,4 @@ def uci_baselines(seed: int, repeats: int, jobs: int, metrics_out: str, plot_out
     features, labels, names = load()
     feature_boxplots(features, labels, names, plot_out)
     result = nested_cv(seed, repeats, jobs=jobs)
-    Path(metrics_out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_json(result, metrics_out)
