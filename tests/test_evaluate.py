@@ -6,7 +6,24 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mammo.evaluate import average_precision, binary_metrics, evaluate_set, roc_auc
+import pandas as pd
+from sklearn.metrics import brier_score_loss, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from mammo.evaluate import (
+    assess_set,
+    average_precision,
+    binary_metrics,
+    fit_temperature,
+    multiclass_metrics,
+    negative_log_likelihood,
+    operating_points,
+    patient_bootstrap,
+    reliability_bins,
+    scale_temperature,
+    subgroup_metrics,
+    threshold_sweep,
+)
+from mammo.evaluate import roc_auc
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -86,30 +103,164 @@ def test_binary_metrics_no_positive_predictions():
     assert metrics["precision"] is None and metrics["recall"] == 0.0 and metrics["f1"] == 0.0
 
 
-def test_evaluate_set_counts_per_class():
-    codes = np.array([0, 0, 0, 1, 2, 2, 3, 4, 4, 4])
-    probabilities = np.zeros((10, 5))
-    probabilities[:, 0] = [0.9, 0.8, 0.3, 0.2, 0.4, 0.6, 0.1, 0.05, 0.55, 0.0]  # P(normal)
-    probabilities[:, 1] = 1 - probabilities[:, 0]
-    metrics = evaluate_set(codes, probabilities)
-    assert metrics["counts_per_class"] == {
-        "normal": 3, "benign_calcification": 1, "benign_mass": 2, "malignant_calcification": 1, "malignant_mass": 3,
-    }  # fmt: skip
-    # abnormal score = 1 - P(normal): abnormal predicted for scores >= 0.5
-    y = codes > 0
-    score = 1 - probabilities[:, 0]
-    predicted = score >= 0.5
-    tp, fn = int((predicted & y).sum()), int((~predicted & y).sum())
-    fp, tn = int((predicted & ~y).sum()), int((~predicted & ~y).sum())
-    assert metrics["confusion_matrix"]["rows_true_cols_predicted"] == [[tn, fp], [fn, tp]] == [[2, 1], [2, 5]]
-    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, score))
-    assert metrics["n"] == 10
+def _scored_set(seed: int, patients: int = 40, tiles: int = 5):
+    rng = np.random.default_rng(seed)
+    patient = np.repeat([f"p{i}" for i in range(patients)], tiles)
+    y = np.repeat(rng.random(patients) < 0.4, tiles)
+    score = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1)
+    return y, score, patient
 
 
-def test_evaluate_set_binary_probabilities_and_one_class():
-    codes = np.array([1, 3, 4])
-    probabilities = np.array([[0.2, 0.8], [0.7, 0.3], [0.1, 0.9]])
-    metrics = evaluate_set(codes, probabilities)
-    assert metrics["roc_auc"] is None
-    assert metrics["counts_per_class"]["normal"] == 0
-    assert metrics["recall"] == pytest.approx(2 / 3)
+@pytest.mark.parametrize("seed", range(4))
+def test_bootstrap_weights_give_sklearn_weighted_metrics(seed):
+    """A replicate weighs each tile by its patient's draw count: every rate equals sklearn's with those sample weights."""
+    y, score, patient = _scored_set(seed)
+    weights = next(patient_bootstrap(patient, 5, seed))
+    assert weights.shape == (5, len(y)) and weights.sum(axis=1).tolist() == [len(y)] * 5  # 40 patients of 5 tiles drawn
+    from mammo.evaluate import _weighted_rates
+
+    rates = _weighted_rates(y, score, 0.5, weights)
+    for row, w in enumerate(weights):
+        assert rates["roc_auc"][row] == pytest.approx(roc_auc_score(y, score, sample_weight=w))
+        assert rates["pr_auc"][row] == pytest.approx(average_precision_score(y, score, sample_weight=w))
+        assert rates["brier"][row] == pytest.approx(brier_score_loss(y, score, sample_weight=w))
+        precision, recall, f1, _ = precision_recall_fscore_support(y, score >= 0.5, sample_weight=w, average="binary", zero_division=np.nan)
+        assert (rates["precision"][row], rates["recall"][row], rates["f1"][row]) == pytest.approx((precision, recall, f1), nan_ok=True)
+
+
+def test_intervals_resample_patients_not_tiles():
+    y, score, patient = _scored_set(1, patients=30, tiles=1)
+    one = binary_metrics(y, score, 0.5, patient, replicates=1000, seed=5)
+    # the same patients with ten tiles each: a tile bootstrap would narrow the interval, a patient bootstrap cannot
+    ten = binary_metrics(np.repeat(y, 10), np.repeat(score, 10), 0.5, np.repeat(patient, 10), replicates=1000, seed=5)
+    for name in ("accuracy", "recall", "specificity", "roc_auc"):
+        assert ten["ci95"][name] == pytest.approx(one["ci95"][name]), name
+        low, high = one["ci95"][name]
+        assert low <= one[name] <= high and high - low > 0.05, name
+    assert binary_metrics(y, score, 0.5, patient, replicates=1000, seed=5)["ci95"] == one["ci95"]  # seeded
+    assert binary_metrics(y, score, 0.5, patient, replicates=1000, seed=6)["ci95"] != one["ci95"]
+
+
+def test_interval_of_an_undefined_rate_is_empty():
+    metrics = binary_metrics([0, 0, 0], [0.2, 0.7, 0.1], 0.5, ["a", "b", "c"], replicates=1000)
+    assert metrics["ci95"]["recall"] == [None, None] and metrics["ci95"]["specificity"][1] == pytest.approx(1.0)
+
+
+def test_expected_calibration_error_and_reliability_bins():
+    y = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    score = np.array([0.05, 0.15, 0.12, 0.55, 0.58, 0.95, 0.91, 0.99])
+    bins = reliability_bins(y, score, bins=10)
+    assert bins["n"].sum() == 8 and bins.loc[0, "n"] == 1 and bins.loc[1, "n"] == 2 and bins.loc[9, "n"] == 3
+    assert bins.loc[1, "fraction_abnormal"] == 0.5 and bins.loc[1, "mean_score"] == pytest.approx(0.135)
+    filled = bins[bins["n"] > 0]
+    expected = float((filled["n"] * (filled["fraction_abnormal"] - filled["mean_score"]).abs()).sum() / 8)
+    assert binary_metrics(y, score, None)["ece"] == pytest.approx(expected)
+    assert binary_metrics(y, score, None)["brier"] == pytest.approx(brier_score_loss(y, score))
+    assert "accuracy" not in binary_metrics(y, score, None)
+
+
+def test_multiclass_metrics_match_sklearn():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 5, 300)
+    probabilities = rng.dirichlet(np.ones(5), 300)
+    probabilities[np.arange(300), codes] += rng.random(300)  # better than chance
+    metrics = multiclass_metrics(codes, probabilities, [f"p{i // 3}" for i in range(300)], replicates=1000, seed=1)
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, _, _ = precision_recall_fscore_support(codes, predicted, labels=range(5), zero_division=0)
+    assert metrics["recall_benign_mass"] == pytest.approx(recall[2]) and metrics["precision_malignant_mass"] == pytest.approx(precision[4])
+    assert metrics["macro_f1"] == pytest.approx(f1_score(codes, predicted, average="macro"))
+    assert metrics["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(codes, predicted, labels=range(5)).tolist()
+    low, high = metrics["ci95"]["macro_f1"]
+    assert low < metrics["macro_f1"] < high
+
+
+def test_operating_points_are_the_extreme_thresholds_that_meet_their_target():
+    y, score, _ = _scored_set(2, patients=200, tiles=1)
+    points = operating_points(y, score, 0.9, 0.9)
+    assert set(points) == {"best_f1", "recall_0.90", "specificity_0.90"}
+    candidates = np.unique(score)
+    f1s = [binary_metrics(y, score, t)["f1"] for t in candidates]
+    assert binary_metrics(y, score, points["best_f1"])["f1"] == pytest.approx(max(f1s))
+    recall_ok = [t for t in candidates if binary_metrics(y, score, t)["recall"] >= 0.9]
+    assert points["recall_0.90"] == max(recall_ok)
+    specificity_ok = [t for t in candidates if binary_metrics(y, score, t)["specificity"] >= 0.9]
+    assert points["specificity_0.90"] == min(specificity_ok)
+    assert operating_points(np.zeros(5, bool), np.linspace(0, 1, 5), 0.9, 0.9)["best_f1"] is None
+
+
+def test_threshold_sweep_rows_equal_binary_metrics():
+    y, score, _ = _scored_set(4)
+    sweep = threshold_sweep(y, score)
+    assert sweep["threshold"].tolist()[0] == 0.05 and sweep["threshold"].tolist()[-1] == 0.95 and len(sweep) == 19
+    row = sweep[sweep["threshold"] == 0.3].iloc[0]
+    expected = binary_metrics(y, score, 0.3)
+    assert row["recall"] == pytest.approx(expected["recall"]) and row["specificity"] == pytest.approx(expected["specificity"])
+    assert sweep["recall"].is_monotonic_decreasing
+
+
+def test_temperature_scaling_fixes_overconfidence_and_keeps_the_ranking():
+    rng = np.random.default_rng(0)
+    true_p = rng.uniform(0.02, 0.98, 4000)
+    labels = (rng.random(4000) < true_p).astype(int)  # labels drawn with the honest probability
+    logit = np.log(true_p / (1 - true_p)) * 3.0  # an overconfident model: logits three times too large
+    probabilities = np.stack([1 / (1 + np.exp(logit)), 1 / (1 + np.exp(-logit))], axis=1)
+    temperature = fit_temperature(probabilities, labels)
+    assert 2.0 < temperature < 4.5
+    calibrated = scale_temperature(probabilities, temperature)
+    assert negative_log_likelihood(calibrated, labels) < negative_log_likelihood(probabilities, labels)
+    assert np.array_equal(calibrated.argmax(axis=1), probabilities.argmax(axis=1))
+    assert binary_metrics(labels, calibrated[:, 1], None)["ece"] < binary_metrics(labels, probabilities[:, 1], None)["ece"]
+    assert fit_temperature(calibrated, labels) == pytest.approx(1.0, abs=0.05)
+
+
+def _set_table(seed: int) -> pd.DataFrame:
+    y, score, patient = _scored_set(seed, patients=60, tiles=2)
+    rng = np.random.default_rng(seed)
+    codes = np.where(y, rng.integers(1, 5, len(y)), 0)
+    return pd.DataFrame({
+        "class_code": codes, "label_normal": y.astype(int), "patient_id": patient, "p_abnormal": score,
+        "p_abnormal_calibrated": np.clip(score * 0.9 + 0.05, 0, 1),
+        "abnormality_type": np.where(codes == 0, "", np.where(codes % 2 == 0, "mass", "calcification")),
+        "pathology": np.where(codes == 0, "", np.where(codes > 2, "MALIGNANT", "BENIGN")),
+        "subtlety": np.where(codes == 0, "", (codes % 5 + 1).astype(str)),
+        "density": rng.integers(1, 5, len(y)).astype(str), "source": np.where(y, "cbis-ddsm", "ddsm"),
+        "scanner": np.where(y, "cbis", "HOWTEK"),
+    })  # fmt: skip
+
+
+def test_assess_set_reports_every_rate_with_its_interval():
+    table = _set_table(5)
+    entry = assess_set(table, {"fixed_0.50": 0.5, "best_f1": 0.4, "recall_0.90": None}, 1000, 1, 10)
+    assert entry["n"] == 120 and entry["patients"] == 60 and sum(entry["counts_per_class"].values()) == 120
+    assert set(entry["operating_points"]) == {"fixed_0.50", "best_f1"}  # an unreachable target is left out
+    fixed = entry["operating_points"]["fixed_0.50"]
+    assert fixed["threshold"] == 0.5 and set(fixed["ci95"]) == {"accuracy", "precision", "recall", "specificity", "f1"}
+    y, score = table["label_normal"], table["p_abnormal"]
+    assert fixed["recall"] == pytest.approx(((score >= 0.5) & (y == 1)).sum() / y.sum())
+    assert entry["raw"]["roc_auc"] == pytest.approx(roc_auc_score(y, score))
+    assert entry["calibrated"]["brier"] == pytest.approx(brier_score_loss(y, table["p_abnormal_calibrated"]))
+    for block in (entry["raw"], entry["calibrated"], fixed):
+        for name, (low, high) in block["ci95"].items():
+            assert low <= block[name] <= high, name
+    assert "five_class" not in entry
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(5), 120)
+    assert "macro_f1" in assess_set(table, {"fixed": 0.5}, 1000, 1, 10, probabilities)["five_class"]
+
+
+def test_subgroups_of_lesion_attributes_hold_every_normal_tile():
+    table = _set_table(6)
+    rows = {(row["attribute"], row["value"]): row for row in subgroup_metrics(table, 0.5, 1000, 2)}
+    normals = int((table["label_normal"] == 0).sum())
+    mass = rows[("abnormality_type", "mass")]
+    assert mass["normal"] == normals and mass["abnormal"] == int((table["abnormality_type"] == "mass").sum())
+    assert mass["roc_auc"] == pytest.approx(roc_auc_score(*_part(table, table["abnormality_type"] == "mass")))
+    assert {value for attribute, value in rows if attribute == "pathology"} == {"BENIGN", "MALIGNANT"}
+    dense = rows[("density", "4")]
+    assert dense["normal"] + dense["abnormal"] == int((table["density"] == "4").sum())
+    assert rows[("source", "ddsm")]["recall"] is None and rows[("source", "ddsm")]["specificity"] is not None
+    assert "ci95" in mass
+
+
+def _part(table, chosen):
+    part = table[chosen | (table["label_normal"] == 0)]
+    return part["label_normal"], part["p_abnormal"]

@@ -44,6 +44,8 @@ def test_every_roi_gives_three_labelled_tiles(cbis_copy):
     assert per_roi.size().eq(3).all() and set(per_roi.groups) == set(rois["roi_id"])
     labels = per_roi["class_code"].first().reindex(rois["roi_id"]).to_numpy()
     assert np.array_equal(labels, rois["class_code"].to_numpy())  # labels per ROI, not per image
+    for column, source in (("density", "breast_density"), ("subtlety", "subtlety")):  # subgroups of the evaluation
+        assert np.array_equal(per_roi[column].first().reindex(rois["roi_id"]).to_numpy(), rois[source].to_numpy())
     assert (table["label_normal"] == 1).all()
     assert table["patient_id"].str.startswith("cbis:P_").all()
     assert np.array_equal(table["tile_index"].to_numpy(), np.arange(len(table)))
@@ -125,6 +127,8 @@ def test_normal_tiles_per_scanner_and_rejections(demo_root, tmp_path):
     assert (table["class_code"] == 0).all() and (table["label_normal"] == 0).all()
     assert set(table["scan_id"]) | set(rejected["item"]) == set(scans["scan_id"])
     assert set(table["scanner"]) <= set(THRESHOLDS)
+    density_of_scan = dict(zip(scans["scan_id"], scans["density"]))
+    assert all(density_of_scan[s] == d in (1, 2, 3, 4) for s, d in zip(table["scan_id"], table["density"]))
     # break one scan and drop the thresholds of one scanner
     victim = scans.iloc[0]
     data = open(victim["path"], "rb").read()
@@ -185,6 +189,7 @@ def test_mias_tiles_cut_rois_on_the_lesion_and_tile_normals(demo_root):
     normal_scans = set(images.loc[images["label_normal"] == 0, "refnum"])
     assert set(table.loc[table["label_normal"] == 0, "scan_id"]) == normal_scans
     assert (table["source"] == "mias").all() and set(table["patient_id"]) <= set(images["patient_id"])
+    assert set(table["density"]) <= {"F", "G", "D"}  # mini-MIAS background tissue
     for _, roi in rois.iterrows():  # the context box holds the ROI centre in upscaled pixels (y from the bottom)
         box = table.loc[table["tile_id"].str.startswith(f"ds9/{roi['roi_id']}/"), "box"].iloc[0]
         top, left, bottom, right = map(int, box.split(","))
@@ -221,16 +226,19 @@ def test_background_tiles_keep_away_from_lesions():
     assert len(capped) == 2 and {box for _, box in capped} <= {box for _, box in found}
 
 
-def test_cbis_background_tiles_are_normal_tiles_of_the_same_patient(cbis_copy):
+def test_cbis_background_and_audit_tiles_are_normal_tiles_of_the_same_patient(cbis_copy):
     root, rois = cbis_copy
     params = BackgroundTiles(per_scan=3, max_overlap=0.0, margin=20, tiling=SMALL_TILING, thresholds=NormalThresholds(30, 10, 3000))
     plain_images, plain, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy")
-    images, table, rejected = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", params)
-    background = table[table["method"] == "background"]
-    assert rejected.empty and len(background) > 0 and len(table) == len(images)
-    assert (background["label_normal"] == 0).all() and (background["class_code"] == 0).all()
-    assert background.groupby("scan_id").size().max() <= 3
+    images, table, rejected = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", {"background": params, "audit": params})
+    assert rejected.empty and len(table) == len(images)
     patient_of_scan = dict(zip(rois["scan_id"], "cbis:" + rois["patient_id"]))
-    assert all(patient_of_scan[s] == p for s, p in zip(background["scan_id"], background["patient_id"]))
-    roi_rows = table[table["method"] != "background"].drop(columns="tile_index").reset_index(drop=True)
-    assert roi_rows.equals(plain.drop(columns="tile_index").reset_index(drop=True))  # ROI tiles unchanged
+    for name in ("background", "audit"):
+        negatives = table[table["method"] == name]
+        assert len(negatives) > 0 and negatives["tile_id"].str.contains(f"/{name}").all()
+        assert (negatives["label_normal"] == 0).all() and (negatives["class_code"] == 0).all()
+        assert (negatives[["abnormality_type", "pathology", "subtlety"]] == "").all().all()
+        assert negatives.groupby("scan_id").size().max() <= 3
+        assert all(patient_of_scan[s] == p for s, p in zip(negatives["scan_id"], negatives["patient_id"]))
+    roi_rows = table[table["method"] == "method2"].drop(columns="tile_index").reset_index(drop=True).astype(str)
+    assert roi_rows.equals(plain.drop(columns="tile_index").reset_index(drop=True).astype(str))  # ROI tiles unchanged

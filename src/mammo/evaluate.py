@@ -1,26 +1,32 @@
-"""Metrics computed once over a whole evaluated set (never averaged over batches)."""
+"""Metrics computed once over a whole evaluated set (never averaged over batches), with patient-level
+bootstrap intervals, calibration by temperature and operating points chosen on validation.
+
+Every rate is computed by one weighted engine: the point estimate weighs each tile 1; a bootstrap
+replicate weighs each tile by how often its patient was drawn. So the interval and the value come from
+the same code, and a replicate costs a matrix product instead of a copy of the set.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from mammo.labels import CLASS_NAMES
 
+THRESHOLD_RATES = ("accuracy", "precision", "recall", "specificity", "f1")
+SCORE_RATES = ("roc_auc", "pr_auc", "brier", "ece")
+SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+_REPLICATES_PER_BLOCK = 100  # bounds memory: a block holds replicates x tiles weights
 
-def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
+
+def roc_auc(y_true, score) -> float | None:
     """Area under the ROC curve as the Mann-Whitney statistic (ties count half)."""
-    y_true = np.asarray(y_true).astype(bool)
-    positives, negatives = int(y_true.sum()), int((~y_true).sum())
-    if positives == 0 or negatives == 0:
-        return None
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score))
-    sorted_scores = np.asarray(score)[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(average, counts)
-    return float((ranks[y_true].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return _value(_weighted_rates(np.asarray(y_true).astype(bool), np.asarray(score, float), None, np.ones((1, len(score))))["roc_auc"])
+
+
+def average_precision(y_true, score) -> float | None:
+    """Area under the precision-recall curve as average precision (step-wise, no interpolation)."""
+    return _value(_weighted_rates(np.asarray(y_true).astype(bool), np.asarray(score, float), None, np.ones((1, len(score))))["pr_auc"])
 
 
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,48 +55,246 @@ def _ranked(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.asarray(y_true).astype(bool)[order], last_of_tie
 
 
-def average_precision(y_true: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the precision-recall curve as average precision (step-wise, no interpolation)."""
-    if not np.asarray(y_true).astype(bool).any():
-        return None
-    recall, precision = precision_recall_curve(y_true, score)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Element-wise ratio, NaN where the denominator is 0 (the rate is undefined)."""
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
+    return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return float(numerator / denominator) if denominator else None
+def _weighted_rates(y: np.ndarray, score: np.ndarray, threshold: float | None, weights: np.ndarray, bins: int = 10) -> dict:
+    """Every rate for each row of `weights` (replicates x tiles): arrays of one value per replicate.
+
+    Threshold rates are left out when `threshold` is None.
+    """
+    rates = {}
+    positives, negatives = weights @ y, weights @ ~y
+    total = positives + negatives
+    if threshold is not None:
+        predicted = score >= threshold
+        tp, fp = weights @ (y & predicted), weights @ (~y & predicted)
+        fn, tn = positives - tp, negatives - fp
+        rates.update(
+            accuracy=_divide(tp + tn, total), precision=_divide(tp, tp + fp), recall=_divide(tp, positives),
+            specificity=_divide(tn, negatives), f1=_divide(2 * tp, 2 * tp + fp + fn), confusion=np.stack([tn, fp, fn, tp], axis=1),
+        )  # fmt: skip
+    # ranking: tied scores form one group; a positive beats the negatives of lower groups, ties count half
+    order = np.argsort(score, kind="mergesort")
+    starts = np.r_[0, np.flatnonzero(np.diff(score[order])) + 1]
+    positive_groups = np.add.reduceat(weights[:, order] * y[order], starts, axis=1)
+    negative_groups = np.add.reduceat(weights[:, order] * ~y[order], starts, axis=1)
+    below = np.cumsum(negative_groups, axis=1) - negative_groups
+    rates["roc_auc"] = _divide(np.sum(positive_groups * (below + 0.5 * negative_groups), axis=1), positives * negatives)
+    # average precision: from the highest score group down, precision at each group times its recall step
+    hits_above = np.cumsum(positive_groups[:, ::-1], axis=1)
+    all_above = hits_above + np.cumsum(negative_groups[:, ::-1], axis=1)
+    step_precision = np.nan_to_num(_divide(hits_above, all_above))
+    rates["pr_auc"] = _divide(np.sum(positive_groups[:, ::-1] * step_precision, axis=1), positives)
+    rates["brier"] = _divide(weights @ (score - y) ** 2, total)
+    # expected calibration error: per equal-width bin |observed - predicted| mass, over all tiles
+    bin_of = np.minimum((score * bins).astype(int), bins - 1)
+    members = np.eye(bins)[bin_of]
+    gap = np.abs(weights @ (members * y[:, None]) - weights @ (members * score[:, None]))
+    rates["ece"] = _divide(gap.sum(axis=1), total)
+    return rates
 
 
-def binary_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
-    """Rates at a threshold on P(abnormal), AUCs and the confusion matrix [[TN, FP], [FN, TP]]."""
-    y_true = np.asarray(y_true).astype(int)
-    predicted = (np.asarray(score) >= threshold).astype(int)
-    tp = int(np.sum((predicted == 1) & (y_true == 1)))
-    tn = int(np.sum((predicted == 0) & (y_true == 0)))
-    fp = int(np.sum((predicted == 1) & (y_true == 0)))
-    fn = int(np.sum((predicted == 0) & (y_true == 1)))
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
-    majority = max(tp + fn, tn + fp)
+def _value(array: np.ndarray) -> float | None:
+    value = float(np.ravel(array)[0])
+    return None if np.isnan(value) else value
+
+
+def patient_bootstrap(patients, replicates: int, seed: int):
+    """Yield blocks of tile weights (replicates x tiles): patients drawn with replacement, seeded."""
+    _, patient_of_tile = np.unique(np.asarray(patients).astype(str), return_inverse=True)
+    count = patient_of_tile.max() + 1 if len(patient_of_tile) else 0
+    rng = np.random.default_rng(seed)
+    for start in range(0, replicates, _REPLICATES_PER_BLOCK):
+        size = min(_REPLICATES_PER_BLOCK, replicates - start)
+        drawn = rng.multinomial(count, np.full(count, 1.0 / count), size=size) if count else np.zeros((size, 0))
+        yield drawn[:, patient_of_tile].astype(float)
+
+
+def _interval(samples: np.ndarray) -> list[float | None]:
+    """95% percentile interval over the replicates where the rate is defined."""
+    defined = samples[~np.isnan(samples)]
+    if not len(defined):
+        return [None, None]
+    return [float(v) for v in np.percentile(defined, [2.5, 97.5])]
+
+
+def binary_metrics(y_true, score, threshold: float | None = 0.5, patients=None, replicates: int = 0,
+                   seed: int = 0, bins: int = 10) -> dict:  # fmt: skip
+    """Rates at a threshold on P(abnormal) (none when threshold is None), AUCs, Brier score, ECE and the
+    confusion matrix [[TN, FP], [FN, TP]]; with `patients`, a 95% patient-bootstrap interval per rate (`ci95`)."""
+    y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
+    point = _weighted_rates(y, score, threshold, np.ones((1, len(y))), bins)
+    names = (THRESHOLD_RATES if threshold is not None else ()) + SCORE_RATES
+    metrics = {"n": int(len(y)), "threshold": threshold, **{name: _value(point[name]) for name in names}}
+    metrics["majority_baseline_accuracy"] = _value(_divide(max(y.sum(), (~y).sum()), len(y)))
+    if threshold is not None:
+        tn, fp, fn, tp = (int(v) for v in point["confusion"][0])
+        metrics["confusion_matrix"] = {"labels": ["normal", "abnormal"], "rows_true_cols_predicted": [[tn, fp], [fn, tp]]}
+    if patients is not None and replicates:
+        blocks = [_weighted_rates(y, score, threshold, weights, bins) for weights in patient_bootstrap(patients, replicates, seed)]
+        metrics["ci95"] = {name: _interval(np.concatenate([block[name] for block in blocks])) for name in names}
+    return metrics
+
+
+def multiclass_metrics(class_codes, probabilities, patients=None, replicates: int = 0, seed: int = 0) -> dict:
+    """5-class results of a 5-class model: accuracy, per-class precision and recall, macro-F1 and the
+    confusion matrix (rows true, columns predicted = arg max), with patient-bootstrap intervals."""
+    codes = np.asarray(class_codes).astype(int)
+    classes = np.asarray(probabilities).shape[1]
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    cells = np.eye(classes * classes)[codes * classes + predicted]  # one-hot confusion cell of each tile
+
+    def rates(weights: np.ndarray) -> dict:
+        confusion = (weights @ cells).reshape(-1, classes, classes)
+        hits = np.diagonal(confusion, axis1=1, axis2=2)
+        precision, recall = _divide(hits, confusion.sum(axis=1)), _divide(hits, confusion.sum(axis=2))
+        f1 = np.nan_to_num(_divide(2 * precision * recall, precision + recall))
+        present = confusion.sum(axis=2) > 0  # macro-F1 over the classes present in the set
+        result = {"accuracy": _divide(hits.sum(axis=1), confusion.sum(axis=(1, 2))),
+                  "macro_f1": _divide((f1 * present).sum(axis=1), present.sum(axis=1)), "confusion": confusion}  # fmt: skip
+        for code in range(classes):
+            result[f"precision_{CLASS_NAMES[code]}"], result[f"recall_{CLASS_NAMES[code]}"] = precision[:, code], recall[:, code]
+        return result
+
+    point = rates(np.ones((1, len(codes))))
+    names = [name for name in point if name != "confusion"]
+    metrics = {name: _value(point[name]) for name in names}
+    metrics["confusion_matrix"] = {"labels": [CLASS_NAMES[c] for c in range(classes)],
+                                   "rows_true_cols_predicted": point["confusion"][0].astype(int).tolist()}  # fmt: skip
+    if patients is not None and replicates:
+        blocks = [rates(weights) for weights in patient_bootstrap(patients, replicates, seed)]
+        metrics["ci95"] = {name: _interval(np.concatenate([block[name] for block in blocks])) for name in names}
+    return metrics
+
+
+def threshold_sweep(y_true, score, thresholds=SWEEP_THRESHOLDS) -> pd.DataFrame:
+    """Threshold rates at each threshold (one row per threshold)."""
+    rows = []
+    for threshold in thresholds:
+        metrics = binary_metrics(y_true, score, float(threshold))
+        rows.append({"threshold": float(threshold), **{name: metrics[name] for name in THRESHOLD_RATES}})
+    return pd.DataFrame(rows, columns=["threshold", *THRESHOLD_RATES])
+
+
+def operating_points(y_true, score, min_recall: float, min_specificity: float) -> dict[str, float | None]:
+    """Thresholds chosen on one set (validation): best F1; the highest threshold that keeps recall at least
+    `min_recall`; the lowest that keeps specificity at least `min_specificity`. Candidates are the set's scores."""
+    y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
+    candidates = np.unique(score)[::-1]  # highest threshold first: recall grows, specificity falls
+    predicted = score[None, :] >= candidates[:, None]
+    tp, fp = (predicted & y).sum(axis=1), (predicted & ~y).sum(axis=1)
+    recall, specificity = _divide(tp, y.sum()), _divide((~y).sum() - fp, (~y).sum())
+    f1 = np.nan_to_num(_divide(2 * tp, 2 * tp + fp + (y.sum() - tp)))
+    keeps_recall = np.flatnonzero(recall >= min_recall)
+    keeps_specificity = np.flatnonzero(specificity >= min_specificity)
     return {
-        "n": int(len(y_true)),
-        "threshold": threshold,
-        "accuracy": _ratio(tp + tn, len(y_true)),
-        "precision": precision,
-        "recall": recall,
-        "specificity": _ratio(tn, tn + fp),
-        "f1": f1,
-        "roc_auc": roc_auc(y_true, score),
-        "pr_auc": average_precision(y_true, score),
-        "confusion_matrix": {"labels": ["normal", "abnormal"], "rows_true_cols_predicted": [[tn, fp], [fn, tp]]},
-        "majority_baseline_accuracy": _ratio(majority, len(y_true)),
+        "best_f1": float(candidates[np.argmax(f1)]) if y.any() else None,
+        f"recall_{min_recall:.2f}": float(candidates[keeps_recall[0]]) if len(keeps_recall) else None,
+        f"specificity_{min_specificity:.2f}": float(candidates[keeps_specificity[-1]]) if len(keeps_specificity) else None,
     }
 
 
-def evaluate_set(class_codes: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict:
-    """Metrics of one set: abnormal vs normal from P(abnormal) = 1 - P(normal), plus counts per class."""
-    class_codes = np.asarray(class_codes).astype(int)
-    score = 1.0 - np.asarray(probabilities)[:, 0]
-    metrics = binary_metrics(class_codes > 0, score, threshold)
-    metrics["counts_per_class"] = {CLASS_NAMES[c]: int(np.sum(class_codes == c)) for c in CLASS_NAMES}
-    return metrics
+def _logits(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(probabilities, float), 1e-12, 1.0))
+
+
+def scale_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax of the model's log-probabilities divided by the temperature (the ranking of classes is kept)."""
+    scaled = _logits(probabilities) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exponentials = np.exp(scaled)
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(_logits(probabilities)[np.arange(len(labels)), np.asarray(labels).astype(int)]))
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature that minimises the negative log-likelihood of the labels (fitted on validation)."""
+    from scipy.optimize import minimize_scalar
+
+    if not len(labels):
+        return 1.0
+    found = minimize_scalar(
+        lambda log_t: negative_log_likelihood(scale_temperature(probabilities, np.exp(log_t)), labels),
+        bounds=(np.log(0.05), np.log(100.0)), method="bounded", options={"xatol": 1e-5},
+    )  # fmt: skip
+    return float(np.exp(found.x))
+
+
+def reliability_bins(y_true, score, bins: int = 10) -> pd.DataFrame:
+    """Per equal-width bin of P(abnormal): tiles, mean predicted score and observed share abnormal."""
+    y, score = np.asarray(y_true).astype(float), np.asarray(score, float)
+    bin_of = np.minimum((score * bins).astype(int), bins - 1)
+    rows = []
+    for number in range(bins):
+        inside = bin_of == number
+        rows.append({
+            "bin_low": number / bins, "bin_high": (number + 1) / bins, "n": int(inside.sum()),
+            "mean_score": float(score[inside].mean()) if inside.any() else np.nan,
+            "fraction_abnormal": float(y[inside].mean()) if inside.any() else np.nan,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# Lesion attributes are blank for normal tissue: their subgroups are that lesion kind against every normal tile.
+LESION_ATTRIBUTES = ("abnormality_type", "pathology", "subtlety")
+CASE_ATTRIBUTES = ("density", "source", "scanner")
+
+
+def subgroup_metrics(table: pd.DataFrame, threshold: float, replicates: int, seed: int) -> list[dict]:
+    """Binary metrics per value of each attribute: a case attribute selects its tiles, normal and abnormal;
+    a lesion attribute selects its abnormal tiles plus all normal tiles of the set."""
+    rows = []
+    normal = table["label_normal"] == 0
+    for attribute in (*LESION_ATTRIBUTES, *CASE_ATTRIBUTES):
+        values = table.loc[~normal if attribute in LESION_ATTRIBUTES else table.index, attribute].astype(str)
+        for value in sorted(set(values) - {""}):
+            chosen = table[attribute].astype(str) == value
+            part = table[chosen | normal] if attribute in LESION_ATTRIBUTES else table[chosen]
+            metrics = binary_metrics(part["label_normal"], part["p_abnormal"], threshold, part["patient_id"], replicates, seed)
+            rows.append({"attribute": attribute, "value": value, "abnormal": int(part["label_normal"].sum()),
+                         "normal": int((part["label_normal"] == 0).sum()), **metrics})  # fmt: skip
+    return rows
+
+
+def _pick(metrics: dict, names) -> dict:
+    """Some rates of a binary_metrics result, with their intervals."""
+    picked = {name: metrics[name] for name in names}
+    if "ci95" in metrics:
+        picked["ci95"] = {name: metrics["ci95"][name] for name in names if name in metrics["ci95"]}
+    return picked
+
+
+def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicates: int, seed: int, bins: int,
+               class_probabilities: np.ndarray | None = None) -> dict:  # fmt: skip
+    """Everything metrics.json says about one evaluated set.
+
+    `part` has one row per tile: class_code, label_normal, patient_id, p_abnormal and p_abnormal_calibrated.
+    Rates at each named threshold (chosen elsewhere, never on this set unless it is validation); the
+    threshold-free rates of the raw and the calibrated score; 5-class results when class probabilities are given.
+    """
+    y, patients = part["label_normal"].to_numpy(), part["patient_id"].to_numpy()
+    raw = binary_metrics(y, part["p_abnormal"], None, patients, replicates, seed, bins)
+    calibrated = binary_metrics(y, part["p_abnormal_calibrated"], None, patients, replicates, seed, bins)
+    entry = {
+        "n": int(len(part)),
+        "patients": int(pd.Series(patients).nunique()),
+        "counts_per_class": {name: int(np.sum(part["class_code"] == code)) for code, name in CLASS_NAMES.items()},
+        "majority_baseline_accuracy": raw["majority_baseline_accuracy"],
+        "raw": _pick(raw, SCORE_RATES),
+        "calibrated": _pick(calibrated, SCORE_RATES),
+        "operating_points": {},
+    }
+    for name, threshold in thresholds.items():
+        if threshold is not None:
+            metrics = binary_metrics(y, part["p_abnormal"], threshold, patients, replicates, seed, bins)
+            entry["operating_points"][name] = _pick(metrics, ("threshold", *THRESHOLD_RATES, "confusion_matrix"))
+    if class_probabilities is not None:
+        entry["five_class"] = multiclass_metrics(part["class_code"], class_probabilities, patients, replicates, seed)
+    return entry

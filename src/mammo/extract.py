@@ -55,9 +55,13 @@ class BackgroundTiles:
 
 def cbis_tiles(
     rois: pd.DataFrame, root: str | Path, dataset: str, method: Method2, seed: int, tiles_file: str,
-    background: BackgroundTiles | None = None,
+    negatives: dict[str, BackgroundTiles] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Extraction method 2 for every ROI (and background tiles when asked); the scan is read once for all its ROIs."""
+    """Extraction method 2 for every ROI; the scan is read once for all its ROIs.
+
+    `negatives` maps a method name ("background": training negatives of ds9b, "audit": tiles for the
+    shortcut audit) to the lesion-free tiles to cut from each scan as well.
+    """
     images, rows, rejected = [], [], []
     for image_path, scan_rois in tqdm(rois.groupby("image_file_path", sort=True), desc="CBIS-DDSM scans"):
         try:
@@ -65,6 +69,11 @@ def cbis_tiles(
         except FormatError as err:
             rejected += [_reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
             continue
+        first = scan_rois.iloc[0]
+        scan_fields = {
+            "dataset": dataset, "source": "cbis-ddsm", "patient_id": f"cbis:{first['patient_id']}", "scan_id": first["scan_id"],
+            "view": f"{first['side']}_{first['view']}", "density": first["breast_density"], "scanner": "cbis", "division": first["division"],
+        }  # fmt: skip
         lesions = np.zeros(scan.shape, bool)
         for _, roi in scan_rois.iterrows():
             try:
@@ -82,52 +91,34 @@ def cbis_tiles(
                 rejected.append(_reject(image_path, roi, "extract", "every crop was mostly background"))
                 continue
             for number, tile in enumerate(tiles):
-                rows.append(
-                    {
-                        "tile_id": f"{dataset}/{roi['roi_id']}/{number}",
-                        "dataset": dataset,
-                        "source": "cbis-ddsm",
-                        "patient_id": f"cbis:{roi['patient_id']}",
-                        "scan_id": roi["scan_id"],
-                        "view": f"{roi['side']}_{roi['view']}",
-                        "class_code": int(roi["class_code"]),
-                        "label_normal": label_normal(int(roi["class_code"])),
-                        "abnormality_type": roi["abnormality_type"],
-                        "pathology": roi["pathology"],
-                        "scanner": "cbis",
-                        "division": roi["division"],
-                        "method": "method2",
-                        "box": ",".join(map(str, box)),
-                        "tiles_file": tiles_file,
-                        "tile_index": len(images),
-                    }
-                )
+                rows.append(_tile_row(scan_fields, f"{dataset}/{roi['roi_id']}/{number}", "method2", box, tiles_file, len(images), roi))
                 images.append(tile)
-        if background is not None and lesions.any():  # a scan whose every mask failed has no known lesion-free area
-            first = scan_rois.iloc[0]
-            for number, (tile, box) in enumerate(background_tiles(scan, lesions, background, item_rng(seed, f"{first['scan_id']}/background"))):
-                rows.append(
-                    {
-                        "tile_id": f"{dataset}/{first['scan_id']}/background{number}",
-                        "dataset": dataset,
-                        "source": "cbis-ddsm",
-                        "patient_id": f"cbis:{first['patient_id']}",
-                        "scan_id": first["scan_id"],
-                        "view": f"{first['side']}_{first['view']}",
-                        "class_code": 0,
-                        "label_normal": 0,
-                        "abnormality_type": "",
-                        "pathology": "",
-                        "scanner": "cbis",
-                        "division": first["division"],
-                        "method": "background",
-                        "box": ",".join(map(str, box)),
-                        "tiles_file": tiles_file,
-                        "tile_index": len(images),
-                    }
-                )
+        if not lesions.any():
+            continue  # a scan whose every mask failed has no known lesion-free area
+        for name, params in (negatives or {}).items():
+            rng = item_rng(seed, f"{first['scan_id']}/{name}")
+            for number, (tile, box) in enumerate(background_tiles(scan, lesions, params, rng)):
+                rows.append(_tile_row(scan_fields, f"{dataset}/{first['scan_id']}/{name}{number}", name, box, tiles_file, len(images)))
                 images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _tile_row(scan_fields: dict, tile_id: str, method: str, box, tiles_file: str, tile_index: int, lesion=None) -> dict:
+    """One tile table row: the scan's fields, and the lesion's class and attributes (none for normal tissue)."""
+    code = 0 if lesion is None else int(lesion["class_code"])
+    return {
+        **scan_fields,
+        "tile_id": tile_id,
+        "class_code": code,
+        "label_normal": label_normal(code),
+        "abnormality_type": "" if lesion is None else lesion["abnormality_type"],
+        "pathology": "" if lesion is None else lesion["pathology"],
+        "subtlety": "" if lesion is None else lesion.get("subtlety", ""),
+        "method": method,
+        "box": ",".join(map(str, box)),
+        "tiles_file": tiles_file,
+        "tile_index": tile_index,
+    }
 
 
 def background_tiles(scan16: np.ndarray, lesions: np.ndarray, params: BackgroundTiles, rng: np.random.Generator):
@@ -190,27 +181,12 @@ def ddsm_normal_tiles(
         if not tiles:
             rejected.append(_reject_scan(scan["path"], scan, "extract", "no tile passed the tissue thresholds"))
             continue
+        scan_fields = {
+            "dataset": dataset, "source": "ddsm", "patient_id": f"ddsm:{scan['patient_id']}", "scan_id": scan["scan_id"],
+            "view": scan["view"], "density": scan["density"], "scanner": scan["digitizer"], "division": "",
+        }  # fmt: skip
         for number, (tile, box) in enumerate(tiles):
-            rows.append(
-                {
-                    "tile_id": f"{dataset}/{scan['scan_id']}/{number}",
-                    "dataset": dataset,
-                    "source": "ddsm",
-                    "patient_id": f"ddsm:{scan['patient_id']}",
-                    "scan_id": scan["scan_id"],
-                    "view": scan["view"],
-                    "class_code": 0,
-                    "label_normal": 0,
-                    "abnormality_type": "",
-                    "pathology": "",
-                    "scanner": scan["digitizer"],
-                    "division": "",
-                    "method": "normal_grid",
-                    "box": ",".join(map(str, box)),
-                    "tiles_file": tiles_file,
-                    "tile_index": len(images),
-                }
-            )
+            rows.append(_tile_row(scan_fields, f"{dataset}/{scan['scan_id']}/{number}", "normal_grid", box, tiles_file, len(images)))
             images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
@@ -255,30 +231,17 @@ def mias_tiles(
             cut = [(None, tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
             if not cut:
                 rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))
+        # mini-MIAS holds MLO views only; its density is the background tissue letter (F/G/D)
+        scan_fields = {
+            "dataset": dataset, "source": "mias", "patient_id": image["patient_id"], "scan_id": image["refnum"],
+            "view": f"{image['side']}_MLO", "density": image["background"], "scanner": "mias", "division": "",
+        }  # fmt: skip
         counters: dict[str, int] = {}
         for roi, tile, box in cut:
             item = items[0] if roi is None else roi["roi_id"]
             counters[item] = counters.get(item, -1) + 1
-            rows.append(
-                {
-                    "tile_id": f"{dataset}/{item}/{counters[item]}",
-                    "dataset": dataset,
-                    "source": "mias",
-                    "patient_id": image["patient_id"],
-                    "scan_id": image["refnum"],
-                    "view": f"{image['side']}_MLO",  # mini-MIAS holds MLO views only
-                    "class_code": 0 if roi is None else int(roi["class_code"]),
-                    "label_normal": 0 if roi is None else 1,
-                    "abnormality_type": "" if roi is None else roi["abnormality_type"],
-                    "pathology": "" if roi is None else roi["pathology"],
-                    "scanner": "mias",
-                    "division": "",
-                    "method": "normal_grid" if roi is None else "method2",
-                    "box": ",".join(map(str, box)),
-                    "tiles_file": tiles_file,
-                    "tile_index": len(tiles),
-                }
-            )
+            kind = "normal_grid" if roi is None else "method2"
+            rows.append(_tile_row(scan_fields, f"{dataset}/{item}/{counters[item]}", kind, box, tiles_file, len(tiles), roi))
             tiles.append(tile)
     return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 

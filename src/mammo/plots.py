@@ -140,3 +140,128 @@ def feature_boxplots(features: np.ndarray, labels: np.ndarray, names: list[str],
     figure.tight_layout()
     figure.savefig(out, dpi=90)
     plt.close(figure)
+
+
+def _expected_calibration_error(curve: pd.DataFrame) -> float:
+    """Bin gaps |observed - predicted| weighted by tile count; NaN when no bin holds a tile."""
+    # Empty bins carry NaN means; they hold no tiles, so they must not enter the weighted mean.
+    filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
+    total = filled["n"].sum()
+    if total == 0:
+        return float("nan")
+    return float((filled["n"] * (filled["fraction_abnormal"] - filled["mean_score"]).abs()).sum() / total)
+
+
+def reliability_diagram(bins: pd.DataFrame, out: str | Path) -> None:
+    """Observed share abnormal against mean P(abnormal) per score bin, raw and calibrated, one panel per set."""
+    sets = list(dict.fromkeys(bins["set"]))
+    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(4.5 * max(len(sets), 1), 4.5), squeeze=False)
+    for axis, name in zip(axes[0], sets):
+        part = bins[bins["set"] == name]
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+        for calibration in dict.fromkeys(part["calibration"]):
+            curve = part[part["calibration"] == calibration].sort_values("bin_low")
+            filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
+            ece = _expected_calibration_error(curve)
+            axis.plot(filled["mean_score"], filled["fraction_abnormal"], marker="o" if calibration == "raw" else "s",
+                      label=f"{calibration} (ECE {ece:.3f})")  # fmt: skip
+        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(abnormal)", ylabel="observed share abnormal", title=name)
+        axis.set_aspect("equal")
+        axis.legend(loc="upper left", fontsize=8)
+    if not sets:
+        axes[0][0].text(0.5, 0.5, "no calibration bins", ha="center", va="center")
+        axes[0][0].axis("off")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], out: str | Path) -> None:
+    """Tile rates against the P(abnormal) threshold, one panel per set, with the named operating points marked."""
+    sets = list(dict.fromkeys(sweep["set"]))
+    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(5.5 * max(len(sets), 1), 4.5), squeeze=False)
+    for axis, name in zip(axes[0], sets):
+        part = sweep[sweep["set"] == name].sort_values("threshold")
+        for rate in ("accuracy", "precision", "recall", "specificity", "f1"):
+            if rate in part:
+                # NaN (an undefined rate, e.g. precision with nothing called abnormal) leaves a gap, not a fake zero.
+                axis.plot(part["threshold"], part[rate], label=rate)
+        for label, value in operating_points.items():
+            if value is None or not np.isfinite(value):
+                continue
+            axis.axvline(value, color="grey", linewidth=0.8, linestyle="--")
+            axis.text(value, 0.02, f" {label} ({value:.2f})", transform=axis.get_xaxis_transform(), rotation=90,
+                      ha="right", va="bottom", fontsize=7, color="dimgrey")  # fmt: skip
+        axis.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="threshold on P(abnormal)", ylabel="rate", title=name)
+        axis.legend(loc="center right", fontsize=8)
+    if not sets:
+        axes[0][0].text(0.5, 0.5, "no threshold sweep", ha="center", va="center")
+        axes[0][0].axis("off")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], out: str | Path) -> None:
+    """Confusion matrices (rows true, columns predicted), coloured by share of the true class, annotated with counts."""
+    names = list(matrices)
+    side = max(4.0, 1.5 + 0.9 * len(labels))
+    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(side * max(len(names), 1), side), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        counts = np.asarray(matrices[name], dtype=np.int64)
+        if counts.shape != (len(labels), len(labels)):
+            raise ValueError(f"confusion matrix {name!r} has shape {counts.shape}, expected {len(labels)}x{len(labels)}")
+        totals = counts.sum(axis=1, keepdims=True)
+        # A class absent from the truth has no shares to show; 0 keeps the row visible without a division warning.
+        shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+        image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (row, column), count in np.ndenumerate(counts):
+            axis.text(column, row, str(count), ha="center", va="center", fontsize=9,
+                      color="white" if shares[row, column] > 0.5 else "black")  # fmt: skip
+        axis.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
+        axis.set_yticks(range(len(labels)), labels, fontsize=8)
+        axis.set(xlabel="predicted class", ylabel="true class", title=name)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of true class")
+    if not names:
+        axes[0][0].text(0.5, 0.5, "no confusion matrices", ha="center", va="center")
+        axes[0][0].axis("off")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def error_montage(errors: pd.DataFrame, images, out: str | Path, per_kind: int = 8) -> None:
+    """Most confident misclassified tiles, one row per set and kind; `images(row)` returns a tile."""
+    if errors.empty:
+        figure, axis = plt.subplots(figsize=(4, 2.5))
+        axis.text(0.5, 0.5, "no misclassified tiles", ha="center", va="center", fontsize=14)
+        axis.axis("off")
+        figure.savefig(out, dpi=100)
+        plt.close(figure)
+        return
+    kinds = list(dict.fromkeys(["false positive", "false negative", *errors["kind"]]))
+    groups = []
+    for name in dict.fromkeys(errors["set"]):
+        for kind in kinds:
+            part = errors[(errors["set"] == name) & (errors["kind"] == kind)]
+            if part.empty:
+                continue
+            # Missed lesions are worst when scored lowest; false alarms when scored highest.
+            if kind == "false negative":
+                chosen = part.nsmallest(per_kind, "p_abnormal")
+            else:
+                chosen = part.nlargest(per_kind, "p_abnormal")
+            groups.append((name, kind, len(part), chosen))
+    columns = max(len(chosen) for *_, chosen in groups)
+    figure, axes = plt.subplots(len(groups), columns, figsize=(1.7 * columns + 1.2, 2.0 * len(groups)), squeeze=False)
+    for row, (name, kind, total, chosen) in enumerate(groups):
+        for axis in axes[row]:
+            axis.axis("off")
+        for axis, (_, tile_row) in zip(axes[row], chosen.iterrows()):
+            axis.imshow(images(tile_row), cmap="gray", vmin=0, vmax=255)
+            axis.set_title(f"{tile_row['p_abnormal']:.2f}", fontsize=8)
+        axes[row][0].text(-0.1, 0.5, f"{name}\n{kind}\n({total} tiles)", transform=axes[row][0].transAxes,
+                          ha="right", va="center", fontsize=8)  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)

@@ -56,18 +56,22 @@ def write_json(result: dict, path: str | Path) -> None:
     print(text)
 
 
-def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, chunk: int, chunks: int,
+def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int,
                tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
+    """ROI tiles of one chunk of scans, the recipe's background negatives if any, and the shortcut audit's tissue tiles."""
     rois = read_table(rois_path)
     rois = rois[[chunk_of(scan, chunks) == chunk for scan in rois["scan_id"]]]
     method = Method2(**recipe["roi"])
-    background = None
+    negatives = {"audit": _background(audit)}
     if "cbis_background" in recipe:
-        settings = recipe["cbis_background"]
-        thresholds = NormalThresholds(**settings["thresholds"])
-        background = BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], _tiling(settings), thresholds)
-    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out, background)
+        negatives["background"] = _background(recipe["cbis_background"])
+    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out, negatives)
     _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+
+
+def _background(settings: dict) -> BackgroundTiles:
+    thresholds = NormalThresholds(**settings["thresholds"])
+    return BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], _tiling(settings), thresholds)
 
 
 def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int,
@@ -112,15 +116,24 @@ def _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) ->
 
 
 def split_dataset(tile_tables: list[str], rejected_tables: list[str], sources: dict[str, str], recipe: dict,
-                  tiles_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
-    """Assign patient-level splits, balance, and reconcile: every input ROI/scan is tiled or rejected."""
+                  tiles_out: str, audit_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+    """Assign patient-level splits, balance, and reconcile: every input ROI/scan is tiled or rejected.
+
+    The shortcut audit's tissue tiles are set apart (never trained on) and follow their patient's split.
+    """
     tiles = pd.concat([read_table(p) for p in tile_tables], ignore_index=True)
     rejected = pd.concat([read_table(p) for p in rejected_tables], ignore_index=True)[REJECTED_COLUMNS]
+    is_audit = tiles["method"] == "audit"
+    audit, tiles = tiles[is_audit].copy(), tiles[~is_audit]
     tiles = splitting.assign_splits(tiles, recipe["seed"])
     tiles = splitting.balance(tiles, recipe["abnormal_fraction"], recipe["seed"])
+    patient_split = tiles.drop_duplicates("patient_id").set_index("patient_id")["split"]
+    audit["split"] = audit["patient_id"].map(patient_split).fillna("")  # "": a patient none of whose ROIs was tiled
     summary = splitting.summary(tiles)
     summary["reconciliation"] = reconcile(tiles, rejected, sources)
+    summary["audit_tiles"] = {str(k): int(v) for k, v in audit["split"].value_counts().sort_index().items()}
     write_table(tiles, tiles_out)
+    write_table(audit, audit_out)
     write_table(rejected, rejected_out)
     write_json(summary, summary_out)
 
@@ -129,7 +142,7 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
     """Count inputs per source and prove each is in the tile table or the rejected table."""
     rois = read_table(sources["cbis_rois"])
     scans = read_table(sources["ddsm_scans"])
-    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & (tiles["method"] != "background")]
+    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & (tiles["method"] == "method2")]
     tiled_rois = {tile_id.split("/")[1] for tile_id in roi_tiles["tile_id"]}
     tiled_scans = set(tiles.loc[tiles["source"] == "ddsm", "scan_id"])
     rejected_items = set(rejected["item"].astype(str))

@@ -1,5 +1,5 @@
 rule tiles_cbis:
-    """Extraction method 2 for the CBIS-DDSM ROIs of one chunk of scans."""
+    """Extraction method 2 for the CBIS-DDSM ROIs of one chunk of scans, and lesion-free tiles of the same scans."""
     input:
         rois=rules.index_cbis.output.rois,
     output:
@@ -19,6 +19,7 @@ rule tiles_cbis:
     params:
         root=config["data"]["cbis_ddsm"],
         recipe=lambda wc: recipe_part(wc.dataset, "roi", "cbis_background"),
+        audit=config["evaluation"]["shortcut"]["tiles"],
         chunks=config["chunks"],
     script:
         "../scripts/tiles_cbis.py"
@@ -87,6 +88,7 @@ rule split:
         ddsm_rejected=rules.index_ddsm.output.rejected,
     output:
         tiles="results/{dataset}/tiles.tsv",
+        audit="results/{dataset}/audit_tiles.tsv",
         rejected="results/{dataset}/rejected.tsv",
         summary="results/{dataset}/summary.json",
     log:

@@ -10,6 +10,7 @@ run_stage(
     {"cbis_rois": inputs.cbis_rois, "ddsm_scans": inputs.ddsm_scans},
     snakemake.params.recipe,
     snakemake.output.tiles,
+    snakemake.output.audit,
     snakemake.output.rejected,
     snakemake.output.summary,
 )

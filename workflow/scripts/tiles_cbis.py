@@ -8,6 +8,7 @@ run_stage(
     snakemake.params.root,
     snakemake.wildcards.dataset,
     snakemake.params.recipe,
+    snakemake.params.audit,
     int(snakemake.wildcards.chunk),
     snakemake.params.chunks,
     snakemake.output.tiles,

@@ -15,7 +15,7 @@ from mammo.tables import REJECTED_COLUMNS
 
 SCAN_COLUMNS = [
     "scan_id", "patient_id", "case", "view", "path", "ics_path", "digitizer", "site",
-    "lines", "pixels_per_line", "bits",
+    "lines", "pixels_per_line", "bits", "density",
 ]  # fmt: skip
 
 
@@ -53,6 +53,7 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "lines": geometry.lines,
                     "pixels_per_line": geometry.pixels_per_line,
                     "bits": geometry.bits_per_pixel,
+                    "density": "" if header.density is None else header.density,
                 }
             )
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
