@@ -21,6 +21,7 @@ include: "workflow/rules/tiles.smk"
 include: "workflow/rules/records.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/scans.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/uci.smk"
 
 
@@ -38,8 +39,14 @@ rule all:
                 "metrics.json",
                 "training_curves.png",
                 "roc_pr.png",
+                "reliability.png",
+                "thresholds.png",
+                "confusion.png",
+                "errors.png",
+                "shortcut.png",
                 "scans/metrics.json",
             ],
         ),
         expand("results/{dataset}/montage.png", dataset=list(config["datasets"])),
         "results/uci/metrics.json",
+        expand("results/tables/{table}.md", table=STUDY_TABLES),

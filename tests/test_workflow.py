@@ -41,20 +41,62 @@ def test_config_error_names_the_key(tmp_path):
 
 @pytest.mark.workflow
 def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
+    """metrics.json follows its schema; a few numbers recomputed independently from predictions.tsv with scikit-learn."""
+    import jsonschema
+    import yaml
+    from sklearn.metrics import accuracy_score, brier_score_loss, recall_score, roc_auc_score
+
     metrics = json.loads((tiny_run / TARGET).read_text())
-    assert metrics["model"] == "1.0.0.35"
+    jsonschema.validate(metrics, yaml.safe_load((ROOT / "workflow/schemas/metrics.schema.yaml").read_text()))
+    assert metrics["model"] == "1.0.0.35" and metrics["bootstrap"]["replicates"] >= 1000
     assert list(metrics["sets"]) == ["val", "test", "mias"]
+    assert set(metrics["operating_points"]) == {"fixed", "best_f1", "recall_0.90", "specificity_0.90"}
+    assert sorted(metrics["contrast_sweep"]) == ["1.0", "1.5", "1.8"]
     uci = json.loads((tiny_run / "results/uci/metrics.json").read_text())
     assert uci["models"]["logistic_regression"]["accuracy"]["mean"] > 0.95
+    predictions = pd.read_csv(tiny_run / "results/ds9/model_1.0.0.35/predictions.tsv", sep="\t")
     for name in ("val", "test", "mias"):
-        entry = metrics["sets"][name]
-        for key in ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "threshold"):
-            assert key in entry
-        assert 0.0 <= entry["accuracy"] <= 1.0
-        matrix = entry["confusion_matrix"]["rows_true_cols_predicted"]
-        assert sum(map(sum, matrix)) == entry["n"] == sum(entry["counts_per_class"].values())
-        assert entry["counts_per_class"]["normal"] > 0
-        assert entry["n"] - entry["counts_per_class"]["normal"] > 0
+        entry, part = metrics["sets"][name], predictions[predictions["set"] == name]
+        truth = (part["class_code"] > 0).astype(int)
+        assert entry["n"] == len(part) == sum(entry["counts_per_class"].values())
+        assert entry["counts_per_class"]["normal"] > 0 and entry["n"] - entry["counts_per_class"]["normal"] > 0
+        assert entry["patients"] == part["patient_id"].nunique()
+        assert entry["raw"]["roc_auc"] == pytest.approx(roc_auc_score(truth, part["p_abnormal"]))
+        assert entry["calibrated"]["brier"] == pytest.approx(brier_score_loss(truth, part["p_abnormal_calibrated"]))
+        for point, settings in metrics["operating_points"].items():
+            if settings["threshold"] is None:
+                continue
+            result, predicted = entry["operating_points"][point], (part["p_abnormal"] >= settings["threshold"]).astype(int)
+            assert result["threshold"] == settings["threshold"]  # val's thresholds, applied unchanged to test and MIAS
+            assert result["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+            assert result["recall"] == pytest.approx(recall_score(truth, predicted))
+            matrix = result["confusion_matrix"]["rows_true_cols_predicted"]
+            assert sum(map(sum, matrix)) == entry["n"]
+            for rate, (low, high) in result["ci95"].items():
+                assert low is None or low - 1e-9 <= result[rate] <= high + 1e-9, (name, point, rate)
+    calibration = json.loads((tiny_run / "results/ds9/model_1.0.0.35/calibration.json").read_text())
+    assert calibration["temperature"] == metrics["calibration"]["temperature"] > 0
+
+
+@pytest.mark.workflow
+def test_tiny_run_reports_subgroups_thresholds_and_the_shortcut_audit(tiny_run):
+    model_dir = tiny_run / "results/ds9/model_1.0.0.35"
+    subgroups = pd.read_csv(model_dir / "subgroups.tsv", sep="\t", dtype={"value": str})
+    assert {"abnormality_type", "pathology", "density", "source", "scanner", "subtlety"} <= set(subgroups["attribute"])
+    sweep = pd.read_csv(model_dir / "thresholds.tsv", sep="\t")
+    assert len(sweep) == 3 * 19 and sweep["threshold"].min() == 0.05 and sweep["threshold"].max() == 0.95
+    audit = pd.read_csv(tiny_run / "results/ds9/audit_tiles.tsv", sep="\t", dtype={"patient_id": str})
+    tiles = pd.read_csv(tiny_run / "results/ds9/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    assert len(audit) > 0 and (audit["method"] == "audit").all() and not (tiles["method"] == "audit").any()
+    split_of = tiles.drop_duplicates("patient_id").set_index("patient_id")["split"]
+    assert (audit["split"] == audit["patient_id"].map(split_of)).all()  # audit tiles follow their patient
+    shortcut = json.loads((model_dir / "shortcut.json").read_text())
+    assert shortcut["tiles"]["cbis-ddsm"] == int(audit["split"].isin(["val", "test"]).sum())
+    assert shortcut["flagged"] == (shortcut["collection_auc"] is not None and shortcut["collection_auc"] > shortcut["flag_above"])
+    for table in ("binary_test", "multiclass_test", "mias"):
+        assert (tiny_run / f"results/tables/{table}.csv").exists()
+    table1 = pd.read_csv(tiny_run / "results/tables/binary_test.csv")
+    assert table1.loc[0, "Model"] == "1.0.0.35" and re.match(r"^\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]$", table1.loc[0, "Accuracy"])
 
 
 @pytest.mark.workflow
@@ -125,13 +167,31 @@ def test_tiny_run_scores_whole_test_scans(tiny_run):
 @pytest.mark.workflow
 def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     import cv2
+    from html.parser import HTMLParser
 
-    for name in ("results/ds9/montage.png", "results/ds9/model_1.0.0.35/training_curves.png", "results/ds9/model_1.0.0.35/roc_pr.png"):
-        image = cv2.imread(str(tiny_run / name))
+    figures = ["montage.png"] + [f"model_1.0.0.35/{name}.png" for name in
+                                 ("training_curves", "roc_pr", "reliability", "thresholds", "confusion", "errors", "shortcut")]  # fmt: skip
+    for name in figures:
+        image = cv2.imread(str(tiny_run / "results/ds9" / name))
         assert image is not None and min(image.shape[:2]) > 200 and image.std() > 10, name
     snakemake(tiny_run, "--configfile", "config/tiny.yaml", "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
-    assert "montage.png" in report and "roc_pr.png" in report and "froc.png" in report
+    assert report.lstrip().lower().startswith("<!doctype html") and report.rstrip().lower().endswith("</html>")
+
+    class Tags(HTMLParser):
+        opened = closed = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.opened += tag in ("html", "body", "head")
+
+        def handle_endtag(self, tag):
+            self.closed += tag in ("html", "body", "head")
+
+    parser = Tags()
+    parser.feed(report)
+    assert parser.opened == parser.closed == 3
+    for name in ("montage.png", "roc_pr.png", "froc.png", "reliability.png", "shortcut.png", "binary_test.csv"):
+        assert name in report, name
 
 
 @pytest.mark.workflow
@@ -198,7 +258,7 @@ def test_changed_training_parameter_reruns_training_and_what_follows_only(tiny_r
     def contrast(config):
         config["models"]["1.0.0.35"]["contrast"] = 1.2
 
-    assert planned_rules(tiny_run, contrast) == {"train", "evaluate", "plot_model", "score_scans", "scan_metrics"}
+    assert planned_rules(tiny_run, contrast) == {"train", "evaluate", "plot_model", "score_scans", "scan_metrics", "shortcut_audit", "tables"}
 
 
 @pytest.mark.workflow

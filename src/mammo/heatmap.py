@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from mammo.evaluate import scale_temperature
+
 from mammo.intensity import to_uint8
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
@@ -179,10 +181,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """P(abnormal) after temperature scaling of the class probabilities (log-probabilities as logits)."""
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return 1.0 - scaled[:, 0] / scaled.sum(axis=1)
+    return 1.0 - scale_temperature(probabilities, temperature)[:, 0]
 
 
 def regions(result: ScanScores, windowing: Windowing, temperature: float | None = None) -> list[dict]:

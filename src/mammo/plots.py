@@ -202,12 +202,17 @@ def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], ou
     plt.close(figure)
 
 
-def confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], out: str | Path) -> None:
-    """Confusion matrices (rows true, columns predicted), coloured by share of the true class, annotated with counts."""
+def confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], out: str | Path, per_row: int = 4) -> None:
+    """Confusion matrices (rows true, columns predicted), coloured by share of the true class, annotated with counts;
+    `per_row` panels per row (e.g. the operating points of one set)."""
     names = list(matrices)
     side = max(4.0, 1.5 + 0.9 * len(labels))
-    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(side * max(len(names), 1), side), squeeze=False)
-    for axis, name in zip(axes[0], names):
+    columns = min(max(len(names), 1), per_row)
+    rows = -(-max(len(names), 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(side * columns, side * rows), squeeze=False)
+    for axis in axes.flat[len(names):]:
+        axis.axis("off")
+    for axis, name in zip(axes.flat, names):
         counts = np.asarray(matrices[name], dtype=np.int64)
         if counts.shape != (len(labels), len(labels)):
             raise ValueError(f"confusion matrix {name!r} has shape {counts.shape}, expected {len(labels)}x{len(labels)}")
@@ -262,6 +267,23 @@ def error_montage(errors: pd.DataFrame, images, out: str | Path, per_kind: int =
             axis.set_title(f"{tile_row['p_abnormal']:.2f}", fontsize=8)
         axes[row][0].text(-0.1, 0.5, f"{name}\n{kind}\n({total} tiles)", transform=axes[row][0].transAxes,
                           ha="right", va="center", fontsize=8)  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+
+
+def collection_scores(scored: pd.DataFrame, result: dict, out: str | Path) -> None:
+    """Histograms of P(abnormal) on normal tissue per collection, titled with the collection AUC of the audit."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    edges = np.linspace(0, 1, 21)
+    for source, part in scored.groupby("source", sort=True):
+        axis.hist(part["p_abnormal"], bins=edges, alpha=0.6, density=True, label=f"{source} ({len(part)} tiles)")
+    auc, (low, high) = result["collection_auc"], result["ci95"]
+    described = "undefined" if auc is None else f"{auc:.3f} [{low:.3f}, {high:.3f}]"
+    verdict = "  FLAGGED: the score tells the collections apart" if result["flagged"] else ""
+    axis.set(xlabel="P(abnormal) on normal tissue", ylabel="density", title=f"collection AUC {described}{verdict}")
+    if len(scored):
+        axis.legend()
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)

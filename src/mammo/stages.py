@@ -176,38 +176,166 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
     train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir)
 
 
-def evaluate_model(model_path: str, sets: dict[str, list[str]], settings: dict, metrics_out: str, predictions_out: str) -> None:
-    """Predict each set once (no augmentation; the test-time contrast only); write metrics.json and predictions.tsv."""
-    from mammo.evaluate import evaluate_set
+def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: list[str], settings: dict, evaluation: dict,
+                   out: dict[str, str]) -> None:  # fmt: skip
+    """Predict each set once per test-time contrast (no augmentation); fit the temperature and choose the
+    operating points on validation; write metrics.json and the tables behind its figures.
+
+    `out` names the files: metrics, predictions, calibration, sweep, reliability, subgroups.
+    """
+    from mammo import evaluate as ev
     from mammo.inference import load_tile_model
+    from mammo.labels import CLASS_NAMES
     from mammo.records import read_dataset
     from mammo.train import TrainConfig, configure_tensorflow, make_dataset
 
     config = TrainConfig.from_settings(settings)
     configure_tensorflow(config.seed, config.threads)
     model = load_tile_model(model_path)
-    result = {"model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"], "sets": {}}
-    tables = []
+    attributes = pd.concat([read_table(path) for path in tile_tables], ignore_index=True).set_index("tile_id")
+    replicates, seed, bins = evaluation["bootstrap"], evaluation["seed"], evaluation["calibration_bins"]
+
+    tables = {}
     for name, paths in sets.items():
-        examples = [
-            (e["tile_id"].decode(), e["patient_id"].decode(), int(e["label"])) for e in read_dataset(paths).as_numpy_iterator()
-        ]
-        table = pd.DataFrame(examples, columns=["tile_id", "patient_id", "class_code"])
-        images = make_dataset(paths, "label", config.batch_size, settings["test_contrast"]).map(lambda image, *_: image)
-        probabilities = model.predict(images, verbose=2) if len(table) else np.zeros((0, config.num_classes))
-        table.insert(0, "set", name)
-        table["p_abnormal"] = 1.0 - probabilities[:, 0]
-        result["sets"][name] = evaluate_set(table["class_code"].to_numpy(), probabilities, settings["threshold"])
-        tables.append(table)
-    write_table(pd.concat(tables, ignore_index=True), predictions_out)
-    write_json(result, metrics_out)
+        ids = [tile_id.decode() for tile_id in read_dataset(paths).map(lambda e: e["tile_id"]).as_numpy_iterator()]
+        unknown = sorted(set(ids) - set(attributes.index))
+        if unknown:
+            raise ValueError(f"{paths[0]}: tiles missing from the tile tables {tile_tables}: {unknown[:5]}")
+        tables[name] = attributes.loc[ids].reset_index()
+        tables[name].insert(0, "set", name)
+
+    def predict(name: str, contrast: float) -> np.ndarray:
+        if not len(tables[name]):
+            return np.zeros((0, config.num_classes))
+        images = make_dataset(sets[name], "label", config.batch_size, contrast).map(lambda image, *_: image)
+        return model.predict(images, verbose=2).astype(np.float64)  # float64: the TSV round-trips it exactly
+
+    probabilities = {name: predict(name, settings["test_contrast"]) for name in sets}
+    labels = "label_normal" if config.labels == "binary" else "class_code"
+    temperature = ev.fit_temperature(probabilities["val"], tables["val"][labels].to_numpy())
+    for name, table in tables.items():
+        table["p_abnormal"] = 1.0 - probabilities[name][:, 0]
+        table["p_abnormal_calibrated"] = 1.0 - ev.scale_temperature(probabilities[name], temperature)[:, 0]
+        if config.num_classes > 2:
+            for code in range(config.num_classes):
+                table[f"p_{CLASS_NAMES[code]}"] = probabilities[name][:, code]
+    val = tables["val"]
+    thresholds = {"fixed": settings["threshold"],
+                  **ev.operating_points(val["label_normal"], val["p_abnormal"], evaluation["min_recall"], evaluation["min_specificity"])}  # fmt: skip
+    result = {
+        "model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"],
+        "score": "P(abnormal) = 1 - P(normal), raw model output; thresholds apply to it",
+        "bootstrap": {"replicates": replicates, "unit": "patient", "seed": seed, "interval": "95% percentile"},
+        "calibration": {"method": "temperature scaling", "fitted_on": "val", "temperature": temperature},
+        "operating_points": {name: {"threshold": value, "chosen_on": "config (the study's fixed threshold)" if name == "fixed" else "val"}
+                             for name, value in thresholds.items()},
+        "sets": {},
+    }  # fmt: skip
+    sweeps, reliability, subgroups = [], [], []
+    for name, table in tables.items():
+        five = probabilities[name] if config.num_classes > 2 else None
+        result["sets"][name] = ev.assess_set(table, thresholds, replicates, seed, bins, five)
+        sweeps.append(ev.threshold_sweep(table["label_normal"], table["p_abnormal"]).assign(set=name))
+        for kind, column in (("raw", "p_abnormal"), ("calibrated", "p_abnormal_calibrated")):
+            reliability.append(ev.reliability_bins(table["label_normal"], table[column], bins).assign(set=name, calibration=kind))
+        rows = ev.subgroup_metrics(table, settings["threshold"], replicates, seed)
+        subgroups += [{"set": name, **{k: v for k, v in row.items() if k not in ("ci95", "confusion_matrix")}, **_flat_intervals(row)} for row in rows]
+        result["sets"][name]["subgroups"] = {"threshold": "fixed", "rows": rows}
+    result["contrast_sweep"] = {}
+    for contrast in evaluation["contrast_sweep"]:
+        swept = probabilities if contrast == settings["test_contrast"] else {name: predict(name, contrast) for name in sets}
+        result["contrast_sweep"][str(contrast)] = {
+            name: ev.binary_metrics(tables[name]["label_normal"], 1.0 - swept[name][:, 0], settings["threshold"],
+                                    tables[name]["patient_id"], replicates, seed, bins)  # fmt: skip
+            for name in sets
+        }
+    write_table(pd.concat(tables.values(), ignore_index=True), out["predictions"])
+    write_table(pd.concat(sweeps, ignore_index=True), out["sweep"])
+    write_table(pd.concat(reliability, ignore_index=True), out["reliability"])
+    write_table(pd.DataFrame(subgroups), out["subgroups"])
+    Path(out["calibration"]).write_text(json.dumps({"temperature": temperature, "fitted_on": "val"}) + "\n")
+    write_json(result, out["metrics"])
 
 
-def plot_model(history_path: str, predictions_path: str, curves_out: str, roc_out: str) -> None:
-    from mammo.plots import roc_pr_curves, training_curves
+def _flat_intervals(metrics: dict) -> dict:
+    """A result's intervals as table columns: <rate>_low, <rate>_high."""
+    return {f"{name}_{end}": value for name, pair in metrics.get("ci95", {}).items() for end, value in zip(("low", "high"), pair)}
 
-    training_curves(pd.read_csv(history_path), curves_out)
-    roc_pr_curves(read_table(predictions_path), roc_out)
+
+def plot_model(inputs: dict[str, str], out: dict[str, str]) -> None:
+    """Every figure of one trained model, from its history and the evaluation's tables (`out` names them)."""
+    from mammo import plots
+    from mammo.records import tile_loader
+
+    metrics = json.loads(Path(inputs["metrics"]).read_text())
+    predictions = read_table(inputs["predictions"])
+    plots.training_curves(pd.read_csv(inputs["history"]), out["curves"])
+    plots.roc_pr_curves(predictions, out["roc"])
+    plots.reliability_diagram(pd.read_csv(inputs["reliability"], sep="\t"), out["reliability"])
+    points = {name: entry["threshold"] for name, entry in metrics["operating_points"].items()}
+    plots.threshold_curves(pd.read_csv(inputs["sweep"], sep="\t"), points, out["thresholds"])
+    matrices = {}
+    for name, entry in metrics["sets"].items():
+        for point, result in entry["operating_points"].items():
+            matrices[f"{name} at {point} ({result['threshold']:.2f})"] = result["confusion_matrix"]["rows_true_cols_predicted"]
+    plots.confusion_matrices(matrices, ["normal", "abnormal"], out["confusion"])
+    fixed = metrics["operating_points"]["fixed"]["threshold"]
+    predicted = predictions["p_abnormal"] >= fixed
+    wrong = predictions[predicted != (predictions["label_normal"] == 1)]
+    errors = wrong.assign(kind=np.where(wrong["label_normal"] == 1, "false negative", "false positive"))
+    plots.error_montage(errors, tile_loader(), out["errors"])
+
+
+def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: dict, evaluation: dict,
+                   result_out: str, plot_out: str) -> None:  # fmt: skip
+    """Does the model's score tell the collections apart on normal tissue alone? CBIS-DDSM tissue away from
+    every ROI against DDSM normal tissue, both from held-out (validation and test) patients; AUC 0.5 = no shortcut."""
+    from mammo.evaluate import binary_metrics
+    from mammo.inference import load_tile_model, predictor
+    from mammo.plots import collection_scores
+    from mammo.records import tile_loader
+    from mammo.train import configure_tensorflow
+
+    held_out = ("val", "test")
+    tiles, audit = read_table(tiles_path), read_table(audit_path)
+    ddsm = tiles[(tiles["source"] == "ddsm") & tiles["split"].isin(held_out)]
+    cbis = audit[audit["split"].isin(held_out)]
+    both = pd.concat([cbis, ddsm], ignore_index=True)
+    configure_tensorflow(settings["seed"], settings["threads"])
+    predict = predictor(load_tile_model(model_path), settings["test_contrast"])
+    images = tile_loader()
+    scores = [predict(np.stack([images(row) for _, row in both.iloc[start : start + 32].iterrows()]))
+              for start in range(0, len(both), 32)]  # fmt: skip
+    both["p_abnormal"] = 1.0 - np.concatenate(scores)[:, 0] if scores else []
+    is_cbis = (both["source"] == "cbis-ddsm").to_numpy()
+    metrics = binary_metrics(is_cbis, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
+    auc = metrics["roc_auc"]
+    result = {
+        "question": "does P(abnormal) separate CBIS-DDSM from DDSM normal tissue? (0.5: no)",
+        "patients": "validation and test splits",
+        "tiles": {"cbis-ddsm": int(is_cbis.sum()), "ddsm": int((~is_cbis).sum())},
+        "mean_p_abnormal": {name: (float(part.mean()) if len(part) else None)
+                            for name, part in (("cbis-ddsm", both["p_abnormal"][is_cbis]), ("ddsm", both["p_abnormal"][~is_cbis]))},
+        "collection_auc": auc,
+        "ci95": metrics["ci95"]["roc_auc"],
+        "flag_above": evaluation["shortcut"]["flag_auc"],
+        "flagged": bool(auc is not None and auc > evaluation["shortcut"]["flag_auc"]),
+    }  # fmt: skip
+    collection_scores(both, result, plot_out)
+    write_json(result, result_out)
+
+
+def comparison_tables(metrics_paths: list[str], shortcut_paths: list[str], runs: list[dict], out_dir: str) -> None:
+    """results/tables/<table>.csv and .md: the study's Tables 1-3 across every trained dataset and model."""
+    from mammo.comparison import markdown, study_tables
+
+    for run, metrics_path, shortcut_path in zip(runs, metrics_paths, shortcut_paths):
+        run["metrics"] = json.loads(Path(metrics_path).read_text())
+        run["shortcut"] = json.loads(Path(shortcut_path).read_text())
+    for name, table in study_tables(runs).items():
+        table.to_csv(Path(out_dir) / f"{name}.csv", index=False)
+        (Path(out_dir) / f"{name}.md").write_text(markdown(table))
+        print(f"{name}\n{markdown(table)}")
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:

@@ -1,12 +1,20 @@
 import re
 
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
+from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import MIAS_SCALE
 
 SPLITS = ["train", "val", "test"]
 EXTERNAL_SETS = ["mias"]
 CHUNKS = list(range(config["chunks"]))
+STUDY_TABLES = list(TABLES)
+# every (dataset, model) pair of the config is a trained model of the comparison tables
+RUNS = [
+    {"dataset": dataset, "model": model, "settings": config["models"][model]}
+    for dataset in config["datasets"]
+    for model in config["models"]
+]
 
 
 wildcard_constraints:
@@ -84,3 +92,13 @@ def recipe_part(dataset, *keys):
     """The seed and the given keys of a dataset recipe: a job reruns only when what it uses changes."""
     recipe = config["datasets"][dataset]
     return {key: recipe[key] for key in ("seed", *keys) if key in recipe}
+
+
+def model_report(name, caption):
+    """A per-model figure in the report, under its dataset and model."""
+    return report(
+        f"results/{{dataset}}/model_{{model}}/{name}",
+        caption=f"../report/{caption}",
+        category="Models",
+        subcategory="{dataset} {model}",
+    )

@@ -31,6 +31,7 @@ rule score_scans:
         cbis_rois=rules.index_cbis.output.rois,
         mias_rois=rules.index_mias.output.rois,
         model=rules.train.output.model,
+        calibration=rules.evaluate.output.calibration,
     output:
         scans="results/{dataset}/model_{model}/scans/chunk_{chunk}.scans.tsv",
         regions="results/{dataset}/model_{model}/scans/chunk_{chunk}.regions.tsv",
@@ -97,6 +98,7 @@ rule analyse_scan:
     input:
         scan=lambda wc: config["scans"]["files"][wc.name],
         model=rules.train.output.model,
+        calibration=rules.evaluate.output.calibration,
     output:
         heatmap="results/{dataset}/model_{model}/scan/{name}.heatmap.npy",
         overlay=report(

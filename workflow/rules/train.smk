@@ -24,15 +24,23 @@ rule train:
 
 
 rule evaluate:
-    """Metrics over the whole validation, test and external MIAS sets (no augmentation, test-time contrast only)."""
+    """Metrics over the whole validation, test and external MIAS sets (no augmentation, test-time contrast only):
+    patient-bootstrap intervals, temperature and operating points from validation, subgroups, contrast sweep.
+    """
     input:
         model=rules.train.output.model,
         val=lambda wc: shard_paths(wc.dataset, "val"),
         test=lambda wc: shard_paths(wc.dataset, "test"),
         mias=lambda wc: shard_paths(wc.dataset, "mias"),
+        tiles=rules.split.output.tiles,
+        mias_tiles=rules.tiles_mias.output.table,
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
         predictions="results/{dataset}/model_{model}/predictions.tsv",
+        calibration="results/{dataset}/model_{model}/calibration.json",
+        sweep="results/{dataset}/model_{model}/thresholds.tsv",
+        reliability="results/{dataset}/model_{model}/reliability.tsv",
+        subgroups="results/{dataset}/model_{model}/subgroups.tsv",
     log:
         "logs/{dataset}/evaluate_{model}.log",
     benchmark:
@@ -45,28 +53,28 @@ rule evaluate:
         runtime=30,
     params:
         settings=lambda wc: config["models"][wc.model],
+        evaluation={k: v for k, v in config["evaluation"].items() if k != "shortcut"},
     script:
         "../scripts/evaluate.py"
 
 
 rule plot_model:
-    """Training curves, ROC and precision-recall curves of one trained model."""
+    """Training curves, ROC/PR, reliability, threshold and confusion plots, and the most confident mistakes."""
     input:
         history=rules.train.output.history,
+        metrics=rules.evaluate.output.metrics,
         predictions=rules.evaluate.output.predictions,
+        sweep=rules.evaluate.output.sweep,
+        reliability=rules.evaluate.output.reliability,
+        arrays=lambda wc: chunk_outputs(wc.dataset, "npy"),
+        mias_arrays=rules.tiles_mias.output.tiles,
     output:
-        curves=report(
-            "results/{dataset}/model_{model}/training_curves.png",
-            caption="../report/training_curves.rst",
-            category="Models",
-            subcategory="{dataset} {model}",
-        ),
-        roc=report(
-            "results/{dataset}/model_{model}/roc_pr.png",
-            caption="../report/roc_pr.rst",
-            category="Models",
-            subcategory="{dataset} {model}",
-        ),
+        curves=model_report("training_curves.png", "training_curves.rst"),
+        roc=model_report("roc_pr.png", "roc_pr.rst"),
+        reliability=model_report("reliability.png", "reliability.rst"),
+        thresholds=model_report("thresholds.png", "thresholds.rst"),
+        confusion=model_report("confusion.png", "confusion.rst"),
+        errors=model_report("errors.png", "errors.rst"),
     log:
         "logs/{dataset}/plot_model_{model}.log",
     benchmark:

@@ -6,7 +6,8 @@ run_stage(
     evaluate_model,
     snakemake.input.model,
     {name: list(snakemake.input[name]) for name in ("val", "test", "mias")},
+    [snakemake.input.tiles, snakemake.input.mias_tiles],
     {**snakemake.params.settings, "threads": snakemake.threads},
-    snakemake.output.metrics,
-    snakemake.output.predictions,
+    snakemake.params.evaluation,
+    dict(snakemake.output.items()),
 )

@@ -1,11 +1,10 @@
 from mammo.runner import run_stage
 from mammo.stages import plot_model
 
+inputs = snakemake.input
 run_stage(
     snakemake.log[0],
     plot_model,
-    snakemake.input.history,
-    snakemake.input.predictions,
-    snakemake.output.curves,
-    snakemake.output.roc,
+    {name: inputs[name] for name in ("history", "metrics", "predictions", "sweep", "reliability")},
+    dict(snakemake.output.items()),
 )
