@@ -143,8 +143,10 @@ def test_threshold_curves_tolerate_nan_rates(tmp_path):
 
 
 def test_confusion_matrices_binary_annotates_counts(tmp_path, kept_figures):
-    matrices = {"val": [[50, 10], [5, 35]], "test": [[40, 20], [8, 32]]}
-    confusion_matrices(matrices, ["normal", "abnormal"], tmp_path / "confusion.png")
+    binary = ["normal", "abnormal"]
+    matrices = {"val": {"labels": binary, "rows_true_cols_predicted": [[50, 10], [5, 35]]},
+                "test": {"labels": binary, "rows_true_cols_predicted": [[40, 20], [8, 32]]}}  # fmt: skip
+    confusion_matrices(matrices, tmp_path / "confusion.png")
     assert_picture(tmp_path / "confusion.png")
     (figure,) = kept_figures
     titles = [axis.get_title() for axis in figure.axes]
@@ -157,7 +159,7 @@ def test_confusion_matrices_five_classes_with_an_empty_row(tmp_path, kept_figure
     rng = np.random.default_rng(1)
     counts = rng.integers(0, 30, size=(5, 5))
     counts[3] = 0  # no malignant calcification among the true classes
-    confusion_matrices({"test": counts.tolist()}, FIVE_CLASSES, tmp_path / "confusion.png")
+    confusion_matrices({"test": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": counts.tolist()}}, tmp_path / "confusion.png")
     assert_picture(tmp_path / "confusion.png")
     (figure,) = kept_figures
     panel = figure.axes[0]
@@ -170,7 +172,7 @@ def test_confusion_matrices_five_classes_with_an_empty_row(tmp_path, kept_figure
 
 def test_confusion_matrices_reject_a_matrix_of_the_wrong_size(tmp_path):
     with pytest.raises(ValueError, match="shape"):
-        confusion_matrices({"val": [[1, 2], [3, 4]]}, FIVE_CLASSES, tmp_path / "confusion.png")
+        confusion_matrices({"val": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": [[1, 2], [3, 4]]}}, tmp_path / "confusion.png")
 
 
 def misclassified(seed=2) -> pd.DataFrame:

@@ -79,6 +79,25 @@ def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
 
 
 @pytest.mark.workflow
+def test_tiny_run_evaluates_a_five_class_model(tiny_run):
+    import jsonschema
+    import yaml
+    from sklearn.metrics import confusion_matrix
+
+    metrics = json.loads((tiny_run / "results/ds9/model_1.0.0.35l/metrics.json").read_text())
+    jsonschema.validate(metrics, yaml.safe_load((ROOT / "workflow/schemas/metrics.schema.yaml").read_text()))
+    predictions = pd.read_csv(tiny_run / "results/ds9/model_1.0.0.35l/predictions.tsv", sep="\t")
+    classes = ["normal", "benign_calcification", "benign_mass", "malignant_calcification", "malignant_mass"]
+    test = predictions[predictions["set"] == "test"]
+    predicted = test[[f"p_{name}" for name in classes]].to_numpy().argmax(axis=1)
+    five = metrics["sets"]["test"]["five_class"]
+    assert five["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(test["class_code"], predicted, labels=range(5)).tolist()
+    assert test["p_abnormal"].to_numpy() == pytest.approx(1 - test["p_normal"].to_numpy())
+    table2 = pd.read_csv(tiny_run / "results/tables/multiclass_test.csv")
+    assert table2["Model"].astype(str).tolist() == ["1.0.0.35l"] and "Macro-F1" in table2
+
+
+@pytest.mark.workflow
 def test_tiny_run_reports_subgroups_thresholds_and_the_shortcut_audit(tiny_run):
     model_dir = tiny_run / "results/ds9/model_1.0.0.35"
     subgroups = pd.read_csv(model_dir / "subgroups.tsv", sep="\t", dtype={"value": str})

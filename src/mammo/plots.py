@@ -202,18 +202,19 @@ def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], ou
     plt.close(figure)
 
 
-def confusion_matrices(matrices: dict[str, list[list[int]]], labels: list[str], out: str | Path, per_row: int = 4) -> None:
-    """Confusion matrices (rows true, columns predicted), coloured by share of the true class, annotated with counts;
-    `per_row` panels per row (e.g. the operating points of one set)."""
+def confusion_matrices(matrices: dict[str, dict], out: str | Path, per_row: int = 4) -> None:
+    """Confusion matrices as metrics.json holds them ({labels, rows_true_cols_predicted}), coloured by share of the
+    true class and annotated with counts; `per_row` panels per row (e.g. the operating points of one set)."""
     names = list(matrices)
-    side = max(4.0, 1.5 + 0.9 * len(labels))
+    side = max(4.0, 1.5 + 0.9 * max((len(m["labels"]) for m in matrices.values()), default=2))
     columns = min(max(len(names), 1), per_row)
     rows = -(-max(len(names), 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(side * columns, side * rows), squeeze=False)
     for axis in axes.flat[len(names):]:
         axis.axis("off")
     for axis, name in zip(axes.flat, names):
-        counts = np.asarray(matrices[name], dtype=np.int64)
+        labels = matrices[name]["labels"]
+        counts = np.asarray(matrices[name]["rows_true_cols_predicted"], dtype=np.int64)
         if counts.shape != (len(labels), len(labels)):
             raise ValueError(f"confusion matrix {name!r} has shape {counts.shape}, expected {len(labels)}x{len(labels)}")
         totals = counts.sum(axis=1, keepdims=True)

@@ -277,8 +277,10 @@ def plot_model(inputs: dict[str, str], out: dict[str, str]) -> None:
     matrices = {}
     for name, entry in metrics["sets"].items():
         for point, result in entry["operating_points"].items():
-            matrices[f"{name} at {point} ({result['threshold']:.2f})"] = result["confusion_matrix"]["rows_true_cols_predicted"]
-    plots.confusion_matrices(matrices, ["normal", "abnormal"], out["confusion"])
+            matrices[f"{name} at {point} ({result['threshold']:.2f})"] = result["confusion_matrix"]
+        if "five_class" in entry:
+            matrices[f"{name}, 5 classes (arg max)"] = entry["five_class"]["confusion_matrix"]
+    plots.confusion_matrices(matrices, out["confusion"], per_row=len(matrices) // len(metrics["sets"]))  # a row per set
     fixed = metrics["operating_points"]["fixed"]["threshold"]
     predicted = predictions["p_abnormal"] >= fixed
     wrong = predictions[predicted != (predictions["label_normal"] == 1)]
