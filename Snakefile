@@ -31,22 +31,5 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        expand(
-            "results/{dataset}/model_{model}/{name}",
-            dataset=list(config["datasets"]),
-            model=list(config["models"]),
-            name=[
-                "metrics.json",
-                "training_curves.png",
-                "roc_pr.png",
-                "reliability.png",
-                "thresholds.png",
-                "confusion.png",
-                "errors.png",
-                "shortcut.png",
-                "scans/metrics.json",
-            ],
-        ),
-        expand("results/{dataset}/montage.png", dataset=list(config["datasets"])),
-        "results/uci/metrics.json",
-        expand("results/tables/{table}.md", table=STUDY_TABLES),
+        FINAL_OUTPUTS,
+        "results/tables/benchmarks.md",

@@ -242,3 +242,26 @@ def test_cbis_background_and_audit_tiles_are_normal_tiles_of_the_same_patient(cb
         assert all(patient_of_scan[s] == p for s, p in zip(negatives["scan_id"], negatives["patient_id"]))
     roi_rows = table[table["method"] == "method2"].drop(columns="tile_index").reset_index(drop=True).astype(str)
     assert roi_rows.equals(plain.drop(columns="tile_index").reset_index(drop=True).astype(str))  # ROI tiles unchanged
+
+
+# ----------------------------------------------------------------------------- the files each chunk job declares
+def test_chunk_jobs_declare_the_image_files_they_read(demo_root, tmp_path):
+    from mammo.stages import chunk_scan_files
+
+    root = tmp_path / "cbis"
+    shutil.copytree(demo_root / "cbis", root)
+    rois, _ = read_case_descriptions([root / name for name in CSV_NAMES])
+    rois.to_csv(tmp_path / "rois.tsv", sep="\t", index=False)
+    parts = [chunk_scan_files(str(tmp_path / "rois.tsv"), "cbis", chunk, 2, str(root)) for chunk in (0, 1)]
+    assert not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == sorted(str(p) for p in root.rglob("*.dcm"))  # scans, crops and masks
+    victim = rois.iloc[0]
+    chunk = chunk_of(victim["scan_id"], 2)
+    (root / victim["image_file_path"]).unlink()  # a missing scan is not declared: its job rejects its ROIs
+    assert set(chunk_scan_files(str(tmp_path / "rois.tsv"), "cbis", chunk, 2, str(root))) == set(parts[chunk]) - {str(root / victim["image_file_path"])}
+    scans, _ = find_normal_scans(demo_root / "ddsm")
+    scans.to_csv(tmp_path / "scans.tsv", sep="\t", index=False)
+    ddsm = [chunk_scan_files(str(tmp_path / "scans.tsv"), "ddsm", chunk, 3, "") for chunk in range(3)]
+    assert sorted(sum(ddsm, [])) == sorted(scans["path"])
+    for chunk, files in enumerate(ddsm):  # a case's views stay in one chunk
+        assert {chunk_of(case, 3) for case in scans.loc[scans["path"].isin(files), "case"]} <= {chunk}

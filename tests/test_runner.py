@@ -44,3 +44,24 @@ def test_stage_output_goes_to_the_log(tmp_path, capsys):
     assert run_stage(tmp_path / "log", chatty) == 42
     assert "progress line" in (tmp_path / "log").read_text()
     assert "progress line" not in capsys.readouterr().out
+
+
+def test_stage_writes_its_own_benchmark_file(tmp_path):
+    """Rules cached between workflows may not have benchmark:, so their stage writes the same columns itself."""
+    import numpy as np
+    import pandas as pd
+
+    from mammo.stages import benchmark_table
+
+    def allocate(megabytes: int) -> int:
+        return int(np.ones(megabytes * 2**20 // 8).sum())
+
+    bench = tmp_path / "benchmarks" / "ds9" / "tiles_cbis_0.tsv"
+    assert run_stage(tmp_path / "log", allocate, 200, benchmark_path=str(bench)) == 200 * 2**20 // 8
+    recorded = pd.read_csv(bench, sep="\t")
+    assert list(recorded.columns) == ["s", "max_rss"] and recorded.loc[0, "max_rss"] > 200
+    (tmp_path / "benchmarks" / "split.tsv").write_text("s\th:m:s\tmax_rss\n9.5\t0:00:09\t120.0\n")
+    benchmark_table(str(tmp_path / "benchmarks"), str(tmp_path / "b.csv"), str(tmp_path / "b.md"))
+    table = pd.read_csv(tmp_path / "b.csv")
+    assert table["job"].tolist() == ["split", "ds9/tiles_cbis_0"] and table.loc[0, "seconds"] == 9.5
+    assert (tmp_path / "b.md").read_text().startswith("| job | seconds | max_rss_mb |")

@@ -209,7 +209,7 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     parser = Tags()
     parser.feed(report)
     assert parser.opened == parser.closed == 3
-    for name in ("montage.png", "roc_pr.png", "froc.png", "reliability.png", "shortcut.png", "binary_test.csv"):
+    for name in ("montage.png", "roc_pr.png", "froc.png", "reliability.png", "shortcut.png", "binary_test.csv", "benchmarks.csv"):
         assert name in report, name
 
 
@@ -288,6 +288,56 @@ def test_changed_normal_tile_threshold_reruns_tiles_and_downstream_not_indexing(
     planned = planned_rules(tiny_run, threshold)
     assert {"tiles_ddsm", "split", "records", "train", "evaluate", "montage", "scan_targets"} <= planned
     assert not planned & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
+
+
+@pytest.mark.workflow
+def test_replaced_scan_reruns_only_the_jobs_that_read_it(tiny_run):
+    """Tile and whole-scan jobs declare the image files of their chunk: a replaced DDSM scan reruns its chunk's
+    tiling and scoring and what follows, not the other chunks, the indexing or the other collections."""
+    import os
+
+    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t", dtype={"patient_id": str})
+    scan = targets[targets["source"] == "ddsm"].iloc[0]
+    path = tiny_run / scan["path"]
+    before = path.stat()
+    try:
+        path.write_bytes(path.read_bytes())  # a replacement, as far as a file's age tells
+        plan = snakemake(tiny_run, "all", "-n", "--quiet", "rules", "--configfile", "config/tiny.yaml").stdout
+    finally:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", plan, re.MULTILINE)}
+    assert jobs["tiles_ddsm"] == 1  # of the two chunks
+    assert jobs["score_scans"] == 2  # its chunk, for each of the two models
+    assert not set(jobs) & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
+    assert "Nothing to be done" in snakemake(tiny_run, "all", "-n", "--configfile", "config/tiny.yaml").stdout
+
+
+@pytest.mark.workflow
+def test_tiles_are_cached_between_workflows(tmp_path):
+    """Two workflows (configs that differ in a model, share dataset ds9) with one SNAKEMAKE_OUTPUT_CACHE:
+    the second takes the decoded-and-tiled chunks from the cache instead of decoding the scans again."""
+    import os
+
+    import yaml
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    workdirs = [tmp_path / "first", tmp_path / "second"]
+    for workdir in workdirs:
+        shutil.copytree(ROOT / "config", workdir / "config")
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    config["models"]["1.0.0.35"]["epochs"] = 2
+    (workdirs[1] / "config/tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    target = "results/ds9/tiles.tsv"
+    snakemake(workdirs[0], target, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    assert len(list(cache.iterdir())) == 3 * 5  # three named outputs of 2 + 2 tile chunks and the MIAS tiles
+    second = snakemake(workdirs[1], target, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    assert "from cache" in second.stdout + second.stderr
+    for name in ("tiles/cbis_0.npy", "tiles/ddsm_1.tsv", "mias/tiles.npy", "tiles.tsv"):
+        assert (workdirs[1] / "results/ds9" / name).read_bytes() == (workdirs[0] / "results/ds9" / name).read_bytes()
+    assert not list((workdirs[1] / "logs/ds9").glob("tiles_*.log"))  # no tile job ran in the second workflow
+    assert (workdirs[1] / "logs/ds9/split.log").exists()
 
 
 @pytest.mark.workflow

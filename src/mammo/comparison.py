@@ -68,10 +68,10 @@ def study_tables(runs: list[dict]) -> dict[str, pd.DataFrame]:
     return {name: pd.DataFrame(found) for name, found in rows.items()}
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table."""
+def markdown(table: pd.DataFrame, empty: str = "(no trained model of this kind in the config)") -> str:
+    """A GitHub-flavoured Markdown table; `empty` stands in for a table without rows."""
     if table.empty:
-        return "(no trained model of this kind in the config)\n"
+        return empty + "\n"
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import resource
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -13,12 +15,21 @@ from mammo.io import FormatError
 USER_ERRORS = (FormatError, OSError, ValueError)
 
 
-def run_stage(log_path: str | Path | None, stage, *args, **kwargs):
+def run_stage(log_path: str | Path | None, stage, *args, benchmark_path: str | None = None, **kwargs):
     """Call `stage(*args, **kwargs)` with stdout/stderr in the log.
 
     On bad input the log gets the traceback and the terminal one line naming
-    the problem, and the process exits with status 1.
+    the problem, and the process exits with status 1. `benchmark_path`: write
+    the wall time and peak memory as Snakemake's benchmark files do (for rules
+    cached between workflows, where Snakemake allows no benchmark directive).
     """
+    if benchmark_path:
+        started = time.perf_counter()
+        result = run_stage(log_path, stage, *args, **kwargs)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+        Path(benchmark_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(benchmark_path).write_text(f"s\tmax_rss\n{time.perf_counter() - started:.4f}\t{peak_mb:.2f}\n")
+        return result
     log = open(log_path, "w") if log_path else contextlib.nullcontext(sys.stderr)
     terminal = sys.stderr
     with log as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):

@@ -11,7 +11,7 @@ import pandas as pd
 from mammo import split as splitting
 from mammo.extract import BackgroundTiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
 from mammo.io import FormatError
-from mammo.io.cbis import csv_records, read_case_descriptions
+from mammo.io.cbis import csv_records, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, listed_scans
 from mammo.io.mias import index_info
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_table
@@ -54,6 +54,24 @@ def write_json(result: dict, path: str | Path) -> None:
     text = json.dumps(result, indent=2)
     Path(path).write_text(text + "\n")
     print(text)
+
+
+def chunk_scan_files(table_path: str, kind: str, chunk: int, chunks: int, root: str = "") -> list[str]:
+    """The image files one chunk job reads (its declared inputs: replacing a scan reruns only its jobs).
+
+    kind: "cbis" (rois.tsv: scan, crop and mask DICOMs), "ddsm" (scans.tsv), "mias" (images.tsv, one job),
+    "targets" (targets.tsv of whole-scan analysis). Missing files are left out: the job rejects their rows.
+    """
+    table = read_table(table_path)
+    key = {"cbis": "scan_id", "ddsm": "case", "targets": "scan_id", "mias": None}[kind]
+    if key is not None:
+        table = table[[chunk_of(value, chunks) == chunk for value in table[key]]]
+    if kind == "cbis":
+        columns = ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")
+        paths = {resolve(root, relative) for column in columns for relative in table[column]}
+    else:
+        paths = set(map(Path, table["path"]))
+    return sorted(str(path) for path in paths if path.exists())
 
 
 def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int,
@@ -338,6 +356,22 @@ def comparison_tables(metrics_paths: list[str], shortcut_paths: list[str], runs:
         table.to_csv(Path(out_dir) / f"{name}.csv", index=False)
         (Path(out_dir) / f"{name}.md").write_text(markdown(table))
         print(f"{name}\n{markdown(table)}")
+
+
+def benchmark_table(folder: str, table_out: str, markdown_out: str) -> None:
+    """One row per job from Snakemake's benchmark files (the last repeat of each), slowest first."""
+    from mammo.comparison import markdown
+
+    rows = []
+    for path in sorted(Path(folder).rglob("*.tsv")):
+        last = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append({"job": str(path.relative_to(folder).with_suffix("")), "seconds": round(float(last["s"]), 2),
+                     "max_rss_mb": round(float(last["max_rss"]), 1) if str(last["max_rss"]) != "-" else None})  # fmt: skip
+    table = pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"]).sort_values("seconds", ascending=False)
+    table.to_csv(table_out, index=False)
+    text = markdown(table, empty="(no benchmark files yet)")
+    Path(markdown_out).write_text(text)
+    print(text)
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:

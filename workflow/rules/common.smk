@@ -4,6 +4,7 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import MIAS_SCALE
+from mammo.stages import chunk_scan_files
 
 SPLITS = ["train", "val", "test"]
 EXTERNAL_SETS = ["mias"]
@@ -14,6 +15,28 @@ RUNS = [
     {"dataset": dataset, "model": model, "settings": config["models"][model]}
     for dataset in config["datasets"]
     for model in config["models"]
+]
+MODEL_OUTPUTS = [
+    "metrics.json",
+    "training_curves.png",
+    "roc_pr.png",
+    "reliability.png",
+    "thresholds.png",
+    "confusion.png",
+    "errors.png",
+    "shortcut.png",
+    "scans/metrics.json",
+]
+# what `all` builds besides the benchmark table, which summarises the jobs behind them
+FINAL_OUTPUTS = [
+    *(
+        f"results/{run['dataset']}/model_{run['model']}/{name}"
+        for run in RUNS
+        for name in MODEL_OUTPUTS
+    ),
+    *(f"results/{dataset}/montage.png" for dataset in config["datasets"]),
+    "results/uci/metrics.json",
+    *(f"results/tables/{table}.md" for table in TABLES),
 ]
 
 
@@ -102,3 +125,22 @@ def model_report(name, caption):
         category="Models",
         subcategory="{dataset} {model}",
     )
+
+
+def scan_files(kind):
+    """Input function: the image files of one chunk job, read from its index (a checkpoint) once it exists."""
+    index = {
+        "cbis": lambda wc: checkpoints.index_cbis.get().output.rois,
+        "ddsm": lambda wc: checkpoints.index_ddsm.get().output.scans,
+        "mias": lambda wc: checkpoints.index_mias.get().output.images,
+        "targets": lambda wc: checkpoints.scan_targets.get(dataset=wc.dataset).output[
+            0
+        ],
+    }[kind]
+    root = config["data"]["cbis_ddsm"] if kind == "cbis" else ""
+
+    def files(wildcards):
+        chunk = int(wildcards.get("chunk", 0))
+        return chunk_scan_files(index(wildcards), kind, chunk, config["chunks"], root)
+
+    return files

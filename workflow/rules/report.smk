@@ -65,3 +65,30 @@ rule tables:
         runs=RUNS,
     script:
         "../scripts/tables.py"
+
+
+rule benchmark_table:
+    """Wall time and peak memory of every job behind the final outputs (Snakemake's benchmark files)."""
+    input:
+        FINAL_OUTPUTS,
+    output:
+        table=report(
+            "results/tables/benchmarks.csv",
+            caption="../report/benchmarks.rst",
+            category="Comparison tables",
+        ),
+        markdown="results/tables/benchmarks.md",
+    log:
+        "logs/benchmark_table.log",
+    benchmark:
+        "benchmarks/benchmark_table.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        folder="benchmarks",
+    script:
+        "../scripts/benchmark_table.py"

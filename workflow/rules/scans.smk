@@ -1,4 +1,4 @@
-rule scan_targets:
+checkpoint scan_targets:
     """The scans to analyse whole: every scan of the test split's patients, and every mini-MIAS scan."""
     input:
         tiles=rules.split.output.tiles,
@@ -28,6 +28,7 @@ rule score_scans:
     """Sliding-window heatmaps and top regions of one chunk of whole scans."""
     input:
         targets=rules.scan_targets.output[0],
+        scans=scan_files("targets"),
         cbis_rois=rules.index_cbis.output.rois,
         mias_rois=rules.index_mias.output.rois,
         model=rules.train.output.model,

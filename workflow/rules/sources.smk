@@ -1,4 +1,4 @@
-rule index_cbis:
+checkpoint index_cbis:
     """One table of CBIS-DDSM ROIs from the four case description CSVs (bad rows to the rejected table)."""
     input:
         csvs=cbis_csvs(),
@@ -20,7 +20,7 @@ rule index_cbis:
         "../scripts/index_cbis.py"
 
 
-rule index_ddsm:
+checkpoint index_ddsm:
     """One row per DDSM normal scan listed in the .ics headers."""
     input:
         ddsm_inputs(),
@@ -44,7 +44,7 @@ rule index_ddsm:
         "../scripts/index_ddsm.py"
 
 
-rule index_mias:
+checkpoint index_mias:
     """Image-level labels and ROIs from mini-MIAS Info.txt (rows without coordinates to the rejected table)."""
     input:
         info=f"{config['data']['mias']}/Info.txt",

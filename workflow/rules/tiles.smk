@@ -2,14 +2,14 @@ rule tiles_cbis:
     """Extraction method 2 for the CBIS-DDSM ROIs of one chunk of scans, and lesion-free tiles of the same scans."""
     input:
         rois=rules.index_cbis.output.rois,
+        scans=scan_files("cbis"),
     output:
         tiles="results/{dataset}/tiles/cbis_{chunk}.npy",
         table="results/{dataset}/tiles/cbis_{chunk}.tsv",
         rejected="results/{dataset}/tiles/cbis_{chunk}.rejected.tsv",
     log:
         "logs/{dataset}/tiles_cbis_{chunk}.log",
-    benchmark:
-        "benchmarks/{dataset}/tiles_cbis_{chunk}.tsv"
+    cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
     conda:
         "../../envs/mammo.yaml"
     threads: 1
@@ -17,6 +17,8 @@ rule tiles_cbis:
         mem_mb=2000,
         runtime=60,
     params:
+        dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_cbis_{wc.chunk}.tsv",
         root=config["data"]["cbis_ddsm"],
         recipe=lambda wc: recipe_part(wc.dataset, "roi", "cbis_background"),
         audit=config["evaluation"]["shortcut"]["tiles"],
@@ -29,14 +31,14 @@ rule tiles_ddsm:
     """Normal-tissue tiles of one chunk of DDSM normal cases."""
     input:
         scans=rules.index_ddsm.output.scans,
+        images=scan_files("ddsm"),
     output:
         tiles="results/{dataset}/tiles/ddsm_{chunk}.npy",
         table="results/{dataset}/tiles/ddsm_{chunk}.tsv",
         rejected="results/{dataset}/tiles/ddsm_{chunk}.rejected.tsv",
     log:
         "logs/{dataset}/tiles_ddsm_{chunk}.log",
-    benchmark:
-        "benchmarks/{dataset}/tiles_ddsm_{chunk}.tsv"
+    cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
     conda:
         "../../envs/mammo.yaml"
     threads: 1
@@ -44,6 +46,8 @@ rule tiles_ddsm:
         mem_mb=2000,
         runtime=60,
     params:
+        dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_ddsm_{wc.chunk}.tsv",
         recipe=lambda wc: recipe_part(wc.dataset, "normals"),
         chunks=config["chunks"],
     script:
@@ -55,6 +59,7 @@ rule tiles_mias:
     input:
         images=rules.index_mias.output.images,
         rois=rules.index_mias.output.rois,
+        scans=scan_files("mias"),
     output:
         tiles="results/{dataset}/mias/tiles.npy",
         table="results/{dataset}/mias/tiles.tsv",
@@ -62,8 +67,7 @@ rule tiles_mias:
         summary="results/{dataset}/mias/summary.json",
     log:
         "logs/{dataset}/tiles_mias.log",
-    benchmark:
-        "benchmarks/{dataset}/tiles_mias.tsv"
+    cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
     conda:
         "../../envs/mammo.yaml"
     threads: 1
@@ -71,6 +75,8 @@ rule tiles_mias:
         mem_mb=1000,
         runtime=30,
     params:
+        dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_mias.tsv",
         recipe=lambda wc: recipe_part(wc.dataset, "roi", "mias"),
     script:
         "../scripts/tiles_mias.py"

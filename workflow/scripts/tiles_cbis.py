@@ -14,4 +14,5 @@ run_stage(
     snakemake.output.tiles,
     snakemake.output.table,
     snakemake.output.rejected,
+    benchmark_path=snakemake.params.benchmark,
 )

@@ -12,4 +12,5 @@ run_stage(
     snakemake.output.tiles,
     snakemake.output.table,
     snakemake.output.rejected,
+    benchmark_path=snakemake.params.benchmark,
 )

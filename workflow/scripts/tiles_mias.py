@@ -13,4 +13,5 @@ run_stage(
     output.table,
     output.rejected,
     output.summary,
+    benchmark_path=snakemake.params.benchmark,
 )
