@@ -164,7 +164,8 @@ def test_multiclass_metrics_match_sklearn():
     codes = rng.integers(0, 5, 300)
     probabilities = rng.dirichlet(np.ones(5), 300)
     probabilities[np.arange(300), codes] += rng.random(300)  # better than chance
-    metrics = multiclass_metrics(codes, probabilities, [f"p{i // 3}" for i in range(300)], replicates=1000, seed=1)
+    names = ["normal", "benign_calcification", "benign_mass", "malignant_calcification", "malignant_mass"]
+    metrics = multiclass_metrics(codes, probabilities, names, [f"p{i // 3}" for i in range(300)], replicates=1000, seed=1)
     predicted = probabilities.argmax(axis=1)
     precision, recall, _, _ = precision_recall_fscore_support(codes, predicted, labels=range(5), zero_division=0)
     assert metrics["recall_benign_mass"] == pytest.approx(recall[2]) and metrics["precision_malignant_mass"] == pytest.approx(precision[4])
@@ -204,13 +205,17 @@ def test_temperature_scaling_fixes_overconfidence_and_keeps_the_ranking():
     labels = (rng.random(4000) < true_p).astype(int)  # labels drawn with the honest probability
     logit = np.log(true_p / (1 - true_p)) * 3.0  # an overconfident model: logits three times too large
     probabilities = np.stack([1 / (1 + np.exp(logit)), 1 / (1 + np.exp(-logit))], axis=1)
-    temperature = fit_temperature(probabilities, labels)
-    assert 2.0 < temperature < 4.5
+    fit = fit_temperature(probabilities, labels)
+    temperature = fit["temperature"]
+    assert 2.0 < temperature < 4.5 and fit["nll_after"] < fit["nll_before"] and not fit["at_bound"]
     calibrated = scale_temperature(probabilities, temperature)
     assert negative_log_likelihood(calibrated, labels) < negative_log_likelihood(probabilities, labels)
     assert np.array_equal(calibrated.argmax(axis=1), probabilities.argmax(axis=1))
     assert binary_metrics(labels, calibrated[:, 1], None)["ece"] < binary_metrics(labels, probabilities[:, 1], None)["ece"]
-    assert fit_temperature(calibrated, labels) == pytest.approx(1.0, abs=0.05)
+    assert fit_temperature(calibrated, labels)["temperature"] == pytest.approx(1.0, abs=0.05)
+    separated = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])  # no optimum: the fit stops at the lower bound
+    stopped = fit_temperature(separated, np.array([0, 1, 0]))
+    assert stopped["at_bound"] and stopped["temperature"] == pytest.approx(0.25, rel=1e-2)
 
 
 def _set_table(seed: int) -> pd.DataFrame:
@@ -242,9 +247,14 @@ def test_assess_set_reports_every_rate_with_its_interval():
     for block in (entry["raw"], entry["calibrated"], fixed):
         for name, (low, high) in block["ci95"].items():
             assert low <= block[name] <= high, name
-    assert "five_class" not in entry
+    assert "multiclass" not in entry
     probabilities = np.random.default_rng(0).dirichlet(np.ones(5), 120)
-    assert "macro_f1" in assess_set(table, {"fixed": 0.5}, 1000, 1, 10, probabilities)["five_class"]
+    multi = assess_set(table, {"fixed": 0.5}, 1000, 1, 10, "five_class", probabilities)["multiclass"]
+    assert multi["label_set"] == "five_class" and "macro_f1" in multi
+    by_type = assess_set(table, {"fixed": 0.5}, 1000, 1, 10, "type", probabilities[:, :3] / probabilities[:, :3].sum(axis=1, keepdims=True))
+    truth = np.array([0, 1, 2, 1, 2])[table["class_code"]]  # normal, calcification, mass
+    assert by_type["multiclass"]["confusion_matrix"]["labels"] == ["normal", "calcification", "mass"]
+    assert np.asarray(by_type["multiclass"]["confusion_matrix"]["rows_true_cols_predicted"]).sum(axis=1).tolist() == np.bincount(truth, minlength=3).tolist()
 
 
 def test_subgroups_of_lesion_attributes_hold_every_normal_tile():

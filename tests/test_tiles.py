@@ -9,8 +9,10 @@ from mammo.tiles import (
     upscale,
     NATIVE_TILE,
     TILE_SIZE,
+    Method1,
     Method2,
     NormalThresholds,
+    NormalTiling,
     augment,
     downscale,
     item_rng,
@@ -21,6 +23,7 @@ from mammo.tiles import (
     normal_tiles,
     padded_crop,
     resize_mask,
+    roi_method,
 )
 
 HOWTEK = NormalThresholds(mean_min=30, var_min=10, var_max=10000)  # SPEC, dataset 9
@@ -384,3 +387,67 @@ def test_augment_draws_the_eight_symmetries_uniformly():
         counts[key] = counts.get(key, 0) + 1
     assert len(counts) == 8
     assert all(400 <= c <= 600 for c in counts.values()), sorted(counts.values())  # expected 500, sd about 21
+
+
+# ----------------------------------------------------------------------------- method 1 (datasets 6 and 8)
+def _lesion_scan(box, size=(3000, 2400)):
+    """Grey tissue with a bright lesion filling `box`, so a tile shows how much of the lesion it holds."""
+    rng = np.random.default_rng(4)
+    image = (rng.integers(90, 130, size) * 256).astype(np.uint16)
+    top, left, bottom, right = box
+    image[top:bottom, left:right] = 240 * 256
+    return image
+
+
+def test_method1_small_roi_gives_the_original_size_and_the_zoomed_tile():
+    box = (1000, 1000, 1100, 1080)  # 100 x 80: not elongated, smaller than a tile
+    tiles = Method1().tiles(_lesion_scan(box), box, item_rng(1, "a"))
+    assert len(tiles) == 2 and all(t.shape == (TILE_SIZE, TILE_SIZE) and t.dtype == np.uint8 for t in tiles)
+    bright = [float(np.mean(t >= 235)) for t in tiles]
+    assert bright[0] == pytest.approx(100 * 80 / NATIVE_TILE**2, abs=0.01)  # (a) native size: the lesion is small
+    assert bright[1] > 0.5  # (b) zoomed to the tile with 20% padding: the lesion fills most of it
+
+
+def test_method1_elongated_roi_adds_two_half_tiles_and_large_rois_tile_over():
+    box = (800, 500, 1000, 1400)  # 200 x 900: elongated (over 1.5x) and larger than a tile
+    image = _lesion_scan(box)
+    assert len(Method1().tiles(image, box, item_rng(1, "b"))) == 4  # (a), (b) and two halves
+    with_windows = Method1(large_roi_stride=299).tiles(image, box, item_rng(1, "b"))
+    assert len(with_windows) == 4 + 3  # dataset 6: 598 windows over the 900 long side at stride 299 (500, 799, 802)
+    first, second = Method1().tiles(image, box, item_rng(7, "c")), Method1().tiles(image, box, item_rng(7, "c"))
+    assert all(np.array_equal(x, y) for x, y in zip(first, second))  # seeded per item
+
+
+def test_method1_original_size_window_holds_the_roi_at_a_random_place():
+    box = (1000, 1000, 1100, 1100)
+    image = _lesion_scan(box)
+    positions = set()
+    for item in range(20):
+        tile = Method1().tiles(image, box, item_rng(item, "d"))[0]
+        assert np.sum(tile >= 235) == pytest.approx((100 / 2) ** 2, rel=0.15)  # the whole lesion, at half scale
+        rows, cols = np.nonzero(tile >= 235)
+        positions.add((int(rows.min()) // 10, int(cols.min()) // 10))
+    assert len(positions) > 10
+
+
+def test_roi_method_from_a_recipe():
+    assert roi_method({"crops": 3, "small_padding": 1.2, "large_padding": 1.05, "max_tries": 10}) == Method2()
+    assert roi_method({"method": 1, "context_padding": 1.3, "large_roi_stride": 299}, tile=299) == Method1(1.3, 1.5, 299, 10, 299)
+    assert Method1().name == "method1" and Method2().name == "method2"
+
+
+def test_normal_tiling_with_a_drawn_downscale_and_stride():
+    """Datasets 6 and 8: each scan shrunk by a factor in 1.8-3.2 and cut into 299 tiles at a stride in 150-200."""
+    tiling = NormalTiling(tile=299, stride=(150, 200), border_crop=0.07, downscale=(1.8, 3.2))
+    grids = [tiling.for_scan(item_rng(1, f"s{i}")) for i in range(50)]
+    factors = [grid.tile / 299 for grid in grids]
+    assert 1.8 <= min(factors) and max(factors) <= 3.21 and max(factors) - min(factors) > 0.8
+    assert all(150 * grid.tile / 299 - 2 <= grid.stride <= 200 * grid.tile / 299 + 2 for grid in grids)
+    fixed = NormalTiling(598, 350)
+    rng = item_rng(1, "x")
+    assert fixed.for_scan(rng) == fixed and rng.random() == item_rng(1, "x").random()  # dataset 9 draws nothing
+    image = (np.random.default_rng(0).integers(90, 140, (2000, 1600)) * 256).astype(np.uint16)
+    found = normal_tiles(image, HOWTEK, item_rng(2, "scan"), tiling)
+    assert found and all(t.shape == (TILE_SIZE, TILE_SIZE) for t, _ in found)
+    sides = {box[2] - box[0] for _, box in found}
+    assert len(sides) == 1 and 1.8 * 299 <= sides.pop() <= 3.2 * 299  # one drawn factor per scan

@@ -35,7 +35,7 @@ def shards(tmp_path_factory):
 
 def test_evaluation_batches_are_not_augmented(shards):
     paths, images, table = shards
-    data = make_dataset(paths, "label", batch_size=5, abnormal_weight=4.0)
+    data = make_dataset(paths, "five_class", batch_size=5, abnormal_weight=4.0)
     assert int(data.cardinality()) == 3
     seen, labels, weights = zip(*[(x.numpy(), y.numpy(), w.numpy()) for x, y, w in data])
     seen, labels, weights = np.concatenate(seen)[..., 0], np.concatenate(labels), np.concatenate(weights)
@@ -56,7 +56,7 @@ def test_training_flips_are_seeded(shards):
     paths, _, _ = shards
 
     def first_batch():
-        data = make_dataset(paths, "label_normal", 12, training=True, flips=True, seed=5)
+        data = make_dataset(paths, "binary", 12, training=True, flips=True, rotations=True, seed=5)
         return next(iter(data))[0].numpy()
 
     keras.utils.set_random_seed(1)
@@ -70,7 +70,7 @@ def test_precise_batchnorm_replaces_moving_averages(shards):
     from mammo.models import build
 
     model = build("1.0.0.35", 2)
-    data = make_dataset(paths, "label_normal", 6)
+    data = make_dataset(paths, "binary", 6)
     recompute_batchnorm_statistics(model, data)
     norm = model.get_layer("block1a_bn")
     assert not np.allclose(norm.moving_mean.numpy(), 0.0)

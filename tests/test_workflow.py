@@ -7,10 +7,11 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from snakemake_run import ROOT, snakemake, tiny_workdir
+from snakemake_run import ROOT, SNAKEMAKE, snakemake, tiny_workdir
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -90,11 +91,137 @@ def test_tiny_run_evaluates_a_five_class_model(tiny_run):
     classes = ["normal", "benign_calcification", "benign_mass", "malignant_calcification", "malignant_mass"]
     test = predictions[predictions["set"] == "test"]
     predicted = test[[f"p_{name}" for name in classes]].to_numpy().argmax(axis=1)
-    five = metrics["sets"]["test"]["five_class"]
+    five = metrics["sets"]["test"]["multiclass"]
+    assert five["label_set"] == "five_class"
     assert five["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(test["class_code"], predicted, labels=range(5)).tolist()
     assert test["p_abnormal"].to_numpy() == pytest.approx(1 - test["p_normal"].to_numpy())
     table2 = pd.read_csv(tiny_run / "results/tables/multiclass_test.csv")
     assert table2["Model"].astype(str).tolist() == ["1.0.0.35l"] and "Macro-F1" in table2
+
+
+ARCHITECTURES = {
+    "1.0.0.29": {"model": "1.0.0.29"},
+    "1.0.0.46": {"model": "1.0.0.46", "mixed_precision": "mixed_bfloat16"},
+    "vgg16_lite": {"model": "vgg16_lite", "stages": [{"epochs": 1, "abnormal_weight": 3.0, "contrast": 1.0}]},
+    "inception_v4_lite": {"model": "inception_v4_lite", "labels": "type"},
+    "vgg19_transfer": {"model": "vgg19_transfer", "labels": "pathology"},
+    "inception_v3_transfer": {"model": "inception_v3_transfer"},
+    # the study's transfer: the 5-class model's layers, convolutions frozen, a new binary head that trains
+    "1.0.0.35b": {"model": "1.0.0.35", "init": "1.0.0.35l", "freeze": "convolutions"},
+}
+
+
+@pytest.mark.workflow
+def test_every_architecture_trains_and_is_evaluated(tiny_run):
+    """Each registered architecture (and a label set, a multi-stage schedule, bfloat16 and a frozen transfer
+    among them) trains for a few steps on the tiny dataset and gets its metrics.json."""
+    import jsonschema
+    import keras
+    import yaml
+
+    from mammo.models import MODELS, load_builders
+
+    load_builders()
+    assert {settings["model"] for settings in ARCHITECTURES.values()} | {"1.0.0.35"} == set(MODELS)
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    base = config["models"]["1.0.0.35"]
+    config["models"].update({name: {**base, "epochs": 1, "steps_per_epoch": 2, **extra} for name, extra in ARCHITECTURES.items()})
+    config["evaluation"]["contrast_sweep"] = [1.0]
+    (tiny_run / "config/architectures.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    targets = [f"results/ds9/model_{name}/metrics.json" for name in ARCHITECTURES]
+    plan = snakemake(tiny_run, *targets, "-n", "--quiet", "rules", "--configfile", "config/architectures.yaml").stdout
+    assert re.search(r"^train\s+7$", plan, re.MULTILINE) and not re.search(r"^(records|split|tiles_\w+)\s", plan, re.MULTILINE)
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/architectures.yaml")
+    schema = yaml.safe_load((ROOT / "workflow/schemas/metrics.schema.yaml").read_text())
+    for name, extra in ARCHITECTURES.items():
+        model_dir = tiny_run / f"results/ds9/model_{name}"
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        jsonschema.validate(metrics, schema)
+        history = pd.read_csv(model_dir / "history.csv")
+        assert list(history["epoch"]) == list(range(1 + len(extra.get("stages", [])))), name
+        assert list((model_dir / "tensorboard").rglob("events.out.tfevents.*")), name
+    assert metrics["sets"]["test"]["operating_points"]["fixed"]["confusion_matrix"]["labels"] == ["normal", "abnormal"]
+    by_type = json.loads((tiny_run / "results/ds9/model_inception_v4_lite/metrics.json").read_text())
+    assert by_type["sets"]["test"]["multiclass"]["confusion_matrix"]["labels"] == ["normal", "calcification", "mass"]
+    source = keras.models.load_model(tiny_run / "results/ds9/model_1.0.0.35l/model.keras")
+    transferred = keras.models.load_model(tiny_run / "results/ds9/model_1.0.0.35b/model.keras")
+    for layer in ("block1a_conv", "block5a_conv"):  # frozen: exactly the source's convolutions
+        assert all(np.array_equal(a, b) for a, b in zip(source.get_layer(layer).get_weights(), transferred.get_layer(layer).get_weights()))
+    assert not np.array_equal(source.get_layer("fc1_dense").get_weights()[0], transferred.get_layer("fc1_dense").get_weights()[0])
+    assert transferred.get_layer("probabilities").trainable and transferred.get_layer("probabilities").output.shape[-1] == 2
+    log = (tiny_run / "logs/ds9/train_1.0.0.35b.log").read_text()
+    assert "initialised from results/ds9/model_1.0.0.35l/model.keras" in log
+
+
+@pytest.mark.workflow
+def test_killed_training_resumes_from_its_last_epoch(tiny_run):
+    """SIGKILL to the training process in its second epoch; requesting the target again trains only what was left."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    config["models"] = {"resumed": {**config["models"]["1.0.0.35"], "epochs": 2}}
+    (tiny_run / "config/resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    target = ("results/ds9/model_resumed/model.keras", "--cores", "2", "--configfile", "config/resume.yaml")
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tiny_run), *target]
+    run = subprocess.Popen(command, cwd=tiny_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tiny_run / "logs/ds9/train_resumed.log"
+    deadline = time.time() + 600
+    while not (log.exists() and "Epoch 2/2" in log.read_text()):
+        assert run.poll() is None and time.time() < deadline, "training ended before its second epoch"
+        time.sleep(0.5)
+    time.sleep(3)  # inside the second epoch
+    trainers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _is_training(int(pid), tiny_run)]
+    assert len(trainers) == 1
+    os.kill(trainers[0], signal.SIGKILL)
+    run.wait(timeout=120)
+    assert run.returncode != 0 and not (tiny_run / "results/ds9/model_resumed/model.keras").exists()
+    assert (tiny_run / "results/ds9/model_resumed/progress/stage0").is_dir()  # the backup of the first epoch
+    snakemake(tiny_run, *target)
+    resumed = log.read_text()
+    assert "Epoch 2/2" in resumed and "Epoch 1/2" not in resumed
+    history = pd.read_csv(tiny_run / "results/ds9/model_resumed/history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert not (tiny_run / "results/ds9/model_resumed/progress").exists()
+
+
+def _is_training(pid: int, workdir: Path) -> bool:
+    """A process running this workdir's train rule script."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        return "train.py" in command and ".snakemake/scripts" in command and Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve()
+    except OSError:
+        return False
+
+
+@pytest.mark.workflow
+def test_method1_recipes_tile_split_and_show_their_tiles(tiny_run):
+    """Datasets 6 and 8 of the default config (extraction method 1, normal scans shrunk by 1.8-3.2) on the tiny data."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["datasets"].update({name: default["datasets"][name] for name in ("ds6", "ds8")})
+    (tiny_run / "config/method1.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    targets = ["results/ds6/summary.json", "results/ds8/summary.json", "results/ds8/montage.png"]
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/method1.yaml")
+    rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
+    for name in ("ds6", "ds8"):
+        tiles = pd.read_csv(tiny_run / f"results/{name}/tiles.tsv", sep="\t", dtype={"patient_id": str})
+        abnormal = tiles[tiles["label_normal"] == 1]
+        assert (abnormal["method"] == "method1").all()
+        per_roi = abnormal.groupby(abnormal["tile_id"].str.split("/").str[1]).size()
+        assert per_roi.min() >= 2 and len(per_roi) == len(rois)  # (a) original size and (b) zoomed, for every ROI
+        normal = tiles[tiles["source"] == "ddsm"]
+        sides = normal["box"].map(lambda box: (lambda t, l, b, r: b - t)(*map(int, box.split(","))))
+        assert sides.between(round(1.8 * 299), round(3.2 * 299)).all() and sides.nunique() > 1  # drawn per scan
+        summary = json.loads((tiny_run / f"results/{name}/summary.json").read_text())
+        assert summary["reconciliation"]["cbis_rois_tiled"] == len(rois)
+    assert (tiny_run / "results/ds8/montage.png").stat().st_size > 10_000
 
 
 @pytest.mark.workflow

@@ -54,10 +54,11 @@ def study_tables(runs: list[dict]) -> dict[str, pd.DataFrame]:
             "Shortcut AUC": cell(shortcut["collection_auc"], shortcut["ci95"]) + (" FLAGGED" if shortcut["flagged"] else ""),
             "Baseline": cell(test["majority_baseline_accuracy"], None),
         }
-        if "five_class" in test:
-            five = test["five_class"]
-            row["5-class accuracy"] = cell(five["accuracy"], five["ci95"]["accuracy"])
-            row["Macro-F1"] = cell(five["macro_f1"], five["ci95"]["macro_f1"])
+        if "multiclass" in test:
+            multi = test["multiclass"]
+            row["Label set"] = multi["label_set"]
+            row["Multi-class accuracy"] = cell(multi["accuracy"], multi["ci95"]["accuracy"])
+            row["Macro-F1"] = cell(multi["macro_f1"], multi["ci95"]["macro_f1"])
         rows[table].append(row)
         rows["mias"].append({
             "Model": run["model"], "Training Dataset": run["dataset"], "Threshold": row["Threshold"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mammo.labels import CLASS_NAMES
+from mammo.labels import CLASS_NAMES, LABEL_SETS
 
 THRESHOLD_RATES = ("accuracy", "precision", "recall", "specificity", "f1")
 SCORE_RATES = ("roc_auc", "pr_auc", "brier", "ece")
@@ -140,10 +140,10 @@ def binary_metrics(y_true, score, threshold: float | None = 0.5, patients=None, 
     return metrics
 
 
-def multiclass_metrics(class_codes, probabilities, patients=None, replicates: int = 0, seed: int = 0) -> dict:
-    """5-class results of a 5-class model: accuracy, per-class precision and recall, macro-F1 and the
-    confusion matrix (rows true, columns predicted = arg max), with patient-bootstrap intervals."""
-    codes = np.asarray(class_codes).astype(int)
+def multiclass_metrics(classes_true, probabilities, class_names, patients=None, replicates: int = 0, seed: int = 0) -> dict:
+    """Results of a multi-class model over its own classes: accuracy, per-class precision and recall, macro-F1
+    and the confusion matrix (rows true, columns predicted = arg max), with patient-bootstrap intervals."""
+    codes = np.asarray(classes_true).astype(int)
     classes = np.asarray(probabilities).shape[1]
     predicted = np.asarray(probabilities).argmax(axis=1)
     cells = np.eye(classes * classes)[codes * classes + predicted]  # one-hot confusion cell of each tile
@@ -157,13 +157,13 @@ def multiclass_metrics(class_codes, probabilities, patients=None, replicates: in
         result = {"accuracy": _divide(hits.sum(axis=1), confusion.sum(axis=(1, 2))),
                   "macro_f1": _divide((f1 * present).sum(axis=1), present.sum(axis=1)), "confusion": confusion}  # fmt: skip
         for code in range(classes):
-            result[f"precision_{CLASS_NAMES[code]}"], result[f"recall_{CLASS_NAMES[code]}"] = precision[:, code], recall[:, code]
+            result[f"precision_{class_names[code]}"], result[f"recall_{class_names[code]}"] = precision[:, code], recall[:, code]
         return result
 
     point = rates(np.ones((1, len(codes))))
     names = [name for name in point if name != "confusion"]
     metrics = {name: _value(point[name]) for name in names}
-    metrics["confusion_matrix"] = {"labels": [CLASS_NAMES[c] for c in range(classes)],
+    metrics["confusion_matrix"] = {"labels": list(class_names),
                                    "rows_true_cols_predicted": point["confusion"][0].astype(int).tolist()}  # fmt: skip
     if patients is not None and replicates:
         blocks = [rates(weights) for weights in patient_bootstrap(patients, replicates, seed)]
@@ -214,17 +214,24 @@ def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> fl
     return float(-np.mean(_logits(probabilities)[np.arange(len(labels)), np.asarray(labels).astype(int)]))
 
 
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature that minimises the negative log-likelihood of the labels (fitted on validation)."""
+TEMPERATURE_BOUNDS = (0.25, 20.0)  # below 0.25 a fit would only sharpen a validation set that is already separated
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Temperature that minimises the negative log-likelihood of the labels (fitted on validation), with the
+    likelihood before and after and whether the fit stopped at a bound (a perfectly separated set has no optimum)."""
     from scipy.optimize import minimize_scalar
 
+    def nll(temperature: float) -> float:
+        return negative_log_likelihood(scale_temperature(probabilities, temperature), labels)
+
     if not len(labels):
-        return 1.0
-    found = minimize_scalar(
-        lambda log_t: negative_log_likelihood(scale_temperature(probabilities, np.exp(log_t)), labels),
-        bounds=(np.log(0.05), np.log(100.0)), method="bounded", options={"xatol": 1e-5},
-    )  # fmt: skip
-    return float(np.exp(found.x))
+        return {"temperature": 1.0, "nll_before": None, "nll_after": None, "at_bound": False}
+    low, high = np.log(TEMPERATURE_BOUNDS)
+    found = minimize_scalar(lambda log_t: nll(np.exp(log_t)), bounds=(low, high), method="bounded", options={"xatol": 1e-5})
+    temperature = float(np.exp(found.x))
+    at_bound = bool(min(abs(found.x - low), abs(found.x - high)) < 1e-3)
+    return {"temperature": temperature, "nll_before": nll(1.0), "nll_after": nll(temperature), "at_bound": at_bound}
 
 
 def reliability_bins(y_true, score, bins: int = 10) -> pd.DataFrame:
@@ -272,12 +279,13 @@ def _pick(metrics: dict, names) -> dict:
 
 
 def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicates: int, seed: int, bins: int,
-               class_probabilities: np.ndarray | None = None) -> dict:  # fmt: skip
+               label_set: str = "binary", class_probabilities: np.ndarray | None = None) -> dict:  # fmt: skip
     """Everything metrics.json says about one evaluated set.
 
     `part` has one row per tile: class_code, label_normal, patient_id, p_abnormal and p_abnormal_calibrated.
     Rates at each named threshold (chosen elsewhere, never on this set unless it is validation); the
-    threshold-free rates of the raw and the calibrated score; 5-class results when class probabilities are given.
+    threshold-free rates of the raw and the calibrated score; a multi-class model's results over its own label set
+    (5-class, type or pathology) when its class probabilities are given.
     """
     y, patients = part["label_normal"].to_numpy(), part["patient_id"].to_numpy()
     raw = binary_metrics(y, part["p_abnormal"], None, patients, replicates, seed, bins)
@@ -296,5 +304,7 @@ def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicat
             metrics = binary_metrics(y, part["p_abnormal"], threshold, patients, replicates, seed, bins)
             entry["operating_points"][name] = _pick(metrics, ("threshold", *THRESHOLD_RATES, "confusion_matrix"))
     if class_probabilities is not None:
-        entry["five_class"] = multiclass_metrics(part["class_code"], class_probabilities, patients, replicates, seed)
+        names, classes = LABEL_SETS[label_set]
+        truth = np.asarray(classes)[part["class_code"].to_numpy().astype(int)]
+        entry["multiclass"] = {"label_set": label_set, **multiclass_metrics(truth, class_probabilities, names, patients, replicates, seed)}
     return entry

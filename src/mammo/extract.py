@@ -24,12 +24,12 @@ from mammo.labels import label_normal
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
 from mammo.tiles import (
     TILE_SIZE,
+    Method1,
     Method2,
     NormalThresholds,
     NormalTiling,
     item_rng,
     mask_box,
-    method2_tiles,
     normal_tiles,
     resize_mask,
     upscale,
@@ -54,10 +54,10 @@ class BackgroundTiles:
 
 
 def cbis_tiles(
-    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method2, seed: int, tiles_file: str,
+    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method1 | Method2, seed: int, tiles_file: str,
     negatives: dict[str, BackgroundTiles] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """Extraction method 2 for every ROI; the scan is read once for all its ROIs.
+    """The recipe's extraction method for every ROI; the scan is read once for all its ROIs.
 
     `negatives` maps a method name ("background": training negatives of ds9b, "audit": tiles for the
     shortcut audit) to the lesion-free tiles to cut from each scan as well.
@@ -86,12 +86,12 @@ def cbis_tiles(
             if box is None:
                 rejected.append(_reject(roi["roi_mask_file_path"], roi, "read_mask", "ROI mask is empty"))
                 continue
-            tiles = method2_tiles(scan, box, item_rng(seed, roi["roi_id"]), method)
+            tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
             if not tiles:
                 rejected.append(_reject(image_path, roi, "extract", "every crop was mostly background"))
                 continue
             for number, tile in enumerate(tiles):
-                rows.append(_tile_row(scan_fields, f"{dataset}/{roi['roi_id']}/{number}", "method2", box, tiles_file, len(images), roi))
+                rows.append(_tile_row(scan_fields, f"{dataset}/{roi['roi_id']}/{number}", method.name, box, tiles_file, len(images), roi))
                 images.append(tile)
         if not lesions.any():
             continue  # a scan whose every mask failed has no known lesion-free area
@@ -195,7 +195,7 @@ def mias_tiles(
     images: pd.DataFrame,
     rois: pd.DataFrame,
     dataset: str,
-    method: Method2,
+    method: Method1 | Method2,
     thresholds: NormalThresholds,
     tiling: NormalTiling,
     scale: float,
@@ -223,7 +223,7 @@ def mias_tiles(
             for _, roi in image_rois.iterrows():
                 row, col, half = scan.shape[0] - roi["y"] * scale, roi["x"] * scale, roi["radius"] * scale
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
-                roi_tiles = method2_tiles(scan, box, item_rng(seed, roi["roi_id"]), method)
+                roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
                 if not roi_tiles:
                     rejected.append(_reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background"))
                 cut += [(roi, tile, box) for tile in roi_tiles]
@@ -240,7 +240,7 @@ def mias_tiles(
         for roi, tile, box in cut:
             item = items[0] if roi is None else roi["roi_id"]
             counters[item] = counters.get(item, -1) + 1
-            kind = "normal_grid" if roi is None else "method2"
+            kind = "normal_grid" if roi is None else method.name
             rows.append(_tile_row(scan_fields, f"{dataset}/{item}/{counters[item]}", kind, box, tiles_file, len(tiles), roi))
             tiles.append(tile)
     return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)

@@ -22,3 +22,17 @@ def class_code(abnormality_type: str, pathology: str) -> int:
 def label_normal(code: int) -> int:
     """Binary label: 1 for any abnormality, 0 for normal tissue."""
     return int(code > NORMAL)
+
+
+# Label sets a model can be trained on: class names, and the class of each 5-class code (0-4).
+LABEL_SETS = {
+    "binary": (("normal", "abnormal"), (0, 1, 1, 1, 1)),
+    "five_class": (tuple(CLASS_NAMES.values()), (0, 1, 2, 3, 4)),
+    "type": (("normal", "calcification", "mass"), (0, 1, 2, 1, 2)),
+    "pathology": (("normal", "benign", "malignant"), (0, 1, 1, 2, 2)),
+}
+
+
+def label_of(label_set: str, code: int) -> int:
+    """The class of a 5-class code in a label set; class 0 is always normal tissue."""
+    return LABEL_SETS[label_set][1][code]

@@ -142,45 +142,49 @@ def feature_boxplots(features: np.ndarray, labels: np.ndarray, names: list[str],
     plt.close(figure)
 
 
-def _expected_calibration_error(curve: pd.DataFrame) -> float:
-    """Bin gaps |observed - predicted| weighted by tile count; NaN when no bin holds a tile."""
-    # Empty bins carry NaN means; they hold no tiles, so they must not enter the weighted mean.
-    filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
-    total = filled["n"].sum()
-    if total == 0:
-        return float("nan")
-    return float((filled["n"] * (filled["fraction_abnormal"] - filled["mean_score"]).abs()).sum() / total)
+def _set_panels(sets: list[str], width: float):
+    """One panel per set side by side (one empty panel when there is no set)."""
+    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(width * max(len(sets), 1), 4.5), squeeze=False)
+    return figure, axes[0]
 
 
-def reliability_diagram(bins: pd.DataFrame, out: str | Path) -> None:
-    """Observed share abnormal against mean P(abnormal) per score bin, raw and calibrated, one panel per set."""
-    sets = list(dict.fromkeys(bins["set"]))
-    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(4.5 * max(len(sets), 1), 4.5), squeeze=False)
-    for axis, name in zip(axes[0], sets):
-        part = bins[bins["set"] == name]
-        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-        for calibration in dict.fromkeys(part["calibration"]):
-            curve = part[part["calibration"] == calibration].sort_values("bin_low")
-            filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
-            ece = _expected_calibration_error(curve)
-            axis.plot(filled["mean_score"], filled["fraction_abnormal"], marker="o" if calibration == "raw" else "s",
-                      label=f"{calibration} (ECE {ece:.3f})")  # fmt: skip
-        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(abnormal)", ylabel="observed share abnormal", title=name)
-        axis.set_aspect("equal")
-        axis.legend(loc="upper left", fontsize=8)
-    if not sets:
-        axes[0][0].text(0.5, 0.5, "no calibration bins", ha="center", va="center")
-        axes[0][0].axis("off")
+def _save(figure, out: str | Path, empty_axis=None, empty_message: str = "") -> None:
+    """Write the figure; an empty figure says why it is empty."""
+    if empty_axis is not None:
+        empty_axis.text(0.5, 0.5, empty_message, ha="center", va="center")
+        empty_axis.axis("off")
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
 
 
+def reliability_diagram(bins: pd.DataFrame, ece: dict[tuple[str, str], float | None], out: str | Path) -> None:
+    """Observed share abnormal against mean P(abnormal) per score bin, raw and calibrated, one panel per set;
+    `ece[(set, calibration)]` is the expected calibration error of each curve (from metrics.json)."""
+    sets = list(dict.fromkeys(bins["set"]))
+    figure, axes = _set_panels(sets, 4.5)
+    for axis, name in zip(axes, sets):
+        part = bins[bins["set"] == name]
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+        for calibration in dict.fromkeys(part["calibration"]):
+            curve = part[part["calibration"] == calibration].sort_values("bin_low")
+            # empty bins carry NaN means: they hold no tiles and draw nothing
+            filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
+            value = ece.get((name, calibration))
+            described = "undefined" if value is None else f"{value:.3f}"
+            axis.plot(filled["mean_score"], filled["fraction_abnormal"], marker="o" if calibration == "raw" else "s",
+                      label=f"{calibration} (ECE {described})")  # fmt: skip
+        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(abnormal)", ylabel="observed share abnormal", title=name)
+        axis.set_aspect("equal")
+        axis.legend(loc="upper left", fontsize=8)
+    _save(figure, out, None if sets else axes[0], "no calibration bins")
+
+
 def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], out: str | Path) -> None:
     """Tile rates against the P(abnormal) threshold, one panel per set, with the named operating points marked."""
     sets = list(dict.fromkeys(sweep["set"]))
-    figure, axes = plt.subplots(1, max(len(sets), 1), figsize=(5.5 * max(len(sets), 1), 4.5), squeeze=False)
-    for axis, name in zip(axes[0], sets):
+    figure, axes = _set_panels(sets, 5.5)
+    for axis, name in zip(axes, sets):
         part = sweep[sweep["set"] == name].sort_values("threshold")
         for rate in ("accuracy", "precision", "recall", "specificity", "f1"):
             if rate in part:
@@ -194,12 +198,7 @@ def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], ou
                       ha="right", va="bottom", fontsize=7, color="dimgrey")  # fmt: skip
         axis.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="threshold on P(abnormal)", ylabel="rate", title=name)
         axis.legend(loc="center right", fontsize=8)
-    if not sets:
-        axes[0][0].text(0.5, 0.5, "no threshold sweep", ha="center", va="center")
-        axes[0][0].axis("off")
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
+    _save(figure, out, None if sets else axes[0], "no threshold sweep")
 
 
 def confusion_matrices(matrices: dict[str, dict], out: str | Path, per_row: int = 4) -> None:

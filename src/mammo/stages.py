@@ -15,7 +15,7 @@ from mammo.io.cbis import csv_records, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, listed_scans
 from mammo.io.mias import index_info
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_table
-from mammo.tiles import Method2, NormalThresholds, NormalTiling
+from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
 
 def index_cbis(csv_paths: list[str], rois_out: str, rejected_out: str, summary_out: str) -> None:
@@ -79,7 +79,7 @@ def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dic
     """ROI tiles of one chunk of scans, the recipe's background negatives if any, and the shortcut audit's tissue tiles."""
     rois = read_table(rois_path)
     rois = rois[[chunk_of(scan, chunks) == chunk for scan in rois["scan_id"]]]
-    method = Method2(**recipe["roi"])
+    method = roi_method(recipe["roi"])
     negatives = {"audit": _background(audit)}
     if "cbis_background" in recipe:
         negatives["background"] = _background(recipe["cbis_background"])
@@ -107,7 +107,7 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
     """The external test set of one recipe; every ROI and normal scan is tiled or rejected (summary.json says so)."""
     images, rois = read_table(images_path), read_table(rois_path)
     mias = recipe["mias"]
-    method = Method2(**{**recipe["roi"], "tile": mias["tile"]})
+    method = roi_method(recipe["roi"], tile=mias["tile"])
     thresholds = NormalThresholds(**mias["thresholds"])
     tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, _tiling(mias), mias["scale"], recipe["seed"], tiles_out)
     table["split"], table["kept"] = "mias", True
@@ -122,7 +122,9 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
 
 def _tiling(settings: dict) -> NormalTiling:
     """The tissue grid of a recipe entry (normals, mias, cbis_background)."""
-    return NormalTiling(tile=settings["tile"], stride=settings["stride"], border_crop=settings["border_crop"])
+    downscale = tuple(settings["downscale"]) if "downscale" in settings else None
+    stride = settings["stride"] if isinstance(settings["stride"], int) else tuple(settings["stride"])
+    return NormalTiling(tile=settings["tile"], stride=stride, border_crop=settings["border_crop"], downscale=downscale)
 
 
 def _write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> None:
@@ -160,7 +162,7 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
     """Count inputs per source and prove each is in the tile table or the rejected table."""
     rois = read_table(sources["cbis_rois"])
     scans = read_table(sources["ddsm_scans"])
-    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & (tiles["method"] == "method2")]
+    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & tiles["method"].isin(["method1", "method2"])]
     tiled_rois = {tile_id.split("/")[1] for tile_id in roi_tiles["tile_id"]}
     tiled_scans = set(tiles.loc[tiles["source"] == "ddsm", "scan_id"])
     rejected_items = set(rejected["item"].astype(str))
@@ -203,7 +205,7 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     """
     from mammo import evaluate as ev
     from mammo.inference import load_tile_model
-    from mammo.labels import CLASS_NAMES
+    from mammo.labels import LABEL_SETS
     from mammo.records import read_dataset
     from mammo.train import TrainConfig, configure_tensorflow, make_dataset
 
@@ -225,18 +227,19 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     def predict(name: str, contrast: float) -> np.ndarray:
         if not len(tables[name]):
             return np.zeros((0, config.num_classes))
-        images = make_dataset(sets[name], "label", config.batch_size, contrast).map(lambda image, *_: image)
+        images = make_dataset(sets[name], config.labels, config.batch_size, contrast).map(lambda image, *_: image)
         return model.predict(images, verbose=2).astype(np.float64)  # float64: the TSV round-trips it exactly
 
     probabilities = {name: predict(name, settings["test_contrast"]) for name in sets}
-    labels = "label_normal" if config.labels == "binary" else "class_code"
-    temperature = ev.fit_temperature(probabilities["val"], tables["val"][labels].to_numpy())
+    classes = np.asarray(LABEL_SETS[config.labels][1])  # the model's class of each 5-class code
+    fit = ev.fit_temperature(probabilities["val"], classes[tables["val"]["class_code"].to_numpy().astype(int)])
+    temperature = fit["temperature"]
     for name, table in tables.items():
         table["p_abnormal"] = 1.0 - probabilities[name][:, 0]
         table["p_abnormal_calibrated"] = 1.0 - ev.scale_temperature(probabilities[name], temperature)[:, 0]
         if config.num_classes > 2:
-            for code in range(config.num_classes):
-                table[f"p_{CLASS_NAMES[code]}"] = probabilities[name][:, code]
+            for code, class_name in enumerate(LABEL_SETS[config.labels][0]):
+                table[f"p_{class_name}"] = probabilities[name][:, code]
     val = tables["val"]
     thresholds = {"fixed": settings["threshold"],
                   **ev.operating_points(val["label_normal"], val["p_abnormal"], evaluation["min_recall"], evaluation["min_specificity"])}  # fmt: skip
@@ -244,15 +247,15 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
         "model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"],
         "score": "P(abnormal) = 1 - P(normal), raw model output; thresholds apply to it",
         "bootstrap": {"replicates": replicates, "unit": "patient", "seed": seed, "interval": "95% percentile"},
-        "calibration": {"method": "temperature scaling", "fitted_on": "val", "temperature": temperature},
+        "calibration": {"method": "temperature scaling", "fitted_on": "val", **fit},
         "operating_points": {name: {"threshold": value, "chosen_on": "config (the study's fixed threshold)" if name == "fixed" else "val"}
                              for name, value in thresholds.items()},
         "sets": {},
     }  # fmt: skip
     sweeps, reliability, subgroups = [], [], []
     for name, table in tables.items():
-        five = probabilities[name] if config.num_classes > 2 else None
-        result["sets"][name] = ev.assess_set(table, thresholds, replicates, seed, bins, five)
+        multi = probabilities[name] if config.num_classes > 2 else None
+        result["sets"][name] = ev.assess_set(table, thresholds, replicates, seed, bins, config.labels, multi)
         sweeps.append(ev.threshold_sweep(table["label_normal"], table["p_abnormal"]).assign(set=name))
         for kind, column in (("raw", "p_abnormal"), ("calibrated", "p_abnormal_calibrated")):
             reliability.append(ev.reliability_bins(table["label_normal"], table[column], bins).assign(set=name, calibration=kind))
@@ -289,15 +292,16 @@ def plot_model(inputs: dict[str, str], out: dict[str, str]) -> None:
     predictions = read_table(inputs["predictions"])
     plots.training_curves(pd.read_csv(inputs["history"]), out["curves"])
     plots.roc_pr_curves(predictions, out["roc"])
-    plots.reliability_diagram(pd.read_csv(inputs["reliability"], sep="\t"), out["reliability"])
+    ece = {(name, kind): entry[kind]["ece"] for name, entry in metrics["sets"].items() for kind in ("raw", "calibrated")}
+    plots.reliability_diagram(pd.read_csv(inputs["reliability"], sep="\t"), ece, out["reliability"])
     points = {name: entry["threshold"] for name, entry in metrics["operating_points"].items()}
     plots.threshold_curves(pd.read_csv(inputs["sweep"], sep="\t"), points, out["thresholds"])
     matrices = {}
     for name, entry in metrics["sets"].items():
         for point, result in entry["operating_points"].items():
             matrices[f"{name} at {point} ({result['threshold']:.2f})"] = result["confusion_matrix"]
-        if "five_class" in entry:
-            matrices[f"{name}, 5 classes (arg max)"] = entry["five_class"]["confusion_matrix"]
+        if "multiclass" in entry:
+            matrices[f"{name}, {entry['multiclass']['label_set']} (arg max)"] = entry["multiclass"]["confusion_matrix"]
     plots.confusion_matrices(matrices, out["confusion"], per_row=len(matrices) // len(metrics["sets"]))  # a row per set
     fixed = metrics["operating_points"]["fixed"]["threshold"]
     predicted = predictions["p_abnormal"] >= fixed

@@ -1,4 +1,4 @@
-"""Tile geometry: ROI boxes from masks, extraction method 2, normal-tissue tiling, augmentation.
+"""Tile geometry: ROI boxes from masks, extraction methods 1 and 2, normal-tissue tiling, augmentation.
 
 All functions take arrays and a numpy Generator and return arrays.
 """
@@ -79,6 +79,10 @@ class Method2:
     large_padding: float = 1.05  # ROI >= tile: box of max(tile x 1.05, roi)
     max_tries: int = 10
     tile: int = NATIVE_TILE  # crop side in scan pixels (MIAS: 299 on the upscaled scan, so no resize at all)
+    name = "method2"
+
+    def tiles(self, image16: np.ndarray, box, rng: np.random.Generator) -> list[np.ndarray]:
+        return method2_tiles(image16, box, rng, self)
 
 
 def method2_box(box: tuple[int, int, int, int], shape: tuple[int, int], params: Method2) -> tuple[int, int, int]:
@@ -116,6 +120,89 @@ def method2_tiles(image16: np.ndarray, box, rng: np.random.Generator, params: Me
 
 
 @dataclass(frozen=True)
+class Method1:
+    """ROI extraction method 1 (datasets 6 and 8), every tile flipped and rotated, 299 uint8:
+
+    (a) the ROI at its original size in a tile-sized window, at a random position inside it;
+    (b) the ROI zoomed to the tile with `context_padding` around it;
+    (c) ROIs with one side over `elongation` times the other: two zoomed tiles centred on the halves of the long side;
+    (d) dataset 6: ROIs larger than a tile also as overlapping tile-sized windows at `large_roi_stride`.
+    """
+
+    context_padding: float = 1.2
+    elongation: float = 1.5
+    large_roi_stride: int = 0  # 0: no overlapping tiles of large ROIs (dataset 8)
+    max_tries: int = 10
+    tile: int = NATIVE_TILE
+    name = "method1"
+
+    def tiles(self, image16: np.ndarray, box, rng: np.random.Generator) -> list[np.ndarray]:
+        top, left, bottom, right = box
+        height, width = bottom - top, right - left
+        tiles = [self._original_size(image16, box, rng)]
+        centre_row, centre_col = (top + bottom) / 2, (left + right) / 2
+        tiles.append(self._zoomed(image16, centre_row, centre_col, max(height, width), rng))
+        if max(height, width) > self.elongation * min(height, width):
+            half = max(height, width) / 2
+            side = max(half, min(height, width))
+            for offset in (-half / 2, half / 2):
+                row, col = (centre_row + offset, centre_col) if height > width else (centre_row, centre_col + offset)
+                tiles.append(self._zoomed(image16, row, col, side, rng))
+        if self.large_roi_stride and max(height, width) > self.tile:
+            for window_top in _starts(top, bottom, self.tile, self.large_roi_stride):
+                for window_left in _starts(left, right, self.tile, self.large_roi_stride):
+                    tiles.append(self._finish(padded_crop(image16, window_top, window_left, self.tile), rng))
+        return [tile for tile in tiles if tile is not None]
+
+    def _original_size(self, image16, box, rng) -> np.ndarray | None:
+        """A tile-sized window holding the ROI (or its centre, when larger) at a random position."""
+        top, left, bottom, right = box
+        for _ in range(self.max_tries):
+            window_top = _random_start(top, bottom, self.tile, image16.shape[0], rng)
+            window_left = _random_start(left, right, self.tile, image16.shape[1], rng)
+            tile = self._finish(padded_crop(image16, window_top, window_left, self.tile), rng)
+            if tile is not None:
+                return tile
+        return None
+
+    def _zoomed(self, image16, centre_row: float, centre_col: float, size: float, rng) -> np.ndarray | None:
+        side = max(int(round(size * self.context_padding)), 8)
+        crop = padded_crop(image16, int(round(centre_row - side / 2)), int(round(centre_col - side / 2)), side)
+        return self._finish(crop, rng)
+
+    @staticmethod
+    def _finish(crop16: np.ndarray, rng) -> np.ndarray | None:
+        crop = to_uint8(crop16)
+        return None if mostly_background(crop) else resize_to_tile(augment(crop, rng))
+
+
+def roi_method(settings: dict, **overrides) -> Method1 | Method2:
+    """The extraction method of a recipe's `roi` entry (`method: 1` or 2, default 2) with its parameters."""
+    fields = {key: value for key, value in {**settings, **overrides}.items() if key != "method"}
+    return (Method1 if settings.get("method", 2) == 1 else Method2)(**fields)
+
+
+def resize_to_tile(tile: np.ndarray) -> np.ndarray:
+    """To 299: area interpolation when shrinking, bilinear when a small ROI is zoomed up."""
+    if tile.shape[0] >= TILE_SIZE:
+        return downscale(tile)
+    return cv2.resize(tile, (TILE_SIZE, TILE_SIZE), interpolation=cv2.INTER_LINEAR)
+
+
+def _random_start(low: int, high: int, size: int, length: int, rng: np.random.Generator) -> int:
+    """Start of a window of `size` that holds [low, high) when it fits (else is centred on it), inside the image."""
+    extent = high - low
+    start = low - int(rng.integers(0, size - extent + 1)) if extent <= size else (low + high) // 2 - size // 2
+    return int(np.clip(start, 0, max(length - size, 0)))
+
+
+def _starts(low: int, high: int, size: int, stride: int) -> range:
+    """Window starts covering [low, high) at a stride, the last one ending at high."""
+    last = max(high - size, low)
+    return range(low, last + 1, stride) if (last - low) % stride == 0 else [*range(low, last + 1, stride), last]
+
+
+@dataclass(frozen=True)
 class NormalThresholds:
     """Keep a normal tile only if it looks like breast tissue (study, dataset 9)."""
 
@@ -141,8 +228,15 @@ class NormalThresholds:
 @dataclass(frozen=True)
 class NormalTiling:
     tile: int = NATIVE_TILE
-    stride: int = 350
+    stride: int | tuple[int, int] = 350  # a (low, high) range: drawn per scan, uniformly (datasets 6, 8)
     border_crop: float = 0.07  # borders and identifying patches of the film scans
+    downscale: tuple[float, float] | None = None  # datasets 6, 8: the scan shrunk by a factor drawn in this range
+
+    def for_scan(self, rng: np.random.Generator) -> "NormalTiling":
+        """The fixed grid of one scan: drawn stride and downscale applied, as native tile size and stride."""
+        stride = self.stride if isinstance(self.stride, int) else int(rng.integers(self.stride[0], self.stride[1] + 1))
+        factor = 1.0 if self.downscale is None else float(rng.uniform(*self.downscale))
+        return NormalTiling(int(round(self.tile * factor)), int(round(stride * factor)), self.border_crop)
 
 
 def normal_tiles(
@@ -151,6 +245,7 @@ def normal_tiles(
     """Tiles of a normal scan that pass the thresholds: (299 uint8 tile, box in scan pixels)."""
     image8 = to_uint8(image16)
     image8[image8 == 255] = 0  # study: saturated pixels (labels, borders) count as background
+    tiling = tiling.for_scan(rng)
     tiles = []
     for top in _grid(image8.shape[0], tiling):
         for left in _grid(image8.shape[1], tiling):

@@ -1,47 +1,59 @@
-"""Training: tf.data from TFRecords, weighted softmax cross-entropy, Adam with staircase decay."""
+"""Training: tf.data from TFRecords, weighted softmax cross-entropy, Adam with staircase decay, in stages;
+transfer from another trained model; resumable; TensorBoard logs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from mammo import records
+from mammo.labels import LABEL_SETS
 from mammo.models import build
-
-LABEL_SETS = {"binary": ("label_normal", 2), "five_class": ("label", 5)}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "1.0.0.35"
-    labels: str = "binary"
+    labels: str = "binary"  # a label set of mammo.labels.LABEL_SETS
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 0.001
     decay_rate: float = 0.8
-    decay_epochs: int = 5
+    decay_epochs: int = 5  # staircase: the rate falls by decay_rate every decay_epochs epochs, counted over all stages
     abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
     contrast: float = 1.0  # adjust_contrast factor on training images
     flips: bool = True  # online random horizontal and vertical flips (training only)
+    rotations: bool = True  # online rotations by k * 90 degrees, k uniform in 0..3 (training only)
     batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
+    stages: tuple = ()  # further stages after the first: dicts overriding epochs, abnormal_weight, contrast, flips, rotations
+    init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
+    freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
+    weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
+    mixed_precision: str | None = None  # Keras dtype policy, e.g. "mixed_bfloat16" (CPU) or "mixed_float16" (GPU)
+    tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
+    steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass
     seed: int = 42
     threads: int = 2
 
     @classmethod
     def from_settings(cls, settings: dict) -> "TrainConfig":
         """A model's config entry (which also holds evaluation keys) as training settings."""
-        return cls(**{key: value for key, value in settings.items() if key in cls.__dataclass_fields__})
-
-    @property
-    def label_key(self) -> str:
-        return LABEL_SETS[self.labels][0]
+        values = {key: value for key, value in settings.items() if key in cls.__dataclass_fields__}
+        return cls(**{**values, "stages": tuple(values.get("stages", ()))})
 
     @property
     def num_classes(self) -> int:
-        return LABEL_SETS[self.labels][1]
+        return len(LABEL_SETS[self.labels][0])
+
+    def stage_settings(self) -> list["TrainConfig"]:
+        """The first stage (this config) and each further stage with its overrides."""
+        return [self] + [replace(self, **stage, stages=()) for stage in self.stages]
 
 
 def configure_tensorflow(seed: int, threads: int) -> None:
@@ -63,20 +75,23 @@ def apply_contrast(image, factor: float):
     return tf.cast(tf.clip_by_value(adjusted, 0.0, 255.0), tf.uint8)
 
 
-def make_dataset(paths, label_key: str, batch_size: int, contrast: float = 1.0, training: bool = False,
-                 flips: bool = False, abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
+def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, training: bool = False,
+                 flips: bool = False, rotations: bool = False, abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
     """(image uint8, label, weight) batches. Augmentation only when training (the study also augmented test)."""
     count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
     if training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
 
     def to_example(example):
         image = apply_contrast(example["image"], contrast)
         if training and flips:
             image = tf.image.random_flip_left_right(image, seed=seed)
             image = tf.image.random_flip_up_down(image, seed=seed + 1)
-        label = example[label_key]
+        if training and rotations:
+            image = tf.image.rot90(image, tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 2))
+        label = tf.gather(classes, example["label"])
         weight = tf.where(example["label"] > 0, tf.constant(abnormal_weight), tf.constant(1.0))
         return image, label, weight
 
@@ -116,42 +131,132 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             recompute_batchnorm_statistics(self.model, self.batches)
 
 
+class ValidationPRCurve(keras.callbacks.Callback):
+    """After each epoch, the precision-recall curve of P(abnormal) on the validation set, for TensorBoard."""
+
+    def __init__(self, val_data, log_dir: Path):
+        super().__init__()
+        self.val_data, self.writer = val_data, tf.summary.create_file_writer(str(log_dir / "validation"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tensorboard.plugins.pr_curve import summary
+
+        labels, scores = [], []
+        for images, label, _ in self.val_data:
+            labels.append(label.numpy() > 0)
+            scores.append(1.0 - self.model(images, training=False).numpy()[:, 0].astype("float32"))
+        if labels:
+            curve = summary.pb("abnormal_pr_curve", labels=np.concatenate(labels), predictions=np.concatenate(scores), num_thresholds=101)
+            with self.writer.as_default():
+                tf.summary.experimental.write_raw_pb(curve.SerializeToString(), step=epoch)
+            self.writer.flush()
+
+
+def initialise_from(model, source_path: str, freeze: str) -> list[str]:
+    """Copy the layers of a trained model that match by name and weight shapes, never the output layer (a new
+    head for the new label set); with freeze="convolutions" the layers before the first flatten or pooling to a
+    vector stay fixed while the dense layers and the new output layer train (the study froze its new output layer
+    by mistake). Returns the names of the copied layers."""
+    source = keras.models.load_model(source_path)
+    source_layers = {layer.name: layer for layer in source.layers}
+    copied = []
+    for layer in model.layers:
+        match = source_layers.get(layer.name)
+        if layer.name == "probabilities" or match is None or not layer.weights:
+            continue
+        if [w.shape for w in layer.get_weights()] == [w.shape for w in match.get_weights()]:
+            layer.set_weights(match.get_weights())
+            copied.append(layer.name)
+    if not copied:
+        raise ValueError(f"{source_path}: no layer matches {model.name} by name and shape; nothing to start from")
+    if freeze == "convolutions":
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.Flatten, keras.layers.GlobalAveragePooling2D)):
+                break
+            layer.trainable = False
+    return copied
+
+
+def _distribution():
+    """MirroredStrategy over every GPU when there are several, else the default (one device)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
 def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> Path:
-    """Train and save `model.keras` and `history.csv` in out_dir; resumes from its last epoch if interrupted."""
+    """Train stage by stage and save `model.keras` and `history.csv` in out_dir.
+
+    A killed run resumes when called again: finished stages are kept as weights in <out>/progress, the
+    running stage resumes from its last finished epoch (BackupAndRestore), and the history so far is kept there
+    too (Snakemake deletes the declared outputs of a failed job, not this folder).
+    """
     configure_tensorflow(config.seed, config.threads)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = out_dir / "progress"
+    progress.mkdir(parents=True, exist_ok=True)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        with _distribution().scope():
+            options = {"weights": config.weights} if config.weights else {}
+            model = build(config.model, config.num_classes, **options)
+            if config.init:
+                print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")
+        epochs_done = 0
+        for number, stage in enumerate(config.stage_settings()):
+            finished = progress / f"stage{number}.weights.h5"
+            if finished.exists():
+                model.load_weights(finished)
+                print(f"stage {number} already trained: weights from {finished}")
+            else:
+                _train_stage(model, train_paths, val_paths, stage, epochs_done, progress, out_dir, number)
+                model.save_weights(finished)
+            epochs_done += stage.epochs
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    history = pd.read_csv(progress / "history.csv").drop_duplicates("epoch", keep="last")
+    history.to_csv(out_dir / "history.csv", index=False)
+    model_path = out_dir / "model.keras"
+    model.save(model_path)
+    shutil.rmtree(progress)
+    return model_path
+
+
+def _train_stage(model, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path, out_dir: Path,
+                 number: int) -> None:  # fmt: skip
+    """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate."""
     train_data = make_dataset(
-        train_paths, config.label_key, config.batch_size, config.contrast, training=True,
-        flips=config.flips, abnormal_weight=config.abnormal_weight, seed=config.seed,
+        train_paths, stage.labels, stage.batch_size, stage.contrast, training=True, flips=stage.flips,
+        rotations=stage.rotations, abnormal_weight=stage.abnormal_weight, seed=stage.seed + number,
     )  # fmt: skip
-    steps_per_epoch = int(train_data.cardinality())  # one pass over the training tiles
-    val_data = make_dataset(val_paths, config.label_key, config.batch_size, abnormal_weight=config.abnormal_weight)
-    model = build(config.model, config.num_classes)
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        config.learning_rate, decay_steps=config.decay_epochs * steps_per_epoch, decay_rate=config.decay_rate, staircase=True
-    )
+    steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
+    val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(stage.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    rate = lambda epoch, _: stage.learning_rate * stage.decay_rate ** (epoch // stage.decay_epochs)  # noqa: E731
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
-        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(progress / f"stage{number}")),
+        keras.callbacks.LearningRateScheduler(rate),
+        keras.callbacks.CSVLogger(str(progress / "history.csv"), append=True),
     ]
-    if config.batchnorm_batches:
-        batches = train_data.take(min(config.batchnorm_batches, steps_per_epoch))
+    if stage.batchnorm_batches:
+        batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
         callbacks.insert(0, PreciseBatchNorm(batches, steps_per_epoch))
+    if stage.tensorboard:
+        callbacks += [keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),
+                      ValidationPRCurve(val_data, out_dir / "tensorboard")]  # fmt: skip
+    print(f"stage {number}: epochs {epochs_done + 1}-{epochs_done + stage.epochs}, abnormal weight {stage.abnormal_weight}, "
+          f"contrast {stage.contrast}")  # fmt: skip
     model.fit(
         train_data.repeat(),
         steps_per_epoch=steps_per_epoch,
         shuffle=False,  # the tf.data pipeline shuffles, seeded
         validation_data=val_data,
-        epochs=config.epochs,
+        initial_epoch=epochs_done,
+        epochs=epochs_done + stage.epochs,
         callbacks=callbacks,
         verbose=2,
     )
-    model_path = out_dir / "model.keras"
-    model.save(model_path)
-    return model_path

@@ -144,3 +144,15 @@ def scan_files(kind):
         return chunk_scan_files(index(wildcards), kind, chunk, config["chunks"], root)
 
     return files
+
+
+def transfer_source(dataset, model):
+    """The trained model another model starts from (its `init` key), on the same dataset; none otherwise."""
+    source = config["models"][model].get("init")
+    if source is None:
+        return []
+    if source not in config["models"] or source == model:
+        raise ValueError(
+            f"models.{model}.init: {source!r} is not another model of this config"
+        )
+    return [f"results/{dataset}/model_{source}/model.keras"]

@@ -3,6 +3,7 @@ rule train:
     input:
         train=lambda wc: shard_paths(wc.dataset, "train"),
         val=lambda wc: shard_paths(wc.dataset, "val"),
+        init=lambda wc: transfer_source(wc.dataset, wc.model),
     output:
         model="results/{dataset}/model_{model}/model.keras",
         history="results/{dataset}/model_{model}/history.csv",

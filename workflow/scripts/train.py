@@ -6,6 +6,6 @@ run_stage(
     train_model,
     list(snakemake.input.train),
     list(snakemake.input.val),
-    {**snakemake.params.settings, "threads": snakemake.threads},
+    {**snakemake.params.settings, "threads": snakemake.threads, "init": (list(snakemake.input.init) or [None])[0]},
     snakemake.params.out_dir,
 )

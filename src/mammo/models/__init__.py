@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Callable
 
 MODELS: dict[str, Callable] = {}
+
+# modules whose builders register themselves on import
+BUILDER_MODULES = ("mammo.models.study", "mammo.models.lite", "mammo.models.transfer")
 
 
 def register(name: str):
@@ -15,10 +20,37 @@ def register(name: str):
     return decorator
 
 
-def build(name: str, num_classes: int):
-    """Build a registered model for `num_classes` outputs (softmax probabilities)."""
-    from mammo.models import study  # noqa: F401  (registers the study's models)
+def load_builders() -> dict[str, Callable]:
+    """Import every builder module so that all models are registered; returns the registry."""
+    for module in BUILDER_MODULES:
+        importlib.import_module(module)
+    return MODELS
 
+
+def model_options(name: str) -> list[str]:
+    """The keyword options a registered model's builder accepts besides `num_classes`."""
+    parameters = inspect.signature(load_builders()[name]).parameters
+    return [
+        key
+        for key, parameter in parameters.items()
+        if key != "num_classes" and parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def build(name: str, num_classes: int, **options):
+    """Build a registered model for `num_classes` outputs (softmax probabilities).
+
+    `options` go to the model's builder; a model refuses options it does not take (ValueError),
+    e.g. only the transfer models take `weights` (path of a local backbone `.weights.h5` file).
+    """
+    load_builders()
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](num_classes)
+    accepted = model_options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"model {name!r} does not take option(s) {unknown}; "
+            f"it takes {accepted if accepted else 'no options'}"
+        )
+    return MODELS[name](num_classes, **options)
