@@ -83,6 +83,9 @@ def test_train_saves_model_and_history(shards, tmp_path):
     model_path = train(paths, paths, config, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0]
+    assert not (tmp_path / "progress").exists()  # progress is kept only while a run is unfinished
+    events = list((tmp_path / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    assert events and b"pr_curves" in events[0].read_bytes()  # the validation PR curve, for TensorBoard's plugin
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
     model = keras.models.load_model(model_path)
     probabilities = model.predict(np.zeros((2, 299, 299, 1), np.uint8), verbose=0)
@@ -92,10 +95,45 @@ def test_train_saves_model_and_history(shards, tmp_path):
 def test_same_seed_same_weights_on_cpu(shards, tmp_path):
     """Seeded initialisation, shuffling and flips plus deterministic ops: a rerun gives the same model."""
     paths, _, _ = shards
-    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=11)
+    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=11, tensorboard=False)
     weights = []
     for run, seed in (("a", 11), ("b", 11), ("c", 12)):
         model_path = train(paths, paths, TrainConfig(**{**config.__dict__, "seed": seed}), tmp_path / run)
         weights.append(keras.models.load_model(model_path).get_weights())
     assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1]))
     assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2]))
+
+
+def test_label_sets_map_the_five_class_codes(shards):
+    paths, _, table = shards
+    codes = table["class_code"].to_numpy()[[0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11]]
+    for label_set, classes in (("type", [0, 1, 2, 1, 2]), ("pathology", [0, 1, 1, 2, 2]), ("binary", [0, 1, 1, 1, 1])):
+        labels = np.concatenate([y.numpy() for _, y, _ in make_dataset(paths, label_set, 4)])
+        assert np.array_equal(labels, np.asarray(classes)[codes]), label_set
+
+
+def test_stages_continue_the_schedule_and_history(shards, tmp_path):
+    paths, _, _ = shards
+    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=0, threads=2, seed=3, decay_rate=0.5, decay_epochs=1,
+                         tensorboard=False, stages=({"epochs": 1, "abnormal_weight": 2.0, "contrast": 1.2},))  # fmt: skip
+    assert [stage.abnormal_weight for stage in config.stage_settings()] == [6.0, 2.0]
+    train(paths, paths, config, tmp_path)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert history["learning_rate"].tolist() == pytest.approx([0.001, 0.0005])  # the staircase runs on over stages
+
+
+def test_transfer_copies_layers_freezes_convolutions_and_trains_the_new_head(tmp_path):
+    from mammo.models import build
+    from mammo.train import initialise_from
+
+    source = build("1.0.0.35", 5)
+    source.save(tmp_path / "source.keras")
+    model = build("1.0.0.35", 2)
+    copied = initialise_from(model, str(tmp_path / "source.keras"), "convolutions")
+    assert "probabilities" not in copied and {"block1a_conv", "block5a_conv", "fc1_dense"} <= set(copied)
+    assert np.array_equal(model.get_layer("block3a_conv").get_weights()[0], source.get_layer("block3a_conv").get_weights()[0])
+    assert not model.get_layer("block1a_conv").trainable and not model.get_layer("block5a_bn").trainable
+    assert model.get_layer("fc1_dense").trainable and model.get_layer("probabilities").trainable
+    with pytest.raises(ValueError, match="no layer matches"):
+        initialise_from(build("vgg19_transfer", 2), str(tmp_path / "source.keras"), "none")

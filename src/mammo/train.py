@@ -147,7 +147,8 @@ class ValidationPRCurve(keras.callbacks.Callback):
             scores.append(1.0 - self.model(images, training=False).numpy()[:, 0].astype("float32"))
         if labels:
             curve = summary.pb("abnormal_pr_curve", labels=np.concatenate(labels), predictions=np.concatenate(scores), num_thresholds=101)
-            with self.writer.as_default():
+            # Keras' TensorBoard callback records only every update_freq steps while training; this is per epoch
+            with self.writer.as_default(), tf.summary.record_if(True):
                 tf.summary.experimental.write_raw_pb(curve.SerializeToString(), step=epoch)
             self.writer.flush()
 
