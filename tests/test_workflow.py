@@ -420,26 +420,33 @@ def test_changed_normal_tile_threshold_reruns_tiles_and_downstream_not_indexing(
     assert not planned & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
 
 
-@pytest.mark.workflow
-def test_replaced_scan_reruns_only_the_jobs_that_read_it(tiny_run):
-    """Tile and whole-scan jobs declare the image files of their chunk: a replaced DDSM scan reruns its chunk's
-    tiling and scoring and what follows, not the other chunks, the indexing or the other collections."""
+def planned_after_replacing(workdir: Path, path: Path) -> dict[str, int]:
+    """Jobs per rule of the dry run of `all` after `path` is written anew (its age restored afterwards)."""
     import os
 
-    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t", dtype={"patient_id": str})
-    scan = targets[targets["source"] == "ddsm"].iloc[0]
-    path = tiny_run / scan["path"]
     before = path.stat()
     try:
         path.write_bytes(path.read_bytes())  # a replacement, as far as a file's age tells
-        plan = snakemake(tiny_run, "all", "-n", "--quiet", "rules", "--configfile", "config/tiny.yaml").stdout
+        plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", "config/tiny.yaml").stdout
     finally:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    jobs = {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", plan, re.MULTILINE)}
-    assert jobs["tiles_ddsm"] == 1  # of the two chunks
-    assert jobs["score_scans"] == 2  # its chunk, for each of the two models
-    assert not set(jobs) & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
-    assert "Nothing to be done" in snakemake(tiny_run, "all", "-n", "--configfile", "config/tiny.yaml").stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", plan, re.MULTILINE)}
+
+
+@pytest.mark.workflow
+def test_replaced_scan_reruns_only_the_jobs_that_read_it(tiny_run):
+    """Tile and whole-scan jobs declare the image files of their chunk: a replaced scan reruns the jobs that read
+    it and what follows from their outputs, not the other chunks, the indexing or the other collections."""
+    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t", dtype={"patient_id": str})
+    ddsm = planned_after_replacing(tiny_run, tiny_run / targets[targets["source"] == "ddsm"].iloc[0]["path"])
+    assert ddsm["tiles_ddsm"] == 1  # of the two chunks; the split, training and scoring follow from it
+    assert not set(ddsm) & {"demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_mias"}
+    # a mini-MIAS scan is a test set, never trained on: its tiles, the evaluation and what follows, no training
+    mias = planned_after_replacing(tiny_run, tiny_run / targets[targets["source"] == "mias"].iloc[0]["path"])
+    assert mias["tiles_mias"] == 1 and mias["evaluate"] == 2 and mias["score_scans"] >= 2
+    assert mias["records"] == 2 and not set(mias) & {"index_mias", "tiles_cbis", "tiles_ddsm", "split", "train", "scan_targets"}
+    result = snakemake(tiny_run, "all", "-n", "--configfile", "config/tiny.yaml")
+    assert "Nothing to be done" in result.stdout + result.stderr
 
 
 @pytest.mark.workflow
@@ -459,14 +466,17 @@ def test_tiles_are_cached_between_workflows(tmp_path):
     config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
     config["models"]["1.0.0.35"]["epochs"] = 2
     (workdirs[1] / "config/tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    target = "results/ds9/tiles.tsv"
-    snakemake(workdirs[0], target, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
-    assert len(list(cache.iterdir())) == 3 * 5  # three named outputs of 2 + 2 tile chunks and the MIAS tiles
-    second = snakemake(workdirs[1], target, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    targets = ("results/ds9/tiles.tsv", "results/ds9/mias/summary.json")
+    snakemake(workdirs[0], *targets, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    assert len(list(cache.iterdir())) == 3 * 4 + 4  # the named outputs of 2 + 2 tile chunks and of the MIAS tiles
+    second = snakemake(workdirs[1], *targets, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
     assert "from cache" in second.stdout + second.stderr
     for name in ("tiles/cbis_0.npy", "tiles/ddsm_1.tsv", "mias/tiles.npy", "tiles.tsv"):
         assert (workdirs[1] / "results/ds9" / name).read_bytes() == (workdirs[0] / "results/ds9" / name).read_bytes()
-    assert not list((workdirs[1] / "logs/ds9").glob("tiles_*.log"))  # no tile job ran in the second workflow
+    # no tile stage ran in the second workflow: empty logs (Snakemake creates them), no stage benchmark, outputs from the cache
+    assert all(log.stat().st_size == 0 for log in (workdirs[1] / "logs/ds9").glob("tiles_*.log"))
+    assert not list((workdirs[1] / "benchmarks/ds9").glob("tiles_*.tsv"))
+    assert (workdirs[1] / "results/ds9/tiles/cbis_0.npy").resolve().parent == cache.resolve()
     assert (workdirs[1] / "logs/ds9/split.log").exists()
 
 
