@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from mammo.demo import anatomy
+from mammo.evaluate import p_abnormal
 from mammo.heatmap import (
     Windowing,
     batches,
     breast_mask,
-    calibrated,
     overlay,
     regions,
     score_scan,
@@ -146,11 +146,11 @@ def test_top_regions_suppress_overlaps():
 def test_temperature_one_keeps_probabilities_and_higher_softens():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.2]])
     probabilities[2] = [0.5, 0.5]
-    assert np.allclose(calibrated(probabilities, 1.0), 1 - probabilities[:, 0])
-    softer = calibrated(probabilities, 3.0)
+    assert np.allclose(p_abnormal(probabilities, 1.0), 1 - probabilities[:, 0])
+    softer = p_abnormal(probabilities, 3.0)
     assert softer[0] > 0.1 and softer[1] < 0.8 and np.isclose(softer[2], 0.5)
     five = np.array([[0.6, 0.1, 0.1, 0.1, 0.1]])
-    assert np.isclose(calibrated(five, 1.0)[0], 0.4)
+    assert np.isclose(p_abnormal(five, 1.0)[0], 0.4)
 
 
 def test_overlay_is_the_thumbnail_size(one_lesion_scan):

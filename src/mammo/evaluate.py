@@ -210,6 +210,14 @@ def scale_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
+def p_abnormal(probabilities: np.ndarray, temperature: float | None = None) -> np.ndarray:
+    """The score of every label set: P(abnormal) = 1 - P(normal), after temperature scaling when one is given."""
+    probabilities = np.asarray(probabilities)
+    if not len(probabilities):
+        return np.zeros(0)
+    return 1.0 - (scale_temperature(probabilities, temperature) if temperature else probabilities)[:, 0]
+
+
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(_logits(probabilities)[np.arange(len(labels)), np.asarray(labels).astype(int)]))
 

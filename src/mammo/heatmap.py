@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from mammo.evaluate import scale_temperature
+from mammo.evaluate import p_abnormal
 
 from mammo.intensity import to_uint8
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
@@ -134,7 +134,7 @@ def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Wind
     corners, total = tissue_windows(breast, windowing)
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
-    scores = 1.0 - probabilities[:, 0] if len(probabilities) else np.zeros(0)
+    scores = p_abnormal(probabilities)
     heatmap = _heatmap(image8.shape, corners, scores, windowing.step)
     windows = _to_scan(np.concatenate([corners, corners + TILE_SIZE], axis=1), windowing.factor, scan16.shape)
     return ScanScores(heatmap, windows, scores, probabilities, total, tuple(scan16.shape))
@@ -179,15 +179,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union else 0.0
 
 
-def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """P(abnormal) after temperature scaling of the class probabilities (log-probabilities as logits)."""
-    return 1.0 - scale_temperature(probabilities, temperature)[:, 0]
-
-
 def regions(result: ScanScores, windowing: Windowing, temperature: float | None = None) -> list[dict]:
     """The top regions of a scored scan: box in scan pixels, score, calibrated probability when a temperature is known."""
     chosen = top_regions(result.windows, result.scores, windowing.top, windowing.overlap)
-    calibrated_scores = calibrated(result.probabilities, temperature) if temperature else None
+    calibrated_scores = p_abnormal(result.probabilities, temperature) if temperature else None
     return [
         {
             "box": [int(v) for v in result.windows[index]],

@@ -235,8 +235,8 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     fit = ev.fit_temperature(probabilities["val"], classes[tables["val"]["class_code"].to_numpy().astype(int)])
     temperature = fit["temperature"]
     for name, table in tables.items():
-        table["p_abnormal"] = 1.0 - probabilities[name][:, 0]
-        table["p_abnormal_calibrated"] = 1.0 - ev.scale_temperature(probabilities[name], temperature)[:, 0]
+        table["p_abnormal"] = ev.p_abnormal(probabilities[name])
+        table["p_abnormal_calibrated"] = ev.p_abnormal(probabilities[name], temperature)
         if config.num_classes > 2:
             for code, class_name in enumerate(LABEL_SETS[config.labels][0]):
                 table[f"p_{class_name}"] = probabilities[name][:, code]
@@ -266,7 +266,7 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     for contrast in evaluation["contrast_sweep"]:
         swept = probabilities if contrast == settings["test_contrast"] else {name: predict(name, contrast) for name in sets}
         result["contrast_sweep"][str(contrast)] = {
-            name: ev.binary_metrics(tables[name]["label_normal"], 1.0 - swept[name][:, 0], settings["threshold"],
+            name: ev.binary_metrics(tables[name]["label_normal"], ev.p_abnormal(swept[name]), settings["threshold"],
                                     tables[name]["patient_id"], replicates, seed, bins)  # fmt: skip
             for name in sets
         }
@@ -314,7 +314,7 @@ def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: 
                    result_out: str, plot_out: str) -> None:  # fmt: skip
     """Does the model's score tell the collections apart on normal tissue alone? CBIS-DDSM tissue away from
     every ROI against DDSM normal tissue, both from held-out (validation and test) patients; AUC 0.5 = no shortcut."""
-    from mammo.evaluate import binary_metrics
+    from mammo.evaluate import binary_metrics, p_abnormal
     from mammo.inference import load_tile_model, predictor
     from mammo.plots import collection_scores
     from mammo.records import tile_loader
@@ -330,7 +330,7 @@ def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: 
     images = tile_loader()
     scores = [predict(np.stack([images(row) for _, row in both.iloc[start : start + 32].iterrows()]))
               for start in range(0, len(both), 32)]  # fmt: skip
-    both["p_abnormal"] = 1.0 - np.concatenate(scores)[:, 0] if scores else []
+    both["p_abnormal"] = p_abnormal(np.concatenate(scores)) if scores else []
     is_cbis = (both["source"] == "cbis-ddsm").to_numpy()
     metrics = binary_metrics(is_cbis, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
     auc = metrics["roc_auc"]

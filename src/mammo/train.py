@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mammo import records
+from mammo.evaluate import p_abnormal
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 
@@ -144,7 +145,7 @@ class ValidationPRCurve(keras.callbacks.Callback):
         labels, scores = [], []
         for images, label, _ in self.val_data:
             labels.append(label.numpy() > 0)
-            scores.append(1.0 - self.model(images, training=False).numpy()[:, 0].astype("float32"))
+            scores.append(p_abnormal(self.model(images, training=False).numpy().astype("float32")))
         if labels:
             curve = summary.pb("abnormal_pr_curve", labels=np.concatenate(labels), predictions=np.concatenate(scores), num_thresholds=101)
             # Keras' TensorBoard callback records only every update_freq steps while training; this is per epoch
