@@ -1,5 +1,5 @@
-"""Training: tf.data from TFRecords, weighted softmax cross-entropy, Adam with staircase decay, in stages;
-transfer from another trained model; resumable; TensorBoard logs."""
+"""Training: tf.data from TFRecords, flips and rotations on the accelerator, weighted softmax cross-entropy,
+Adam with staircase decay, in stages; transfer from another trained model; resumable; TensorBoard logs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from mammo import records
 from mammo.evaluate import p_abnormal
 from mammo.labels import LABEL_SETS
 from mammo.models import build
+from mammo.models.augmentation import with_augmentation
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class TrainConfig:
     decay_epochs: int = 5  # staircase: the rate falls by decay_rate every decay_epochs epochs, counted over all stages
     abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
     contrast: float = 1.0  # adjust_contrast factor on training images
-    flips: bool = True  # online random horizontal and vertical flips (training only)
-    rotations: bool = True  # online rotations by k * 90 degrees, k uniform in 0..3 (training only)
+    flips: bool = True  # online random horizontal and vertical flips (training only, on the accelerator)
+    rotations: bool = True  # online rotations by k * 90 degrees, k uniform in 0..3 (as flips)
     batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
     stages: tuple = ()  # further stages after the first: dicts overriding epochs, abnormal_weight, contrast, flips, rotations
     init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
@@ -77,8 +78,9 @@ def apply_contrast(image, factor: float):
 
 
 def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, training: bool = False,
-                 flips: bool = False, rotations: bool = False, abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
-    """(image uint8, label, weight) batches. Augmentation only when training (the study also augmented test)."""
+                 abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
+    """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
+    on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test."""
     count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
     if training:
@@ -87,11 +89,6 @@ def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, 
 
     def to_example(example):
         image = apply_contrast(example["image"], contrast)
-        if training and flips:
-            image = tf.image.random_flip_left_right(image, seed=seed)
-            image = tf.image.random_flip_up_down(image, seed=seed + 1)
-        if training and rotations:
-            image = tf.image.rot90(image, tf.random.uniform([], 0, 4, dtype=tf.int32, seed=seed + 2))
         label = tf.gather(classes, example["label"])
         weight = tf.where(example["label"] > 0, tf.constant(abnormal_weight), tf.constant(1.0))
         return image, label, weight
@@ -121,15 +118,16 @@ def recompute_batchnorm_statistics(model, batches) -> None:
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
-    """Recompute BatchNorm statistics after the last training batch of every epoch, before validation."""
+    """Recompute the BatchNorm statistics of `network` (the model inside the one being fitted) after the last
+    training batch of every epoch, before validation."""
 
-    def __init__(self, batches, steps_per_epoch: int):
+    def __init__(self, network, batches, steps_per_epoch: int):
         super().__init__()
-        self.batches, self.steps_per_epoch = batches, steps_per_epoch
+        self.network, self.batches, self.steps_per_epoch = network, batches, steps_per_epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == self.steps_per_epoch - 1:
-            recompute_batchnorm_statistics(self.model, self.batches)
+            recompute_batchnorm_statistics(self.network, self.batches)
 
 
 class ValidationPRCurve(keras.callbacks.Callback):
@@ -198,8 +196,9 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     progress.mkdir(parents=True, exist_ok=True)
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(config.mixed_precision)
+    strategy = _distribution()
     try:
-        with _distribution().scope():
+        with strategy.scope():
             options = {"weights": config.weights} if config.weights else {}
             model = build(config.model, config.num_classes, **options)
             if config.init:
@@ -211,7 +210,7 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
                 model.load_weights(finished)
                 print(f"stage {number} already trained: weights from {finished}")
             else:
-                _train_stage(model, train_paths, val_paths, stage, epochs_done, progress, out_dir, number)
+                _train_stage(model, strategy, train_paths, val_paths, stage, epochs_done, progress, out_dir, number)
                 model.save_weights(finished)
             epochs_done += stage.epochs
     finally:
@@ -224,20 +223,20 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     return model_path
 
 
-def _train_stage(model, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path, out_dir: Path,
-                 number: int) -> None:  # fmt: skip
+def _train_stage(model, strategy, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path,
+                 out_dir: Path, number: int) -> None:  # fmt: skip
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate."""
-    train_data = make_dataset(
-        train_paths, stage.labels, stage.batch_size, stage.contrast, training=True, flips=stage.flips,
-        rotations=stage.rotations, abnormal_weight=stage.abnormal_weight, seed=stage.seed + number,
-    )  # fmt: skip
+    train_data = make_dataset(train_paths, stage.labels, stage.batch_size, stage.contrast, training=True,
+                              abnormal_weight=stage.abnormal_weight, seed=stage.seed + number)  # fmt: skip
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)
-    model.compile(
-        optimizer=keras.optimizers.Adam(stage.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    with strategy.scope():
+        fitted = with_augmentation(model, stage.flips, stage.rotations, seed=stage.seed + number)
+        fitted.compile(
+            optimizer=keras.optimizers.Adam(stage.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
     rate = lambda epoch, _: stage.learning_rate * stage.decay_rate ** (epoch // stage.decay_epochs)  # noqa: E731
     callbacks = [
         keras.callbacks.BackupAndRestore(str(progress / f"stage{number}")),
@@ -246,13 +245,13 @@ def _train_stage(model, train_paths, val_paths, stage: TrainConfig, epochs_done:
     ]
     if stage.batchnorm_batches:
         batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
-        callbacks.insert(0, PreciseBatchNorm(batches, steps_per_epoch))
+        callbacks.insert(0, PreciseBatchNorm(model, batches, steps_per_epoch))
     if stage.tensorboard:
         callbacks += [keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),
                       ValidationPRCurve(val_data, out_dir / "tensorboard")]  # fmt: skip
     print(f"stage {number}: epochs {epochs_done + 1}-{epochs_done + stage.epochs}, abnormal weight {stage.abnormal_weight}, "
           f"contrast {stage.contrast}")  # fmt: skip
-    model.fit(
+    fitted.fit(
         train_data.repeat(),
         steps_per_epoch=steps_per_epoch,
         shuffle=False,  # the tf.data pipeline shuffles, seeded

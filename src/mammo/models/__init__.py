@@ -20,6 +20,14 @@ def register(name: str):
     return decorator
 
 
+def probabilities(x, num_classes: int, **dense_options):
+    """The output layer of every model: softmax over the classes, kept in float32 under mixed precision so
+    that saved models give float32 probabilities with full resolution for thresholds, ROC and calibration."""
+    import keras
+
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities", **dense_options)(x)
+
+
 def load_builders() -> dict[str, Callable]:
     """Import every builder module so that all models are registered; returns the registry."""
     for module in BUILDER_MODULES:

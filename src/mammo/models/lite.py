@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mammo.models import register
+from mammo.models import probabilities, register
 from mammo.models.study import BN_EPSILON, _dense
 from mammo.tiles import TILE_SIZE
 
@@ -46,12 +46,6 @@ def _conv(x, filters: int, kernel, name: str, strides: int = 1, padding: str = "
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _logits(x, num_classes: int):
-    return layers.Dense(
-        num_classes, activation="softmax", kernel_initializer="lecun_normal", name="probabilities"
-    )(x)
-
-
 @register("vgg16_lite")
 def vgg16_lite(num_classes: int) -> keras.Model:
     """VGG-16 lite: 13 convs in five blocks (299 -> 150 by the first conv, then 75, 38, 19, 10, 5)."""
@@ -66,7 +60,7 @@ def vgg16_lite(num_classes: int) -> keras.Model:
     # dense (He init, L2 0.0025), BN (momentum 0.9), ReLU, dropout 0.5: the code does this for both
     for index, units in enumerate(VGG16_LITE_DENSE, start=1):
         x = _dense(x, units, f"fc{index}")
-    return keras.Model(inputs, _logits(x, num_classes), name="vgg16_lite")
+    return keras.Model(inputs, probabilities(x, num_classes, kernel_initializer="lecun_normal"), name="vgg16_lite")
 
 
 def _stem(x):
@@ -172,4 +166,4 @@ def inception_v4_lite(num_classes: int) -> keras.Model:
     x = layers.AveragePooling2D(8, strides=8, padding="same", name="global_pool")(x)
     x = layers.Dropout(INCEPTION_DROPOUT, name="global_pool_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    return keras.Model(inputs, _logits(x, num_classes), name="inception_v4_lite")
+    return keras.Model(inputs, probabilities(x, num_classes, kernel_initializer="lecun_normal"), name="inception_v4_lite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from mammo.models import register
+from mammo.models import probabilities, register
 from mammo.tiles import TILE_SIZE
 
 BN_EPSILON = 1e-8
@@ -56,7 +56,7 @@ def study_convnet(num_classes: int, name: str, scale: float, offset: float, conv
     x = layers.Dropout(0.5, name="flatten_dropout")(x)
     x = _dense(x, 2048, "fc1")
     x = _dense(x, 2048, "fc2")
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = probabilities(x, num_classes)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -17,7 +17,7 @@ import os
 import keras
 from keras import layers
 
-from mammo.models import register
+from mammo.models import probabilities, register
 from mammo.tiles import TILE_SIZE
 
 HEAD_DROPOUT = 0.5
@@ -65,7 +65,7 @@ def _transfer_model(model_name: str, num_classes: int, weights, preprocess: laye
     x = backbone(x, training=False)
     x = layers.GlobalAveragePooling2D(name="features_pool")(x)
     x = layers.Dropout(HEAD_DROPOUT, name="features_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = probabilities(x, num_classes)
     return keras.Model(inputs, outputs, name=model_name)
 
 
