@@ -52,7 +52,7 @@ def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
     assert metrics["model"] == "1.0.0.35" and metrics["bootstrap"]["replicates"] >= 1000
     assert list(metrics["sets"]) == ["val", "test", "mias"]
     assert set(metrics["operating_points"]) == {"fixed", "best_f1", "recall_0.90", "specificity_0.90"}
-    assert sorted(metrics["contrast_sweep"]) == ["1.0", "1.5", "1.8"]
+    assert sorted(metrics["contrast_sweep"]) == ["1.0", "1.8"]  # as in config/tiny.yaml
     uci = json.loads((tiny_run / "results/uci/metrics.json").read_text())
     assert uci["models"]["logistic_regression"]["accuracy"]["mean"] > 0.95
     predictions = pd.read_csv(tiny_run / "results/ds9/model_1.0.0.35/predictions.tsv", sep="\t")
