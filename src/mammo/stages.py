@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -62,16 +63,25 @@ def chunk_scan_files(table_path: str, kind: str, chunk: int, chunks: int, root: 
     kind: "cbis" (rois.tsv: scan, crop and mask DICOMs), "ddsm" (scans.tsv), "mias" (images.tsv, one job),
     "targets" (targets.tsv of whole-scan analysis). Missing files are left out: the job rejects their rows.
     """
+    listed = _listed_files_by_chunk(table_path, Path(table_path).stat().st_mtime_ns, kind, chunks, root)[chunk]
+    return sorted(str(path) for path in listed if path.exists())
+
+
+@functools.lru_cache(maxsize=64)
+def _listed_files_by_chunk(table_path: str, modified_ns: int, kind: str, chunks: int, root: str) -> dict[int, list[Path]]:
+    """Every chunk's listed files from one read of the index (the DAG asks once per chunk job); the modification
+    time in the cache key makes a rewritten index read again."""
     table = read_table(table_path)
     key = {"cbis": "scan_id", "ddsm": "case", "targets": "scan_id", "mias": None}[kind]
-    if key is not None:
-        table = table[[chunk_of(value, chunks) == chunk for value in table[key]]]
-    if kind == "cbis":
-        columns = ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")
-        paths = {resolve(root, relative) for column in columns for relative in table[column]}
-    else:
-        paths = set(map(Path, table["path"]))
-    return sorted(str(path) for path in paths if path.exists())
+    numbers = pd.Series([chunk_of(value, chunks) for value in table[key]] if key else 0, index=table.index)
+
+    def files(part: pd.DataFrame) -> list[Path]:
+        if kind == "cbis":
+            columns = ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")
+            return sorted({resolve(root, relative) for column in columns for relative in part[column]})
+        return sorted(set(map(Path, part["path"])))
+
+    return {chunk: files(table[numbers == chunk]) for chunk in range(chunks)}
 
 
 def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int,
