@@ -222,3 +222,17 @@ def test_error_montage_of_no_errors_still_writes_a_picture(tmp_path, kept_figure
     assert_picture(tmp_path / "errors.png")
     assert asked == []
     assert "no misclassified tiles" in texts(kept_figures[0])
+
+
+def test_training_curves_draw_each_logged_metric_for_training_and_validation(tmp_path, kept_figures):
+    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7],
+                            "accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.5, 0.6, 0.7],
+                            "abnormal_pr_auc": [0.3, 0.5, 0.6], "val_abnormal_pr_auc": [0.2, 0.4, 0.5]})  # fmt: skip
+    plots.training_curves(history, tmp_path / "curves.png")
+    assert_picture(tmp_path / "curves.png")
+    (figure,) = kept_figures
+    assert [axis.get_ylabel() for axis in figure.axes] == ["loss", "accuracy", "abnormal_pr_auc"]
+    assert legend_labels(figure) == [["train", "validation"]] * 3
+    assert list(figure.axes[2].lines[1].get_ydata()) == [0.2, 0.4, 0.5]
+    plots.training_curves(history[["epoch", "loss", "accuracy"]], tmp_path / "older.png")  # a history without PR-AUC
+    assert [axis.get_ylabel() for axis in kept_figures[1].axes] == ["loss", "accuracy"]

@@ -84,9 +84,18 @@ def test_train_saves_model_and_history(shards, tmp_path):
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0]
     assert not (tmp_path / "progress").exists()  # progress is kept only while a run is unfinished
-    events = list((tmp_path / "tensorboard" / "validation").glob("events.out.tfevents.*"))
-    assert any(b"pr_curves" in event.read_bytes() for event in events)  # the validation PR curve, for TensorBoard's plugin
-    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "val_abnormal_pr_auc"} <= set(history.columns)
+    # the validation PR curve for TensorBoard's plugin: counts of exactly one pass over the 12 validation tiles
+    import tensorflow as tf
+
+    curves = [tf.make_ndarray(value.tensor)
+              for event in (tmp_path / "tensorboard" / "validation").glob("events.out.tfevents.*")
+              for record in tf.compat.v1.train.summary_iterator(str(event))
+              for value in record.summary.value if value.metadata.plugin_data.plugin_name == "pr_curves"]  # fmt: skip
+    assert len(curves) == 1 and curves[0].shape == (6, 101)  # TP, FP, TN, FN, precision, recall at 101 thresholds
+    true_positives, false_positives, true_negatives, false_negatives = curves[0][:4]
+    assert np.allclose(true_positives + false_positives + true_negatives + false_negatives, 12)
+    assert np.allclose(true_positives + false_negatives, 6)  # six abnormal tiles
     model = keras.models.load_model(model_path)
     probabilities = model.predict(np.zeros((2, 299, 299, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -30,6 +30,23 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
         assert rule in result.stdout, rule
 
 
+def job_counts(plan: str) -> dict[str, int]:
+    """Rule -> job count from the first table of `snakemake -n --quiet rules`."""
+    table = plan.split("Job stats:")[1].split("total")[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+@pytest.mark.workflow
+def test_study_rows_are_targets_of_the_default_config_and_all_builds_the_runs(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    targets = ["results/ds8/model_1.0.0.29n/metrics.json", "results/ds9/model_vgg16_lite/metrics.json",
+               "results/ds6/model_1.0.0.35l.b/metrics.json"]  # fmt: skip
+    counts = job_counts(snakemake(tmp_path, *targets, "-n", "--quiet", "rules").stdout)
+    assert counts["evaluate"] == 3 and counts["train"] == 4  # 1.0.0.35l.b starts from 1.0.0.35l, trained first
+    counts = job_counts(snakemake(tmp_path, "all", "-n", "--quiet", "rules").stdout)
+    assert counts["train"] == 4 and counts["evaluate"] == 4  # `runs`: the demo model on ds9, ds9b, ds8, ds6
+
+
 @pytest.mark.workflow
 def test_config_error_names_the_key(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")

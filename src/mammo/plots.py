@@ -16,10 +16,11 @@ from mammo.labels import CLASS_NAMES  # noqa: E402
 
 
 def training_curves(history: pd.DataFrame, out: str | Path) -> None:
-    """Loss and accuracy per epoch, training and validation."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    """Loss, accuracy and (when logged) the PR-AUC of P(abnormal) per epoch, training and validation."""
+    metrics = [metric for metric in ("loss", "accuracy", "abnormal_pr_auc") if metric in history]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     epochs = history["epoch"] + 1
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    for axis, metric in zip(axes[0], metrics):
         axis.plot(epochs, history[metric], marker="o", label="train")
         if f"val_{metric}" in history:
             axis.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")

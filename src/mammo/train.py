@@ -13,7 +13,6 @@ import pandas as pd
 import tensorflow as tf
 
 from mammo import records
-from mammo.evaluate import p_abnormal
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
@@ -130,26 +129,46 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             recompute_batchnorm_statistics(self.network, self.batches)
 
 
-class ValidationPRCurve(keras.callbacks.Callback):
-    """After each epoch, the precision-recall curve of P(abnormal) on the validation set, for TensorBoard."""
+class AbnormalPRAUC(keras.metrics.AUC):
+    """Area under the precision-recall curve of P(abnormal) = 1 - P(normal) against label > 0, for every label
+    set, counted at 101 thresholds. After Keras' validation pass its counts are the validation PR curve."""
 
-    def __init__(self, val_data, log_dir: Path):
+    def __init__(self, name: str = "abnormal_pr_auc", **kwargs):
+        super().__init__(num_thresholds=101, curve="PR", name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        abnormal = keras.ops.cast(keras.ops.greater(y_true, 0), "float32")
+        return super().update_state(abnormal, 1.0 - keras.ops.cast(y_pred[:, 0], "float32"), sample_weight)
+
+
+class ValidationPRCurve(keras.callbacks.Callback):
+    """After each epoch, the validation precision-recall curve for TensorBoard, from the counts `metric` kept
+    during Keras' own validation pass (no second pass over the validation set)."""
+
+    def __init__(self, metric: AbnormalPRAUC, log_dir: Path):
         super().__init__()
-        self.val_data, self.writer = val_data, tf.summary.create_file_writer(str(log_dir / "validation"))
+        self.metric, self.writer = metric, tf.summary.create_file_writer(str(log_dir / "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
         from tensorboard.plugins.pr_curve import summary
 
-        labels, scores = [], []
-        for images, label, _ in self.val_data:
-            labels.append(label.numpy() > 0)
-            scores.append(p_abnormal(self.model(images, training=False).numpy().astype("float32")))
-        if labels:
-            curve = summary.pb("abnormal_pr_curve", labels=np.concatenate(labels), predictions=np.concatenate(scores), num_thresholds=101)
-            # Keras' TensorBoard callback records only every update_freq steps while training; this is per epoch
-            with self.writer.as_default(), tf.summary.record_if(True):
-                tf.summary.experimental.write_raw_pb(curve.SerializeToString(), step=epoch)
-            self.writer.flush()
+        counts = [keras.ops.convert_to_numpy(variable).astype("float64") for variable in (
+            self.metric.true_positives, self.metric.false_positives, self.metric.true_negatives, self.metric.false_negatives)]  # fmt: skip
+        true_positives, false_positives, true_negatives, false_negatives = counts
+        curve = summary.raw_data_pb(
+            "abnormal_pr_curve",
+            true_positive_counts=true_positives,
+            false_positive_counts=false_positives,
+            true_negative_counts=true_negatives,
+            false_negative_counts=false_negatives,
+            precision=true_positives / np.maximum(true_positives + false_positives, 1),
+            recall=true_positives / np.maximum(true_positives + false_negatives, 1),
+            num_thresholds=self.metric.num_thresholds,
+        )
+        # Keras' TensorBoard callback records only every update_freq steps while training; this is per epoch
+        with self.writer.as_default(), tf.summary.record_if(True):
+            tf.summary.experimental.write_raw_pb(curve.SerializeToString(), step=epoch)
+        self.writer.flush()
 
 
 def initialise_from(model, source_path: str, freeze: str) -> list[str]:
@@ -232,9 +251,11 @@ def _train_stage(model, strategy, train_paths, val_paths, stage: TrainConfig, ep
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)
     with strategy.scope():
         fitted = with_augmentation(model, stage.flips, stage.rotations, seed=stage.seed + number)
+        pr_auc = AbnormalPRAUC()  # unweighted: counts tiles, as the evaluation does
         fitted.compile(
             optimizer=keras.optimizers.Adam(stage.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[pr_auc],
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     rate = lambda epoch, _: stage.learning_rate * stage.decay_rate ** (epoch // stage.decay_epochs)  # noqa: E731
@@ -248,7 +269,7 @@ def _train_stage(model, strategy, train_paths, val_paths, stage: TrainConfig, ep
         callbacks.insert(0, PreciseBatchNorm(model, batches, steps_per_epoch))
     if stage.tensorboard:
         callbacks += [keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),
-                      ValidationPRCurve(val_data, out_dir / "tensorboard")]  # fmt: skip
+                      ValidationPRCurve(pr_auc, out_dir / "tensorboard")]  # fmt: skip
     print(f"stage {number}: epochs {epochs_done + 1}-{epochs_done + stage.epochs}, abnormal weight {stage.abnormal_weight}, "
           f"contrast {stage.contrast}")  # fmt: skip
     fitted.fit(

@@ -4,18 +4,15 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import MIAS_SCALE
+from mammo.runs import selected_runs
 from mammo.stages import chunk_scan_files
 
 SPLITS = ["train", "val", "test"]
 EXTERNAL_SETS = ["mias"]
 CHUNKS = list(range(config["chunks"]))
 STUDY_TABLES = list(TABLES)
-# every (dataset, model) pair of the config is a trained model of the comparison tables
-RUNS = [
-    {"dataset": dataset, "model": model, "settings": config["models"][model]}
-    for dataset in config["datasets"]
-    for model in config["models"]
-]
+# the trained models of `all` and the comparison tables: `runs:`, else every (dataset, model) pair
+RUNS = selected_runs(config)
 MODEL_OUTPUTS = [
     "metrics.json",
     "training_curves.png",
