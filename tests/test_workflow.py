@@ -338,7 +338,7 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
                                  ("training_curves", "roc_pr", "reliability", "thresholds", "confusion", "errors", "shortcut")]  # fmt: skip
     for name in figures:
         image = cv2.imread(str(tiny_run / "results/ds9" / name))
-        assert image is not None and min(image.shape[:2]) > 200 and image.std() > 10, name
+        assert image is not None and min(image.shape[:2]) >= 200 and image.std() > 10, name  # one montage row is 200 px
     snakemake(tiny_run, "--configfile", "config/tiny.yaml", "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
     assert report.lstrip().lower().startswith("<!doctype html") and report.rstrip().lower().endswith("</html>")
