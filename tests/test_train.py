@@ -78,14 +78,14 @@ def test_precise_batchnorm_replaces_moving_averages(shards):
 
 
 def test_train_saves_model_and_history(shards, tmp_path):
-    paths, _, _ = shards
+    paths, images, table = shards
     config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=3)
-    model_path = train(paths, paths, config, tmp_path)
+    model_path = train(paths, paths[:1], config, tmp_path)  # validation: shard 0, 6 tiles of which 3 abnormal
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0]
     assert not (tmp_path / "progress").exists()  # progress is kept only while a run is unfinished
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "val_abnormal_pr_auc"} <= set(history.columns)
-    # the validation PR curve for TensorBoard's plugin: counts of exactly one pass over the 12 validation tiles
+    # the validation PR curve for TensorBoard's plugin: counts of exactly one pass over the validation tiles
     import tensorflow as tf
 
     curves = [tf.make_ndarray(value.tensor)
@@ -94,8 +94,12 @@ def test_train_saves_model_and_history(shards, tmp_path):
               for value in record.summary.value if value.metadata.plugin_data.plugin_name == "pr_curves"]  # fmt: skip
     assert len(curves) == 1 and curves[0].shape == (6, 101)  # TP, FP, TN, FN, precision, recall at 101 thresholds
     true_positives, false_positives, true_negatives, false_negatives = curves[0][:4]
-    assert np.allclose(true_positives + false_positives + true_negatives + false_negatives, 12)
-    assert np.allclose(true_positives + false_negatives, 6)  # six abnormal tiles
+    assert np.allclose(true_positives + false_positives + true_negatives + false_negatives, 6)
+    assert np.allclose(true_positives + false_negatives, 3)
+    validation = table.iloc[0::2]
+    scores = 1 - keras.models.load_model(model_path).predict(images[validation["tile_index"], :, :, None], verbose=0)[:, 0]
+    abnormal = validation["label_normal"].to_numpy() == 1
+    assert true_positives[50] == np.sum(abnormal & (scores > 0.5)) and false_positives[50] == np.sum(~abnormal & (scores > 0.5))
     model = keras.models.load_model(model_path)
     probabilities = model.predict(np.zeros((2, 299, 299, 1), np.uint8), verbose=0)
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
