@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_model_rate import device_name  # a sibling script: bench/ is on sys.path when run
 
 BATCH = 32
 TARGETS = {"pipeline_ratio": 0.95, "input_multiple": 20.0, "bfloat16_speedup": 1.25, "inference": 140.0}
@@ -136,8 +137,7 @@ def main() -> None:
 
     configure_tensorflow(1, 2)
     gpus = tf.config.list_physical_devices("GPU")
-    device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "CPU only"
-    print(f"device: {device}; TensorFlow {tf.__version__}; batch {BATCH}")
+    print(f"device: {device_name()}; batch {BATCH}")
     flops = forward_flops(build("1.0.0.35", 2))
     peak = matmul_flops_per_second()
     print(f"1.0.0.35: {flops / 1e9:.2f} GFLOP per image forward, about 3x that per training image; "

@@ -25,17 +25,15 @@ class RandomSquareSymmetry(keras.layers.Layer):
         if not training or not (self.flips or self.rotations):
             return images
         per_image = (ops.shape(images)[0], 1, 1, 1)
-        transpose = ops.zeros(per_image, "bool")
-        flip_rows = flip_columns = transpose
-        if self.rotations:
+        flip_rows = flip_columns = ops.zeros(per_image, "bool")
+        if self.rotations:  # the transpose only where quarter turns are drawn: flips alone need no such pass
             quarter_turns = keras.random.randint(per_image, 0, 4, seed=self.generator)
-            transpose = ops.equal(quarter_turns % 2, 1)
+            images = ops.where(ops.equal(quarter_turns % 2, 1), ops.transpose(images, (0, 2, 1, 3)), images)
             flip_rows = ops.logical_or(ops.equal(quarter_turns, 1), ops.equal(quarter_turns, 2))
             flip_columns = ops.greater_equal(quarter_turns, 2)
         if self.flips:
             flip_rows = ops.logical_xor(flip_rows, keras.random.uniform(per_image, seed=self.generator) < 0.5)
             flip_columns = ops.logical_xor(flip_columns, keras.random.uniform(per_image, seed=self.generator) < 0.5)
-        images = ops.where(transpose, ops.transpose(images, (0, 2, 1, 3)), images)
         images = ops.where(flip_rows, ops.flip(images, axis=1), images)
         return ops.where(flip_columns, ops.flip(images, axis=2), images)
 
