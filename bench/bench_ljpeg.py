@@ -16,7 +16,7 @@ import imagecodecs
 import numpy as np
 
 from mammo.demo.anatomy import normal_breast
-from mammo.intensity import od_to_uint16, uint16_to_raw
+from mammo.intensity import od_to_raw
 from mammo.io.ljpeg import decode_ljpeg, encode_ljpeg
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     shape = (args.rows, args.columns)
     megapixels = shape[0] * shape[1] / 1e6
     od, _ = normal_breast(shape, np.random.default_rng(0), chest_wall_left=True)
-    raw = uint16_to_raw(od_to_uint16(od), "HOWTEK", "MGH", 12)
+    raw = od_to_raw(od, "HOWTEK", "MGH", 12)
     folder = Path(tempfile.mkdtemp())
     streams = {
         1: encode_ljpeg(raw, 12),

@@ -40,7 +40,7 @@ def one_lesion_scan() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(4)
     od, breast = anatomy.normal_breast((3000, 1800), rng, chest_wall_left=True)
     lesion = anatomy.add_mass(od, breast, rng, malignant=True, size=260)
-    scan = od_to_uint16(np.minimum(od, 2.2))  # tissue below the lesion level
+    scan = od_to_uint16(np.maximum(od, 0.85))  # tissue below the lesion level
     scan[lesion.mask] = LESION_LEVEL << 8
     return scan, lesion.mask
 

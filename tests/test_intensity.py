@@ -13,8 +13,8 @@ from mammo.intensity import (
     raw_to_uint16,
     to_uint8,
     uint8_to_uint16,
+    od_to_raw,
     uint16_to_od,
-    uint16_to_raw,
 )
 
 # OD of one uint16 level on the CBIS-DDSM scale.
@@ -68,25 +68,25 @@ def test_unknown_calibration_raises_value_error_naming_the_digitizer(digitizer, 
     with pytest.raises(ValueError, match=digitizer):
         raw_to_uint16(np.array([1, 2, 3]), digitizer, site)
     with pytest.raises(ValueError, match=digitizer):
-        uint16_to_raw(np.array([1, 2, 3], dtype=np.uint16), digitizer, site, 12)
+        od_to_raw(np.array([1.0, 2.0]), digitizer, site, 12)
 
 
 # ----------------------------------------------------------------------------- 16-bit scale
 def test_od_to_uint16_endpoints_and_clipping():
     values = od_to_uint16(np.array([0.05, 3.0, 0.0, -1.0, 3.5, 100.0, (0.05 + 3.0) / 2]))
     assert values.dtype == np.uint16
-    assert values[:6].tolist() == [0, 65535, 0, 0, 65535, 65535]
+    assert values[:6].tolist() == [65535, 0, 65535, 65535, 0, 0]  # decreasing: clear film bright
     assert values[6] in (32767, 32768)  # the midpoint, 32767.5 up to float rounding
 
 
 def test_od_to_uint16_is_monotonic_and_inverse_of_uint16_to_od():
     od = np.linspace(0.05, 3.0, 10001)
     u = od_to_uint16(od)
-    assert np.all(np.diff(u.astype(np.int64)) >= 0)
+    assert np.all(np.diff(u.astype(np.int64)) <= 0)
     assert np.abs(uint16_to_od(u) - od).max() <= OD_STEP / 2 + 1e-12
     every = np.arange(65536, dtype=np.uint16)
     assert np.array_equal(od_to_uint16(uint16_to_od(every)), every)
-    assert uint16_to_od(np.array([0, 65535])).tolist() == pytest.approx([0.05, 3.0])
+    assert uint16_to_od(np.array([0, 65535])).tolist() == pytest.approx([3.0, 0.05])
 
 
 # In-range grey levels (OD 0.05-3.0) of the 12-bit digitizers.
@@ -94,38 +94,39 @@ TWELVE_BIT = [("HOWTEK", "MGH", 835, 3953), ("HOWTEK", "ISMD", 976, 3953), ("LUM
 
 
 @pytest.mark.parametrize("digitizer, site, low, high", TWELVE_BIT)
-def test_raw_uint16_round_trip_within_one_grey_level_12_bit(digitizer, site, low, high):
+def test_raw_od_round_trip_within_one_grey_level_12_bit(digitizer, site, low, high):
     raw = np.arange(low, high + 1, dtype=np.uint16)
-    image16 = raw_to_uint16(raw, digitizer, site)
-    assert image16.dtype == np.uint16
-    back = uint16_to_raw(image16, digitizer, site, bits=12)
+    gl_to_od, _ = calibration(digitizer, site)
+    back = od_to_raw(gl_to_od(raw.astype(np.float64)), digitizer, site, bits=12)
     assert back.dtype == np.uint16
     assert np.abs(back.astype(np.int64) - raw).max() <= 1
-    # brighter film (higher GL) is less dense: lower value on the CBIS scale
-    assert np.all(np.diff(image16.astype(np.int64)) <= 0)
+    image16 = raw_to_uint16(raw, digitizer, site)
+    assert image16.dtype == np.uint16
+    # more light through the film (higher GL) is clearer film: brighter on the CBIS scale
+    assert np.all(np.diff(image16.astype(np.int64)) >= 0)
     # ends of the range sit near the ends of the 16-bit scale
-    assert image16[0] > 65000 and image16[-1] < 600
+    assert image16[0] < 600 and image16[-1] > 65000
 
 
 def test_raw_uint16_round_trip_dba_16_bit():
     # Low grey levels: a grey level is coarser than a uint16 level -> back within one grey level.
     raw = np.arange(38, 8000, dtype=np.uint16)
-    back = uint16_to_raw(raw_to_uint16(raw, "DBA", "MGH"), "DBA", "MGH", bits=16)
+    back = od_to_raw(uint16_to_od(raw_to_uint16(raw, "DBA", "MGH")), "DBA", "MGH", bits=16)
     assert np.abs(back.astype(np.int64) - raw).max() <= 1
     # High grey levels: a uint16 level is coarser than a grey level -> uint16 back within one level.
-    image16 = np.arange(0, 6000, dtype=np.uint16)  # OD 0.05-0.32: GL about 56,600-29,000
-    raw = uint16_to_raw(image16, "DBA", "MGH", bits=16)
+    image16 = np.arange(59535, 65536, dtype=np.uint16)  # OD 0.05-0.32: GL about 56,600-29,000
+    raw = od_to_raw(uint16_to_od(image16), "DBA", "MGH", bits=16)
     again = raw_to_uint16(raw, "DBA", "MGH")
     assert np.abs(again.astype(np.int64) - image16).max() <= 1
 
 
-def test_uint16_to_raw_clips_to_the_bit_range():
-    # LUMISYS: OD 0.05 -> GL 4046.5, below 2**12; OD below the scale is clipped by od_to_uint16 first.
-    raw = uint16_to_raw(np.array([0, 65535], dtype=np.uint16), "LUMISYS", "WFU", bits=12)
-    assert raw.tolist() == [round(4096.99 - 1009.01 * 0.05), round(4096.99 - 1009.01 * 3.0)]
+def test_od_to_raw_clips_od_then_the_bit_range():
+    # LUMISYS: OD 0.05 -> GL 4046.5, below 2**12; OD outside 0.05-3.0 is clipped first.
+    raw = od_to_raw(np.array([0.0, 0.05, 3.0, 4.0]), "LUMISYS", "WFU", bits=12)
+    clear, black = round(4096.99 - 1009.01 * 0.05), round(4096.99 - 1009.01 * 3.0)
+    assert raw.tolist() == [clear, clear, black, black]
     # DBA written as 12 bit would overflow: clipped to 4095
-    raw = uint16_to_raw(np.array([0], dtype=np.uint16), "DBA", "MGH", bits=12)
-    assert raw.tolist() == [4095]
+    assert od_to_raw(np.array([0.05]), "DBA", "MGH", bits=12).tolist() == [4095]
 
 
 # ----------------------------------------------------------------------------- 8-bit

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mammo.intensity import INVERTED_INTENSITY, inverted_intensity
 from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.dicom import read_dicom
@@ -65,7 +66,7 @@ def cbis_tiles(
     images, rows, rejected = [], [], []
     for image_path, scan_rois in tqdm(rois.groupby("image_file_path", sort=True), desc="CBIS-DDSM scans"):
         try:
-            scan = read_dicom(_existing(resolve(root, image_path)))
+            scan = _positive(read_dicom(_existing(resolve(root, image_path))), image_path)
         except FormatError as err:
             rejected += [_reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
             continue
@@ -170,7 +171,7 @@ def ddsm_normal_tiles(
     images, rows, rejected = [], [], []
     for _, scan in tqdm(scans.iterrows(), total=len(scans), desc="DDSM normal scans"):
         try:
-            image = read_normal_scan(scan)
+            image = _positive(read_normal_scan(scan), scan["path"])
         except FormatError as err:
             rejected.append(_reject_scan(err.path, scan, "read_scan", err.reason))
             continue
@@ -214,7 +215,7 @@ def mias_tiles(
         if not items:
             continue  # every row of this abnormal scan lacks coordinates: rejected when indexed
         try:
-            scan = upscale(read_mias_scan(_existing(Path(image["path"]))), scale)
+            scan = upscale(_positive(read_mias_scan(_existing(Path(image["path"]))), image["path"]), scale)
         except FormatError as err:
             rejected += [_reject_mias(err.path, image, item, "read_scan", err.reason) for item in items]
             continue
@@ -248,6 +249,13 @@ def mias_tiles(
 
 def _reject_mias(path, image: pd.Series, item: str, stage: str, reason: str) -> dict:
     return {"file": str(path), "row": image["refnum"], "item": item, "stage": stage, "reason": reason}
+
+
+def _positive(scan16: np.ndarray, path) -> np.ndarray:
+    """The scan, unless it is a negative (a wrong calibration, MONOCHROME1 read as MONOCHROME2, a new digitizer)."""
+    if inverted_intensity(scan16):
+        raise FormatError(path, INVERTED_INTENSITY)
+    return scan16
 
 
 def _existing(path: Path) -> Path:

@@ -1,5 +1,7 @@
 """Synthetic mammograms in optical density: breast, tissue texture, masses, calcifications.
 
+Physics of a film: X-rays that miss the breast blacken it (background: HIGH optical density),
+tissue absorbs them and leaves the film clearer (LOW density), dense lesions clearer still.
 Everything is drawn from a numpy Generator, so one seed gives one image.
 """
 
@@ -10,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-BACKGROUND_OD = 0.12
-TISSUE_OD = 1.35  # about 110 on the 8-bit tile scale
+BACKGROUND_OD = 2.93  # direct exposure: black film, about 12 on the 8-bit tile scale
+TISSUE_OD = 1.70  # about 110 on the 8-bit tile scale
 TEXTURE_OD = 0.22  # standard deviation of the 1/f^beta texture
 POWER_LAW_BETA = 3.0
 
@@ -61,12 +63,12 @@ def normal_breast(shape: tuple[int, int], rng: np.random.Generator, chest_wall_l
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     falloff = np.clip(distance / (0.08 * min(shape)), 0.0, 1.0) ** 0.5
     density = rng.uniform(-0.15, 0.15)
-    od = BACKGROUND_OD + mask * falloff * (TISSUE_OD + density - BACKGROUND_OD + TEXTURE_OD * texture)
-    return np.clip(od + grain, 0.05, 3.0), mask
+    attenuation = mask * falloff * (BACKGROUND_OD - TISSUE_OD + density + TEXTURE_OD * texture)
+    return np.clip(BACKGROUND_OD - attenuation - grain, 0.05, 3.0), mask
 
 
 def add_mass(od: np.ndarray, breast: np.ndarray, rng: np.random.Generator, malignant: bool, size: float) -> Lesion:
-    """A dense blob: benign round and smooth, malignant irregular with spicules."""
+    """A dense blob (lower OD than the tissue around it): benign round and smooth, malignant irregular with spicules."""
     centre = _point_inside(breast, rng, margin=size)
     radius = size / 2.0
     rows, cols = np.ogrid[0 : od.shape[0], 0 : od.shape[1]]
@@ -83,7 +85,7 @@ def add_mass(od: np.ndarray, breast: np.ndarray, rng: np.random.Generator, malig
     distance = np.sqrt(dy**2 + dx**2) - boundary
     blob = 1.0 / (1.0 + np.exp(np.clip(distance / edge, -50, 50)))
     contrast = rng.uniform(0.45, 0.65)
-    od += contrast * blob * (1.0 + 0.1 * rng.standard_normal(od.shape) * (blob > 0.5))
+    od -= contrast * blob * (1.0 + 0.1 * rng.standard_normal(od.shape) * (blob > 0.5))
     if malignant:
         _draw_spicules(od, centre, radius, rng, contrast)
     np.clip(od, 0.05, 3.0, out=od)
@@ -97,11 +99,11 @@ def _draw_spicules(od: np.ndarray, centre, radius: float, rng: np.random.Generat
         length = radius * rng.uniform(1.6, 2.4)
         end = (int(centre[1] + length * np.cos(angle)), int(centre[0] + length * np.sin(angle)))
         cv2.line(lines, (int(centre[1]), int(centre[0])), end, 1.0, thickness=max(2, int(radius / 25)))
-    od += 0.6 * contrast * cv2.GaussianBlur(lines, (0, 0), 1.5)
+    od -= 0.6 * contrast * cv2.GaussianBlur(lines, (0, 0), 1.5)
 
 
 def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Generator, malignant: bool, size: float) -> Lesion:
-    """A cluster of small bright specks: benign few and round, malignant many and pleomorphic."""
+    """A cluster of small specks of calcium (clear, low OD, bright): benign few and round, malignant many and pleomorphic."""
     centre = _point_inside(breast, rng, margin=size)
     cluster_radius = size / 2.0
     specks = np.zeros(od.shape, dtype=np.float32)
@@ -115,7 +117,7 @@ def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Genera
         else:
             axes = (int(rng.integers(3, 5)),) * 2
         cv2.ellipse(specks, point, axes, rng.uniform(0, 180), 0, 360, 1.0, thickness=-1)
-    od += rng.uniform(1.0, 1.3) * cv2.GaussianBlur(specks, (0, 0), 0.8)
+    od -= rng.uniform(1.0, 1.3) * cv2.GaussianBlur(specks, (0, 0), 0.8)
     np.clip(od, 0.05, 3.0, out=od)
     rows, cols = np.ogrid[0 : od.shape[0], 0 : od.shape[1]]
     outline = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= (cluster_radius + 6) ** 2

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mammo.demo import anatomy
-from mammo.intensity import od_to_uint16, to_uint8, uint16_to_raw
+from mammo.intensity import od_to_raw, od_to_uint16, to_uint8
 from mammo.io.dicom import write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
@@ -203,7 +203,7 @@ def _write_ddsm_case(job) -> int:
         shape = _scaled_shape(DDSM_SIZE, spec.scale, rng)
         od, _ = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
         _add_film_artefacts(od, rng)
-        raw = uint16_to_raw(od_to_uint16(od), family, site, bits)
+        raw = od_to_raw(od, family, site, bits)  # the digitizer's grey levels: low on black film
         (case_dir / f"{name.replace('-', '_')}.{view}.LJPEG").write_bytes(encode_ljpeg(raw, bits))
         geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=False)
     header = CaseHeader(
@@ -219,12 +219,12 @@ def _write_ddsm_case(job) -> int:
 
 
 def _add_film_artefacts(od: np.ndarray, rng: np.random.Generator) -> None:
-    """Unprocessed film scans: a bright border and a white patch over the identifying label."""
+    """Unprocessed film scans: a clear (bright) unexposed border and a white patch over the identifying label."""
     height, width = od.shape
     border = max(3, int(0.01 * width))
-    od[:border, :] = od[-border:, :] = 2.9
+    od[:border, :] = od[-border:, :] = 0.15
     row, col = int(rng.uniform(0.02, 0.04) * height), int(rng.uniform(0.6, 0.8) * width)
-    od[row : row + height // 20, col : col + width // 6] = 2.95
+    od[row : row + height // 20, col : col + width // 6] = 0.10
 
 
 # --------------------------------------------------------------------------- mini-MIAS
