@@ -278,7 +278,7 @@ def subgroup_metrics(table: pd.DataFrame, threshold: float, replicates: int, see
     return rows
 
 
-def _pick(metrics: dict, names) -> dict:
+def pick_rates(metrics: dict, names) -> dict:
     """Some rates of a binary_metrics result, with their intervals."""
     picked = {name: metrics[name] for name in names}
     if "ci95" in metrics:
@@ -303,14 +303,14 @@ def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicat
         "patients": int(pd.Series(patients).nunique()),
         "counts_per_class": {name: int(np.sum(part["class_code"] == code)) for code, name in CLASS_NAMES.items()},
         "majority_baseline_accuracy": raw["majority_baseline_accuracy"],
-        "raw": _pick(raw, SCORE_RATES),
-        "calibrated": _pick(calibrated, SCORE_RATES),
+        "raw": pick_rates(raw, SCORE_RATES),
+        "calibrated": pick_rates(calibrated, SCORE_RATES),
         "operating_points": {},
     }
     for name, threshold in thresholds.items():
         if threshold is not None:
             metrics = binary_metrics(y, part["p_abnormal"], threshold, patients, replicates, seed, bins)
-            entry["operating_points"][name] = _pick(metrics, ("threshold", *THRESHOLD_RATES, "confusion_matrix"))
+            entry["operating_points"][name] = pick_rates(metrics, ("threshold", *THRESHOLD_RATES, "confusion_matrix"))
     if class_probabilities is not None:
         names, classes = LABEL_SETS[label_set]
         truth = np.asarray(classes)[part["class_code"].to_numpy().astype(int)]

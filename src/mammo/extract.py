@@ -202,11 +202,14 @@ def mias_tiles(
     scale: float,
     seed: int,
     tiles_file: str,
+    lesion_free: BackgroundTiles | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """The external mini-MIAS test set: scans upscaled by `scale`, ROIs by method 2 and normal scans tiled.
+    """mini-MIAS scans upscaled by `scale`, ROIs by method 2 and normal scans tiled.
 
     Tiles are cut at `method.tile` / `tiling.tile` pixels of the upscaled scan (299: no resizing).
-    ROIs of abnormal scans are the items; a normal scan is an item; abnormal scans give no normal tiles.
+    ROIs of abnormal scans are the items; a normal scan is an item. With `lesion_free`, an abnormal scan whose
+    every abnormality has coordinates also gives normal tiles away from every lesion circle (method
+    "lesion_free"); otherwise abnormal scans give no normal tiles.
     """
     tiles, rows, rejected = [], [], []
     for _, image in tqdm(images.iterrows(), total=len(images), desc="mini-MIAS scans"):
@@ -222,12 +225,16 @@ def mias_tiles(
         if image["label_normal"]:
             cut = []
             for _, roi in image_rois.iterrows():
-                row, col, half = scan.shape[0] - roi["y"] * scale, roi["x"] * scale, roi["radius"] * scale
+                (row, col), half = _mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
                 roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
                 if not roi_tiles:
                     rejected.append(_reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background"))
                 cut += [(roi, tile, box) for tile in roi_tiles]
+            if lesion_free is not None and not image["unlocated"]:
+                lesions = _lesion_circles(scan.shape, image_rois, scale)
+                rng = item_rng(seed, f"mias:{image['refnum']}/lesion_free")
+                cut += [(None, tile, box) for tile, box in background_tiles(scan, lesions, lesion_free, rng)]
         else:
             cut = [(None, tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
             if not cut:
@@ -239,12 +246,26 @@ def mias_tiles(
         }  # fmt: skip
         counters: dict[str, int] = {}
         for roi, tile, box in cut:
-            item = items[0] if roi is None else roi["roi_id"]
+            item = (items[0] if not image["label_normal"] else f"mias:{image['refnum']}") if roi is None else roi["roi_id"]
             counters[item] = counters.get(item, -1) + 1
-            kind = "normal_grid" if roi is None else method.name
+            kind = method.name if roi is not None else ("lesion_free" if image["label_normal"] else "normal_grid")
             rows.append(_tile_row(scan_fields, f"{dataset}/{item}/{counters[item]}", kind, box, tiles_file, len(tiles), roi))
             tiles.append(tile)
     return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _lesion_circles(shape: tuple[int, int], rois: pd.DataFrame, scale: float) -> np.ndarray:
+    """Every mini-MIAS lesion of a scan as a filled circle (Info.txt centre and radius) at the upscaled scale."""
+    mask = np.zeros(shape, np.uint8)
+    for _, roi in rois.iterrows():
+        row, col = _mias_centre(roi, scale, shape[0])
+        cv2.circle(mask, (int(round(col)), int(round(row))), int(round(roi["radius"] * scale)), 1, thickness=-1)
+    return mask.astype(bool)
+
+
+def _mias_centre(roi: pd.Series, scale: float, height: int) -> tuple[float, float]:
+    """(row, column) of an Info.txt lesion centre in a scan upscaled by `scale`: Info.txt's origin is bottom-left."""
+    return height - roi["y"] * scale, roi["x"] * scale
 
 
 def _reject_mias(path, image: pd.Series, item: str, stage: str, reason: str) -> dict:

@@ -109,3 +109,50 @@ def summary(tiles: pd.DataFrame) -> dict:
             "per_source": {str(k): int(v) for k, v in part["source"].value_counts().sort_index().items()},
         }
     return result
+
+
+def woman_folds(patients: pd.Series, abnormal: pd.Series, folds: int, seed: int) -> dict[str, int]:
+    """Fold (0..folds-1) of every woman, stratified by abnormal woman: a woman is never split.
+
+    `patients` and `abnormal` are aligned per film (mini-MIAS: the pair mdb(2k-1), mdb(2k) is one woman);
+    a woman is abnormal when any of her films is. Each stratum is shuffled (seeded) and dealt round-robin,
+    continuing where the previous stratum stopped, so fold sizes differ by at most one woman.
+    """
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    is_abnormal = pd.Series(np.asarray(abnormal, dtype=bool), index=np.asarray(patients)).groupby(level=0).any()
+    if len(is_abnormal) < folds:
+        raise ValueError(f"{len(is_abnormal)} women cannot fill {folds} folds")
+    rng = np.random.default_rng(seed)
+    fold_of, dealt = {}, 0
+    for stratum in (True, False):
+        women = np.array(sorted(is_abnormal.index[is_abnormal == stratum]), dtype=object)
+        rng.shuffle(women)
+        for woman in women:
+            fold_of[str(woman)] = dealt % folds
+            dealt += 1
+    return fold_of
+
+
+def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int, inner_val: float, seed: int) -> pd.DataFrame:
+    """A copy of the tile table split for one fold: `test` = the held-out fold, `val` = an inner validation of about
+    `inner_val` of the other women (stratified by abnormal woman, seeded per fold), `train` = the rest.
+
+    Thresholds, calibration and early stopping see `val` only, never the held-out fold.
+    """
+    result = tiles.copy()
+    result["fold"] = result["patient_id"].map(fold_of)
+    if result["fold"].isna().any():
+        raise SplitLeakError(f"tiles of women without a fold: {sorted(result.loc[result['fold'].isna(), 'patient_id'].unique())[:5]}")
+    training = result[result["fold"] != fold]
+    abnormal = training.groupby("patient_id")["label_normal"].max()
+    rng = np.random.default_rng([seed, fold])
+    val_women = set()
+    for stratum in (1, 0):
+        women = np.array(sorted(abnormal.index[abnormal == stratum]), dtype=object)
+        rng.shuffle(women)
+        val_women |= set(women[: int(round(inner_val * len(women)))])
+    result["split"] = np.where(result["fold"] == fold, "test", np.where(result["patient_id"].isin(val_women), "val", "train"))
+    result["kept"] = True
+    check_patient_disjoint(result)
+    return result

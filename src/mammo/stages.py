@@ -14,7 +14,7 @@ from mammo.extract import BackgroundTiles, cbis_tiles, chunk_of, ddsm_normal_til
 from mammo.io import FormatError
 from mammo.io.cbis import csv_records, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, listed_scans
-from mammo.io.mias import index_info
+from mammo.io.mias import index_info, unpack_archive
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_table
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
@@ -121,13 +121,62 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
     thresholds = NormalThresholds(**mias["thresholds"])
     tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, _tiling(mias), mias["scale"], recipe["seed"], tiles_out)
     table["split"], table["kept"] = "mias", True
+    _write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
+    write_json(_mias_summary(images, rois, table, rejected), summary_out)
+
+
+def _mias_summary(images: pd.DataFrame, rois: pd.DataFrame, table: pd.DataFrame, rejected: pd.DataFrame) -> dict:
+    """Every ROI with coordinates and every normal scan is tiled or rejected; lesion-free tiles of abnormal scans
+    are counted beside them."""
     items = rois["roi_id"].tolist() + [f"mias:{refnum}" for refnum in images.loc[images["label_normal"] == 0, "refnum"]]
-    tiled = table["tile_id"].str.split("/").str[1].unique().tolist()
-    summary = {"collection": "mini-mias", "unit": "ROIs with coordinates and normal scans",
-               **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
-               "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
+    lesion_free = table["method"] == "lesion_free"
+    tiled = table.loc[~lesion_free, "tile_id"].str.split("/").str[1].unique().tolist()
+    return {"collection": "mini-mias", "unit": "ROIs with coordinates and normal scans",
+            **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
+            "lesion_free_tiles": int(lesion_free.sum()), "lesion_free_scans": int(table.loc[lesion_free, "scan_id"].nunique()),
+            "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
+
+
+def unpack_mias(archive: str, info_out: str) -> None:
+    """The official mini-MIAS archive, checked and unpacked once, so that its folder holds Info.txt and the films."""
+    info = unpack_archive(archive, Path(info_out).parent)
+    print(f"{archive} -> {info.parent}")
+
+
+def tiles_mias_cv(images_path: str, rois_path: str, settings: dict,
+                  tiles_out: str, table_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+    """Tiles of every mini-MIAS film for cross-validation, each tagged with its woman's fold.
+
+    Abnormal tiles from every ROI with coordinates (the recipe's extraction method); normal tiles from normal films
+    and from abnormal films away from every lesion circle grown by `lesion_margin`.
+    """
+    images, rois = read_table(images_path), read_table(rois_path)
+    method = roi_method(settings["roi"], tile=settings["tile"])
+    normals = {**settings["normals"], "tile": settings["tile"]}
+    thresholds = NormalThresholds(**normals["thresholds"])
+    lesion_free = BackgroundTiles(10**9, 0.0, settings["lesion_margin"], _tiling(normals), thresholds)
+    tiles, table, rejected = mias_tiles(images, rois, "mias_cv", method, thresholds, _tiling(normals), settings["scale"],
+                                        settings["seed"], tiles_out, lesion_free)  # fmt: skip
+    fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
+    table["fold"] = table["patient_id"].map(fold_of)
+    summary = _mias_summary(images, rois, table, rejected)
+    summary["folds"] = {
+        str(fold): {"women": sum(f == fold for f in fold_of.values()),
+                    "abnormal_women": int(images[images["patient_id"].map(fold_of) == fold].groupby("patient_id")["label_normal"].max().sum()),
+                    "tiles": int((table["fold"] == fold).sum()), "abnormal_tiles": int(table.loc[table["fold"] == fold, "label_normal"].sum())}
+        for fold in range(settings["folds"])
+    }  # fmt: skip
     _write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
     write_json(summary, summary_out)
+
+
+def mias_cv_fold(tiles_path: str, fold: int, settings: dict, split_out: str) -> None:
+    """One fold's tile table: its held-out women are `test`, an inner validation of the others `val`, the rest `train`."""
+    tiles = read_table(tiles_path)
+    fold_of = dict(zip(tiles["patient_id"], tiles["fold"].astype(int)))
+    split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
+    write_table(split, split_out)
+    write_json({"fold": fold, **splitting.summary(split)}, Path(split_out).with_suffix(".json"))
 
 
 def _tiling(settings: dict) -> NormalTiling:
@@ -537,4 +586,60 @@ def uci_baselines(seed: int, repeats: int, jobs: int, metrics_out: str, plot_out
     features, labels, names = load()
     feature_boxplots(features, labels, names, plot_out)
     result = nested_cv(seed, repeats, jobs=jobs)
+    write_json(result, metrics_out)
+
+
+def mias_cv_metrics(fold_metrics: list[str], fold_predictions: list[str], settings: dict, evaluation: dict,
+                    metrics_out: str, predictions_out: str) -> None:  # fmt: skip
+    """Pool the out-of-fold predictions of every fold: one metrics.json with intervals from a bootstrap over women.
+
+    Each fold's operating points were chosen on its inner validation and are applied to its held-out tiles only;
+    the threshold-free rates rank all out-of-fold scores together. Per-fold figures and their spread beside them.
+    """
+    from mammo import evaluate as ev
+
+    replicates, seed, bins = evaluation["bootstrap"], evaluation["seed"], evaluation["calibration_bins"]
+    results = [json.loads(Path(path).read_text()) for path in fold_metrics]
+    predictions = [read_table(path) for path in fold_predictions]
+    pooled = pd.concat([table[table["set"] == "test"].assign(fold=fold) for fold, table in enumerate(predictions)], ignore_index=True)
+    if pooled["tile_id"].duplicated().any():
+        raise ValueError(f"tiles predicted by two folds: {pooled.loc[pooled['tile_id'].duplicated(), 'tile_id'].head(5).tolist()}")
+    splitting.check_patient_disjoint(pooled.assign(split=pooled["fold"].astype(str)))
+    y, score, women = pooled["label_normal"].to_numpy(), pooled["p_abnormal"].to_numpy(float), pooled["patient_id"].to_numpy()
+    entry = ev.assess_set(pooled, {}, replicates, seed, bins)
+    entry["women"] = entry.pop("patients")
+    operating_points = {}
+    for name in results[0]["operating_points"]:
+        per_fold = [result["operating_points"][name]["threshold"] for result in results]
+        operating_points[name] = {"threshold": dict(enumerate(per_fold)), "chosen_on": results[0]["operating_points"][name]["chosen_on"]
+                                  .replace("val", "each fold's inner validation (its training women only)")}  # fmt: skip
+        if None not in per_fold:
+            metrics = ev.binary_metrics(y, score, pooled["fold"].map(dict(enumerate(per_fold))).to_numpy(float), women, replicates, seed, bins)
+            metrics["threshold"] = "per fold, see operating_points"
+            entry["operating_points"][name] = ev.pick_rates(metrics, ("threshold", *ev.THRESHOLD_RATES, "confusion_matrix"))
+    entry["subgroups"] = {"threshold": "fixed", "rows": ev.subgroup_metrics(pooled, settings["threshold"], replicates, seed)}
+    folds = {}
+    for fold, result in enumerate(results):
+        held_out = result["sets"]["test"]
+        folds[str(fold)] = {"n": held_out["n"], "women": held_out["patients"], "roc_auc": held_out["raw"]["roc_auc"],
+                            "pr_auc": held_out["raw"]["pr_auc"], "inner_val_roc_auc": result["sets"]["val"]["raw"]["roc_auc"],
+                            **{f"{rate}_fixed": held_out["operating_points"]["fixed"][rate] for rate in ("accuracy", "recall", "specificity")}}  # fmt: skip
+    spread = {}
+    for rate in ("roc_auc", "pr_auc", "accuracy_fixed", "recall_fixed", "specificity_fixed"):
+        values = np.array([f[rate] for f in folds.values() if f[rate] is not None], float)
+        spread[rate] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
+                        "min": float(values.min()), "max": float(values.max())} if len(values) else None  # fmt: skip
+    result = {
+        "model": results[0]["model"], "labels": results[0]["labels"], "test_contrast": results[0]["test_contrast"],
+        "score": results[0]["score"],
+        "protocol": {"recipe": "mias_cv", "folds": len(results), "grouped_by": "woman (mdb(2k-1), mdb(2k))",
+                     "stratified_by": "abnormal woman", "seed": settings["seed"], "inner_val": settings["inner_val"],
+                     "scale": settings["scale"]},
+        "bootstrap": {"replicates": replicates, "unit": "woman", "seed": seed, "interval": "95% percentile"},
+        "operating_points": operating_points,
+        "sets": {"out_of_fold": entry},
+        "folds": folds,
+        "fold_spread": spread,
+    }  # fmt: skip
+    write_table(pooled, predictions_out)
     write_json(result, metrics_out)

@@ -1,9 +1,10 @@
 import re
+from pathlib import Path
 
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
-from mammo.io.mias import MIAS_SCALE
+from mammo.io.mias import ARCHIVE_SUFFIXES, MIAS_SCALE, is_archive
 from mammo.runs import selected_runs
 from mammo.stages import chunk_scan_files
 
@@ -41,6 +42,7 @@ wildcard_constraints:
     dataset="|".join(config["datasets"]),
     model="|".join(m.replace(".", r"\.") for m in config["models"]),
     chunk=r"\d+",
+    fold=r"\d+",
     split="|".join(SPLITS + EXTERNAL_SETS),
     shard=r"\d+",
     shards=r"\d+",
@@ -49,6 +51,16 @@ wildcard_constraints:
 
 def cbis_csvs():
     return [f"{config['data']['cbis_ddsm']}/{name}" for name in CSV_NAMES]
+
+
+def mias_info():
+    """Info.txt of mini-MIAS: in the `data.mias` folder, or unpacked (by rule unpack_mias) from the official archive."""
+    source = config["data"]["mias"]
+    if not is_archive(source):
+        return f"{source}/Info.txt"
+    name = Path(source).name
+    stem = next(name[: -len(s)] for s in ARCHIVE_SUFFIXES if name.lower().endswith(s))
+    return f"resources/mias/{stem}/Info.txt"
 
 
 def ddsm_inputs():

@@ -44,10 +44,32 @@ checkpoint index_ddsm:
         "../scripts/index_ddsm.py"
 
 
+if is_archive(config["data"]["mias"]):
+
+    rule unpack_mias:
+        """The official mini-MIAS archive unpacked once (checked: complete, every Info.txt film present, no path escaping)."""
+        input:
+            config["data"]["mias"],
+        output:
+            info=mias_info(),
+        log:
+            "logs/sources/unpack_mias.log",
+        benchmark:
+            "benchmarks/sources/unpack_mias.tsv"
+        conda:
+            "../../envs/mammo.yaml"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=10,
+        script:
+            "../scripts/unpack_mias.py"
+
+
 checkpoint index_mias:
     """Image-level labels and ROIs from mini-MIAS Info.txt (rows without coordinates to the rejected table)."""
     input:
-        info=f"{config['data']['mias']}/Info.txt",
+        info=mias_info(),
     output:
         images="results/sources/mias/images.tsv",
         rois="results/sources/mias/rois.tsv",

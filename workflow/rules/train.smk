@@ -33,8 +33,7 @@ rule evaluate:
         val=lambda wc: shard_paths(wc.dataset, "val"),
         test=lambda wc: shard_paths(wc.dataset, "test"),
         mias=lambda wc: shard_paths(wc.dataset, "mias"),
-        tiles=rules.split.output.tiles,
-        mias_tiles=rules.tiles_mias.output.table,
+        tiles=[rules.split.output.tiles, rules.tiles_mias.output.table],
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
         predictions="results/{dataset}/model_{model}/predictions.tsv",

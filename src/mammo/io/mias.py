@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
+import tarfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -64,7 +67,8 @@ def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return parse_info(Path(path).read_text(errors="replace"), path)
 
 
-IMAGE_COLUMNS = ["refnum", "patient_id", "side", "background", "label_normal", "classes", "path"]
+# unlocated: abnormality rows of the film without coordinates (its lesion-free area is then unknown)
+IMAGE_COLUMNS = ["refnum", "patient_id", "side", "background", "label_normal", "classes", "unlocated", "path"]
 MIAS_ROI_COLUMNS = [
     "roi_id", "refnum", "patient_id", "side", "abnormality_class", "abnormality_type", "pathology",
     "class_code", "x", "y", "radius", "path", "source_file", "row",
@@ -100,6 +104,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     images = table.drop_duplicates("refnum").sort_values("refnum").copy()
     images["classes"] = images["refnum"].map(codes).fillna("0")
     images["label_normal"] = (images["classes"] != "0").astype(int)
+    images["unlocated"] = images["refnum"].map(abnormal[~located]["refnum"].value_counts()).fillna(0).astype(int)
     lines = [number for number, line in enumerate(text.splitlines(), start=1) if line.strip().startswith("mdb")]
     normal_rows = table.loc[table["abnormality_class"] == "NORM", "row"].tolist()
     accounting = account(lines, normal_rows + rois["row"].tolist(), [row["row"] for row in rejected])
@@ -159,3 +164,47 @@ def write_pgm(path: str | Path, image: np.ndarray) -> None:
     image = np.ascontiguousarray(image, dtype=np.uint8)
     header = f"P5\n{image.shape[1]} {image.shape[0]}\n255\n".encode()
     Path(path).write_bytes(header + image.tobytes())
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def is_archive(path: str | Path) -> bool:
+    """Whether `data.mias` names the distribution's archive (all-mias.tar.gz) rather than its unpacked folder."""
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def unpack_archive(archive: str | Path, folder: str | Path) -> Path:
+    """Unpack the official `all-mias.tar.gz` so that `folder` holds its Info.txt and films; return Info.txt's path.
+
+    Checked before anything is used: the archive reads to its end (a truncated or corrupt download stops here),
+    every member is a plain file or folder inside `folder` (no absolute paths, no `..`, no links), it holds one
+    Info.txt, and every film that Info.txt names lies beside it.
+    """
+    archive, folder = Path(archive), Path(folder)
+    if not archive.is_file():
+        raise FormatError(archive, "archive not found")
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()  # reads the whole stream
+            for member in members:
+                parts = Path(member.name).parts
+                if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+                    raise FormatError(archive, f"member {member.name!r} is not a plain file or folder inside the archive")
+            infos = [m.name for m in members if Path(m.name).name == "Info.txt"]
+            if len(infos) != 1:
+                raise FormatError(archive, f"expected one Info.txt in the archive, found {len(infos)}")
+            staging = folder / ".unpacking"
+            shutil.rmtree(staging, ignore_errors=True)
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise FormatError(archive, f"corrupt or truncated archive ({err})") from None
+    for entry in (staging / infos[0]).parent.iterdir():  # the archive's own folder (all-mias/) is dropped
+        entry.replace(folder / entry.name)
+    shutil.rmtree(staging)
+    info = folder / "Info.txt"
+    table, _ = read_info(info)
+    missing = sorted(refnum for refnum in set(table["refnum"]) if not (info.parent / f"{refnum}.pgm").is_file())
+    if missing:
+        raise FormatError(archive, f"{len(missing)} films named in Info.txt are not in the archive: {', '.join(missing[:5])}")
+    return info

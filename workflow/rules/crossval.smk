@@ -1,0 +1,163 @@
+# mias_cv: k-fold cross-validation on mini-MIAS films, folds grouped by woman; any model of the config.
+
+
+rule tiles_mias_cv:
+    """Tiles of every mini-MIAS film (ROIs, normal films, abnormal films away from lesions), each with its woman's fold."""
+    input:
+        images=rules.index_mias.output.images,
+        rois=rules.index_mias.output.rois,
+        scans=scan_files("mias"),
+    output:
+        tiles="results/mias_cv/tiles.npy",
+        table="results/mias_cv/tiles.tsv",
+        rejected="results/mias_cv/rejected.tsv",
+        summary="results/mias_cv/summary.json",
+    log:
+        "logs/mias_cv/tiles.log",
+    benchmark:
+        "benchmarks/mias_cv/tiles.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        settings=config["mias_cv"],
+    script:
+        "../scripts/tiles_mias_cv.py"
+
+
+rule mias_cv_fold:
+    """One fold's split: its women are the test set, an inner validation of the other women, the rest train."""
+    input:
+        tiles=rules.tiles_mias_cv.output.table,
+    output:
+        split="results/mias_cv/fold_{fold}/tiles.tsv",
+        summary="results/mias_cv/fold_{fold}/tiles.json",
+    log:
+        "logs/mias_cv/fold_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/fold_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        settings=config["mias_cv"],
+    script:
+        "../scripts/mias_cv_fold.py"
+
+
+rule records_mias_cv:
+    """One fold's train, inner validation or held-out tiles as a TFRecord shard."""
+    input:
+        tiles=rules.mias_cv_fold.output.split,
+        arrays=rules.tiles_mias_cv.output.tiles,
+    output:
+        "results/mias_cv/fold_{fold}/records/{split}-{shard}-of-{shards}.tfrecord",
+    log:
+        "logs/mias_cv/records_{fold}_{split}-{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/mias_cv/records_{fold}_{split}-{shard}-of-{shards}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    script:
+        "../scripts/records.py"
+
+
+rule train_mias_cv:
+    """One model trained on one fold's training women (early stopping and calibration see the inner validation)."""
+    input:
+        train="results/mias_cv/fold_{fold}/records/train-0-of-1.tfrecord",
+        val="results/mias_cv/fold_{fold}/records/val-0-of-1.tfrecord",
+        init=[],
+    output:
+        model="results/mias_cv/model_{model}/fold_{fold}/model.keras",
+        history="results/mias_cv/model_{model}/fold_{fold}/history.csv",
+    log:
+        "logs/mias_cv/train_{model}_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/train_{model}_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 2
+    resources:
+        mem_mb=4500,
+        runtime=240,
+    params:
+        settings=lambda wc: config["models"][wc.model],
+        out_dir=subpath(output.model, parent=True),
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate_mias_cv:
+    """One fold's model on its inner validation (temperature, operating points) and on its held-out women."""
+    input:
+        model=rules.train_mias_cv.output.model,
+        val=rules.train_mias_cv.input.val,
+        test="results/mias_cv/fold_{fold}/records/test-0-of-1.tfrecord",
+        tiles=[rules.mias_cv_fold.output.split],
+    output:
+        metrics="results/mias_cv/model_{model}/fold_{fold}/metrics.json",
+        predictions="results/mias_cv/model_{model}/fold_{fold}/predictions.tsv",
+        calibration="results/mias_cv/model_{model}/fold_{fold}/calibration.json",
+        sweep="results/mias_cv/model_{model}/fold_{fold}/thresholds.tsv",
+        reliability="results/mias_cv/model_{model}/fold_{fold}/reliability.tsv",
+        subgroups="results/mias_cv/model_{model}/fold_{fold}/subgroups.tsv",
+    log:
+        "logs/mias_cv/evaluate_{model}_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/evaluate_{model}_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2500,
+        runtime=30,
+    params:
+        settings=lambda wc: config["models"][wc.model],
+        evaluation=lambda wc: {
+            **config["evaluation"],
+            "contrast_sweep": [config["models"][wc.model]["test_contrast"]],
+        },
+    script:
+        "../scripts/evaluate.py"
+
+
+rule mias_cv_metrics:
+    """Pooled out-of-fold metrics with intervals from a bootstrap over women, per-fold figures and their spread."""
+    input:
+        metrics=expand(
+            "results/mias_cv/model_{{model}}/fold_{fold}/metrics.json",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
+        predictions=expand(
+            "results/mias_cv/model_{{model}}/fold_{fold}/predictions.tsv",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
+    output:
+        metrics="results/mias_cv/model_{model}/metrics.json",
+        predictions="results/mias_cv/model_{model}/predictions.tsv",
+    log:
+        "logs/mias_cv/metrics_{model}.log",
+    benchmark:
+        "benchmarks/mias_cv/metrics_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=20,
+    params:
+        settings=lambda wc: {**config["mias_cv"], **config["models"][wc.model]},
+        evaluation=config["evaluation"],
+    script:
+        "../scripts/mias_cv_metrics.py"

@@ -1,0 +1,11 @@
+from mammo.runner import run_stage
+from mammo.stages import mias_cv_fold
+
+run_stage(
+    snakemake.log[0],
+    mias_cv_fold,
+    snakemake.input.tiles,
+    int(snakemake.wildcards.fold),
+    snakemake.params.settings,
+    snakemake.output.split,
+)

@@ -1,0 +1,13 @@
+from mammo.runner import run_stage
+from mammo.stages import mias_cv_metrics
+
+run_stage(
+    snakemake.log[0],
+    mias_cv_metrics,
+    list(snakemake.input.metrics),
+    list(snakemake.input.predictions),
+    snakemake.params.settings,
+    snakemake.params.evaluation,
+    snakemake.output.metrics,
+    snakemake.output.predictions,
+)

@@ -1,0 +1,15 @@
+from mammo.runner import run_stage
+from mammo.stages import tiles_mias_cv
+
+output = snakemake.output
+run_stage(
+    snakemake.log[0],
+    tiles_mias_cv,
+    snakemake.input.images,
+    snakemake.input.rois,
+    snakemake.params.settings,
+    output.tiles,
+    output.table,
+    output.rejected,
+    output.summary,
+)
