@@ -175,6 +175,8 @@ def mias_cv_fold(tiles_path: str, fold: int, settings: dict, split_out: str) -> 
     tiles = read_table(tiles_path)
     fold_of = dict(zip(tiles["patient_id"], tiles["fold"].astype(int)))
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
+    split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
+    split.loc[split["split"] == "test", "kept"] = True  # the held-out women are scored whole: every tile counts
     write_table(split, split_out)
     write_json({"fold": fold, **splitting.summary(split)}, Path(split_out).with_suffix(".json"))
 

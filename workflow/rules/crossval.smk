@@ -157,7 +157,10 @@ rule mias_cv_metrics:
         mem_mb=1500,
         runtime=20,
     params:
-        settings=lambda wc: {**config["mias_cv"], **config["models"][wc.model]},
+        settings=lambda wc: {
+            **config["mias_cv"],
+            "threshold": config["models"][wc.model]["threshold"],
+        },
         evaluation=config["evaluation"],
     script:
         "../scripts/mias_cv_metrics.py"
