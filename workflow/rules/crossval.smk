@@ -75,8 +75,8 @@ rule records_mias_cv:
 rule train_mias_cv:
     """One model trained on one fold's training women (early stopping and calibration see the inner validation)."""
     input:
-        train="results/mias_cv/fold_{fold}/records/train-0-of-1.tfrecord",
-        val="results/mias_cv/fold_{fold}/records/val-0-of-1.tfrecord",
+        train=["results/mias_cv/fold_{fold}/records/train-0-of-1.tfrecord"],
+        val=["results/mias_cv/fold_{fold}/records/val-0-of-1.tfrecord"],
         init=[],
     output:
         model="results/mias_cv/model_{model}/fold_{fold}/model.keras",
@@ -103,7 +103,7 @@ rule evaluate_mias_cv:
     input:
         model=rules.train_mias_cv.output.model,
         val=rules.train_mias_cv.input.val,
-        test="results/mias_cv/fold_{fold}/records/test-0-of-1.tfrecord",
+        test=["results/mias_cv/fold_{fold}/records/test-0-of-1.tfrecord"],
         tiles=[rules.mias_cv_fold.output.split],
     output:
         metrics="results/mias_cv/model_{model}/fold_{fold}/metrics.json",

@@ -1,0 +1,83 @@
+"""mias_cv end to end on a few REAL mini-MIAS films from ../shared: archive -> folds by woman -> training -> pooled metrics.
+
+The films are repacked (in the test's scratch folder, never in the repository) into a small archive of the
+official layout, so the run also reads an archive as downloaded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from snakemake_run import ROOT, snakemake
+
+ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
+# six women: four abnormal (masses and calcifications, benign and malignant), two normal
+FILMS = ["mdb001", "mdb002", "mdb005", "mdb006", "mdb027", "mdb028", "mdb213", "mdb214", "mdb007", "mdb008", "mdb035", "mdb036"]
+TARGET = "results/mias_cv/model_1.0.0.35/metrics.json"
+
+
+def small_archive(source: Path, target: Path) -> Path:
+    """The chosen films and their Info.txt rows (the prose header kept), as all-mias/ in a .tar.gz."""
+    with tarfile.open(source) as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        info = tar.extractfile(members["Info.txt"]).read().decode()
+        kept = "\n".join(line for line in info.splitlines() if not line.startswith("mdb") or line[:6] in FILMS)
+        with tarfile.open(target, "w:gz") as out:
+            data = kept.encode()
+            entry = tarfile.TarInfo("all-mias/Info.txt")
+            entry.size = len(data)
+            out.addfile(entry, io.BytesIO(data))
+            for film in FILMS:
+                member = members[f"{film}.pgm"]
+                member.name = f"all-mias/{film}.pgm"
+                out.addfile(member, tar.extractfile(members[f"{film}.pgm"]))
+    return target
+
+
+@pytest.fixture(scope="module")
+def real_cv_run(shared, tmp_path_factory) -> Path:
+    source = shared / ARCHIVE
+    if not source.is_file():
+        pytest.skip(f"../shared/{ARCHIVE} not available")
+    workdir = tmp_path_factory.mktemp("mias_cv")
+    shutil.copytree(ROOT / "config", workdir / "config")
+    archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
+    overlay = {"data": {"demo": False, "mias": str(archive)}, "mias_cv": {"folds": 2}, "models": {"1.0.0.35": {"steps_per_epoch": 3}}}
+    (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
+    snakemake(workdir, TARGET, "--cores", "2", "--configfile", "config/tiny.yaml", "config/real.yaml")
+    return workdir
+
+
+@pytest.mark.workflow
+def test_mias_cv_on_real_films_runs_end_to_end(real_cv_run):
+    summary = json.loads((real_cv_run / "results/mias_cv/summary.json").read_text())
+    assert summary["inputs"] == summary["accepted"] + summary["rejected"]
+    assert summary["lesion_free_scans"] > 0
+    assert sum(fold["women"] for fold in summary["folds"].values()) == 6
+    metrics = json.loads((real_cv_run / TARGET).read_text())
+    assert metrics["bootstrap"]["unit"] == "woman" and metrics["protocol"]["folds"] == 2
+    pooled = metrics["sets"]["out_of_fold"]
+    assert pooled["women"] == 6 and pooled["raw"]["roc_auc"] is not None
+    assert set(metrics["folds"]) == {"0", "1"}
+    assert set(metrics["operating_points"]["best_f1"]["threshold"]) == {"0", "1"}
+
+
+@pytest.mark.workflow
+def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(real_cv_run):
+    tiles = pd.read_csv(real_cv_run / "results/mias_cv/tiles.tsv", sep="\t")
+    predictions = pd.read_csv(real_cv_run / "results/mias_cv/model_1.0.0.35/predictions.tsv", sep="\t")
+    assert sorted(predictions["tile_id"]) == sorted(tiles["tile_id"])  # out-of-fold: each tile once
+    assert predictions.groupby("patient_id")["fold"].nunique().max() == 1
+    for fold in (0, 1):
+        split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t")
+        assert split.groupby("patient_id")["split"].nunique().max() == 1
+        held_out = set(split.loc[split["split"] == "test", "patient_id"])
+        assert held_out == set(predictions.loc[predictions["fold"] == fold, "patient_id"])
