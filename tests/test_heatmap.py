@@ -24,11 +24,13 @@ from mammo.heatmap import (
     tissue_windows,
     top_regions,
     window_starts,
+    windowing_scale,
     working_image,
 )
 from mammo.intensity import od_to_uint16, to_uint8
 from mammo.scan_eval import circle_mask, froc, lesions_hit, scan_metrics, scan_targets, sensitivity_at
-from mammo.tiles import TILE_SIZE, downscale
+from mammo.io.mias import MIAS_SCALE
+from mammo.tiles import TILE_SIZE, downscale, upscale
 
 MAMMO = Path(sys.executable).with_name("mammo")
 LESION_LEVEL = 250  # 8-bit value of the synthetic lesion below; the tissue stays under it
@@ -77,9 +79,17 @@ def test_window_starts_cover_the_axis():
     assert window_starts(700, 150).tolist() == [0, 150, 300, 401]  # a gap over half a step gets its own window
 
 
-def test_mias_scale_upscales_to_the_cbis_geometry():
-    scan = np.zeros((1024, 1024), np.uint16)
-    assert working_image(scan, Windowing(scale=2.58)).shape == (1321, 1321)  # 1024 x 2.58 / 2
+def test_mias_windows_cover_the_film_area_of_its_training_tiles():
+    """mini-MIAS tiles are 299 pixels of the film upscaled 2.58x (model scale, half the CBIS-DDSM scale); a
+    whole-scan window must see the same film area, so the film is worked on at 2.58x, not 1.29x."""
+    rng = np.random.default_rng(1)
+    film = (rng.integers(0, 256, (1024, 1024)) * 257).astype(np.uint16)
+    windowing = Windowing(scale=windowing_scale(MIAS_SCALE))
+    image8 = working_image(film, windowing)
+    tiled = to_uint8(upscale(film, MIAS_SCALE))  # what mias_tiles cuts its 299 tiles from
+    assert image8.shape == tiled.shape == (2642, 2642)
+    assert np.abs(image8.astype(int) - tiled.astype(int)).mean() < 1
+    assert windowing.factor == pytest.approx(MIAS_SCALE)
     assert working_image(np.zeros((200, 100), np.uint16), Windowing()).shape == (TILE_SIZE, TILE_SIZE)  # padded
 
 
@@ -203,7 +213,7 @@ def test_scan_targets_take_test_patients_only():
     mias = pd.DataFrame({"refnum": ["mdb001"], "patient_id": ["mias:001"], "path": ["m.pgm"], "label_normal": [1]})
     targets = scan_targets(tiles, rois, scans, mias, "root", 2.58)
     assert targets["scan_id"].tolist() == ["mias:mdb001", "A.1", "A.2", "P1_L"]
-    assert targets.set_index("scan_id").loc["mias:mdb001", "scale"] == 2.58
+    assert targets.set_index("scan_id").loc["mias:mdb001", "scale"] == pytest.approx(5.16)  # windows as the 2.58x tiles
     assert targets.set_index("scan_id")["label_normal"].to_dict() == {"mias:mdb001": 1, "A.1": 0, "A.2": 0, "P1_L": 1}
 
 

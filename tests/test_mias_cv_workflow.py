@@ -22,6 +22,7 @@ ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
 FILMS = ["mdb001", "mdb002", "mdb005", "mdb006", "mdb027", "mdb028", "mdb213", "mdb214", "mdb007", "mdb008", "mdb035", "mdb036"]
 TARGET = "results/mias_cv/model_1.0.0.35/metrics.json"
+FILM_TARGET = "results/mias_cv/model_1.0.0.35/scans/metrics.json"
 
 
 def small_archive(source: Path, target: Path) -> Path:
@@ -52,7 +53,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {"data": {"demo": False, "mias": str(archive)}, "mias_cv": {"folds": 2}, "models": {"1.0.0.35": {"steps_per_epoch": 3}}}
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(workdir, TARGET, "--cores", "2", "--configfile", "config/tiny.yaml", "config/real.yaml")
+    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", "config/tiny.yaml", "config/real.yaml")
     return workdir
 
 
@@ -81,3 +82,17 @@ def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(r
         assert split.groupby("patient_id")["split"].nunique().max() == 1
         held_out = set(split.loc[split["split"] == "test", "patient_id"])
         assert held_out == set(predictions.loc[predictions["fold"] == fold, "patient_id"])
+
+
+@pytest.mark.workflow
+def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
+    metrics = json.loads((real_cv_run / FILM_TARGET).read_text())
+    films = metrics["sets"]["out_of_fold"]
+    assert films["scans"] == 12 and films["abnormal"] == 6  # every film of the six women, each scored by its fold's model
+    assert films["scans_without_breast_windows"] == 0 and films["roc_auc"] is not None
+    localisation = films["localisation"]
+    assert localisation["abnormal_scans_with_outline"] == 6
+    assert set(localisation["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
+    scans = pd.concat([pd.read_csv(path, sep="\t") for path in (real_cv_run / "results/mias_cv/model_1.0.0.35/scans").glob("fold_*.scans.tsv")])
+    assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
+    assert (real_cv_run / "results/mias_cv/model_1.0.0.35/scans/cases.png").stat().st_size > 0

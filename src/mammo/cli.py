@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from mammo.demo.collections import DemoSpec, generate
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
-from mammo.heatmap import Windowing
+from mammo.heatmap import Windowing, windowing_scale
 from mammo.io.mias import MIAS_SCALE
 from mammo.runner import run_stage
 from mammo.stages import analyse_scan
@@ -38,14 +38,14 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
     scan.add_argument("--stride", type=int, default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale")
-    scan.add_argument("--scale", type=float, help="CBIS-scale pixels per scan pixel (default 2.58 for mini-MIAS PGM, else 1)")
+    scan.add_argument("--scale", type=float, help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)")
     scan.add_argument("--min-tissue", type=float, default=defaults.min_tissue, help="skip windows with less breast")
     scan.add_argument("--batch-size", type=int, default=defaults.batch_size)
     scan.add_argument("--top", type=int, default=defaults.top, help="regions to report")
     scan.add_argument("--contrast", type=float, default=1.0, help="test-time contrast (as the model was evaluated)")
     args = parser.parse_args(argv)
     if args.command == "scan":
-        scale = args.scale or (MIAS_SCALE if args.input.lower().endswith(".pgm") else 1.0)
+        scale = args.scale or (windowing_scale(MIAS_SCALE) if args.input.lower().endswith(".pgm") else 1.0)
         windowing = Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)
         run_stage(None, analyse_scan, args.input, args.model, args.out, windowing, args.contrast)
     if args.command == "check":

@@ -27,7 +27,7 @@ Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class pro
 @dataclass(frozen=True)
 class Windowing:
     stride: int = 299  # native pixels at the CBIS-DDSM scale
-    scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: 2.58)
+    scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: windowing_scale(2.58) = 5.16)
     min_tissue: float = 0.75  # windows with less breast are skipped (ds9 models call mostly-background windows abnormal)
     batch_size: int = 32
     top: int = 5  # regions reported per scan
@@ -52,6 +52,12 @@ class ScanScores:
     probabilities: np.ndarray  # (n, classes)
     windows_total: int  # scored + skipped as background
     shape: tuple[int, int]  # scan shape
+
+
+def windowing_scale(tile_scale: float) -> float:
+    """`Windowing.scale` (CBIS-scale pixels per scan pixel) of a scan whose tiles are cut at 299 after upscaling it by
+    `tile_scale` (mini-MIAS: 2.58, model scale): such a tile stands for a 598 window at the CBIS-DDSM scale."""
+    return tile_scale * NATIVE_TILE / TILE_SIZE
 
 
 def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.evaluate import binary_metrics
+from mammo.heatmap import windowing_scale
 
 TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
 FP_RATES = (1, 2, 4)
@@ -30,7 +31,7 @@ def scan_targets(tiles: pd.DataFrame, cbis_rois: pd.DataFrame, ddsm_scans: pd.Da
         pd.DataFrame({"scan_id": ddsm["scan_id"], "set": "test", "source": "ddsm", "patient_id": "ddsm:" + ddsm["patient_id"],
                       "path": ddsm["path"], "scale": 1.0, "label_normal": 0}),
         pd.DataFrame({"scan_id": "mias:" + mias_images["refnum"], "set": "mias", "source": "mias", "patient_id": mias_images["patient_id"],
-                      "path": mias_images["path"], "scale": mias_scale, "label_normal": mias_images["label_normal"]}),
+                      "path": mias_images["path"], "scale": windowing_scale(mias_scale), "label_normal": mias_images["label_normal"]}),
     ]  # fmt: skip
     return pd.concat(parts, ignore_index=True)[TARGET_COLUMNS].sort_values(["set", "scan_id"], ignore_index=True)
 

@@ -151,7 +151,8 @@ def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int, inner_v
     for stratum in (1, 0):
         women = np.array(sorted(abnormal.index[abnormal == stratum]), dtype=object)
         rng.shuffle(women)
-        val_women |= set(women[: int(round(inner_val * len(women)))])
+        wanted = int(round(inner_val * len(women)))
+        val_women |= set(women[: max(wanted, 1) if len(women) > 1 else wanted])  # a stratum of two or more gives one
     result["split"] = np.where(result["fold"] == fold, "test", np.where(result["patient_id"].isin(val_women), "val", "train"))
     result["kept"] = True
     check_patient_disjoint(result)

@@ -170,10 +170,20 @@ def tiles_mias_cv(images_path: str, rois_path: str, settings: dict,
     write_json(summary, summary_out)
 
 
-def mias_cv_fold(tiles_path: str, fold: int, settings: dict, split_out: str) -> None:
-    """One fold's tile table: its held-out women are `test`, an inner validation of the others `val`, the rest `train`."""
-    tiles = read_table(tiles_path)
-    fold_of = dict(zip(tiles["patient_id"], tiles["fold"].astype(int)))
+def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, split_out: str, films_out: str) -> None:
+    """One fold's tile table (its held-out women are `test`, an inner validation of the others `val`, the rest `train`)
+    and its held-out films, every one of them, for whole-film detection."""
+    from mammo.heatmap import windowing_scale
+    from mammo.scan_eval import TARGET_COLUMNS
+
+    tiles, images = read_table(tiles_path), read_table(images_path)
+    fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
+    if (tiles["patient_id"].map(fold_of) != tiles["fold"].astype(int)).any():
+        raise ValueError(f"{tiles_path}: folds differ from those of {images_path}; rerun the tile stage")
+    films = images[images["patient_id"].map(fold_of) == fold]
+    films = pd.DataFrame({"scan_id": "mias:" + films["refnum"], "set": "out_of_fold", "source": "mias", "patient_id": films["patient_id"],
+                          "path": films["path"], "scale": windowing_scale(settings["scale"]), "label_normal": films["label_normal"]})  # fmt: skip
+    write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
     split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
     split.loc[split["split"] == "test", "kept"] = True  # the held-out women are scored whole: every tile counts
@@ -499,7 +509,7 @@ def list_scan_targets(tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str
     print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
 
 
-def score_scans(targets_path: str, cbis_rois_path: str, mias_rois_path: str, cbis_root: str, model_path: str,
+def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: str, cbis_root: str, model_path: str,
                 settings: dict, windowing: dict, chunk: int, chunks: int,
                 scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
     """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps."""
@@ -513,7 +523,8 @@ def score_scans(targets_path: str, cbis_rois_path: str, mias_rois_path: str, cbi
 
     targets = read_table(targets_path)
     targets = targets[[chunk_of(scan_id, chunks) == chunk for scan_id in targets["scan_id"]]]
-    cbis_rois, mias_rois = read_table(cbis_rois_path), read_table(mias_rois_path)
+    cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
+    mias_rois = read_table(mias_rois_path)
     configure_tensorflow(settings["seed"], settings["threads"])
     predict = predictor(load_tile_model(model_path), settings["test_contrast"])
     temperature = read_temperature(model_path)

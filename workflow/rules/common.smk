@@ -4,6 +4,7 @@ from pathlib import Path
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
+from mammo.heatmap import windowing_scale
 from mammo.io.mias import ARCHIVE_SUFFIXES, MIAS_SCALE, is_archive
 from mammo.runs import selected_runs
 from mammo.stages import chunk_scan_files
@@ -116,7 +117,7 @@ def scan_windowing(name):
     """Windowing of one configured scan: mini-MIAS PGMs are upscaled to the CBIS-DDSM scale."""
     windowing = windowing_settings()
     if config["scans"]["files"][name].lower().endswith(".pgm"):
-        windowing["scale"] = MIAS_SCALE
+        windowing["scale"] = windowing_scale(MIAS_SCALE)
     return windowing
 
 

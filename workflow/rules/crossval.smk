@@ -32,9 +32,11 @@ rule mias_cv_fold:
     """One fold's split: its women are the test set, an inner validation of the other women, the rest train."""
     input:
         tiles=rules.tiles_mias_cv.output.table,
+        images=rules.index_mias.output.images,
     output:
         split="results/mias_cv/fold_{fold}/tiles.tsv",
         summary="results/mias_cv/fold_{fold}/tiles.json",
+        films="results/mias_cv/fold_{fold}/films.tsv",
     log:
         "logs/mias_cv/fold_{fold}.log",
     benchmark:
@@ -164,3 +166,81 @@ rule mias_cv_metrics:
         evaluation=config["evaluation"],
     script:
         "../scripts/mias_cv_metrics.py"
+
+
+rule score_films_mias_cv:
+    """Heatmaps and top regions of one fold's held-out films, every film of its women, scored by that fold's model."""
+    input:
+        targets=rules.mias_cv_fold.output.films,
+        scans=scan_files("mias"),
+        mias_rois=rules.index_mias.output.rois,
+        model=rules.train_mias_cv.output.model,
+        calibration=rules.evaluate_mias_cv.output.calibration,
+    output:
+        scans="results/mias_cv/model_{model}/scans/fold_{fold}.scans.tsv",
+        regions="results/mias_cv/model_{model}/scans/fold_{fold}.regions.tsv",
+        heatmaps="results/mias_cv/model_{model}/scans/fold_{fold}.heatmaps.npz",
+        rejected="results/mias_cv/model_{model}/scans/fold_{fold}.rejected.tsv",
+    log:
+        "logs/mias_cv/score_films_{model}_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/score_films_{model}_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2500,
+        runtime=60,
+    params:
+        cbis_root="",
+        settings=lambda wc: config["models"][wc.model],
+        windowing=windowing_settings(),
+        chunks=1,
+    script:
+        "../scripts/score_scans.py"
+
+
+rule mias_cv_scan_metrics:
+    """Film-level detection pooled over the folds: ROC-AUC of the maximum window, localisation, FROC, worst cases."""
+    input:
+        scans=expand(
+            "results/mias_cv/model_{{model}}/scans/fold_{fold}.scans.tsv",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
+        regions=expand(
+            "results/mias_cv/model_{{model}}/scans/fold_{fold}.regions.tsv",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
+        heatmaps=expand(
+            "results/mias_cv/model_{{model}}/scans/fold_{fold}.heatmaps.npz",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
+    output:
+        metrics="results/mias_cv/model_{model}/scans/metrics.json",
+        froc="results/mias_cv/model_{model}/scans/froc.tsv",
+        froc_plot=report(
+            "results/mias_cv/model_{model}/scans/froc.png",
+            caption="../report/froc.rst",
+            category="Whole scans",
+            subcategory="mias_cv {model}",
+        ),
+        cases=report(
+            "results/mias_cv/model_{model}/scans/cases.png",
+            caption="../report/scan_cases.rst",
+            category="Whole scans",
+            subcategory="mias_cv {model}",
+        ),
+    log:
+        "logs/mias_cv/scan_metrics_{model}.log",
+    benchmark:
+        "benchmarks/mias_cv/scan_metrics_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        threshold=lambda wc: config["models"][wc.model]["threshold"],
+    script:
+        "../scripts/scan_metrics.py"

@@ -18,7 +18,9 @@ from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
 
 MIAS_SIZE = 1024
-MIAS_SCALE = 2.58  # to the CBIS-DDSM pixel scale: half the mean CBIS height (5295) over 1024
+# film pixels -> model pixels, half the CBIS-DDSM scale (half the mean CBIS height 5295, over 1024): a 299 tile of
+# the upscaled film stands for a 598 window of a CBIS-DDSM scan, as in dataset 9
+MIAS_SCALE = 2.58
 INFO_COLUMNS = ["refnum", "background", "abnormality_class", "severity", "x", "y", "radius"]
 _ROW = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]{4})\b(.*)$")
 
