@@ -181,3 +181,22 @@ def test_abnormal_films_give_lesion_free_tiles_that_never_touch_a_lesion(real_fi
     # without lesion_free, abnormal films give ROI tiles only (the external test set of the other recipes)
     _, plain, _ = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy")
     assert "lesion_free" not in set(plain["method"]) and len(plain) == len(table) - len(free)
+
+
+def test_check_reads_the_archive_and_names_missing_films(tmp_path):
+    from mammo.check import check_mias
+
+    archive = write_archive(tmp_path / "all-mias.tar.gz", {"all-mias/Info.txt": INFO, "all-mias/mdb001.pgm": PGM})
+    report = check_mias(archive)
+    assert report["scans"] == 2 and report["files_found"] == 1 and report["missing_files"] == ["mdb002.pgm"]
+    truncated = tmp_path / "cut.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[:40])
+    with pytest.raises(FormatError, match="cut.tar.gz: corrupt or truncated archive"):
+        check_mias(truncated)
+
+
+def test_check_of_the_real_archive(real_films, shared):
+    from mammo.check import check_mias
+
+    report = check_mias(shared / REAL_ARCHIVE)
+    assert (report["scans"], report["patients"], report["files_found"], report["missing_files"]) == (216, 108, 216, [])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from mammo.io import FormatError
 from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
-from mammo.io.mias import read_info
+from mammo.io.mias import extract_archive, is_archive, read_info
 
 
 def check_cbis(csv_paths: list[str | Path], root: str | Path | None = None) -> dict:
@@ -27,7 +28,11 @@ def check_cbis(csv_paths: list[str | Path], root: str | Path | None = None) -> d
 
 
 def check_mias(info_path: str | Path) -> dict:
-    """Info.txt rows, patients (left/right pairs mdb001-002, ...), images, and the PGMs beside it."""
+    """Info.txt rows, patients (left/right pairs mdb001-002, ...), images, and the PGMs beside it; `info_path` may
+    be the official archive (all-mias.tar.gz), checked and unpacked into a temporary folder."""
+    if is_archive(info_path):
+        with tempfile.TemporaryDirectory() as folder:
+            return check_mias(extract_archive(info_path, folder))
     table, rejected = read_info(info_path)
     folder = Path(info_path).parent
     images = sorted(set(table["refnum"]))

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     check = commands.add_parser("check", help="report rows, patients, scans, missing files and rejected rows of a download")
     check.add_argument("root", nargs="?", help="data root holding cbis-ddsm/, ddsm/ and mias/")
     check.add_argument("--cbis", nargs="+", metavar="CSV", help="CBIS-DDSM case description CSVs")
-    check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt")
+    check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt, or the official archive all-mias.tar.gz")
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     scan = commands.add_parser("scan", help="heatmap and top regions of one full scan from a trained tile model")

@@ -183,6 +183,16 @@ def unpack_archive(archive: str | Path, folder: str | Path) -> Path:
     every member is a plain file or folder inside `folder` (no absolute paths, no `..`, no links), it holds one
     Info.txt, and every film that Info.txt names lies beside it.
     """
+    info = extract_archive(archive, folder)
+    table, _ = read_info(info)
+    missing = sorted(refnum for refnum in set(table["refnum"]) if not (info.parent / f"{refnum}.pgm").is_file())
+    if missing:
+        raise FormatError(archive, f"{len(missing)} films named in Info.txt are not in the archive: {', '.join(missing[:5])}")
+    return info
+
+
+def extract_archive(archive: str | Path, folder: str | Path) -> Path:
+    """The checks of :func:`unpack_archive` but the films': `folder` gets what the archive holds; Info.txt's path."""
     archive, folder = Path(archive), Path(folder)
     if not archive.is_file():
         raise FormatError(archive, "archive not found")
@@ -204,9 +214,4 @@ def unpack_archive(archive: str | Path, folder: str | Path) -> Path:
     for entry in (staging / infos[0]).parent.iterdir():  # the archive's own folder (all-mias/) is dropped
         entry.replace(folder / entry.name)
     shutil.rmtree(staging)
-    info = folder / "Info.txt"
-    table, _ = read_info(info)
-    missing = sorted(refnum for refnum in set(table["refnum"]) if not (info.parent / f"{refnum}.pgm").is_file())
-    if missing:
-        raise FormatError(archive, f"{len(missing)} films named in Info.txt are not in the archive: {', '.join(missing[:5])}")
-    return info
+    return folder / "Info.txt"
