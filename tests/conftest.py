@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 
 SMALL_DEMO = dict(
-    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=4
+    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8
 )
 
 

@@ -175,15 +175,15 @@ def test_ddsm_index_and_read(demo_root, demo_counts):
 def test_pgms_and_info(demo_root, demo_counts):
     root = demo_root / "mias"
     pgms = sorted(root.glob("*.pgm"))
-    assert [p.name for p in pgms] == [f"mdb{n:03d}.pgm" for n in range(1, 5)]
-    assert demo_counts["mias_images"] == 4
+    assert [p.name for p in pgms] == [f"mdb{n:03d}.pgm" for n in range(1, 9)]
+    assert demo_counts["mias_images"] == 8
     for path in pgms:
         assert path.read_bytes().startswith(b"P5\n1024 1024\n255\n")
         image = read_pgm(path)
         assert image.shape == (1024, 1024) and image.dtype == np.uint8
     table, rejected = read_info(root / "Info.txt")
     assert len(rejected) == 0
-    assert table["refnum"].tolist() == [f"mdb{n:03d}" for n in range(1, 5)]
+    assert table["refnum"].tolist() == [f"mdb{n:03d}" for n in range(1, 9)]
     assert set(table["abnormality_class"]) <= {"NORM", "CALC", "CIRC", "SPIC", "MISC"}
 
 

@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 
 BACKGROUND_OD = 2.93  # direct exposure: black film, about 12 on the 8-bit tile scale
-TISSUE_OD = 1.70  # about 110 on the 8-bit tile scale
-TEXTURE_OD = 0.22  # standard deviation of the 1/f^beta texture
+TISSUE_OD = 1.30  # about 145 on the 8-bit tile scale
+TEXTURE_OD = 0.27  # standard deviation of the 1/f^beta texture
 POWER_LAW_BETA = 3.0
+STRAND_OD = 0.02  # fine fibroglandular structure, 1-4 mm (band-passed noise), missing from a 1/f^beta field alone
+GRAIN_OD = 0.01  # film grain and scanner noise
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ def power_law_noise(shape: tuple[int, int], rng: np.random.Generator, beta: floa
     return noise / noise.std()
 
 
+def band_noise(shape: tuple[int, int], rng: np.random.Generator, fine: float, coarse: float) -> np.ndarray:
+    """Zero-mean, unit-variance noise holding the structures between `fine` and `coarse` pixels (difference of Gaussians)."""
+    white = rng.standard_normal(shape).astype(np.float32)
+    band = cv2.GaussianBlur(white, (0, 0), fine) - cv2.GaussianBlur(white, (0, 0), coarse)
+    return (band / band.std()).astype(np.float64)
+
+
 def breast_mask(shape: tuple[int, int], rng: np.random.Generator, chest_wall_left: bool) -> np.ndarray:
     """Half-ellipse against the chest wall with a slightly wavy skin line."""
     height, width = shape
@@ -58,12 +67,13 @@ def normal_breast(shape: tuple[int, int], rng: np.random.Generator, chest_wall_l
     """Return (optical density image, breast mask) of a normal breast."""
     mask = breast_mask(shape, rng, chest_wall_left)
     texture = power_law_noise(shape, rng)
-    grain = rng.standard_normal(shape) * 0.02
+    grain = rng.standard_normal(shape) * GRAIN_OD
+    strands = band_noise(shape, rng, 1.5, 6.0)
     # Tissue thins towards the skin line: a smooth fall-off over the outer band.
     distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     falloff = np.clip(distance / (0.08 * min(shape)), 0.0, 1.0) ** 0.5
-    density = rng.uniform(-0.15, 0.15)
-    attenuation = mask * falloff * (BACKGROUND_OD - TISSUE_OD + density + TEXTURE_OD * texture)
+    density = rng.uniform(-0.45, 0.45)
+    attenuation = mask * falloff * (BACKGROUND_OD - TISSUE_OD + density + TEXTURE_OD * texture + STRAND_OD * strands)
     return np.clip(BACKGROUND_OD - attenuation - grain, 0.05, 3.0), mask
 
 
@@ -84,7 +94,7 @@ def add_mass(od: np.ndarray, breast: np.ndarray, rng: np.random.Generator, malig
         edge = 0.03 * radius
     distance = np.sqrt(dy**2 + dx**2) - boundary
     blob = 1.0 / (1.0 + np.exp(np.clip(distance / edge, -50, 50)))
-    contrast = rng.uniform(0.45, 0.65)
+    contrast = rng.uniform(0.2, 0.55)  # real mini-MIAS masses: 20-46 8-bit levels above their surround (quartiles)
     od -= contrast * blob * (1.0 + 0.1 * rng.standard_normal(od.shape) * (blob > 0.5))
     if malignant:
         _draw_spicules(od, centre, radius, rng, contrast)
@@ -117,7 +127,7 @@ def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Genera
         else:
             axes = (int(rng.integers(3, 5)),) * 2
         cv2.ellipse(specks, point, axes, rng.uniform(0, 180), 0, 360, 1.0, thickness=-1)
-    od -= rng.uniform(1.0, 1.3) * cv2.GaussianBlur(specks, (0, 0), 0.8)
+    od -= rng.uniform(0.3, 0.5) * cv2.GaussianBlur(specks, (0, 0), 0.8)  # real mini-MIAS clusters: 3-17 levels above their surround
     np.clip(od, 0.05, 3.0, out=od)
     rows, cols = np.ogrid[0 : od.shape[0], 0 : od.shape[1]]
     outline = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= (cluster_radius + 6) ** 2

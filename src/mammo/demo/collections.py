@@ -248,7 +248,7 @@ def write_mias(root: Path, spec: DemoSpec, rng: np.random.Generator) -> int:
             lines.append(f"{refnum} {background} NORM ")
         else:
             malignant = bool(rng.random() < 0.5)
-            size = rng.uniform(40, 110)
+            size = rng.uniform(60, 140) if kind == "MASS" else rng.uniform(30, 70)  # real films: radius about 48 and 25
             add = anatomy.add_calcifications if kind == "CALC" else anatomy.add_mass
             lesion = add(od, breast, rng, malignant, size)
             ys, xs = np.nonzero(lesion.mask)
