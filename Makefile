@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 TARGET ?= results/ds9/model_1.0.0.35/metrics.json
+# overlays merged over config/config.yaml, e.g. CONFIGS=config/mias_real.yaml
+CONFIGS ?=
 
 .PHONY: run test lint clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) $(TARGET)
+	$(BIN)/snakemake $(TARGET) --cores $(CORES) $(if $(CONFIGS),--configfile config/config.yaml $(CONFIGS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

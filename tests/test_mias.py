@@ -206,3 +206,31 @@ def test_index_info_pairs_and_sides(tmp_path):
     assert rejected["item"].tolist() == ["mias:mdb003:4"] and rejected["row"].tolist() == [4]
     assert counts == {"inputs": 4, "accepted": 3, "rejected": 1}
     assert images["path"].tolist()[0] == str(tmp_path / "mdb001.pgm")
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("mdb001 G CIRC B abc def 12", "three integers"),
+        ("mdb001 G CIRC B 535 425", "three integers"),
+        ("mdb001 G CIRC B 1024 425 20", "outside the 1024x1024 film"),
+        ("mdb001 G CIRC B 535 -3 20", "three integers"),
+        ("mdb001 G CIRC B 535 425 0", "radius 0"),
+        ("mdb001 G CIRC B 535 425 2000", "radius 2000"),
+    ],
+)
+def test_rows_that_cannot_be_right_are_rejected_with_their_line(line, reason):
+    table, rejected = parse_info(f"header\n{line}\nmdb002 G NORM\n", "Info.txt")
+    assert table["refnum"].tolist() == ["mdb002"]
+    assert rejected["row"].tolist() == [2] and reason in rejected["reason"].iloc[0]
+
+
+def test_a_film_listed_as_normal_and_abnormal_is_rejected_whole():
+    table, rejected = parse_info("mdb001 G NORM\nmdb001 G CIRC B 535 425 20\nmdb002 G NORM\n", "Info.txt")
+    assert table["refnum"].tolist() == ["mdb002"]
+    assert sorted(rejected["row"]) == [1, 2] and rejected["reason"].str.contains("both as NORM").all()
+
+
+def test_note_markers_and_missing_coordinates_stay_accepted():
+    table, rejected = parse_info("mdb216 D CALC M *NOTE 3*\nmdb233 G CALC M\n", "Info.txt")
+    assert rejected.empty and table["x"].isna().all() and len(table) == 2

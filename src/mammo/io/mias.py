@@ -42,11 +42,15 @@ def parse_info(text: str, path: str | Path = "Info.txt") -> tuple[pd.DataFrame, 
         refnum, background, abnormality_class, rest = match.groups()
         fields = rest.split()
         severity = fields[0] if fields and fields[0] in ("B", "M") else None
-        numbers = [int(f) for f in fields[1 if severity else 0 :] if f.isdigit()]
-        x, y, radius = (numbers + [None, None, None])[:3] if len(numbers) == 3 else (None, None, None)
         if abnormality_class != "NORM" and severity is None:
             rejected.append({"file": str(path), "row": number, "reason": f"abnormal row without severity: {line.strip()!r}"})
             continue
+        location = fields[1 if severity else 0 :]
+        problem = _location_problem(location)
+        if problem:
+            rejected.append({"file": str(path), "row": number, "reason": f"{problem}: {line.strip()!r}"})
+            continue
+        x, y, radius = (int(f) for f in location) if location and not location[0].startswith("*") else (None, None, None)
         rows.append(
             {
                 "refnum": refnum,
@@ -59,10 +63,32 @@ def parse_info(text: str, path: str | Path = "Info.txt") -> tuple[pd.DataFrame, 
                 "row": number,
             }
         )
-    table = pd.DataFrame(rows, columns=INFO_COLUMNS + ["row"])
+    classes = {}
+    for row in rows:
+        classes.setdefault(row["refnum"], set()).add(row["abnormality_class"] == "NORM")
+    contradicted = {refnum for refnum, normal in classes.items() if normal == {True, False}}
+    for row in [row for row in rows if row["refnum"] in contradicted]:
+        reason = f"{row['refnum']} is listed both as NORM and with an abnormality: every row of the film rejected"
+        rejected.append({"file": str(path), "row": row["row"], "reason": reason})
+    table = pd.DataFrame([row for row in rows if row["refnum"] not in contradicted], columns=INFO_COLUMNS + ["row"])
     for column in ("x", "y", "radius"):
         table[column] = table[column].astype("Int64")
     return table, pd.DataFrame(rejected, columns=["file", "row", "reason"])
+
+
+def _location_problem(fields: list[str]) -> str | None:
+    """What is wrong with the x y radius fields of a row, if anything: none, a `*NOTE n*` marker, or three integers
+    placing a circle centred on the 1024x1024 film."""
+    if not fields or fields[0].startswith("*"):
+        return None  # quirk: widely distributed calcifications have no coordinates
+    if len(fields) != 3 or not all(f.isdigit() for f in fields):
+        return "expected x, y and radius as three integers"
+    x, y, radius = map(int, fields)
+    if not (0 <= x < MIAS_SIZE and 0 <= y < MIAS_SIZE):
+        return f"centre ({x}, {y}) outside the {MIAS_SIZE}x{MIAS_SIZE} film"
+    if not 0 < radius <= MIAS_SIZE:
+        return f"radius {radius} outside 1..{MIAS_SIZE}"
+    return None
 
 
 def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
