@@ -306,3 +306,13 @@ def test_aspect_matches_tolerance():
     assert aspect_matches((1000, 500), (2000, 1000))
     assert aspect_matches((1001, 500), (2000, 1000))  # 1e-3 relative
     assert not aspect_matches((1003, 500), (2000, 1000))
+
+
+def test_csv_layout_under_a_cbis_ddsm_folder_is_found(tmp_path):
+    """`csv/CBIS-DDSM/<CSV path>` is a layout users have (the downloader's top folder kept); it was reported missing."""
+    relative = "Mass-Training_P_00001_LEFT_CC/1.3.6.1/1.3.6.2/000000.dcm"
+    nested = tmp_path / "CBIS-DDSM" / relative
+    nested.parent.mkdir(parents=True)
+    nested.write_bytes(b"")
+    assert resolve(tmp_path, relative) == nested
+    assert resolve(tmp_path, "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm") == tmp_path / "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm"

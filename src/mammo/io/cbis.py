@@ -182,11 +182,13 @@ def resolve(root: str | Path, relative: str) -> Path:
     Quirk: TCIA's downloader writes `<scan>/<date>-DDSM-NA-<last 5 digits of the study UID>/
     <n>.000000-<description>-<last 5 digits of the series UID>/1-<k>.dcm` (under an optional
     `CBIS-DDSM/` folder), with 1-1.dcm for the CSV's 000000.dcm and 1-2.dcm for 000001.dcm.
+    Either layout may lie under a `CBIS-DDSM/` folder of the root.
     When neither layout has the file, the CSV-layout path is returned (and reported missing).
     """
     csv_layout = Path(root) / PurePosixPath(relative.replace("\\", "/"))
-    if csv_layout.exists():
-        return csv_layout
+    for candidate in (csv_layout, Path(root) / "CBIS-DDSM" / PurePosixPath(relative.replace("\\", "/"))):
+        if candidate.exists():
+            return candidate
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if len(parts) != 4 or not parts[3][:-4].isdigit():
         return csv_layout
