@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -266,3 +267,74 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
     assert all(region["calibrated"] is not None for region in summary["regions"])
     assert abs(heatmap.shape[0] / heatmap.shape[1] - 1500 / 900) < 0.3
     assert cv2.imread(str(tmp_path / "out/scan.overlay.png")).shape[:2] == (1024, 614)
+
+
+@pytest.fixture(scope="module")
+def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
+    """A folder with a scan (16-bit PNG), a random-weight tile model and a logits model beside it."""
+    import cv2
+    import keras
+
+    from mammo.models import build
+
+    folder = tmp_path_factory.mktemp("scan_cli")
+    build("1.0.0.35", 2).save(folder / "model.keras")
+    inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0)(inputs))
+    (folder / "logits").mkdir()
+    keras.Model(inputs, keras.layers.Dense(2, bias_initializer=keras.initializers.Constant([20.0, -20.0]))(pooled)).save(folder / "logits" / "model.keras")
+    cv2.imwrite(str(folder / "scan.png"), one_lesion_scan[0][::2, ::2])
+    cv2.imwrite(str(folder / "blank.png"), np.zeros((50, 50), np.uint16))
+    return folder
+
+
+def run_scan(folder: Path, *args: str, model: str = "model.keras") -> subprocess.CompletedProcess:
+    return subprocess.run([MAMMO, "scan", *args, "--model", str(folder / model)], capture_output=True, text=True, cwd=folder)
+
+
+@pytest.mark.parametrize(
+    "option, value", [("--stride", "0"), ("--stride", "-5"), ("--scale", "0"), ("--batch-size", "0"), ("--min-tissue", "2"), ("--min-tissue", "-1"), ("--top", "0")]
+)
+def test_cli_refuses_values_that_make_no_sense(scan_cli_inputs, option, value):
+    result = run_scan(scan_cli_inputs, "scan.png", option, value, "--out", "never")
+    assert result.returncode == 2 and option in result.stderr and not (scan_cli_inputs / "never").exists()
+
+
+def test_cli_says_when_nothing_could_be_scored(scan_cli_inputs):
+    result = run_scan(scan_cli_inputs, "blank.png", "--out", "blank_out")
+    assert result.returncode == 1 and "blank.png" in result.stderr and "nothing scored" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_refuses_a_model_that_gives_logits(scan_cli_inputs):
+    result = run_scan(scan_cli_inputs, "scan.png", "--out", "logits_out", model="logits/model.keras")
+    assert result.returncode == 1 and "not class probabilities" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("calibration", ["{}", "[1, 2]", '{"temperature": -1}', "not json"])
+def test_cli_names_a_bad_calibration_file_before_scoring(scan_cli_inputs, tmp_path, calibration):
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    (tmp_path / "calibration.json").write_text(calibration)
+    result = subprocess.run([MAMMO, "scan", str(scan_cli_inputs / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 1 and "calibration.json" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_never_overwrites_without_force(scan_cli_inputs, tmp_path):
+    out = tmp_path / "out"
+    first = run_scan(scan_cli_inputs, "scan.png", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    before = (out / "scan.regions.json").read_bytes()
+    (out / "scan.regions.json").write_text("{}")
+    again = run_scan(scan_cli_inputs, "scan.png", "--out", str(out))
+    assert again.returncode == 1 and "not overwritten" in again.stderr and (out / "scan.regions.json").read_text() == "{}"
+    forced = run_scan(scan_cli_inputs, "scan.png", "--out", str(out), "--force")
+    assert forced.returncode == 0 and json.loads((out / "scan.regions.json").read_text())["windows_scored"] == json.loads(before)["windows_scored"]
+
+
+def test_cli_reports_a_failed_overlay_write(scan_cli_inputs, tmp_path):
+    out = tmp_path / "out"
+    (out / "scan.overlay.png").mkdir(parents=True)  # the PNG cannot be written there
+    result = run_scan(scan_cli_inputs, "scan.png", "--out", str(out), "--force")
+    assert result.returncode == 1 and "scan.overlay.png: could not write" in result.stderr

@@ -14,6 +14,26 @@ from mammo.runner import run_stage
 from mammo.stages import analyse_scan
 
 
+def _positive(kind):
+    """An argparse type: a number of `kind` above zero."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in 0..1, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow command-line tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,17 +57,18 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument("--model", required=True, help="a trained model, e.g. results/ds9/model_1.0.0.35/model.keras")
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
-    scan.add_argument("--stride", type=int, default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale")
-    scan.add_argument("--scale", type=float, help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)")
-    scan.add_argument("--min-tissue", type=float, default=defaults.min_tissue, help="skip windows with less breast")
-    scan.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    scan.add_argument("--top", type=int, default=defaults.top, help="regions to report")
-    scan.add_argument("--contrast", type=float, default=1.0, help="test-time contrast (as the model was evaluated)")
+    scan.add_argument("--stride", type=_positive(int), default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale")
+    scan.add_argument("--scale", type=_positive(float), help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)")
+    scan.add_argument("--min-tissue", type=_fraction, default=defaults.min_tissue, help="skip windows with less breast (0..1)")
+    scan.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
+    scan.add_argument("--top", type=_positive(int), default=defaults.top, help="regions to report")
+    scan.add_argument("--contrast", type=_positive(float), default=1.0, help="test-time contrast (as the model was evaluated)")
+    scan.add_argument("--force", action="store_true", help="replace outputs that exist already")
     args = parser.parse_args(argv)
     if args.command == "scan":
-        scale = args.scale or (windowing_scale(MIAS_SCALE) if args.input.lower().endswith(".pgm") else 1.0)
+        scale = args.scale if args.scale is not None else (windowing_scale(MIAS_SCALE) if args.input.lower().endswith(".pgm") else 1.0)
         windowing = Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)
-        run_stage(None, analyse_scan, args.input, args.model, args.out, windowing, args.contrast)
+        run_stage(None, analyse_scan, args.input, args.model, args.out, windowing, args.contrast, force=args.force)
     if args.command == "check":
         if not (args.root or args.cbis or args.mias or args.ddsm):
             parser.error("check needs a data root or --cbis/--mias/--ddsm")

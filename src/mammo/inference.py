@@ -30,6 +30,15 @@ def load_tile_model(path: str | Path):
     return model
 
 
+def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
+    """The model's output, if it is class probabilities (each row in 0..1, summing to 1); else a clear error."""
+    rows = np.asarray(probabilities, dtype=np.float64)
+    if rows.size and (rows.min() < -1e-6 or rows.max() > 1 + 1e-6 or np.abs(rows.sum(axis=1) - 1).max() > 1e-3):
+        raise ValueError(f"{source}: the model's outputs are not class probabilities (values {rows.min():.3g}..{rows.max():.3g}, "
+                         f"row sums up to {rows.sum(axis=1).max():.3g}); a tile model ends in a softmax")  # fmt: skip
+    return probabilities
+
+
 def predictor(model, contrast: float = 1.0):
     """uint8 (n, 299, 299) -> class probabilities (n, classes), with the test-time contrast, compiled once."""
     import tensorflow as tf
@@ -40,10 +49,20 @@ def predictor(model, contrast: float = 1.0):
     def run(batch):
         return model(apply_contrast(batch[..., None], contrast), training=False)
 
-    return lambda batch: run(tf.convert_to_tensor(np.ascontiguousarray(batch))).numpy()
+    name = getattr(model, "name", "model")
+    return lambda batch: check_probabilities(run(tf.convert_to_tensor(np.ascontiguousarray(batch))).numpy(), name)
 
 
 def read_temperature(model_path: str | Path) -> float | None:
-    """The temperature fitted on validation (`calibration.json` beside the model), when there is one."""
+    """The temperature fitted on validation (`calibration.json` beside the model), when there is one; a file that
+    holds no positive temperature is a clear error, raised before any scan is scored."""
     path = Path(model_path).with_name("calibration.json")
-    return float(json.loads(path.read_text())["temperature"]) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        temperature = json.loads(path.read_text())["temperature"]
+        if isinstance(temperature, bool) or not float(temperature) > 0:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: expected {{\"temperature\": <a number above 0>}}") from None
+    return float(temperature)

@@ -457,8 +457,12 @@ def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
 
 
-def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0, stem: str | None = None) -> dict:
-    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
+def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0, stem: str | None = None,
+                 force: bool = False) -> dict:  # fmt: skip
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON.
+
+    Existing outputs are never replaced unless `force`; a scan with no breast window is an error, not an empty result.
+    """
     import time
 
     import cv2
@@ -468,15 +472,24 @@ def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contr
     from mammo.io.scan import read_scan
 
     started = time.perf_counter()
+    out = Path(out_dir)
+    stem = stem or scan_stem(scan_path)
+    targets = [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")]
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not force:
+        raise ValueError(f"{', '.join(existing)} exist(s): not overwritten (use --force, or another --out)")
     scan = read_scan(scan_path)  # a bad scan fails before TensorFlow starts
+    temperature = read_temperature(model_path)  # a bad calibration file too
     model = load_tile_model(model_path)
     result = score_scan(scan, predictor(model, contrast), windowing)
-    found = regions(result, windowing, read_temperature(model_path))
-    out = Path(out_dir)
+    if not len(result.scores):
+        raise ValueError(f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
+                         f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored")  # fmt: skip
+    found = regions(result, windowing, temperature)
     out.mkdir(parents=True, exist_ok=True)
-    stem = stem or scan_stem(scan_path)
-    np.save(out / f"{stem}.heatmap.npy", result.heatmap)
-    cv2.imwrite(str(out / f"{stem}.overlay.png"), overlay(*thumbnail(scan), result.heatmap, found))
+    np.save(targets[0], result.heatmap)
+    if not cv2.imwrite(str(targets[1]), overlay(*thumbnail(scan), result.heatmap, found)):
+        raise OSError(f"{targets[1]}: could not write the overlay PNG")
     summary = {
         "scan": str(scan_path),
         "model": str(model_path),
@@ -489,7 +502,7 @@ def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contr
         "seconds": round(time.perf_counter() - started, 2),
         "regions": found,
     }
-    write_json(summary, out / f"{stem}.regions.json")
+    write_json(summary, targets[2])
     return summary
 
 
