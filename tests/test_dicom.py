@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -9,6 +13,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from mammo.io import FormatError
 from mammo.io.dicom import DIGITAL_MAMMOGRAPHY_STORAGE, read_dicom, write_dicom
+
+MAMMO = Path(sys.executable).with_name("mammo")
 
 
 def _write(path, pixels):
@@ -23,9 +29,8 @@ def test_write_read_round_trip(tmp_path, dtype, shape):
     pixels.flat[0], pixels.flat[-1] = 0, info.max
     path = _write(tmp_path / "sub" / "dir" / "000000.dcm", pixels)  # parent folders are created
     out = read_dicom(path)
-    assert out.dtype == dtype
-    assert out.shape == shape
-    assert np.array_equal(out, pixels)
+    assert out.dtype == np.uint16 and out.shape == shape
+    assert np.array_equal(out, pixels.astype(np.uint16) * (np.iinfo(np.uint16).max // info.max))  # 8 bit: stretched
 
 
 def test_non_contiguous_input_is_written_correctly(tmp_path):
@@ -53,6 +58,9 @@ def test_written_file_is_standard_dicom(tmp_path, dtype, bits):
     assert np.array_equal(dataset.pixel_array, pixels)
 
 
+FULL = np.iinfo(np.uint16).max
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
 def test_monochrome1_is_inverted(tmp_path, dtype):
     maximum = np.iinfo(dtype).max
@@ -62,8 +70,8 @@ def test_monochrome1_is_inverted(tmp_path, dtype):
     dataset.PhotometricInterpretation = "MONOCHROME1"
     dataset.save_as(path)
     out = read_dicom(path)
-    assert out.dtype == dtype
-    assert np.array_equal(out, maximum - pixels)
+    assert out.dtype == np.uint16  # the shared 16-bit space, whatever the stored depth
+    assert np.array_equal(out, FULL - pixels.astype(np.uint32) * (FULL // maximum))
 
 
 def test_monochrome1_uses_bits_stored(tmp_path):
@@ -73,7 +81,38 @@ def test_monochrome1_uses_bits_stored(tmp_path):
     dataset.PhotometricInterpretation = "MONOCHROME1"
     dataset.BitsStored, dataset.HighBit = 12, 11
     dataset.save_as(path)
-    assert np.array_equal(read_dicom(path), 4095 - pixels)
+    assert np.array_equal(read_dicom(path), FULL - np.round(pixels * (FULL / 4095)).astype(np.uint16))
+
+
+def test_twelve_bit_dicom_fills_the_16_bit_range(tmp_path):
+    """BitsStored 12 in a 16-bit container: read as stored, the image was dark and its breast mask empty."""
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.save_as(tmp_path / "twelve.dcm")
+    image = read_dicom(tmp_path / "twelve.dcm")
+    assert np.array_equal(image, np.round(pixels * (FULL / 4095)).astype(np.uint16))
+    assert image.max() > 65000
+
+
+def test_signed_dicom_reads_the_same_in_npy_and_png(tmp_path):
+    import cv2
+
+    values = np.array([[-32768, -1000], [0, 32767]], dtype=np.int16)
+    path = _write(tmp_path / "plain.dcm", values.view(np.uint16))
+    dataset = pydicom.dcmread(path)
+    dataset.PixelRepresentation = 1
+    dataset.save_as(path)
+    image = read_dicom(path)
+    assert image.dtype == np.uint16 and image.tolist() == [[0, 31768], [32768, 65535]]  # order kept, no wrap-around
+    for suffix in ("npy", "png"):
+        subprocess.run([str(MAMMO), "convert", str(path), str(tmp_path / f"out.{suffix}")], check=True, capture_output=True)
+    assert np.array_equal(np.load(tmp_path / "out.npy"), cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED))
+
+
+def test_rescale_slope_and_intercept_are_applied(tmp_path):
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.RescaleSlope, dataset.RescaleIntercept = -1, 4095  # a modality LUT that reverses the values
+    dataset.save_as(tmp_path / "rescaled.dcm")
+    assert np.array_equal(read_dicom(tmp_path / "rescaled.dcm"), np.round((4095 - pixels) * (FULL / 4095)).astype(np.uint16))
 
 
 def test_dicom_without_pixel_data_raises(tmp_path):
@@ -128,7 +167,7 @@ def test_rle_compressed_dicom_decodes(tmp_path):
     dataset.compress(RLELossless)
     dataset.save_as(tmp_path / "rle.dcm")
     assert pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == RLELossless
-    assert np.array_equal(read_dicom(tmp_path / "rle.dcm"), pixels)
+    assert np.array_equal(read_dicom(tmp_path / "rle.dcm"), np.round(pixels * (FULL / 4095)).astype(np.uint16))
 
 
 def test_jpeg_lossless_dicom_decodes_through_the_pylibjpeg_plugin(tmp_path):
@@ -139,7 +178,7 @@ def test_jpeg_lossless_dicom_decodes_through_the_pylibjpeg_plugin(tmp_path):
     dataset.PixelData = encapsulate([imagecodecs.ljpeg_encode(pixels, bitspersample=12)])
     dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.57"  # JPEG Lossless, process 14
     dataset.save_as(tmp_path / "jpeg.dcm", enforce_file_format=True)
-    assert np.array_equal(read_dicom(tmp_path / "jpeg.dcm"), pixels)
+    assert np.array_equal(read_dicom(tmp_path / "jpeg.dcm"), np.round(pixels * (FULL / 4095)).astype(np.uint16))
 
 
 def test_unsupported_transfer_syntax_is_a_clear_error(tmp_path):

@@ -15,7 +15,8 @@ DIGITAL_MAMMOGRAPHY_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"
 
 
 def read_dicom(path: str | Path) -> np.ndarray:
-    """Pixel array of a single-frame greyscale DICOM; MONOCHROME1 is inverted so bright = dense."""
+    """A single-frame greyscale DICOM as uint16 over its declared range (see to_shared_space); MONOCHROME1 is
+    inverted so bright = dense."""
     try:
         dataset = pydicom.dcmread(path)
     except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as err:
@@ -29,9 +30,29 @@ def read_dicom(path: str | Path) -> np.ndarray:
         raise FormatError(path, f"cannot decode pixel data (transfer syntax {syntax}): {err}") from None
     if pixels.ndim != 2:
         raise FormatError(path, f"expected one greyscale frame, got array of shape {pixels.shape}")
+    image = to_shared_space(pixels, dataset)
     if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
-        pixels = (2 ** int(dataset.BitsStored) - 1) - pixels
-    return pixels
+        image = np.iinfo(np.uint16).max - image
+    return image
+
+
+def to_shared_space(pixels: np.ndarray, dataset) -> np.ndarray:
+    """Stored values -> uint16 over the full range the header declares (BitsStored, signed or not, Rescale
+    Slope/Intercept), so that a 12-bit or signed image reads the same as a 16-bit one; CBIS-DDSM's unsigned
+    16-bit pixels come back unchanged."""
+    bits = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
+    signed = int(dataset.get("PixelRepresentation", 0)) == 1
+    slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+    if bits == 16 and not signed and pixels.dtype == np.uint16 and (slope, intercept) == (1.0, 0.0):
+        return pixels
+    low = -(2 ** (bits - 1)) if signed else 0
+    stored = np.asarray(pixels, dtype=np.float64)
+    if signed and pixels.dtype.kind == "u":  # pixel data read as unsigned: undo the two's complement of BitsStored bits
+        stored = np.where(stored >= 2 ** (bits - 1), stored - 2**bits, stored)
+    ends = np.array([low, low + 2**bits - 1], dtype=np.float64) * slope + intercept  # the modality LUT keeps the order
+    values = stored * slope + intercept
+    scaled = (values - ends.min()) / (ends.max() - ends.min()) * np.iinfo(np.uint16).max
+    return np.round(np.clip(scaled, 0, np.iinfo(np.uint16).max)).astype(np.uint16)
 
 
 def write_dicom(
