@@ -89,3 +89,36 @@ def test_convert_command_fails_clearly_on_unreadable_input(tmp_path):
     result = subprocess.run([str(MAMMO), "convert", str(bad), str(tmp_path / "x.png")], capture_output=True, text=True)
     assert result.returncode == 1
     assert str(bad) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("suffix", ["npy", "png"])
+def test_convert_to_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial(demo_root, tmp_path, monkeypatch, suffix):
+    import errno
+
+    from mammo.cli import convert_scan
+
+    target = tmp_path / f"scan.{suffix}"
+    target.write_bytes(b"an earlier conversion")
+    real_open = open
+
+    class FullDisk:
+        """A file whose writes fail as on a full disk."""
+
+        def __init__(self, path, mode):
+            self.handle = real_open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: FullDisk(path, mode) if "partial" in str(path) else real_open(path, mode, *a, **k))
+    with pytest.raises(OSError, match=f"scan.{suffix}: could not write \\(No space left on device\\)"):
+        convert_scan(str(demo_root / "mias" / "mdb002.pgm"), str(target), raw=False)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"an earlier conversion"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"scan.{suffix}"]

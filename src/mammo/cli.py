@@ -95,19 +95,34 @@ def check_download(root, cbis, mias, ddsm) -> dict:
 
 
 def convert_scan(source: str, target: str, raw: bool) -> None:
+    """One scan to a 16-bit PNG or .npy, written beside the target first and renamed: a failed write (a full disk)
+    leaves neither a partial file nor a damaged earlier one."""
+    import os
+    from pathlib import Path
+
     import cv2
     import numpy as np
 
     from mammo.io.scan import read_scan
 
-    image = read_scan(source, raw=raw)
-    if target.lower().endswith(".npy"):
-        np.save(target, image)
-    elif target.lower().endswith(".png"):
-        if not cv2.imwrite(target, image.astype(np.uint16)):
-            raise ValueError(f"{target}: could not write the PNG")
-    else:
+    target_path = Path(target)
+    if target_path.suffix.lower() not in (".npy", ".png"):
         raise ValueError(f"{target}: output must end in .png or .npy")
+    image = read_scan(source, raw=raw)
+    partial = target_path.with_name(f".{target_path.name}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            if target_path.suffix.lower() == ".npy":
+                np.save(handle, image)
+            else:
+                encoded, data = cv2.imencode(".png", image.astype(np.uint16))
+                if not encoded:
+                    raise OSError("OpenCV could not encode the PNG")
+                handle.write(data.tobytes())
+        os.replace(partial, target_path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise OSError(f"{target}: could not write ({err.strerror or err})") from None
     print(f"{source} -> {target}: {image.shape[0]}x{image.shape[1]} {image.dtype}, values {image.min()}..{image.max()}")
 
 
