@@ -92,3 +92,24 @@ def test_real_sources_reconcile(shared, tmp_path):
     summary = _summary(out["summary.json"])
     assert (summary["inputs"], summary["accepted"], summary["rejected"]) == (330, 326, 4)
     assert (summary["images"], summary["abnormal_images"], summary["rois"]) == (322, 115, 119)
+
+
+def test_ddsm_root_that_does_not_exist_or_holds_nothing_is_an_error(tmp_path):
+    from mammo.check import check_ddsm
+    from mammo.io import FormatError
+
+    with pytest.raises(FormatError, match="DDSM folder not found"):
+        check_ddsm(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FormatError, match=r"no DDSM case header \(.ics\)"):
+        check_ddsm(tmp_path / "empty")
+
+
+def test_symlinked_ddsm_volumes_are_followed(demo_root, tmp_path):
+    from mammo.check import check_ddsm
+
+    real = demo_root / "ddsm"
+    (tmp_path / "normals").mkdir()
+    for volume in sorted((real / "normals").iterdir()):
+        (tmp_path / "normals" / volume.name).symlink_to(volume, target_is_directory=True)
+    assert check_ddsm(tmp_path)["scans"] == check_ddsm(real)["scans"] > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     The rejected `item` is the scan id, or the `.ics` path for a header that cannot be read.
     """
     rows, rejected = [], []
-    for ics_path in sorted(Path(root).rglob("*.ics")):
+    for ics_path in case_headers(root):
         try:
             header = read_ics(ics_path)
         except FormatError as err:
@@ -59,10 +60,24 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
+def case_headers(root: str | Path) -> list[Path]:
+    """Every `.ics` under root, symlinked folders followed (a volume linked in from another disk counts).
+
+    A root that does not exist, or holds no `.ics`, is an error naming what was expected: never an empty success.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FormatError(root, "DDSM folder not found")
+    found = sorted(Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names if name.endswith(".ics"))
+    if not found:
+        raise FormatError(root, "no DDSM case header (.ics) under this folder; expected normals/normal_NN/caseNNNN/X-NNNN-1.ics")
+    return found
+
+
 def listed_scans(root: str | Path) -> list[str]:
     """What the `.ics` files under root list: a scan id per view, or the file itself when its header is unreadable."""
     listed = []
-    for ics_path in sorted(Path(root).rglob("*.ics")):
+    for ics_path in case_headers(root):
         try:
             header = read_ics(ics_path)
         except FormatError:
