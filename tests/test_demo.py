@@ -107,7 +107,8 @@ def test_every_referenced_dicom_opens(demo_root, cbis_records):
                 assert pydicom.dcmread(path).PhotometricInterpretation == "MONOCHROME2"
             # told apart by content: the mask is binary and full-size, the crop is neither
             assert is_mask(mask, shape) and mask.shape == shape
-            assert set(np.unique(mask)) == {0, 255}
+            assert set(np.unique(pydicom.dcmread(roi_files[1]).pixel_array)) == {0, 255}  # stored as CBIS-DDSM's 8-bit masks
+            assert set(np.unique(mask)) == {0, 65535}  # read into the shared 16-bit space
             assert not is_mask(crop, shape)
             assert crop.dtype == np.uint16
             # the crop is the mask's bounding box cut from the scan
