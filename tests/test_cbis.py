@@ -6,6 +6,7 @@ import csv
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mammo.io import FormatError
@@ -316,3 +317,37 @@ def test_csv_layout_under_a_cbis_ddsm_folder_is_found(tmp_path):
     nested.write_bytes(b"")
     assert resolve(tmp_path, relative) == nested
     assert resolve(tmp_path, "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm") == tmp_path / "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm"
+
+
+def test_lost_closing_quotes_are_caught_and_located(tmp_path):
+    """Without the check, the parser paired the open quotes among themselves: 5 rows for 10 records, no error."""
+    rows = [_row(f"P_{n:05d}") for n in range(1, 11)]
+    for row in rows:
+        row[-1] = row[-1] + "\n"  # a path with a line break inside its quotes, as in the originals
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER, rows, crlf=True)
+    assert len(read_case_descriptions([path])[0]) == 10
+    path.write_text(path.read_text().replace('.dcm\n"', ".dcm\n"))  # every closing quote lost
+    assert len(pd.read_csv(path, dtype=str, keep_default_na=False)) == 5  # what a plain read makes of it
+    with pytest.raises(FormatError, match=r"5 records parsed but 10 lines start one: an unbalanced quote near line 2") as info:
+        read_case_descriptions([path])
+    assert str(path) in str(info.value)
+
+
+def test_a_csv_that_is_not_utf8_is_an_error_naming_the_line(tmp_path):
+    rows = [_row("P_00001"), _row("P_00173é")]
+    path = tmp_path / "mass_case_description_train_set.csv"
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([MASS_HEADER, *rows])
+    path.write_bytes(buffer.getvalue().encode("latin-1"))
+    with pytest.raises(FormatError, match=r"line 3: not UTF-8 \(byte 0xe9\)"):
+        read_case_descriptions([path])
+    path.write_bytes(b"\xef\xbb\xbf" + buffer.getvalue().encode())  # UTF-8 with a BOM is fine
+    assert read_case_descriptions([path])[0]["patient_id"].tolist() == ["P_00001", "P_00173é"]
+
+
+def test_an_empty_csv_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "calc_case_description_test_set.csv"
+    path.write_bytes(b"")
+    with pytest.raises(FormatError, match="empty CSV") as info:
+        read_case_descriptions([path])
+    assert str(path) in str(info.value)

@@ -131,12 +131,47 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, list[dict]]:
     return table, rejected
 
 
+# A record starts on a line that does not begin with a quote: CBIS-DDSM's only line breaks inside a field end a path,
+# so the line they leave begins with the closing quote.
+_RECORD_START = re.compile(r'^[^"\s]|^,')
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
+    """The CSV's records as text, read strictly: UTF-8 (a BOM allowed), and as many records as lines that start one.
+
+    Counting record starts apart from the parser catches a lost closing quote, which would swallow the records after
+    it into one path field without any parser error.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise FormatError(path, f"line {line}: not UTF-8 (byte {data[err.start]:#04x}); save the CSV as UTF-8") from None
     try:
         # Quirks: CRLF endings, newlines inside quoted paths, "NA" as a real value.
-        return pd.read_csv(io.StringIO(path.read_text(errors="replace")), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise FormatError(path, f"unparseable CSV ({err})") from None
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise FormatError(path, "empty CSV: no header line") from None
+    except pd.errors.ParserError as err:
+        raise FormatError(path, f"unparseable CSV ({err}); an unbalanced quote near line {_first_unbalanced_quote(text)}") from None
+    starts = [number for number, line in enumerate(text.splitlines()[1:], start=2) if _RECORD_START.match(line)]
+    if len(starts) != len(raw):
+        raise FormatError(path, f"{len(raw)} records parsed but {len(starts)} lines start one: "
+                                f"an unbalanced quote near line {_first_unbalanced_quote(text)}")  # fmt: skip
+    return raw
+
+
+def _first_unbalanced_quote(text: str) -> int | None:
+    """The line whose quotes leave a field open at the next record start, if any."""
+    open_since, inside = None, False
+    for number, line in enumerate(text.splitlines()[1:], start=2):
+        if inside and _RECORD_START.match(line):
+            return open_since
+        if line.count('"') % 2:
+            inside = not inside
+            open_since = number if inside else None
+    return open_since
 
 
 def csv_records(paths: list[str | Path]) -> list[tuple[str, int]]:
