@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import warnings
 import zlib
 import struct
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ class LjpegHeader:
     rows: int
     columns: int
     predictor: int
+    code_lengths: tuple = ()  # Huffman code length per difference category 0..16 of the scan's table (0: no code)
+    scan_start: int = 0  # byte offset of the entropy-coded data
+    restart_interval: int = 0
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -38,7 +42,7 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
     """Walk the JPEG markers up to SOS: SOF3 precision/size and the SOS predictor."""
     if data[:2] != b"\xff\xd8":
         raise FormatError(path, "not a JPEG stream (no SOI marker)")
-    pos, sof = 2, None
+    pos, sof, tables, restart = 2, None, {}, 0
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
             raise FormatError(path, f"corrupt JPEG marker structure at byte {pos}")
@@ -57,6 +61,10 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             sof = (precision, rows, columns)
         elif marker in (0xC0, 0xC1, 0xC2):
             raise FormatError(path, "lossy JPEG, expected lossless SOF3")
+        elif marker == 0xC4:
+            tables.update(_huffman_tables(segment, path))
+        elif marker == 0xDD and len(segment) >= 2:
+            (restart,) = struct.unpack(">H", segment[:2])
         elif marker == 0xDA:
             if sof is None:
                 raise FormatError(path, "SOS before SOF3")
@@ -64,16 +72,87 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             if len(segment) < 4 + 2 * components:
                 raise FormatError(path, "SOS segment too short")
             predictor = segment[1 + 2 * components]
-            return LjpegHeader(*sof, predictor=predictor)
+            table = segment[2] >> 4 if components else 0  # the DC table of the (first) component
+            lengths = tables.get(table, ())
+            return LjpegHeader(*sof, predictor=predictor, code_lengths=lengths, scan_start=pos + 2 + length, restart_interval=restart)
         pos += 2 + length
     raise FormatError(path, "truncated JPEG stream (no SOS marker)")
+
+
+def _huffman_tables(segment: bytes, path) -> dict[int, tuple]:
+    """Code length per symbol (difference category 0..16) of each Huffman table in a DHT segment."""
+    tables, pos = {}, 0
+    while pos + 17 <= len(segment):
+        table, counts = segment[pos] & 0x0F, segment[pos + 1 : pos + 17]
+        symbols = segment[pos + 17 : pos + 17 + sum(counts)]
+        if len(symbols) != sum(counts) or any(symbol > 16 for symbol in symbols):
+            raise FormatError(path, "corrupt Huffman table (DHT segment)")
+        lengths = [0] * 17
+        position = 0
+        for length, count in enumerate(counts, start=1):
+            for symbol in symbols[position : position + count]:
+                lengths[symbol] = length
+            position += count
+        tables[table] = tuple(lengths)
+        pos += 17 + sum(counts)
+    return tables
+
+
+# Difference category (T.81 SSSS) of every difference modulo 2**16: the bit length of its magnitude.
+_MAGNITUDE = np.minimum(np.arange(65536), 65536 - np.arange(65536))
+_CATEGORY = np.where(_MAGNITUDE == 0, 0, np.floor(np.log2(np.maximum(_MAGNITUDE, 1))) + 1).astype(np.uint8)
+
+
+def coded_bits(t81_image: np.ndarray, header: LjpegHeader, band: int = 128) -> int | None:
+    """Bits of entropy-coded data that `t81_image` takes under the stream's own Huffman table and predictor (T.81
+    semantics, as a standard decoder decoded it); None when a difference has no code in that table.
+
+    Band by band of rows, so memory stays a fraction of the image's.
+    """
+    lengths = np.array(header.code_lengths or [0] * 17, dtype=np.int64)
+    counts = np.zeros(17, dtype=np.int64)
+    # predictors 1-4 need no shift, so uint16 arithmetic (which wraps modulo 2**16, as T.81 does) is exact
+    dtype = np.uint16 if header.predictor <= 4 else np.int32
+    for top in range(0, t81_image.shape[0], band):
+        block = t81_image[max(top - 1, 0) : top + band].astype(dtype, copy=False)
+        values, above = (block[1:], block[:-1]) if top else (block, None)
+        prediction = np.empty_like(values)
+        if above is None:  # first line: the left neighbour, the first pixel 2**(precision-1); then as below
+            prediction[0, 1:], prediction[0, 0] = values[0, :-1], 1 << (header.precision - 1)
+            values_below, above = values[1:], values[:-1]
+            target = prediction[1:]
+        else:
+            values_below, target = values, prediction
+        target[:, 1:] = _predict(header.predictor, values_below[:, :-1], above[:, 1:], above[:, :-1])
+        target[:, 0] = above[:, 0]
+        differences = (values - prediction).astype(np.uint16, copy=False)  # modulo 2**16
+        counts += np.bincount(_CATEGORY[differences].ravel(), minlength=17)
+    if np.any((counts > 0) & (lengths == 0)):
+        return None
+    extra = np.arange(17)
+    extra[16] = 0  # T.81: difference 32768 has category 16 and no extra bits
+    return int(np.sum(counts * (lengths + extra)))
+
+
+def _scan_bits(data: bytes, header: LjpegHeader) -> tuple[int, int, int]:
+    """(bits of entropy-coded data between SOS and EOI once the 0x00 stuffed after each 0xFF is left out, its last
+    data byte, byte offset of EOI)."""
+    end = data.rstrip(b"\0").rfind(b"\xff\xd9")
+    scan = np.frombuffer(data, dtype=np.uint8, count=max(end - header.scan_start, 0), offset=header.scan_start)
+    if len(scan) == 0:
+        return 0, 0, end
+    stuffed = int(np.count_nonzero((scan[:-1] == 0xFF) & (scan[1:] == 0x00)))
+    last = 0xFF if len(scan) > 1 and scan[-1] == 0x00 and scan[-2] == 0xFF else int(scan[-1])
+    return 8 * (len(scan) - stuffed), last, end
 
 
 def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarray:
     """Decode a DDSM LJPEG to uint16 raw grey levels of shape (lines, pixels_per_line).
 
-    The `.ics` is the authority on geometry: the stream's own header is
-    sometimes transposed, so a stream with the right pixel count is reshaped.
+    The `.ics` is the authority on geometry, but only as the stream's own size or its transpose (quirk: the
+    stream's header is sometimes transposed, warned); another factorisation of the same pixel count is an error.
+    The decoded image must account for the entropy-coded data exactly up to EOI: a damaged stream (flipped
+    bytes, a cut, a leftover) decodes to garbage without any decoder error, so this is checked bit for bit count.
     """
     data = read_bytes(path)
     header = parse_header(data, path)
@@ -86,16 +165,39 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
         image = imagecodecs.ljpeg_decode(data)
     except imagecodecs.LjpegError as err:
         raise FormatError(path, f"corrupt lossless JPEG stream ({err})") from None
+    _check_entropy_coded_data(data, header, image, path)
     if header.predictor != 1:
         # Quirk: PVRG (the DDSM encoder) predicts the first line differently from ITU T.81 for predictors 2-7.
         image = pvrg_reconstruct(image, header.predictor, header.precision)
-    if image.size != lines * pixels_per_line:
+    if image.max() >= 1 << header.precision:
+        raise FormatError(path, f"corrupt stream: decoded values up to {image.max()} exceed its {header.precision}-bit precision")
+    if image.shape == (pixels_per_line, lines) and image.shape != (lines, pixels_per_line):
+        warnings.warn(f"{path}: stream header says {image.shape[0]}x{image.shape[1]}, the .ics {lines}x{pixels_per_line}: "
+                      "taken as transposed (a known DDSM quirk)", stacklevel=2)  # fmt: skip
+    elif image.shape != (lines, pixels_per_line):
         raise FormatError(
             path,
             f"stream holds {image.shape[0]}x{image.shape[1]} pixels but the .ics says "
-            f"{lines} lines x {pixels_per_line} pixels per line",
+            f"{lines} lines x {pixels_per_line} pixels per line (neither that size nor its transpose)",
         )
     return np.ascontiguousarray(image.reshape(lines, pixels_per_line).astype(np.uint16))
+
+
+def _check_entropy_coded_data(data: bytes, header: LjpegHeader, t81_image: np.ndarray, path) -> None:
+    """The decoded pixels must take exactly the stream's entropy-coded bits (up to the 0-7 padding bits before EOI)."""
+    if header.restart_interval or not header.code_lengths:
+        return  # restart markers reset the prediction: not used by DDSM, not checked here
+    available, last_byte, end = _scan_bits(data, header)
+    needed = coded_bits(t81_image, header)
+    if needed is not None and 0 <= available - needed <= 7 and available > needed:
+        padding = last_byte & ((1 << (available - needed)) - 1)
+        if padding not in (0, (1 << (available - needed)) - 1):  # 1-bits (T.81, PVRG) or 0-bits (some encoders)
+            needed = None
+    if needed is None or not 0 <= available - needed <= 7:
+        position = header.scan_start + (min(needed, available) // 8 if needed is not None else 0)
+        detail = "data left over before EOI" if needed is not None and available > needed else "premature end or invalid codes"
+        raise FormatError(path, f"corrupt stream at byte {min(position, end)}: the decoded image does not account for the "
+                                f"entropy-coded data ({detail})")  # fmt: skip
 
 
 def _predict(predictor: int, a, b, c):
