@@ -19,30 +19,36 @@ def read_dicom(path: str | Path) -> np.ndarray:
     inverted so bright = dense."""
     try:
         dataset = pydicom.dcmread(path)
-    except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError) as err:
+        # pydicom parses elements when first used: a damaged header fails here, with one of many exception types
+        has_pixels = "PixelData" in dataset
+        header = {key: dataset.get(key) for key in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation",
+                                                     "RescaleSlope", "RescaleIntercept")}  # fmt: skip
+    except OSError as err:
         raise FormatError(path, f"not a readable DICOM file ({err})") from None
-    if "PixelData" not in dataset:
+    except Exception as err:  # pydicom's parse errors: InvalidDicomError, BytesLengthException, ValueError, ...
+        raise FormatError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from None
+    if not has_pixels:
         raise FormatError(path, "DICOM has no pixel data")
     try:
         pixels = dataset.pixel_array
-    except Exception as err:  # pydicom raises several types for unsupported syntaxes and short data
-        syntax = getattr(dataset.file_meta, "TransferSyntaxUID", "unknown")
+        image = to_shared_space(pixels, header)
+    except Exception as err:  # pydicom raises several types for unsupported syntaxes, short data and bad pixel modules
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise FormatError(path, f"cannot decode pixel data (transfer syntax {syntax}): {err}") from None
     if pixels.ndim != 2:
         raise FormatError(path, f"expected one greyscale frame, got array of shape {pixels.shape}")
-    image = to_shared_space(pixels, dataset)
-    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
+    if header["PhotometricInterpretation"] == "MONOCHROME1":
         image = np.iinfo(np.uint16).max - image
     return image
 
 
-def to_shared_space(pixels: np.ndarray, dataset) -> np.ndarray:
+def to_shared_space(pixels: np.ndarray, header: dict) -> np.ndarray:
     """Stored values -> uint16 over the full range the header declares (BitsStored, signed or not, Rescale
     Slope/Intercept), so that a 12-bit or signed image reads the same as a 16-bit one; CBIS-DDSM's unsigned
     16-bit pixels come back unchanged."""
-    bits = int(dataset.get("BitsStored", pixels.dtype.itemsize * 8))
-    signed = int(dataset.get("PixelRepresentation", 0)) == 1
-    slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+    bits = int(header.get("BitsStored") or pixels.dtype.itemsize * 8)
+    signed = int(header.get("PixelRepresentation") or 0) == 1
+    slope, intercept = float(header.get("RescaleSlope") or 1), float(header.get("RescaleIntercept") or 0)
     if bits == 16 and not signed and pixels.dtype == np.uint16 and (slope, intercept) == (1.0, 0.0):
         return pixels
     low = -(2 ** (bits - 1)) if signed else 0

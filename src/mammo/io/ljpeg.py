@@ -57,7 +57,9 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
         if marker == 0xC3:
             if len(segment) < 9:
                 raise FormatError(path, "SOF3 segment too short")
-            precision, rows, columns = struct.unpack(">BHH", segment[:5])
+            precision, rows, columns, components = struct.unpack(">BHHB", segment[:6])
+            if components != 1 or len(segment) != 6 + 3 * components or not 2 <= precision <= 16 or not rows or not columns:
+                raise FormatError(path, f"corrupt SOF3 segment ({components} components, {precision} bits, {rows}x{columns})")
             sof = (precision, rows, columns)
         elif marker in (0xC0, 0xC1, 0xC2):
             raise FormatError(path, "lossy JPEG, expected lossless SOF3")
@@ -72,8 +74,12 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             if len(segment) < 4 + 2 * components:
                 raise FormatError(path, "SOS segment too short")
             predictor = segment[1 + 2 * components]
-            table = segment[2] >> 4 if components else 0  # the DC table of the (first) component
-            lengths = tables.get(table, ())
+            if components != 1 or len(segment) != 4 + 2 * components:
+                raise FormatError(path, f"corrupt SOS segment ({components} components)")
+            table = segment[2] >> 4  # the DC table of the component
+            if table not in tables:
+                raise FormatError(path, f"no Huffman table {table} defined before the scan")
+            lengths = tables[table]
             return LjpegHeader(*sof, predictor=predictor, code_lengths=lengths, scan_start=pos + 2 + length, restart_interval=restart)
         pos += 2 + length
     raise FormatError(path, "truncated JPEG stream (no SOS marker)")
@@ -85,7 +91,8 @@ def _huffman_tables(segment: bytes, path) -> dict[int, tuple]:
     while pos + 17 <= len(segment):
         table, counts = segment[pos] & 0x0F, segment[pos + 1 : pos + 17]
         symbols = segment[pos + 17 : pos + 17 + sum(counts)]
-        if len(symbols) != sum(counts) or any(symbol > 16 for symbol in symbols):
+        kraft = sum(count / 2**length for length, count in enumerate(counts, start=1))
+        if len(symbols) != sum(counts) or any(symbol > 16 for symbol in symbols) or len(set(symbols)) != len(symbols) or kraft > 1:
             raise FormatError(path, "corrupt Huffman table (DHT segment)")
         lengths = [0] * 17
         position = 0
@@ -95,6 +102,8 @@ def _huffman_tables(segment: bytes, path) -> dict[int, tuple]:
             position += count
         tables[table] = tuple(lengths)
         pos += 17 + sum(counts)
+    if pos != len(segment):
+        raise FormatError(path, "corrupt Huffman table (DHT segment length)")
     return tables
 
 
