@@ -48,6 +48,20 @@ def test_study_rows_are_targets_of_the_default_config_and_all_builds_the_runs(tm
 
 
 @pytest.mark.workflow
+@pytest.mark.parametrize("root, problem", [("resources/demo/cbis-ddsm", "is the demo's folder but data.demo is false"), ("/nonexistent/cbis", "does not exist")])
+def test_real_data_roots_are_checked_when_needed(tmp_path, root, problem):
+    """With data.demo false, a root left at the demo's folder (which an earlier demo run leaves behind) or one that does
+    not exist stops the run, naming the key; a root the target does not need may stay unset."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    (tmp_path / "real.yaml").write_text(f"data:\n  demo: false\n  cbis_ddsm: {root}\n  mias: mias\n")
+    (tmp_path / "mias").mkdir()
+    (tmp_path / "mias" / "Info.txt").write_text("mdb001 G NORM\n")
+    result = snakemake(tmp_path, TARGET, "-n", "--configfile", "config/config.yaml", "real.yaml", check=False)
+    assert result.returncode != 0 and f"data.cbis_ddsm: {root} {problem}" in result.stdout + result.stderr
+    snakemake(tmp_path, "results/sources/mias/summary.json", "-n", "--configfile", "config/config.yaml", "real.yaml")
+
+
+@pytest.mark.workflow
 def test_config_error_names_the_key(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     bad = tmp_path / "config" / "bad.yaml"

@@ -50,13 +50,25 @@ wildcard_constraints:
     name="|".join(map(re.escape, config["scans"].get("files", {}))) or "(?!)",
 
 
+def data_root(key):
+    """A configured collection root. Real data (data.demo false) must exist and must not be the demo's folder, which
+    an earlier demo run leaves behind; checked when a job needs the root, so unused roots may stay unset."""
+    root = config["data"][key]
+    if not config["data"]["demo"]:
+        if Path(root).resolve().is_relative_to(Path("resources/demo").resolve()):
+            raise ValueError(f"data.{key}: {root} is the demo's folder but data.demo is false: point it at the download")
+        if not Path(root).exists():
+            raise ValueError(f"data.{key}: {root} does not exist")
+    return root
+
+
 def cbis_csvs():
-    return [f"{config['data']['cbis_ddsm']}/{name}" for name in CSV_NAMES]
+    return [f"{data_root('cbis_ddsm')}/{name}" for name in CSV_NAMES]
 
 
-def mias_info():
+def mias_info(checked=True):
     """Info.txt of mini-MIAS: in the `data.mias` folder, or unpacked (by rule unpack_mias) from the official archive."""
-    source = config["data"]["mias"]
+    source = data_root("mias") if checked else config["data"]["mias"]
     if not is_archive(source):
         return f"{source}/Info.txt"
     name = Path(source).name
@@ -69,7 +81,7 @@ def ddsm_inputs():
     if config["data"]["demo"]:
         spec = DemoSpec(**config.get("demo", {}))
         return [f"{config['data']['ddsm']}/{path}" for path in ddsm_ics_paths(spec)]
-    return [config["data"]["ddsm"]]
+    return [data_root("ddsm")]
 
 
 def shard_paths(dataset, split):

@@ -1,7 +1,7 @@
 checkpoint index_cbis:
     """One table of CBIS-DDSM ROIs from the four case description CSVs (bad rows to the rejected table)."""
     input:
-        csvs=cbis_csvs(),
+        csvs=lambda wc: cbis_csvs(),
     output:
         rois="results/sources/cbis/rois.tsv",
         rejected="results/sources/cbis/rejected.tsv",
@@ -23,7 +23,7 @@ checkpoint index_cbis:
 checkpoint index_ddsm:
     """One row per DDSM normal scan listed in the .ics headers."""
     input:
-        ddsm_inputs(),
+        lambda wc: ddsm_inputs(),
     output:
         scans="results/sources/ddsm/scans.tsv",
         rejected="results/sources/ddsm/rejected.tsv",
@@ -51,7 +51,7 @@ if is_archive(config["data"]["mias"]):
         input:
             config["data"]["mias"],
         output:
-            info=mias_info(),
+            info=mias_info(checked=False),
         log:
             "logs/sources/unpack_mias.log",
         benchmark:
@@ -69,7 +69,7 @@ if is_archive(config["data"]["mias"]):
 checkpoint index_mias:
     """Image-level labels and ROIs from mini-MIAS Info.txt (rows without coordinates to the rejected table)."""
     input:
-        info=mias_info(),
+        info=lambda wc: mias_info(),
     output:
         images="results/sources/mias/images.tsv",
         rois="results/sources/mias/rois.tsv",
