@@ -338,3 +338,30 @@ def test_cli_reports_a_failed_overlay_write(scan_cli_inputs, tmp_path):
     (out / "scan.overlay.png").mkdir(parents=True)  # the PNG cannot be written there
     result = run_scan(scan_cli_inputs, "scan.png", "--out", str(out), "--force")
     assert result.returncode == 1 and "scan.overlay.png: could not write" in result.stderr
+
+
+def test_cli_refuses_two_scans_that_would_share_outputs(scan_cli_inputs, tmp_path):
+    """Every CBIS-DDSM full mammogram is 000000.dcm: the second would silently replace the first's outputs."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(scan_cli_inputs / "scan.png", tmp_path / folder / "000000.png")
+    result = run_scan(scan_cli_inputs, str(tmp_path / "a/000000.png"), str(tmp_path / "b/000000.png"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "outputs named 000000" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp_path):
+    import tarfile
+
+    films = sorted((demo_root / "mias").glob("*.pgm"))[:2]
+    info = "\n".join(line for line in (demo_root / "mias" / "Info.txt").read_text().splitlines()
+                     if not line.startswith("mdb") or line[:6] in {f.stem for f in films})  # fmt: skip
+    (tmp_path / "Info.txt").write_text(info + "\n")
+    with tarfile.open(tmp_path / "all-mias.tar.gz", "w:gz") as tar:
+        for path in [tmp_path / "Info.txt", *films]:
+            tar.add(path, arcname=f"all-mias/{path.name}")
+    result = run_scan(scan_cli_inputs, str(tmp_path / "all-mias.tar.gz"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.regions.json")) == [f"{f.stem}.regions.json" for f in films]
+    assert "2 of 2 scans analysed" in result.stdout + result.stderr  # the summary table
+    summary = json.loads((tmp_path / "out" / f"{films[0].stem}.regions.json").read_text())
+    assert summary["scale"] == pytest.approx(5.16) and summary["windows_scored"] > 0

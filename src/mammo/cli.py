@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from dataclasses import fields
+from pathlib import Path
 
 from mammo.demo.collections import DemoSpec, generate
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.heatmap import Windowing, windowing_scale
-from mammo.io.mias import MIAS_SCALE
+from mammo.io.mias import MIAS_SCALE, is_archive, read_info, unpack_archive
 from mammo.runner import run_stage
-from mammo.stages import analyse_scan
+from mammo.stages import analyse_scans, scan_stem
 
 
 def _positive(kind):
@@ -52,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt, or the official archive all-mias.tar.gz")
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    scan = commands.add_parser("scan", help="heatmap and top regions of one full scan from a trained tile model")
-    scan.add_argument("input", help="a scan: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG")
+    scan = commands.add_parser("scan", help="heatmaps and top regions of full scans from a trained tile model")
+    scan.add_argument("input", nargs="+", help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; "
+                      "or the mini-MIAS archive all-mias.tar.gz (every film in it)")  # fmt: skip
     scan.add_argument("--model", required=True, help="a trained model, e.g. results/ds9/model_1.0.0.35/model.keras")
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
@@ -66,9 +69,13 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument("--force", action="store_true", help="replace outputs that exist already")
     args = parser.parse_args(argv)
     if args.command == "scan":
-        scale = args.scale if args.scale is not None else (windowing_scale(MIAS_SCALE) if args.input.lower().endswith(".pgm") else 1.0)
-        windowing = Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)
-        run_stage(None, analyse_scan, args.input, args.model, args.out, windowing, args.contrast, force=args.force)
+        with tempfile.TemporaryDirectory() as unpacked:
+            paths = run_stage(None, scan_inputs, args.input, unpacked)
+            scans = []
+            for path in paths:
+                scale = args.scale if args.scale is not None else (windowing_scale(MIAS_SCALE) if path.lower().endswith(".pgm") else 1.0)
+                scans.append((path, scan_stem(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)))
+            run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, force=args.force)
     if args.command == "check":
         if not (args.root or args.cbis or args.mias or args.ddsm):
             parser.error("check needs a data root or --cbis/--mias/--ddsm")
@@ -81,6 +88,18 @@ def main(argv: list[str] | None = None) -> None:
         roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias")]
         counts = run_stage(None, generate, *roots, spec, args.workers)
         print(json.dumps(counts))
+
+
+def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
+    """The scans named on the command line, a mini-MIAS archive standing for every film it holds (checked and unpacked)."""
+    paths = []
+    for number, name in enumerate(inputs):
+        if is_archive(name):
+            info = unpack_archive(name, Path(unpack_into) / str(number))
+            paths += [str(info.parent / f"{refnum}.pgm") for refnum in sorted(set(read_info(info)[0]["refnum"]))]
+        else:
+            paths.append(name)
+    return paths
 
 
 def check_download(root, cbis, mias, ddsm) -> dict:

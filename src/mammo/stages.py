@@ -459,51 +459,84 @@ def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
 
 def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0, stem: str | None = None,
                  force: bool = False) -> dict:  # fmt: skip
-    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON.
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
+    return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, contrast, force)[0]
 
-    Existing outputs are never replaced unless `force`; a scan with no breast window is an error, not an empty result.
+
+def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: float = 1.0, force: bool = False) -> list[dict]:
+    """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
+
+    Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
+    be analysed (unreadable, no breast window) does not stop the others: the failures are raised at the end, after
+    a summary table of every scan; a single scan's own error is raised as it is.
     """
     import time
 
     import cv2
+    from tqdm import tqdm
 
     from mammo.heatmap import overlay, regions, score_scan, thumbnail
     from mammo.inference import load_tile_model, predictor, read_temperature
     from mammo.io.scan import read_scan
 
-    started = time.perf_counter()
+    stems = [stem for _, stem, _ in scans]
+    shared = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if shared:
+        raise ValueError(f"several scans would write the outputs named {', '.join(shared[:5])}: give them other names")
     out = Path(out_dir)
-    stem = stem or scan_stem(scan_path)
-    targets = [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")]
-    existing = [str(path) for path in targets if path.exists()]
+    outputs = {stem: [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")] for stem in stems}
+    existing = [str(path) for paths in outputs.values() for path in paths if path.exists()]
     if existing and not force:
-        raise ValueError(f"{', '.join(existing)} exist(s): not overwritten (use --force, or another --out)")
-    scan = read_scan(scan_path)  # a bad scan fails before TensorFlow starts
+        raise ValueError(f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
+                         "(use --force, or another --out)")  # fmt: skip
+    if len(scans) == 1:
+        read_scan(scans[0][0])  # a bad single scan fails before TensorFlow starts
     temperature = read_temperature(model_path)  # a bad calibration file too
-    model = load_tile_model(model_path)
-    result = score_scan(scan, predictor(model, contrast), windowing)
-    if not len(result.scores):
-        raise ValueError(f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
-                         f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored")  # fmt: skip
-    found = regions(result, windowing, temperature)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(targets[0], result.heatmap)
-    if not cv2.imwrite(str(targets[1]), overlay(*thumbnail(scan), result.heatmap, found)):
-        raise OSError(f"{targets[1]}: could not write the overlay PNG")
-    summary = {
-        "scan": str(scan_path),
-        "model": str(model_path),
-        "shape": list(result.shape),
-        "stride": windowing.stride,
-        "scale": windowing.scale,
-        "windows_scored": int(len(result.scores)),
-        "windows_skipped": int(result.windows_total - len(result.scores)),
-        "max_score": round(float(result.scores.max()), 6) if len(result.scores) else None,
-        "seconds": round(time.perf_counter() - started, 2),
-        "regions": found,
-    }
-    write_json(summary, targets[2])
-    return summary
+    predict = predictor(load_tile_model(model_path), contrast)
+    summaries, failures = [], []
+    for scan_path, stem, windowing in tqdm(scans, desc="scans", disable=len(scans) == 1):
+        started = time.perf_counter()
+        try:
+            scan = read_scan(scan_path)
+            result = score_scan(scan, predict, windowing)
+            if not len(result.scores):
+                raise ValueError(f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
+                                 f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored")  # fmt: skip
+        except (FormatError, ValueError) as err:
+            if len(scans) == 1:
+                raise
+            failures.append(str(err))
+            continue
+        found = regions(result, windowing, temperature)
+        heatmap_path, overlay_path, regions_path = outputs[stem]
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(heatmap_path, result.heatmap)
+        if not cv2.imwrite(str(overlay_path), overlay(*thumbnail(scan), result.heatmap, found)):
+            raise OSError(f"{overlay_path}: could not write the overlay PNG")
+        summary = {
+            "scan": str(scan_path),
+            "model": str(model_path),
+            "shape": list(result.shape),
+            "stride": windowing.stride,
+            "scale": windowing.scale,
+            "windows_scored": int(len(result.scores)),
+            "windows_skipped": int(result.windows_total - len(result.scores)),
+            "max_score": round(float(result.scores.max()), 6),
+            "seconds": round(time.perf_counter() - started, 2),
+            "regions": found,
+        }
+        Path(regions_path).write_text(json.dumps(summary, indent=2) + "\n")
+        summaries.append(summary)
+    if len(scans) > 1:
+        print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
+        for summary in summaries:
+            print(f"{Path(summary['scan']).name:<40}{summary['windows_scored']:>9}{summary['max_score']:>17.4f}{summary['seconds']:>9.2f}")
+        print(f"{len(summaries)} of {len(scans)} scans analysed into {out}")
+    else:
+        print(json.dumps(summaries[0], indent=2))
+    if failures:
+        raise ValueError(f"{len(failures)} of {len(scans)} scans could not be analysed: {'; '.join(failures[:3])}")
+    return summaries
 
 
 def scan_stem(path: str | Path) -> str:
