@@ -52,11 +52,14 @@ wildcard_constraints:
 
 def data_root(key):
     """A configured collection root. Real data (data.demo false) must exist and must not be the demo's folder, which
-    an earlier demo run leaves behind; checked when a job needs the root, so unused roots may stay unset."""
+    an earlier demo run leaves behind; checked when a job needs the root, so unused roots may stay unset.
+    """
     root = config["data"][key]
     if not config["data"]["demo"]:
         if Path(root).resolve().is_relative_to(Path("resources/demo").resolve()):
-            raise ValueError(f"data.{key}: {root} is the demo's folder but data.demo is false: point it at the download")
+            raise ValueError(
+                f"data.{key}: {root} is the demo's folder but data.demo is false: point it at the download"
+            )
         if not Path(root).exists():
             raise ValueError(f"data.{key}: {root} does not exist")
     return root
