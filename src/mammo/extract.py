@@ -225,7 +225,7 @@ def mias_tiles(
         if image["label_normal"]:
             cut = []
             for _, roi in image_rois.iterrows():
-                (row, col), half = _mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
+                (row, col), half = mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
                 roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
                 if not roi_tiles:
@@ -258,12 +258,12 @@ def _lesion_circles(shape: tuple[int, int], rois: pd.DataFrame, scale: float) ->
     """Every mini-MIAS lesion of a scan as a filled circle (Info.txt centre and radius) at the upscaled scale."""
     mask = np.zeros(shape, np.uint8)
     for _, roi in rois.iterrows():
-        row, col = _mias_centre(roi, scale, shape[0])
+        row, col = mias_centre(roi, scale, shape[0])
         cv2.circle(mask, (int(round(col)), int(round(row))), int(round(roi["radius"] * scale)), 1, thickness=-1)
     return mask.astype(bool)
 
 
-def _mias_centre(roi: pd.Series, scale: float, height: int) -> tuple[float, float]:
+def mias_centre(roi: pd.Series, scale: float, height: int) -> tuple[float, float]:
     """(row, column) of an Info.txt lesion centre in a scan upscaled by `scale`: Info.txt's origin is bottom-left."""
     return height - roi["y"] * scale, roi["x"] * scale
 

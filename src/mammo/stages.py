@@ -559,7 +559,7 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
                 settings: dict, windowing: dict, chunk: int, chunks: int,
                 scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
     """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps."""
-    from mammo.extract import roi_mask
+    from mammo.extract import mias_centre, roi_mask
     from mammo.heatmap import Windowing, regions, score_scan, thumbnail
     from mammo.inference import load_tile_model, predictor, read_temperature
     from mammo.io.scan import read_scan
@@ -590,7 +590,7 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
                     lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
         elif target["source"] == "mias":
             for _, roi in mias_rois[mias_rois["refnum"] == target["scan_id"].removeprefix("mias:")].iterrows():
-                lesions[roi["roi_id"]] = circle_mask(scan.shape, scan.shape[0] - int(roi["y"]), int(roi["x"]), int(roi["radius"]))
+                lesions[roi["roi_id"]] = circle_mask(scan.shape, *mias_centre(roi, 1.0, scan.shape[0]), int(roi["radius"]))
         settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
         result = score_scan(scan, predict, settings_for_scan)
         found = regions(result, settings_for_scan, temperature)

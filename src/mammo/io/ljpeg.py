@@ -297,9 +297,7 @@ def encode_ljpeg(raw: np.ndarray, bits: int) -> bytes:
     image = np.ascontiguousarray(raw, dtype=np.uint16)
     rows, columns = image.shape
     differences = _predictor1_differences(image, bits)
-    magnitude = np.abs(differences)
-    categories = np.where(magnitude == 0, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int64) + 1)
-    categories[differences == 32768] = 16  # T.81: difference 32768 has category 16 and no extra bits
+    categories = _CATEGORY[differences & 0xFFFF].astype(np.int64)  # 32768 falls in category 16, as T.81 says
     lengths = _huffman_code_lengths(np.bincount(categories.ravel(), minlength=17))
     codes = _canonical_codes(lengths)
     extra = np.where(differences < 0, differences - 1, differences) & ((1 << categories) - 1)
