@@ -115,11 +115,6 @@ def matmul_flops_per_second(size: int = 2048, repeats: int = 5) -> float:
     return 2.0 * size**3 / best
 
 
-def cpu_has_bfloat16_arithmetic() -> bool:
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
@@ -133,10 +128,9 @@ def main() -> None:
 
     from mammo.models import build
     from mammo.models.augmentation import RandomSquareSymmetry
-    from mammo.train import configure_tensorflow, make_dataset
+    from mammo.train import bfloat16_arithmetic, configure_tensorflow, make_dataset
 
     configure_tensorflow(1, 2)
-    gpus = tf.config.list_physical_devices("GPU")
     print(f"device: {device_name()}; batch {BATCH}")
     flops = forward_flops(build("1.0.0.35", 2))
     peak = matmul_flops_per_second()
@@ -169,7 +163,7 @@ def main() -> None:
         bare, real = float(np.median(bare)), float(np.median(real))
 
         bfloat16 = None
-        if gpus or cpu_has_bfloat16_arithmetic() or args.bfloat16:
+        if bfloat16_arithmetic() or args.bfloat16:
             bfloat16 = fit_rate(in_memory, args.steps, args.warmup, "mixed_bfloat16")
             print(f"bare fit, mixed_bfloat16: {bfloat16:.1f} img/s", flush=True)
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mammo.intensity import INVERTED_INTENSITY, inverted_intensity
+from mammo.heatmap import Windowing, breast_mask, tissue_windows
+from mammo.intensity import INVERTED_INTENSITY, inverted_intensity, to_uint8
 from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.dicom import read_dicom
@@ -29,6 +30,7 @@ from mammo.tiles import (
     Method2,
     NormalThresholds,
     NormalTiling,
+    augment,
     item_rng,
     mask_box,
     normal_tiles,
@@ -192,6 +194,39 @@ def ddsm_normal_tiles(
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
+@dataclass(frozen=True)
+class EdgeTiles:
+    """Negative tiles from the windows a whole-film scan scores but the tissue thresholds never pass (skin line,
+    pectoral muscle, chest-wall film border), so that the model has seen them as normal before it scans a film."""
+
+    per_film: int
+    windowing: Windowing  # the whole-film scan's windows (stride, min_tissue), at the tile scale
+
+
+def edge_tiles(scan16: np.ndarray, lesions: np.ndarray, params: EdgeTiles, thresholds: NormalThresholds,
+               margin: int, rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:  # fmt: skip
+    """Up to `per_film` scanned windows of a film that fail `thresholds` and stay `margin` pixels clear of every lesion.
+
+    They are cut as the scan sees them: the breast segmented, everything outside it black.
+    """
+    image8 = to_uint8(scan16)
+    breast = breast_mask(image8)
+    image8 = np.where(breast, image8, 0).astype(np.uint8)
+    grown = cv2.dilate(lesions.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) if margin else lesions
+    touched = cv2.integral(grown.astype(np.uint8))
+    corners, _ = tissue_windows(breast, params.windowing)
+    candidates = []
+    for top, left in corners:
+        bottom, right = top + TILE_SIZE, left + TILE_SIZE
+        tile = image8[top:bottom, left:right]
+        if touched[bottom, right] - touched[top, right] - touched[bottom, left] + touched[top, left] or thresholds.accepts(tile):
+            continue
+        candidates.append((tile, (int(top), int(left), int(bottom), int(right))))
+    if len(candidates) > params.per_film:
+        candidates = [candidates[i] for i in np.sort(rng.choice(len(candidates), params.per_film, replace=False))]
+    return [(augment(tile, rng), box) for tile, box in candidates]
+
+
 def mias_tiles(
     images: pd.DataFrame,
     rois: pd.DataFrame,
@@ -203,13 +238,15 @@ def mias_tiles(
     seed: int,
     tiles_file: str,
     lesion_free: BackgroundTiles | None = None,
+    edges: EdgeTiles | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """mini-MIAS scans upscaled by `scale`, ROIs by method 2 and normal scans tiled.
 
     Tiles are cut at `method.tile` / `tiling.tile` pixels of the upscaled scan (299: no resizing).
     ROIs of abnormal scans are the items; a normal scan is an item. With `lesion_free`, an abnormal scan whose
     every abnormality has coordinates also gives normal tiles away from every lesion circle (method
-    "lesion_free"); otherwise abnormal scans give no normal tiles.
+    "lesion_free"); otherwise abnormal scans give no normal tiles. With `edges`, every film that gives normal tiles also
+    gives edge tiles (method "edge", `lesion_free.margin` clear of lesions).
     """
     tiles, rows, rejected = [], [], []
     for _, image in tqdm(images.iterrows(), total=len(images), desc="mini-MIAS scans"):
@@ -222,33 +259,39 @@ def mias_tiles(
         except FormatError as err:
             rejected += [_reject_mias(err.path, image, item, "read_scan", err.reason) for item in items]
             continue
+        cut = []  # (ROI or None, method, tile, box)
         if image["label_normal"]:
-            cut = []
             for _, roi in image_rois.iterrows():
                 (row, col), half = mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
                 roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
                 if not roi_tiles:
                     rejected.append(_reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background"))
-                cut += [(roi, tile, box) for tile in roi_tiles]
+                cut += [(roi, method.name, tile, box) for tile in roi_tiles]
             if lesion_free is not None and not image["unlocated"]:
                 lesions = _lesion_circles(scan.shape, image_rois, scale)
                 rng = item_rng(seed, f"mias:{image['refnum']}/lesion_free")
-                cut += [(None, tile, box) for tile, box in background_tiles(scan, lesions, lesion_free, rng)]
+                cut += [(None, "lesion_free", tile, box) for tile, box in background_tiles(scan, lesions, lesion_free, rng)]
+                if edges is not None:
+                    rng = item_rng(seed, f"mias:{image['refnum']}/edges")
+                    found = edge_tiles(scan, lesions, edges, thresholds, lesion_free.margin, rng)
+                    cut += [(None, "edge", tile, box) for tile, box in found]
         else:
-            cut = [(None, tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
+            cut = [(None, "normal_grid", tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
             if not cut:
                 rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))
+            elif edges is not None:
+                found = edge_tiles(scan, np.zeros(scan.shape, bool), edges, thresholds, 0, item_rng(seed, f"{items[0]}/edges"))
+                cut += [(None, "edge", tile, box) for tile, box in found]
         # mini-MIAS holds MLO views only; its density is the background tissue letter (F/G/D)
         scan_fields = {
             "dataset": dataset, "source": "mias", "patient_id": image["patient_id"], "scan_id": image["refnum"],
             "view": f"{image['side']}_MLO", "density": image["background"], "scanner": "mias", "division": "",
         }  # fmt: skip
         counters: dict[str, int] = {}
-        for roi, tile, box in cut:
-            item = (items[0] if not image["label_normal"] else f"mias:{image['refnum']}") if roi is None else roi["roi_id"]
+        for roi, kind, tile, box in cut:
+            item = f"mias:{image['refnum']}" if roi is None else roi["roi_id"]
             counters[item] = counters.get(item, -1) + 1
-            kind = method.name if roi is not None else ("lesion_free" if image["label_normal"] else "normal_grid")
             rows.append(_tile_row(scan_fields, f"{dataset}/{item}/{counters[item]}", kind, box, tiles_file, len(tiles), roi))
             tiles.append(tile)
     return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import BackgroundTiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, EdgeTiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
 from mammo.io import FormatError
 from mammo.io.cbis import csv_records, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, listed_scans
@@ -143,20 +143,25 @@ def unpack_mias(archive: str, info_out: str) -> None:
     print(f"{archive} -> {info.parent}")
 
 
-def tiles_mias_cv(images_path: str, rois_path: str, settings: dict,
+def tiles_mias_cv(images_path: str, rois_path: str, settings: dict, scans: dict,
                   tiles_out: str, table_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
     """Tiles of every mini-MIAS film for cross-validation, each tagged with its woman's fold.
 
     Abnormal tiles from every ROI with coordinates (the recipe's extraction method); normal tiles from normal films
-    and from abnormal films away from every lesion circle grown by `lesion_margin`.
+    and from abnormal films away from every lesion circle grown by `lesion_margin`, and up to `edges_per_film` of
+    the windows that whole-film scanning (`scans`: stride, min_tissue) scores but the tissue thresholds reject.
     """
+    from mammo.heatmap import Windowing
+
     images, rois = read_table(images_path), read_table(rois_path)
     method = roi_method(settings["roi"], tile=settings["tile"])
     normals = {**settings["normals"], "tile": settings["tile"]}
     thresholds = NormalThresholds(**normals["thresholds"])
     lesion_free = BackgroundTiles(10**9, 0.0, settings["lesion_margin"], _tiling(normals), thresholds)
+    windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"])
+    edges = EdgeTiles(settings["edges_per_film"], windowing) if settings["edges_per_film"] else None
     tiles, table, rejected = mias_tiles(images, rois, "mias_cv", method, thresholds, _tiling(normals), settings["scale"],
-                                        settings["seed"], tiles_out, lesion_free)  # fmt: skip
+                                        settings["seed"], tiles_out, lesion_free, edges)  # fmt: skip
     fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
     table["fold"] = table["patient_id"].map(fold_of)
     summary = _mias_summary(images, rois, table, rejected)
@@ -186,7 +191,9 @@ def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, s
     write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
     split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
-    split.loc[split["split"] == "test", "kept"] = True  # the held-out women are scored whole: every tile counts
+    # the held-out women are scored whole, every tile but the edge windows (those are judged on whole films), so that
+    # tile figures stay comparable with and without edge training tiles
+    split.loc[split["split"] == "test", "kept"] = split["method"] != "edge"
     write_table(split, split_out)
     write_json({"fold": fold, **splitting.summary(split)}, Path(split_out).with_suffix(".json"))
 

@@ -36,7 +36,7 @@ class TrainConfig:
     init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
     freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
     weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
-    mixed_precision: str | None = None  # Keras dtype policy, e.g. "mixed_bfloat16" (CPU) or "mixed_float16" (GPU)
+    mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
     tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
     steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass
     seed: int = 42
@@ -55,6 +55,22 @@ class TrainConfig:
     def stage_settings(self) -> list["TrainConfig"]:
         """The first stage (this config) and each further stage with its overrides."""
         return [self] + [replace(self, **stage, stages=()) for stage in self.stages]
+
+
+def bfloat16_arithmetic() -> bool:
+    """Whether this machine computes in bfloat16 natively: a CPU with avx512_bf16 or AMX, or a GPU from Ampere
+    (compute capability 8.0) on. Elsewhere bfloat16 is emulated and slower than float32."""
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) for gpu in gpus]
+    return "avx512_bf16" in flags or "amx_bf16" in flags or any(tuple(c) >= (8, 0) for c in capabilities)
+
+
+def dtype_policy(mixed_precision: str | None) -> str:
+    """The Keras dtype policy a training runs under: "auto" is mixed_bfloat16 where bfloat16 is native, else float32."""
+    if mixed_precision == "auto":
+        return "mixed_bfloat16" if bfloat16_arithmetic() else "float32"
+    return mixed_precision or "float32"
 
 
 def configure_tensorflow(seed: int, threads: int) -> None:
@@ -213,8 +229,9 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     out_dir = Path(out_dir)
     progress = out_dir / "progress"
     progress.mkdir(parents=True, exist_ok=True)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    policy = dtype_policy(config.mixed_precision)
+    print(f"dtype policy: {policy}")
+    keras.mixed_precision.set_global_policy(policy)
     strategy = _distribution()
     try:
         with strategy.scope():

@@ -24,6 +24,7 @@ rule tiles_mias_cv:
         runtime=30,
     params:
         settings=config["mias_cv"],
+        scans=config["scans"],
     script:
         "../scripts/tiles_mias_cv.py"
 

@@ -8,6 +8,7 @@ run_stage(
     snakemake.input.images,
     snakemake.input.rois,
     snakemake.params.settings,
+    snakemake.params.scans,
     output.tiles,
     output.table,
     output.rejected,
