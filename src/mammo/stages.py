@@ -126,14 +126,17 @@ def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
 
 
 def _mias_summary(images: pd.DataFrame, rois: pd.DataFrame, table: pd.DataFrame, rejected: pd.DataFrame) -> dict:
-    """Every ROI with coordinates and every normal scan is tiled or rejected; lesion-free tiles of abnormal scans
-    are counted beside them."""
+    """Every ROI with coordinates and every normal scan is tiled or rejected; normal tiles of abnormal scans (lesion-free
+    and edge tiles) are counted beside them."""
     items = rois["roi_id"].tolist() + [f"mias:{refnum}" for refnum in images.loc[images["label_normal"] == 0, "refnum"]]
+    abnormal_scans = set(images.loc[images["label_normal"] != 0, "refnum"])
+    beside = table["scan_id"].isin(abnormal_scans) & table["method"].isin(["lesion_free", "edge"])
     lesion_free = table["method"] == "lesion_free"
-    tiled = table.loc[~lesion_free, "tile_id"].str.split("/").str[1].unique().tolist()
+    tiled = table.loc[~beside, "tile_id"].str.split("/").str[1].unique().tolist()
     return {"collection": "mini-mias", "unit": "ROIs with coordinates and normal scans",
             **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
             "lesion_free_tiles": int(lesion_free.sum()), "lesion_free_scans": int(table.loc[lesion_free, "scan_id"].nunique()),
+            "edge_tiles": int((table["method"] == "edge").sum()),
             "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
 
 
