@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammo.extract import BackgroundTiles, mias_tiles
+from mammo.extract import BackgroundTiles, EdgeTiles, edge_tiles, mias_tiles
+from mammo.heatmap import Windowing, breast_mask
 from mammo.io import FormatError
 from mammo.io.mias import index_info, is_archive, unpack_archive
 from mammo.split import SplitLeakError, fold_splits, woman_folds
-from mammo.tiles import Method2, NormalThresholds, NormalTiling
+from mammo.intensity import to_uint8
+from mammo.tiles import TILE_SIZE, Method2, NormalThresholds, NormalTiling
 
 REAL_ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 
@@ -181,6 +183,63 @@ def test_abnormal_films_give_lesion_free_tiles_that_never_touch_a_lesion(real_fi
     # without lesion_free, abnormal films give ROI tiles only (the external test set of the other recipes)
     _, plain, _ = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy")
     assert "lesion_free" not in set(plain["method"]) and len(plain) == len(table) - len(free)
+
+
+# ----------------------------------------------------------------------------- edge tiles: what scanning sees, thresholds reject
+def synthetic_film() -> np.ndarray:
+    """A 16-bit film: a half-disc breast against the chest wall (left), textured tissue, a bright flat pectoral
+    corner, a dark background; 1,200 pixels square."""
+    rng = np.random.default_rng(5)
+    rows, cols = np.mgrid[0:1200, 0:1200]
+    breast = (rows - 600) ** 2 + cols**2 < 900**2
+    tissue = 30000 + 6000 * np.sin(rows / 23.0) * np.cos(cols / 31.0) + rng.normal(0, 1500, (1200, 1200))
+    pectoral = rows + 2 * cols < 500
+    film = np.where(breast, np.where(pectoral, 60000, tissue), 1500)
+    return np.clip(film, 0, 65535).astype(np.uint16)
+
+
+def test_edge_tiles_are_scanned_windows_the_thresholds_reject_away_from_lesions():
+    film = synthetic_film()
+    thresholds = NormalThresholds(mean_min=38, var_min=20, var_max=2000)
+    windowing = Windowing(stride=299, min_tissue=0.75)
+    lesions = np.zeros(film.shape, bool)
+    lesions[550:650, 550:650] = True
+    margin = 60
+    found = edge_tiles(film, lesions, EdgeTiles(10**6, windowing), thresholds, margin, np.random.default_rng(0))
+    assert found
+    breast = breast_mask(to_uint8(film))
+    for tile, (top, left, bottom, right) in found:
+        assert tile.shape == (TILE_SIZE, TILE_SIZE) and bottom - top == right - left == TILE_SIZE
+        assert breast[top:bottom, left:right].mean() >= 0.75  # a window whole-film scanning scores
+        assert not thresholds.accepts(tile)  # ... that the tissue grid never gives
+        assert not lesions[max(top - margin, 0) : bottom + margin, max(left - margin, 0) : right + margin].any()
+        assert (tile == 0).sum() == (~breast[top:bottom, left:right]).sum()  # cut as scanned: black outside the breast
+    # the pectoral corner, the skin line and the background-touching windows are there; capped and seeded
+    assert any(top == 0 and left == 0 for _, (top, left, _, _) in found)
+    capped = edge_tiles(film, lesions, EdgeTiles(3, windowing), thresholds, margin, np.random.default_rng(0))
+    again = edge_tiles(film, lesions, EdgeTiles(3, windowing), thresholds, margin, np.random.default_rng(0))
+    assert len(capped) == 3 and [box for _, box in capped] == [box for _, box in again]
+    assert all((a == b).all() for (a, _), (b, _) in zip(capped, again))
+
+
+def test_edge_tiles_of_real_films_are_normal_clear_of_lesions_and_counted(real_films):
+    images, rois, _, _ = index_info(real_films)
+    chosen = images[images["refnum"].isin(["mdb001", "mdb002", "mdb005", "mdb006"])]
+    thresholds = NormalThresholds(mean_min=38, var_min=20, var_max=2000)
+    tiling = NormalTiling(tile=299, stride=200, border_crop=0.07)
+    lesion_free = BackgroundTiles(10**9, 0.0, 60, tiling, thresholds)
+    edges = EdgeTiles(8, Windowing(stride=299, min_tissue=0.75))
+    _, table, rejected = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free, edges)
+    _, without, _ = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free)
+    edge = table[table["method"] == "edge"]
+    assert rejected.empty and set(edge["scan_id"]) == set(chosen["refnum"]) and edge.groupby("scan_id").size().max() <= 8
+    assert (edge["class_code"] == 0).all() and len(table) == len(without) + len(edge)
+    for _, tile in edge.iterrows():  # the lesion circle grown by the margin stays outside every edge window
+        top, left, bottom, right = map(int, tile["box"].split(","))
+        for _, roi in rois[rois["refnum"] == tile["scan_id"]].iterrows():
+            row, col, radius = 1024 * 2.58 - roi["y"] * 2.58, roi["x"] * 2.58, roi["radius"] * 2.58
+            nearest_row, nearest_col = np.clip(row, top, bottom), np.clip(col, left, right)
+            assert np.hypot(nearest_row - row, nearest_col - col) > radius + 60 - 2, (tile["tile_id"], roi["roi_id"])
 
 
 def test_check_reads_the_archive_and_names_missing_films(tmp_path):

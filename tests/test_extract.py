@@ -9,7 +9,7 @@ import pandas as pd
 import pydicom
 import pytest
 
-from mammo.extract import BackgroundTiles, background_tiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, background_tiles, cbis_tiles, chunk_of, ddsm_normal_tiles, in_chunk, mias_tiles
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
 from mammo.io.mias import index_info
@@ -54,7 +54,7 @@ def test_every_roi_gives_three_labelled_tiles(cbis_copy):
 def test_tiles_do_not_depend_on_chunking_or_order(cbis_copy):
     root, rois = cbis_copy
     whole, table, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
-    parts = [cbis_tiles(rois[[chunk_of(s, 2) == c for s in rois["scan_id"]]], root, "ds9", Method2(), SEED, "t.npy") for c in (0, 1)]
+    parts = [cbis_tiles(in_chunk(rois, "scan_id", c, 2), root, "ds9", Method2(), SEED, "t.npy") for c in (0, 1)]
     by_id = {tile_id: whole[i] for i, tile_id in enumerate(table["tile_id"])}
     for images, part_table, _ in parts:
         for i, tile_id in enumerate(part_table["tile_id"]):

@@ -61,7 +61,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
 def test_mias_cv_on_real_films_runs_end_to_end(real_cv_run):
     summary = json.loads((real_cv_run / "results/mias_cv/summary.json").read_text())
     assert summary["inputs"] == summary["accepted"] + summary["rejected"]
-    assert summary["lesion_free_scans"] > 0
+    assert summary["lesion_free_scans"] > 0 and summary["edge_tiles"] > 0
     assert sum(fold["women"] for fold in summary["folds"].values()) == 6
     metrics = json.loads((real_cv_run / TARGET).read_text())
     assert metrics["bootstrap"]["unit"] == "woman" and metrics["protocol"]["folds"] == 2
@@ -75,13 +75,17 @@ def test_mias_cv_on_real_films_runs_end_to_end(real_cv_run):
 def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(real_cv_run):
     tiles = pd.read_csv(real_cv_run / "results/mias_cv/tiles.tsv", sep="\t")
     predictions = pd.read_csv(real_cv_run / "results/mias_cv/model_1.0.0.35/predictions.tsv", sep="\t")
-    assert sorted(predictions["tile_id"]) == sorted(tiles["tile_id"])  # out-of-fold: each tile once
+    edge = tiles["method"] == "edge"
+    assert edge.any() and (tiles.loc[edge, "label_normal"] == 0).all()
+    # out-of-fold: each tile once, but edge windows, which train and are judged on whole films
+    assert sorted(predictions["tile_id"]) == sorted(tiles.loc[~edge, "tile_id"])
     assert predictions.groupby("patient_id")["fold"].nunique().max() == 1
     for fold in (0, 1):
         split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t")
         assert split.groupby("patient_id")["split"].nunique().max() == 1
         held_out = set(split.loc[split["split"] == "test", "patient_id"])
         assert held_out == set(predictions.loc[predictions["fold"] == fold, "patient_id"])
+        assert (split.loc[split["split"] != "test", "method"] == "edge").any()
 
 
 @pytest.mark.workflow

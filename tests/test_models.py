@@ -1,4 +1,4 @@
-"""The study's 1.0.0.x ConvNets (SPEC.md), built but not trained."""
+"""The study's 1.0.0.x ConvNets (the study's write-up), built but not trained."""
 
 from __future__ import annotations
 

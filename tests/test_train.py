@@ -170,3 +170,26 @@ def test_mirrored_strategy_with_mixed_precision_trains_and_saves(shards, tmp_pat
     probabilities = model.predict(np.zeros((2, 299, 299, 1), np.uint8), verbose=0)
     assert probabilities.dtype == np.float32 and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
     assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+
+
+def test_dtype_policy_auto_uses_bfloat16_only_where_it_is_native(monkeypatch):
+    import mammo.train as training
+
+    monkeypatch.setattr(training, "bfloat16_arithmetic", lambda: True)
+    assert training.dtype_policy("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(training, "bfloat16_arithmetic", lambda: False)
+    assert training.dtype_policy("auto") == "float32"  # emulated bfloat16 is slower than float32
+    assert training.dtype_policy(None) == "float32" and training.dtype_policy("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_bfloat16_arithmetic_follows_the_cpu_flags():
+    from pathlib import Path
+
+    from mammo.train import bfloat16_arithmetic
+
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides as well")
+    assert bfloat16_arithmetic() == bool(flags & {"avx512_bf16", "amx_bf16"})

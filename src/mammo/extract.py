@@ -44,6 +44,16 @@ def chunk_of(key: str, chunks: int) -> int:
     return zlib.crc32(key.encode()) % chunks
 
 
+def chunk_numbers(table: pd.DataFrame, key: str | None, chunks: int) -> pd.Series:
+    """Each row's chunk by its `key` column (a scan or case id); without a key, every row is chunk 0."""
+    return pd.Series([chunk_of(value, chunks) for value in table[key]] if key else 0, index=table.index, dtype=int)
+
+
+def in_chunk(table: pd.DataFrame, key: str, chunk: int, chunks: int) -> pd.DataFrame:
+    """The rows of one chunk job."""
+    return table[chunk_numbers(table, key, chunks) == chunk]
+
+
 @dataclass(frozen=True)
 class BackgroundTiles:
     """Negative tiles cut from CBIS-DDSM scans away from every ROI (recipe ds9b), so that normal tissue

@@ -32,7 +32,3 @@ LABEL_SETS = {
     "pathology": (("normal", "benign", "malignant"), (0, 1, 1, 2, 2)),
 }
 
-
-def label_of(label_set: str, code: int) -> int:
-    """The class of a 5-class code in a label set; class 0 is always normal tissue."""
-    return LABEL_SETS[label_set][1][code]

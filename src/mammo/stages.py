@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import BackgroundTiles, EdgeTiles, cbis_tiles, chunk_of, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, EdgeTiles, cbis_tiles, chunk_numbers, ddsm_normal_tiles, in_chunk, mias_tiles
 from mammo.io import FormatError
 from mammo.io.cbis import csv_records, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, listed_scans
@@ -73,7 +73,7 @@ def _listed_files_by_chunk(table_path: str, modified_ns: int, kind: str, chunks:
     time in the cache key makes a rewritten index read again."""
     table = read_table(table_path)
     key = {"cbis": "scan_id", "ddsm": "case", "targets": "scan_id", "mias": None}[kind]
-    numbers = pd.Series([chunk_of(value, chunks) for value in table[key]] if key else 0, index=table.index)
+    numbers = chunk_numbers(table, key, chunks)
 
     def files(part: pd.DataFrame) -> list[Path]:
         if kind == "cbis":
@@ -88,7 +88,7 @@ def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dic
                tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
     """ROI tiles of one chunk of scans, the recipe's background negatives if any, and the shortcut audit's tissue tiles."""
     rois = read_table(rois_path)
-    rois = rois[[chunk_of(scan, chunks) == chunk for scan in rois["scan_id"]]]
+    rois = in_chunk(rois, "scan_id", chunk, chunks)
     method = roi_method(recipe["roi"])
     negatives = {"audit": _background(audit)}
     if "cbis_background" in recipe:
@@ -105,7 +105,7 @@ def _background(settings: dict) -> BackgroundTiles:
 def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int,
                tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
     scans = read_table(scans_path)
-    scans = scans[[chunk_of(case, chunks) == chunk for case in scans["case"]]]
+    scans = in_chunk(scans, "case", chunk, chunks)
     normals = recipe["normals"]
     thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
     images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, _tiling(normals), recipe["seed"], tiles_out)
@@ -578,7 +578,7 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
     from tqdm import tqdm
 
     targets = read_table(targets_path)
-    targets = targets[[chunk_of(scan_id, chunks) == chunk for scan_id in targets["scan_id"]]]
+    targets = in_chunk(targets, "scan_id", chunk, chunks)
     cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
     mias_rois = read_table(mias_rois_path)
     configure_tensorflow(settings["seed"], settings["threads"])

@@ -1,4 +1,4 @@
-"""The study's benchmark graphs: VGG-16 lite and Inception-v4 lite (SPEC.md, and the study's code).
+"""The study's benchmark graphs: VGG-16 lite and Inception-v4 lite (the study's write-up and code).
 
 Both take the uint8 299x299x1 tile and scale it to [0, 1] (x/255, not centred) inside the model, as
 the study's final versions of these graphs do. Every conv has a bias and is followed by BatchNorm

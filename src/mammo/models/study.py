@@ -1,4 +1,4 @@
-"""The study's 1.0.0.x ConvNets (SPEC.md): nine 3x3 convs with BatchNorm, three dense layers."""
+"""The study's 1.0.0.x ConvNets (the study's write-up and code): nine 3x3 convs with BatchNorm, three dense layers."""
 
 from __future__ import annotations
 
