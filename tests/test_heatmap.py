@@ -253,7 +253,7 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
 
     model = build("1.0.0.35", 2)  # random weights: the outputs' form is under test, not the model
     model.save(tmp_path / "model.keras")
-    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 2.0}))
+    write_test_card(tmp_path, temperature=2.0, test_contrast=1.5)
     scan, _ = one_lesion_scan
     cv2.imwrite(str(tmp_path / "scan.png"), scan[::2, ::2])
     result = subprocess.run(
@@ -265,6 +265,7 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
     heatmap = np.load(tmp_path / "out/scan.heatmap.npy")
     assert summary["shape"] == [1500, 900] and summary["windows_scored"] > 0 and len(summary["regions"]) <= 3
     assert all(region["calibrated"] is not None for region in summary["regions"])
+    assert summary["temperature"] == 2.0 and summary["test_contrast"] == 1.5  # both from the model card
     assert abs(heatmap.shape[0] / heatmap.shape[1] - 1500 / 900) < 0.3
     assert cv2.imread(str(tmp_path / "out/scan.overlay.png")).shape[:2] == (1024, 614)
 
@@ -311,14 +312,45 @@ def test_cli_refuses_a_model_that_gives_logits(scan_cli_inputs):
     assert result.returncode == 1 and "not class probabilities" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("calibration", ["{}", "[1, 2]", '{"temperature": -1}', "not json"])
-def test_cli_names_a_bad_calibration_file_before_scoring(scan_cli_inputs, tmp_path, calibration):
+def write_test_card(folder: Path, temperature: float = 1.0, test_contrast: float = 1.0) -> dict:
+    """A valid model card beside folder/model.keras (its tile table: a one-line file)."""
+    from mammo.card import card_path, model_card, write_card
+
+    (folder / "tiles.tsv").write_text("tile_id\n")
+    settings = {"model": "1.0.0.35", "labels": "binary", "epochs": 1, "test_contrast": test_contrast}
+    card = model_card(settings, "float32", temperature, {"fixed": 0.5, "best_f1": 0.3}, [str(folder / "tiles.tsv")])
+    write_card(card, card_path(folder / "model.keras"))
+    return card
+
+
+@pytest.mark.parametrize("card, problem", [("{}", "'format' is a required property"), ("[1, 2]", "is not of type 'object'"),
+                                           ("not json", "not JSON"), ("negative temperature", "temperature")])  # fmt: skip
+def test_cli_names_a_bad_model_card_before_scoring(scan_cli_inputs, tmp_path, card, problem):
     shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
-    (tmp_path / "calibration.json").write_text(calibration)
+    if card == "negative temperature":
+        valid = write_test_card(tmp_path)
+        card = json.dumps({**valid, "temperature": -1})
+    (tmp_path / "model.json").write_text(card)
     result = subprocess.run([MAMMO, "scan", str(scan_cli_inputs / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out")],
                             capture_output=True, text=True)  # fmt: skip
-    assert result.returncode == 1 and "calibration.json" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert result.returncode == 1 and "model.json: not a model card" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_cli_takes_contrast_from_the_card_unless_told(scan_cli_inputs, tmp_path):
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    write_test_card(tmp_path, test_contrast=1.8)
+    for extra, expected in (((), 1.8), (("--contrast", "1.2"), 1.2)):
+        out = tmp_path / f"out{expected}"
+        result = subprocess.run([MAMMO, "scan", str(scan_cli_inputs / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(out), *extra],
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert json.loads((out / "scan.regions.json").read_text())["test_contrast"] == expected
+    # no card: contrast 1.0, uncalibrated, and it says so
+    result = run_scan(scan_cli_inputs, "scan.png", "--out", str(tmp_path / "bare"))
+    assert result.returncode == 0 and "no model.json beside" in result.stdout + result.stderr
+    summary = json.loads((tmp_path / "bare" / "scan.regions.json").read_text())
+    assert summary["test_contrast"] == 1.0 and summary["temperature"] is None
 
 
 def test_cli_never_overwrites_without_force(scan_cli_inputs, tmp_path):

@@ -106,8 +106,13 @@ def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
             assert sum(map(sum, matrix)) == entry["n"]
             for rate, (low, high) in result["ci95"].items():
                 assert low is None or low - 1e-9 <= result[rate] <= high + 1e-9, (name, point, rate)
-    calibration = json.loads((tiny_run / "results/ds9/model_1.0.0.35/calibration.json").read_text())
-    assert calibration["temperature"] == metrics["calibration"]["temperature"] > 0
+    from mammo.card import read_card, tables_sha256
+
+    card = read_card(tiny_run / "results/ds9/model_1.0.0.35/model.keras")  # schema-valid
+    assert card["temperature"] == metrics["calibration"]["temperature"] > 0
+    assert card["test_contrast"] == metrics["test_contrast"] and card["labels"] == "binary" and card["classes"] == ["normal", "abnormal"]
+    assert card["thresholds"] == {name: point["threshold"] for name, point in metrics["operating_points"].items()}
+    assert card["trained_on"]["sha256"] == tables_sha256([tiny_run / path for path in card["trained_on"]["tile_tables"]])
 
 
 @pytest.mark.workflow

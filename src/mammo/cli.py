@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument("--min-tissue", type=_fraction, default=defaults.min_tissue, help="skip windows with less breast (0..1)")
     scan.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
     scan.add_argument("--top", type=_positive(int), default=defaults.top, help="regions to report")
-    scan.add_argument("--contrast", type=_positive(float), default=1.0, help="test-time contrast (as the model was evaluated)")
+    scan.add_argument("--contrast", type=_positive(float), help="test-time contrast (default: the model card's, model.json beside the model)")
     scan.add_argument("--force", action="store_true", help="replace outputs that exist already")
     args = parser.parse_args(argv)
     if args.command == "scan":

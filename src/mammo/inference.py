@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +38,19 @@ def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
     return probabilities
 
 
+def apply_contrast(image, factor: float):
+    """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
+    import tensorflow as tf
+
+    if factor == 1.0:
+        return image
+    adjusted = tf.image.adjust_contrast(tf.cast(image, tf.float32), factor)
+    return tf.cast(tf.clip_by_value(adjusted, 0.0, 255.0), tf.uint8)
+
+
 def predictor(model, contrast: float = 1.0):
     """uint8 (n, 299, 299) -> class probabilities (n, classes), with the test-time contrast, compiled once."""
     import tensorflow as tf
-
-    from mammo.train import apply_contrast
 
     @tf.function(reduce_retracing=True)
     def run(batch):
@@ -51,18 +58,3 @@ def predictor(model, contrast: float = 1.0):
 
     name = getattr(model, "name", "model")
     return lambda batch: check_probabilities(run(tf.convert_to_tensor(np.ascontiguousarray(batch))).numpy(), name)
-
-
-def read_temperature(model_path: str | Path) -> float | None:
-    """The temperature fitted on validation (`calibration.json` beside the model), when there is one; a file that
-    holds no positive temperature is a clear error, raised before any scan is scored."""
-    path = Path(model_path).with_name("calibration.json")
-    if not path.exists():
-        return None
-    try:
-        temperature = json.loads(path.read_text())["temperature"]
-        if isinstance(temperature, bool) or not float(temperature) > 0:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: expected {{\"temperature\": <a number above 0>}}") from None
-    return float(temperature)

@@ -282,9 +282,10 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     """Predict each set once per test-time contrast (no augmentation); fit the temperature and choose the
     operating points on validation; write metrics.json and the tables behind its figures.
 
-    `out` names the files: metrics, predictions, calibration, sweep, reliability, subgroups.
+    `out` names the files: metrics, predictions, card (the model card, mammo.card), sweep, reliability, subgroups.
     """
     from mammo import evaluate as ev
+    from mammo.card import model_card, write_card
     from mammo.inference import load_tile_model
     from mammo.labels import LABEL_SETS
     from mammo.records import read_dataset
@@ -355,7 +356,7 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
     write_table(pd.concat(sweeps, ignore_index=True), out["sweep"])
     write_table(pd.concat(reliability, ignore_index=True), out["reliability"])
     write_table(pd.DataFrame(subgroups), out["subgroups"])
-    Path(out["calibration"]).write_text(json.dumps({"temperature": temperature, "fitted_on": "val"}) + "\n")
+    write_card(model_card(settings, model.dtype_policy.name, temperature, thresholds, tile_tables), out["card"])
     write_json(result, out["metrics"])
 
 
@@ -467,14 +468,16 @@ def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
 
 
-def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, contrast: float = 1.0, stem: str | None = None,
-                 force: bool = False) -> dict:  # fmt: skip
+def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, stem: str | None = None, force: bool = False) -> dict:
     """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
-    return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, contrast, force)[0]
+    return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, force=force)[0]
 
 
-def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: float = 1.0, force: bool = False) -> list[dict]:
+def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: float | None = None, force: bool = False) -> list[dict]:
     """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
+
+    The test-time contrast and the temperature come from the model's card (`contrast` overrides the first); a model
+    without a card is scored at contrast 1.0 without calibration, and says so.
 
     Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
     be analysed (unreadable, no breast window) does not stop the others: the failures are raised at the end, after
@@ -486,7 +489,8 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
     from tqdm import tqdm
 
     from mammo.heatmap import overlay, regions, score_scan, thumbnail
-    from mammo.inference import load_tile_model, predictor, read_temperature
+    from mammo.card import CARD_FILE, read_card
+    from mammo.inference import load_tile_model, predictor
     from mammo.io.scan import read_scan
 
     stems = [stem for _, stem, _ in scans]
@@ -501,7 +505,11 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
                          "(use --force, or another --out)")  # fmt: skip
     if len(scans) == 1:
         read_scan(scans[0][0])  # a bad single scan fails before TensorFlow starts
-    temperature = read_temperature(model_path)  # a bad calibration file too
+    card = read_card(model_path)  # a bad card fails before any scan is scored
+    if card is None:
+        print(f"no {CARD_FILE} beside {model_path} (a model not evaluated yet): contrast {contrast or 1.0}, no calibration")
+    temperature = card["temperature"] if card else None
+    contrast = contrast or (card["test_contrast"] if card else 1.0)
     predict = predictor(load_tile_model(model_path), contrast)
     summaries, failures = [], []
     for scan_path, stem, windowing in tqdm(scans, desc="scans", disable=len(scans) == 1):
@@ -526,6 +534,8 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
         summary = {
             "scan": str(scan_path),
             "model": str(model_path),
+            "test_contrast": contrast,
+            "temperature": temperature,
             "shape": list(result.shape),
             "stride": windowing.stride,
             "scale": windowing.scale,
@@ -568,10 +578,12 @@ def list_scan_targets(tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str
 def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: str, cbis_root: str, model_path: str,
                 settings: dict, windowing: dict, chunk: int, chunks: int,
                 scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
-    """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps."""
+    """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps; the
+    test-time contrast and temperature from the model's card."""
+    from mammo.card import read_card
     from mammo.extract import mias_centre, roi_mask
     from mammo.heatmap import Windowing, regions, score_scan, thumbnail
-    from mammo.inference import load_tile_model, predictor, read_temperature
+    from mammo.inference import load_tile_model, predictor
     from mammo.io.scan import read_scan
     from mammo.scan_eval import circle_mask, lesions_hit
     from mammo.train import configure_tensorflow
@@ -582,8 +594,11 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
     cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
     mias_rois = read_table(mias_rois_path)
     configure_tensorflow(settings["seed"], settings["threads"])
-    predict = predictor(load_tile_model(model_path), settings["test_contrast"])
-    temperature = read_temperature(model_path)
+    card = read_card(model_path)
+    if card is None:
+        raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
+    predict = predictor(load_tile_model(model_path), card["test_contrast"])
+    temperature = card["temperature"]
     scans, found_rows, rejected, arrays = [], [], [], {}
     for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):
         try:

@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mammo import records
+from mammo.inference import apply_contrast
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
@@ -82,14 +83,6 @@ def configure_tensorflow(seed: int, threads: int) -> None:
         pass  # TensorFlow already started in this process: its thread pools are fixed
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def apply_contrast(image, factor: float):
-    """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
-    if factor == 1.0:
-        return image
-    adjusted = tf.image.adjust_contrast(tf.cast(image, tf.float32), factor)
-    return tf.cast(tf.clip_by_value(adjusted, 0.0, 255.0), tf.uint8)
 
 
 def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, training: bool = False,

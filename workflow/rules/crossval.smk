@@ -111,7 +111,7 @@ rule evaluate_mias_cv:
     output:
         metrics="results/mias_cv/model_{model}/fold_{fold}/metrics.json",
         predictions="results/mias_cv/model_{model}/fold_{fold}/predictions.tsv",
-        calibration="results/mias_cv/model_{model}/fold_{fold}/calibration.json",
+        card="results/mias_cv/model_{model}/fold_{fold}/model.json",
         sweep="results/mias_cv/model_{model}/fold_{fold}/thresholds.tsv",
         reliability="results/mias_cv/model_{model}/fold_{fold}/reliability.tsv",
         subgroups="results/mias_cv/model_{model}/fold_{fold}/subgroups.tsv",
@@ -176,7 +176,7 @@ rule score_films_mias_cv:
         scans=scan_files("mias"),
         mias_rois=rules.index_mias.output.rois,
         model=rules.train_mias_cv.output.model,
-        calibration=rules.evaluate_mias_cv.output.calibration,
+        card=rules.evaluate_mias_cv.output.card,
     output:
         scans="results/mias_cv/model_{model}/scans/fold_{fold}.scans.tsv",
         regions="results/mias_cv/model_{model}/scans/fold_{fold}.regions.tsv",

@@ -32,7 +32,7 @@ rule score_scans:
         cbis_rois=rules.index_cbis.output.rois,
         mias_rois=rules.index_mias.output.rois,
         model=rules.train.output.model,
-        calibration=rules.evaluate.output.calibration,
+        card=rules.evaluate.output.card,
     output:
         scans="results/{dataset}/model_{model}/scans/chunk_{chunk}.scans.tsv",
         regions="results/{dataset}/model_{model}/scans/chunk_{chunk}.regions.tsv",
@@ -99,7 +99,7 @@ rule analyse_scan:
     input:
         scan=lambda wc: config["scans"]["files"][wc.name],
         model=rules.train.output.model,
-        calibration=rules.evaluate.output.calibration,
+        card=rules.evaluate.output.card,
     output:
         heatmap="results/{dataset}/model_{model}/scan/{name}.heatmap.npy",
         overlay=report(
@@ -121,7 +121,6 @@ rule analyse_scan:
         runtime=10,
     params:
         windowing=lambda wc: scan_windowing(wc.name),
-        contrast=lambda wc: config["models"][wc.model]["test_contrast"],
         out_dir=subpath(output.regions, parent=True),
     script:
         "../scripts/analyse_scan.py"

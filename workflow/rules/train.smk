@@ -37,7 +37,7 @@ rule evaluate:
     output:
         metrics="results/{dataset}/model_{model}/metrics.json",
         predictions="results/{dataset}/model_{model}/predictions.tsv",
-        calibration="results/{dataset}/model_{model}/calibration.json",
+        card="results/{dataset}/model_{model}/model.json",
         sweep="results/{dataset}/model_{model}/thresholds.tsv",
         reliability="results/{dataset}/model_{model}/reliability.tsv",
         subgroups="results/{dataset}/model_{model}/subgroups.tsv",

@@ -10,6 +10,5 @@ run_stage(
     snakemake.input.model,
     params.out_dir,
     Windowing(**params.windowing),
-    params.contrast,
     stem=snakemake.wildcards.name,
 )
