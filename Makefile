@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
 

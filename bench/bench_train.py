@@ -126,9 +126,10 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from mammo.inference import configure_tensorflow
     from mammo.models import build
     from mammo.models.augmentation import RandomSquareSymmetry
-    from mammo.train import bfloat16_arithmetic, configure_tensorflow, make_dataset
+    from mammo.train import bfloat16_arithmetic, make_dataset
 
     configure_tensorflow(1, 2)
     print(f"device: {device_name()}; batch {BATCH}")

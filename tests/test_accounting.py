@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mammo.io.cbis import CSV_NAMES
-from mammo.stages import index_cbis, index_ddsm, index_mias
+from mammo.stages.sources import index_cbis, index_ddsm, index_mias
 from mammo.tables import AccountingError, account, read_table
 
 

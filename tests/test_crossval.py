@@ -13,10 +13,10 @@ import pytest
 
 from mammo.extract import BackgroundTiles, EdgeTiles, edge_tiles, mias_tiles
 from mammo.heatmap import Windowing, breast_mask
+from mammo.intensity import to_uint8
 from mammo.io import FormatError
 from mammo.io.mias import index_info, is_archive, unpack_archive
 from mammo.split import SplitLeakError, fold_splits, woman_folds
-from mammo.intensity import to_uint8
 from mammo.tiles import TILE_SIZE, Method2, NormalThresholds, NormalTiling
 
 REAL_ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"

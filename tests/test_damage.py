@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_properties import HEADER, ICS, OVERLAY, ROW
 
 from mammo.io import FormatError
 from mammo.io.cbis import read_case_descriptions
@@ -23,7 +24,6 @@ from mammo.io.ics import parse_ics
 from mammo.io.ljpeg import decode_ljpeg, encode_ljpeg
 from mammo.io.mias import parse_info, read_mias_scan, unpack_archive, write_pgm
 from mammo.io.overlay import parse_overlay
-from test_properties import HEADER, ICS, OVERLAY, ROW
 
 CASES = 60
 

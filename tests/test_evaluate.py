@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
-
 import pandas as pd
-from sklearn.metrics import brier_score_loss, confusion_matrix, f1_score, precision_recall_fscore_support
+import pytest
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
 from mammo.evaluate import (
     assess_set,
@@ -19,11 +24,11 @@ from mammo.evaluate import (
     operating_points,
     patient_bootstrap,
     reliability_bins,
+    roc_auc,
     scale_temperature,
     subgroup_metrics,
     threshold_sweep,
 )
-from mammo.evaluate import roc_auc
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -9,7 +9,8 @@ import pandas as pd
 import pydicom
 import pytest
 
-from mammo.extract import BackgroundTiles, background_tiles, cbis_tiles, chunk_of, ddsm_normal_tiles, in_chunk, mias_tiles
+from mammo.extract import BackgroundTiles, background_tiles, cbis_tiles, ddsm_normal_tiles, mias_tiles
+from mammo.graph import chunk_of, in_chunk
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
 from mammo.io.mias import index_info
@@ -246,7 +247,7 @@ def test_cbis_background_and_audit_tiles_are_normal_tiles_of_the_same_patient(cb
 
 # ----------------------------------------------------------------------------- the files each chunk job declares
 def test_chunk_jobs_declare_the_image_files_they_read(demo_root, tmp_path):
-    from mammo.stages import chunk_scan_files
+    from mammo.graph import chunk_scan_files
 
     root = tmp_path / "cbis"
     shutil.copytree(demo_root / "cbis", root)

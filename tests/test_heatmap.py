@@ -29,8 +29,8 @@ from mammo.heatmap import (
     working_image,
 )
 from mammo.intensity import od_to_uint16, to_uint8
-from mammo.scan_eval import circle_mask, froc, lesions_hit, scan_metrics, scan_targets, sensitivity_at
 from mammo.io.mias import MIAS_SCALE
+from mammo.scan_eval import circle_mask, froc, lesions_hit, scan_metrics, scan_targets, sensitivity_at
 from mammo.tiles import TILE_SIZE, downscale, upscale
 
 MAMMO = Path(sys.executable).with_name("mammo")

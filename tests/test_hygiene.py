@@ -1,4 +1,4 @@
-"""Workflow hygiene: snakefmt and snakemake --lint clean, conda pins equal to the package pins."""
+"""Workflow hygiene: ruff, snakefmt and snakemake --lint clean, conda pins equal to the package pins."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+def test_ruff_check_is_clean():
+    """No unused or undefined name, imports in order (pyproject.toml, [tool.ruff])."""
+    result = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_snakefmt_check_is_clean():

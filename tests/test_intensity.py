@@ -9,11 +9,11 @@ from mammo import intensity
 from mammo.intensity import (
     CALIBRATIONS,
     calibration,
+    od_to_raw,
     od_to_uint16,
     raw_to_uint16,
     to_uint8,
     uint8_to_uint16,
-    od_to_raw,
     uint16_to_od,
 )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import re
 import struct
-import zlib
 
 import cv2
 import imagecodecs

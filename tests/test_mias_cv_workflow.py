@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from snakemake_run import ROOT, snakemake
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from snakemake_run import ROOT, SNAKEMAKE
 
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf  # noqa: E402  (a pinned dependency: fail, do not skip, when missing)
 
 from mammo.records import parse, read_dataset, serialize, tile_loader, write_shard
 from mammo.tables import TILE_COLUMNS
-
-import tensorflow as tf  # noqa: E402  (a pinned dependency: fail, do not skip, when missing)
 
 
 def _images(count, seed=0):

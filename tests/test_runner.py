@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mammo.runner import run_stage
-from mammo.stages import index_cbis
+from mammo.stages.sources import index_cbis
 
 
 def test_csv_with_missing_columns_stops_with_the_file_name(tmp_path, capsys):
@@ -51,7 +51,7 @@ def test_stage_writes_its_own_benchmark_file(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from mammo.stages import benchmark_table
+    from mammo.stages.report import benchmark_table
 
     def allocate(megabytes: int) -> int:
         return int(np.ones(megabytes * 2**20 // 8).sum())

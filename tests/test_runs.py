@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-from mammo.runs import selected_runs
 from snakemake_run import ROOT
+
+from mammo.graph import selected_runs
 
 CONFIG = {"datasets": {"ds9": {}, "ds8": {}}, "models": {"a": {"epochs": 1}, "b": {"epochs": 2}}}
 

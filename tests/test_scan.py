@@ -13,8 +13,8 @@ import pytest
 
 from mammo.intensity import raw_to_uint16
 from mammo.io import FormatError
-from mammo.io.dicom import read_dicom
 from mammo.io.ddsm import find_normal_scans
+from mammo.io.dicom import read_dicom
 from mammo.io.ljpeg import decode_ljpeg
 from mammo.io.scan import ics_for, read_scan
 

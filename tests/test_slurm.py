@@ -18,7 +18,6 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-
 from slurm_cluster import CPUS, PARTITION, SlurmCluster, SlurmUnavailable, missing_binaries
 from snakemake_run import ROOT, snakemake, tiny_workdir
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from mammo.tiles import (
-    upscale,
     NATIVE_TILE,
     TILE_SIZE,
     Method1,
@@ -24,6 +23,7 @@ from mammo.tiles import (
     padded_crop,
     resize_mask,
     roi_method,
+    upscale,
 )
 
 HOWTEK = NormalThresholds(mean_min=30, var_min=10, var_max=10000)  # SPEC, dataset 9

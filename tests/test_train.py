@@ -8,8 +8,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from mammo.records import write_shard  # noqa: E402
 from mammo.inference import apply_contrast  # noqa: E402
+from mammo.records import write_shard  # noqa: E402
 from mammo.train import TrainConfig, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from snakemake_run import ROOT, SNAKEMAKE, snakemake, tiny_workdir
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
@@ -350,8 +349,9 @@ def test_tiny_run_scores_whole_test_scans(tiny_run):
 
 @pytest.mark.workflow
 def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
-    import cv2
     from html.parser import HTMLParser
+
+    import cv2
 
     figures = ["montage.png"] + [f"model_1.0.0.35/{name}.png" for name in
                                  ("training_curves", "roc_pr", "reliability", "thresholds", "confusion", "errors", "shortcut")]  # fmt: skip

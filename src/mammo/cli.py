@@ -8,12 +8,12 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from mammo.demo.collections import DemoSpec, generate
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
+from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing, windowing_scale
 from mammo.io.mias import MIAS_SCALE, is_archive, read_info, unpack_archive
 from mammo.runner import run_stage
-from mammo.stages import analyse_scans, scan_stem
+from mammo.stages.scans import analyse_scans, scan_stem
 
 
 def _positive(kind):

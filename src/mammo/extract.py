@@ -5,12 +5,10 @@ Every input row ends in the tile table or in the rejected table.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -19,8 +17,8 @@ from mammo.heatmap import Windowing, breast_mask, tissue_windows
 from mammo.intensity import INVERTED_INTENSITY, inverted_intensity, to_uint8
 from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
-from mammo.io.dicom import read_dicom
 from mammo.io.ddsm import read_normal_scan
+from mammo.io.dicom import read_dicom
 from mammo.io.mias import read_mias_scan
 from mammo.labels import label_normal
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
@@ -37,21 +35,6 @@ from mammo.tiles import (
     resize_mask,
     upscale,
 )
-
-
-def chunk_of(key: str, chunks: int) -> int:
-    """Stable chunk number of a scan or case, independent of table order."""
-    return zlib.crc32(key.encode()) % chunks
-
-
-def chunk_numbers(table: pd.DataFrame, key: str | None, chunks: int) -> pd.Series:
-    """Each row's chunk by its `key` column (a scan or case id); without a key, every row is chunk 0."""
-    return pd.Series([chunk_of(value, chunks) for value in table[key]] if key else 0, index=table.index, dtype=int)
-
-
-def in_chunk(table: pd.DataFrame, key: str, chunk: int, chunks: int) -> pd.DataFrame:
-    """The rows of one chunk job."""
-    return table[chunk_numbers(table, key, chunks) == chunk]
 
 
 @dataclass(frozen=True)

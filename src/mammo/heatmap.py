@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 
 from mammo.evaluate import p_abnormal
-
 from mammo.intensity import to_uint8
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 

@@ -38,6 +38,20 @@ def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
     return probabilities
 
 
+def configure_tensorflow(seed: int, threads: int) -> None:
+    """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU (training) and same scores."""
+    import keras
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process: its thread pools are fixed
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def apply_contrast(image, factor: float):
     """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
     import tensorflow as tf

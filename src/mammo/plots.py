@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mammo.evaluate import roc_curve, precision_recall_curve  # noqa: E402
+from mammo.evaluate import precision_recall_curve, roc_curve  # noqa: E402
 from mammo.labels import CLASS_NAMES  # noqa: E402
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from mammo.tiles import TILE_SIZE
 
+
 def _tf():
     import tensorflow as tf  # imported lazily: the readers and tilers do not need TensorFlow
 

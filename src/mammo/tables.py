@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -37,3 +38,10 @@ def account(inputs: list, accepted: list, rejected: list) -> dict:
     if lost or unknown or twice:
         raise AccountingError(f"inputs lost {lost[:5]}, outputs without an input {unknown[:5]}, counted twice {twice[:5]}")
     return {"inputs": len(inputs), "accepted": len(accepted), "rejected": len(rejected)}
+
+
+def write_json(result: dict, path: str | Path) -> None:
+    """Write a stage's JSON result and show it in the stage's log."""
+    text = json.dumps(result, indent=2)
+    Path(path).write_text(text + "\n")
+    print(text)

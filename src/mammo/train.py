@@ -13,7 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mammo import records
-from mammo.inference import apply_contrast
+from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
@@ -72,17 +72,6 @@ def dtype_policy(mixed_precision: str | None) -> str:
     if mixed_precision == "auto":
         return "mixed_bfloat16" if bfloat16_arithmetic() else "float32"
     return mixed_precision or "float32"
-
-
-def configure_tensorflow(seed: int, threads: int) -> None:
-    """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # TensorFlow already started in this process: its thread pools are fixed
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
 
 
 def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, training: bool = False,

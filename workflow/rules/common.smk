@@ -6,8 +6,8 @@ from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.heatmap import windowing_scale
 from mammo.io.mias import ARCHIVE_SUFFIXES, MIAS_SCALE, is_archive
-from mammo.runs import selected_runs
-from mammo.stages import chunk_scan_files
+from mammo.graph import selected_runs
+from mammo.graph import chunk_scan_files
 
 SPLITS = ["train", "val", "test"]
 EXTERNAL_SETS = ["mias"]

@@ -1,6 +1,6 @@
 from mammo.heatmap import Windowing
 from mammo.runner import run_stage
-from mammo.stages import analyse_scan
+from mammo.stages.scans import analyse_scan
 
 params, output = snakemake.params, snakemake.output
 run_stage(

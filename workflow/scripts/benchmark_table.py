@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import benchmark_table
+from mammo.stages.report import benchmark_table
 
 run_stage(
     snakemake.log[0],

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import evaluate_model
+from mammo.stages.train import evaluate_model
 
 run_stage(
     snakemake.log[0],

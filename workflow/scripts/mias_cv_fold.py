@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import mias_cv_fold
+from mammo.stages.crossval import mias_cv_fold
 
 run_stage(
     snakemake.log[0],

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import plot_model
+from mammo.stages.train import plot_model
 
 inputs = snakemake.input
 run_stage(

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import write_records
+from mammo.stages.records import write_records
 
 wildcards = snakemake.wildcards
 run_stage(

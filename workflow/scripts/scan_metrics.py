@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import evaluate_scans
+from mammo.stages.scans import evaluate_scans
 
 inputs, output = snakemake.input, snakemake.output
 run_stage(

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import list_scan_targets
+from mammo.stages.scans import list_scan_targets
 
 inputs, params = snakemake.input, snakemake.params
 run_stage(

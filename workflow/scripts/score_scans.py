@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import score_scans
+from mammo.stages.scans import score_scans
 
 inputs, params, output = snakemake.input, snakemake.params, snakemake.output
 run_stage(

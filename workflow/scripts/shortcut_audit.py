@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import shortcut_audit
+from mammo.stages.report import shortcut_audit
 
 run_stage(
     snakemake.log[0],

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import split_dataset
+from mammo.stages.tiles import split_dataset
 
 inputs = snakemake.input
 run_stage(

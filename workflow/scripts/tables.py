@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from mammo.runner import run_stage
-from mammo.stages import comparison_tables
+from mammo.stages.report import comparison_tables
 
 run_stage(
     snakemake.log[0],

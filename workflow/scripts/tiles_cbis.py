@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import tiles_cbis
+from mammo.stages.tiles import tiles_cbis
 
 run_stage(
     snakemake.log[0],

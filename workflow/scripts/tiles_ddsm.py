@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import tiles_ddsm
+from mammo.stages.tiles import tiles_ddsm
 
 run_stage(
     snakemake.log[0],

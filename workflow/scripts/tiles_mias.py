@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import tiles_mias
+from mammo.stages.tiles import tiles_mias
 
 output = snakemake.output
 run_stage(

@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import tiles_mias_cv
+from mammo.stages.crossval import tiles_mias_cv
 
 output = snakemake.output
 run_stage(

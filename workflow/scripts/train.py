@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import train_model
+from mammo.stages.train import train_model
 
 run_stage(
     snakemake.log[0],

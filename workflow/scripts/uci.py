@@ -1,5 +1,5 @@
 from mammo.runner import run_stage
-from mammo.stages import uci_baselines
+from mammo.stages.uci import uci_baselines
 
 settings = snakemake.params.settings
 run_stage(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import struct
 import warnings
 import zlib
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 

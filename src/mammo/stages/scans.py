@@ -1,0 +1,193 @@
+"""Stages of workflow/rules/scans.smk and of `mammo scan`: whole-scan heatmaps, regions and their evaluation."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mammo.card import CARD_FILE, read_card
+from mammo.extract import mias_centre, roi_mask
+from mammo.graph import in_chunk
+from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
+from mammo.inference import configure_tensorflow, load_tile_model, predictor
+from mammo.io import FormatError
+from mammo.io.scan import read_scan
+from mammo.plots import froc_plot as draw_froc
+from mammo.plots import scan_cases
+from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
+from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
+
+
+def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, stem: str | None = None, force: bool = False) -> dict:
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
+    return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, force=force)[0]
+
+
+def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: float | None = None, force: bool = False) -> list[dict]:
+    """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
+
+    The test-time contrast and the temperature come from the model's card (`contrast` overrides the first); a model
+    without a card is scored at contrast 1.0 without calibration, and says so.
+
+    Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
+    be analysed (unreadable, no breast window) does not stop the others: the failures are raised at the end, after
+    a summary table of every scan; a single scan's own error is raised as it is.
+    """
+    stems = [stem for _, stem, _ in scans]
+    shared = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if shared:
+        raise ValueError(f"several scans would write the outputs named {', '.join(shared[:5])}: give them other names")
+    out = Path(out_dir)
+    outputs = {stem: [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")] for stem in stems}
+    existing = [str(path) for paths in outputs.values() for path in paths if path.exists()]
+    if existing and not force:
+        raise ValueError(f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
+                         "(use --force, or another --out)")  # fmt: skip
+    if len(scans) == 1:
+        read_scan(scans[0][0])  # a bad single scan fails before TensorFlow starts
+    card = read_card(model_path)  # a bad card fails before any scan is scored
+    if card is None:
+        print(f"no {CARD_FILE} beside {model_path} (a model not evaluated yet): contrast {contrast or 1.0}, no calibration")
+    temperature = card["temperature"] if card else None
+    contrast = contrast or (card["test_contrast"] if card else 1.0)
+    predict = predictor(load_tile_model(model_path), contrast)
+    summaries, failures = [], []
+    for scan_path, stem, windowing in tqdm(scans, desc="scans", disable=len(scans) == 1):
+        started = time.perf_counter()
+        try:
+            scan = read_scan(scan_path)
+            result = score_scan(scan, predict, windowing)
+            if not len(result.scores):
+                raise ValueError(f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
+                                 f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored")  # fmt: skip
+        except (FormatError, ValueError) as err:
+            if len(scans) == 1:
+                raise
+            failures.append(str(err))
+            continue
+        found = regions(result, windowing, temperature)
+        heatmap_path, overlay_path, regions_path = outputs[stem]
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(heatmap_path, result.heatmap)
+        if not cv2.imwrite(str(overlay_path), overlay(*thumbnail(scan), result.heatmap, found)):
+            raise OSError(f"{overlay_path}: could not write the overlay PNG")
+        summary = {
+            "scan": str(scan_path),
+            "model": str(model_path),
+            "test_contrast": contrast,
+            "temperature": temperature,
+            "shape": list(result.shape),
+            "stride": windowing.stride,
+            "scale": windowing.scale,
+            "windows_scored": int(len(result.scores)),
+            "windows_skipped": int(result.windows_total - len(result.scores)),
+            "max_score": round(float(result.scores.max()), 6),
+            "seconds": round(time.perf_counter() - started, 2),
+            "regions": found,
+        }
+        Path(regions_path).write_text(json.dumps(summary, indent=2) + "\n")
+        summaries.append(summary)
+    if len(scans) > 1:
+        print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
+        for summary in summaries:
+            print(f"{Path(summary['scan']).name:<40}{summary['windows_scored']:>9}{summary['max_score']:>17.4f}{summary['seconds']:>9.2f}")
+        print(f"{len(summaries)} of {len(scans)} scans analysed into {out}")
+    else:
+        print(json.dumps(summaries[0], indent=2))
+    if failures:
+        raise ValueError(f"{len(failures)} of {len(scans)} scans could not be analysed: {'; '.join(failures[:3])}")
+    return summaries
+
+
+def scan_stem(path: str | Path) -> str:
+    """A scan's file name without its format suffixes: A_0002_1.LEFT_CC.LJPEG.gz -> A_0002_1.LEFT_CC."""
+    name = Path(path).name.removesuffix(".gz")
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def list_scan_targets(tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str, mias_images_path: str,
+                      cbis_root: str, mias_scale: float, out: str) -> None:  # fmt: skip
+    tables = [read_table(path) for path in (tiles_path, cbis_rois_path, ddsm_scans_path, mias_images_path)]
+    targets = scan_targets(*tables, cbis_root, mias_scale)
+    write_table(targets, out)
+    print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
+
+
+def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: str, cbis_root: str, model_path: str,
+                settings: dict, windowing: dict, chunk: int, chunks: int,
+                scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
+    """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps; the
+    test-time contrast and temperature from the model's card."""
+    targets = read_table(targets_path)
+    targets = in_chunk(targets, "scan_id", chunk, chunks)
+    cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
+    mias_rois = read_table(mias_rois_path)
+    configure_tensorflow(settings["seed"], settings["threads"])
+    card = read_card(model_path)
+    if card is None:
+        raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
+    predict = predictor(load_tile_model(model_path), card["test_contrast"])
+    temperature = card["temperature"]
+    scans, found_rows, rejected, arrays = [], [], [], {}
+    for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):
+        try:
+            scan = read_scan(target["path"])
+        except FormatError as err:
+            rejected.append({"file": str(err.path), "row": target["scan_id"], "item": target["scan_id"], "stage": "read_scan", "reason": err.reason})
+            continue
+        lesions, lesion_problems = {}, []
+        if target["source"] == "cbis-ddsm":
+            for _, roi in cbis_rois[cbis_rois["scan_id"] == target["scan_id"]].iterrows():
+                try:
+                    lesions[roi["roi_id"]] = roi_mask(cbis_root, roi, scan.shape)
+                except FormatError as err:
+                    lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
+        elif target["source"] == "mias":
+            for _, roi in mias_rois[mias_rois["refnum"] == target["scan_id"].removeprefix("mias:")].iterrows():
+                lesions[roi["roi_id"]] = circle_mask(scan.shape, *mias_centre(roi, 1.0, scan.shape[0]), int(roi["radius"]))
+        settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
+        result = score_scan(scan, predict, settings_for_scan)
+        found = regions(result, settings_for_scan, temperature)
+        for rank, region in enumerate(found, start=1):
+            hit = ";".join(lesions_hit(region["box"], lesions))
+            found_rows.append({"scan_id": target["scan_id"], "rank": rank, "box": ",".join(map(str, region["box"])),
+                               "score": region["score"], "calibrated": region["calibrated"], "lesions_hit": hit})  # fmt: skip
+        scans.append({**target.to_dict(), "rows": scan.shape[0], "cols": scan.shape[1],
+                      "windows_scored": len(result.scores), "windows_total": result.windows_total,
+                      "max_score": float(result.scores.max()) if len(result.scores) else float("nan"),
+                      "lesions": ";".join(lesions), "lesion_problems": "; ".join(lesion_problems)})  # fmt: skip
+        image8, factor = thumbnail(scan, 512)
+        arrays[f"{target['scan_id']}/heatmap"] = result.heatmap.astype(np.float32)
+        arrays[f"{target['scan_id']}/thumbnail"] = image8
+        arrays[f"{target['scan_id']}/factor"] = np.float64(factor)
+    write_table(pd.DataFrame(scans), scans_out)
+    write_table(pd.DataFrame(found_rows, columns=["scan_id", "rank", "box", "score", "calibrated", "lesions_hit"]), regions_out)
+    write_table(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), rejected_out)
+    np.savez_compressed(heatmaps_out, **arrays)
+    print(f"{len(scans)} scans scored, {len(rejected)} rejected")
+
+
+def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_paths: list[str], threshold: float,
+                   metrics_out: str, froc_out: str, froc_plot: str, cases_plot: str) -> None:  # fmt: skip
+    """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
+    scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
+    found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
+    result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
+    for name, part in scans.groupby("set", sort=True):
+        result["sets"][name], curve = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
+        curves.append(curve.assign(set=name))
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
+    write_table(curve, froc_out)
+    draw_froc(curve, froc_plot)
+    arrays = {}
+    for path in heatmaps_paths:
+        with np.load(path) as archive:
+            arrays.update({key: archive[key] for key in archive.files})
+    scan_cases(scans, found, arrays, threshold, cases_plot)
+    write_json(result, metrics_out)
