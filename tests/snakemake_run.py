@@ -14,7 +14,7 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None,
               project: Path = ROOT) -> subprocess.CompletedProcess:  # fmt: skip
     """Run the workflow (of `project`) in workdir; give targets first (options such as --configfile take several values)."""
-    command = [str(SNAKEMAKE), "--snakefile", str(project / "Snakefile"), "--directory", str(workdir), *args]
+    command = [str(SNAKEMAKE), "--snakefile", str(project / "workflow" / "Snakefile"), "--directory", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env, timeout=1200)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import yaml
+from snakemake_run import ROOT
 
 from mammo.configdoc import SCHEMA, render, rows
-from snakemake_run import ROOT
 
 
 def test_config_readme_is_the_rendered_schema():

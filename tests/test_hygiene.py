@@ -61,7 +61,7 @@ from snakemake.settings.types import OutputSettings, ResourceSettings, StorageSe
 root = Path(sys.argv[1])
 with SnakemakeApi(OutputSettings()) as api:
     workflow = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
-                            snakefile=root / "Snakefile", workdir=root)._workflow
+                            snakefile=root / "workflow" / "Snakefile", workdir=root)._workflow
     print(json.dumps([{"name": rule.name, "checkpoint": rule.is_checkpoint, "log": bool(rule.log),
                        "benchmark": bool(rule.benchmark), "conda": bool(rule.conda_env),
                        "cached": bool(rule.cache), "params": list(rule.params._names),

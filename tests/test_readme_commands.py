@@ -61,7 +61,7 @@ def test_readme_command_dry_runs_as_written(command, tmp_path):
     exports, command = split_exports(command)
     env = {**os.environ, **{name: str(tmp_path / "exported" / name) for name in exports}}  # paths of the block, made local
     words = snakemake_line(command)
-    result = subprocess.run([*words, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "-n", "--quiet", "rules"],
+    result = subprocess.run([*words, "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "-n", "--quiet", "rules"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert "Job stats" in result.stdout or "Nothing to be done" in result.stdout

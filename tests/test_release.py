@@ -7,9 +7,9 @@ import re
 import tomllib
 
 import yaml
+from snakemake_run import ROOT
 
 import mammo
-from snakemake_run import ROOT
 
 
 def test_one_version_everywhere_with_a_changelog_entry():

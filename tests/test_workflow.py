@@ -204,7 +204,7 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_run):
     config["models"] = {"resumed": {**config["models"]["1.0.0.35"], "epochs": 2}}
     (tiny_run / "config/resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     target = ("results/ds9/model_resumed/model.keras", "--cores", "2", "--configfile", "config/resume.yaml")
-    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tiny_run), *target]
+    command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tiny_run), *target]
     run = subprocess.Popen(command, cwd=tiny_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = tiny_run / "logs/ds9/train_resumed.log"
     deadline = time.time() + 600
@@ -521,7 +521,6 @@ def test_edited_script_reruns_its_rule_only(tmp_path):
     """The code trigger: a changed script reruns its rule (a copy of the project, as the path is part of the code)."""
     project = tmp_path / "project"
     project.mkdir()
-    shutil.copy(ROOT / "Snakefile", project / "Snakefile")
     for folder in ("workflow", "envs", "config"):
         shutil.copytree(ROOT / folder, project / folder)
     target = ("results/ds9/montage.png", "--configfile", "config/tiny.yaml")
