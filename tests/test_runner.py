@@ -65,3 +65,32 @@ def test_stage_writes_its_own_benchmark_file(tmp_path):
     table = pd.read_csv(tmp_path / "b.csv")
     assert table["job"].tolist() == ["split", "ds9/tiles_cbis_0"] and table.loc[0, "seconds"] == 9.5
     assert (tmp_path / "b.md").read_text().startswith("| job | seconds | max_rss_mb |")
+
+
+def test_what_libraries_write_to_the_descriptors_goes_to_the_log(tmp_path, capfd):
+    """TensorFlow's C++ start-up lines bypass sys.stderr: descriptor 2 itself points at the log inside a stage."""
+    import os
+
+    def native():
+        os.write(2, b"I0000 oneDNN custom operations are on\n")
+        os.write(1, b"native stdout\n")
+
+    run_stage(tmp_path / "log", native)
+    assert "oneDNN custom operations" in (tmp_path / "log").read_text() and "native stdout" in (tmp_path / "log").read_text()
+    terminal = capfd.readouterr()
+    assert "oneDNN" not in terminal.err and "native stdout" not in terminal.out
+    os.write(2, b"after the stage\n")  # the descriptors are back
+    assert "after the stage" in capfd.readouterr().err
+
+
+def test_a_workflow_script_imports_its_stage_inside_the_log(tmp_path):
+    """Every script opens the log before importing anything heavy, so TensorFlow's import lines land in it."""
+    import ast
+
+    from snakemake_run import ROOT
+
+    for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        tree = ast.parse(script.read_text())
+        top_imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert [getattr(node, "module", None) for node in top_imports] == ["mammo.runner"], script.name
+        assert any(isinstance(node, ast.With) for node in tree.body), script.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import sys
 import time
@@ -15,31 +16,61 @@ from mammo.io import FormatError
 USER_ERRORS = (FormatError, OSError, ValueError)
 
 
-def run_stage(log_path: str | Path | None, stage, *args, benchmark_path: str | None = None, **kwargs):
-    """Call `stage(*args, **kwargs)` with stdout/stderr in the log.
+@contextlib.contextmanager
+def logged(log_path: str | Path | None, name: str = "stage", benchmark_path: str | None = None):
+    """Everything written inside the block goes to the log: Python's output and what libraries write to the process's
+    own descriptors (TensorFlow's start-up lines, oneDNN notes), so the terminal keeps Snakemake's progress only.
 
-    On bad input the log gets the traceback and the terminal one line naming
-    the problem, and the process exits with status 1. `benchmark_path`: write
-    the wall time and peak memory as Snakemake's benchmark files do (for rules
-    cached between workflows, where Snakemake allows no benchmark directive).
+    Bad input (USER_ERRORS) puts the traceback in the log and one line naming the problem on the terminal, and
+    ends the process with status 1. `benchmark_path`: write the wall time and peak memory as Snakemake's benchmark
+    files do (for rules cached between workflows, where Snakemake allows no benchmark directive).
     """
+    started = time.perf_counter()
+    message = None
+    with _output_to(log_path) as stream:
+        try:
+            yield
+        except USER_ERRORS as err:
+            message = f"ERROR in {name}: {err}"
+            if log_path:
+                traceback.print_exc(file=stream)
+            print(message, file=stream, flush=True)
+    if message is not None:
+        if log_path:
+            print(message, file=sys.stderr, flush=True)
+        raise SystemExit(1)
     if benchmark_path:
-        started = time.perf_counter()
-        result = run_stage(log_path, stage, *args, **kwargs)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
         Path(benchmark_path).parent.mkdir(parents=True, exist_ok=True)
         Path(benchmark_path).write_text(f"s\tmax_rss\n{time.perf_counter() - started:.4f}\t{peak_mb:.2f}\n")
-        return result
-    log = open(log_path, "w") if log_path else contextlib.nullcontext(sys.stderr)
-    terminal = sys.stderr
-    with log as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+
+
+def run_stage(log_path: str | Path | None, stage, *args, benchmark_path: str | None = None, **kwargs):
+    """`stage(*args, **kwargs)` inside `logged` (without a log: output and errors on the terminal, as the CLI wants)."""
+    with logged(log_path, getattr(stage, "__name__", str(stage)), benchmark_path):
+        return stage(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _output_to(log_path: str | Path | None):
+    """Python's stdout/stderr and descriptors 1 and 2 into the log file, restored afterwards; no log: unchanged."""
+    if not log_path:
+        yield sys.stderr
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_path, "w") as stream:
+        os.dup2(stream.fileno(), 1)
+        os.dup2(stream.fileno(), 2)
         try:
-            return stage(*args, **kwargs)
-        except USER_ERRORS as err:
-            message = f"ERROR in {getattr(stage, '__name__', stage)}: {err}"
-            if log_path:
-                traceback.print_exc(file=stream)
-            print(message, file=stream)
-            if log_path:
-                print(message, file=terminal)
-            raise SystemExit(1) from None
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                yield stream
+        finally:
+            stream.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for descriptor in saved:
+                os.close(descriptor)

@@ -1,14 +1,14 @@
-from mammo.heatmap import Windowing
-from mammo.runner import run_stage
-from mammo.stages.scans import analyse_scan
+from mammo.runner import logged
 
 params, output = snakemake.params, snakemake.output
-run_stage(
-    snakemake.log[0],
-    analyse_scan,
-    snakemake.input.scan,
-    snakemake.input.model,
-    params.out_dir,
-    Windowing(**params.windowing),
-    stem=snakemake.wildcards.name,
-)
+with logged(snakemake.log[0], "analyse_scan"):
+    from mammo.heatmap import Windowing
+    from mammo.stages.scans import analyse_scan
+
+    analyse_scan(
+        snakemake.input.scan,
+        snakemake.input.model,
+        params.out_dir,
+        Windowing(**params.windowing),
+        stem=snakemake.wildcards.name,
+    )

@@ -1,10 +1,6 @@
-from mammo.runner import run_stage
-from mammo.stages.report import benchmark_table
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    benchmark_table,
-    snakemake.params.folder,
-    snakemake.output.table,
-    snakemake.output.markdown,
-)
+with logged(snakemake.log[0], "benchmark_table"):
+    from mammo.stages.report import benchmark_table
+
+    benchmark_table(snakemake.params.folder, snakemake.output.table, snakemake.output.markdown)

@@ -1,10 +1,6 @@
-from mammo.demo.collections import DemoSpec, generate
-from mammo.runner import run_stage
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    generate,
-    *snakemake.params.roots,
-    DemoSpec(**snakemake.params.demo),
-    workers=snakemake.threads,
-)
+with logged(snakemake.log[0], "generate"):
+    from mammo.demo.collections import DemoSpec, generate
+
+    generate(*snakemake.params.roots, DemoSpec(**snakemake.params.demo), workers=snakemake.threads)

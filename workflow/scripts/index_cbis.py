@@ -1,5 +1,7 @@
-from mammo.runner import run_stage
-from mammo.stages.sources import index_cbis
+from mammo.runner import logged
 
 output = snakemake.output
-run_stage(snakemake.log[0], index_cbis, list(snakemake.input.csvs), output.rois, output.rejected, output.summary)
+with logged(snakemake.log[0], "index_cbis"):
+    from mammo.stages.sources import index_cbis
+
+    index_cbis(list(snakemake.input.csvs), output.rois, output.rejected, output.summary)

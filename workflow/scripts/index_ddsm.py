@@ -1,5 +1,7 @@
-from mammo.runner import run_stage
-from mammo.stages.sources import index_ddsm
+from mammo.runner import logged
 
 output = snakemake.output
-run_stage(snakemake.log[0], index_ddsm, snakemake.params.root, output.scans, output.rejected, output.summary)
+with logged(snakemake.log[0], "index_ddsm"):
+    from mammo.stages.sources import index_ddsm
+
+    index_ddsm(snakemake.params.root, output.scans, output.rejected, output.summary)

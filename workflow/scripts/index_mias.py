@@ -1,5 +1,7 @@
-from mammo.runner import run_stage
-from mammo.stages.sources import index_mias
+from mammo.runner import logged
 
 output = snakemake.output
-run_stage(snakemake.log[0], index_mias, snakemake.input.info, output.images, output.rois, output.rejected, output.summary)
+with logged(snakemake.log[0], "index_mias"):
+    from mammo.stages.sources import index_mias
+
+    index_mias(snakemake.input.info, output.images, output.rois, output.rejected, output.summary)

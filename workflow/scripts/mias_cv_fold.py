@@ -1,13 +1,13 @@
-from mammo.runner import run_stage
-from mammo.stages.crossval import mias_cv_fold
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    mias_cv_fold,
-    snakemake.input.tiles,
-    snakemake.input.images,
-    int(snakemake.wildcards.fold),
-    snakemake.params.settings,
-    snakemake.output.split,
-    snakemake.output.films,
-)
+with logged(snakemake.log[0], "mias_cv_fold"):
+    from mammo.stages.crossval import mias_cv_fold
+
+    mias_cv_fold(
+        snakemake.input.tiles,
+        snakemake.input.images,
+        int(snakemake.wildcards.fold),
+        snakemake.params.settings,
+        snakemake.output.split,
+        snakemake.output.films,
+    )

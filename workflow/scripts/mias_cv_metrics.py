@@ -1,13 +1,13 @@
-from mammo.runner import run_stage
-from mammo.stages.crossval import mias_cv_metrics
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    mias_cv_metrics,
-    list(snakemake.input.metrics),
-    list(snakemake.input.predictions),
-    snakemake.params.settings,
-    snakemake.params.evaluation,
-    snakemake.output.metrics,
-    snakemake.output.predictions,
-)
+with logged(snakemake.log[0], "mias_cv_metrics"):
+    from mammo.stages.crossval import mias_cv_metrics
+
+    mias_cv_metrics(
+        list(snakemake.input.metrics),
+        list(snakemake.input.predictions),
+        snakemake.params.settings,
+        snakemake.params.evaluation,
+        snakemake.output.metrics,
+        snakemake.output.predictions,
+    )

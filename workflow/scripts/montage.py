@@ -1,4 +1,6 @@
-from mammo.runner import run_stage
-from mammo.stages.tiles import plot_montage
+from mammo.runner import logged
 
-run_stage(snakemake.log[0], plot_montage, list(snakemake.input.tables), snakemake.params.seed, snakemake.output[0])
+with logged(snakemake.log[0], "plot_montage"):
+    from mammo.stages.tiles import plot_montage
+
+    plot_montage(list(snakemake.input.tables), snakemake.params.seed, snakemake.output[0])

@@ -1,10 +1,10 @@
-from mammo.runner import run_stage
-from mammo.stages.train import plot_model
+from mammo.runner import logged
 
 inputs = snakemake.input
-run_stage(
-    snakemake.log[0],
-    plot_model,
-    {name: inputs[name] for name in ("history", "metrics", "predictions", "sweep", "reliability")},
-    dict(snakemake.output.items()),
-)
+with logged(snakemake.log[0], "plot_model"):
+    from mammo.stages.train import plot_model
+
+    plot_model(
+        {name: inputs[name] for name in ("history", "metrics", "predictions", "sweep", "reliability")},
+        dict(snakemake.output.items()),
+    )

@@ -1,13 +1,13 @@
-from mammo.runner import run_stage
-from mammo.stages.records import write_records
+from mammo.runner import logged
 
 wildcards = snakemake.wildcards
-run_stage(
-    snakemake.log[0],
-    write_records,
-    snakemake.input.tiles,
-    wildcards.split,
-    int(wildcards.shard),
-    int(wildcards.shards),
-    snakemake.output[0],
-)
+with logged(snakemake.log[0], "write_records"):
+    from mammo.stages.records import write_records
+
+    write_records(
+        snakemake.input.tiles,
+        wildcards.split,
+        int(wildcards.shard),
+        int(wildcards.shards),
+        snakemake.output[0],
+    )

@@ -1,16 +1,16 @@
-from mammo.runner import run_stage
-from mammo.stages.scans import evaluate_scans
+from mammo.runner import logged
 
 inputs, output = snakemake.input, snakemake.output
-run_stage(
-    snakemake.log[0],
-    evaluate_scans,
-    list(inputs.scans),
-    list(inputs.regions),
-    list(inputs.heatmaps),
-    snakemake.params.threshold,
-    output.metrics,
-    output.froc,
-    output.froc_plot,
-    output.cases,
-)
+with logged(snakemake.log[0], "evaluate_scans"):
+    from mammo.stages.scans import evaluate_scans
+
+    evaluate_scans(
+        list(inputs.scans),
+        list(inputs.regions),
+        list(inputs.heatmaps),
+        snakemake.params.threshold,
+        output.metrics,
+        output.froc,
+        output.froc_plot,
+        output.cases,
+    )

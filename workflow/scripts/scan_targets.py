@@ -1,15 +1,15 @@
-from mammo.runner import run_stage
-from mammo.stages.scans import list_scan_targets
+from mammo.runner import logged
 
 inputs, params = snakemake.input, snakemake.params
-run_stage(
-    snakemake.log[0],
-    list_scan_targets,
-    inputs.tiles,
-    inputs.cbis_rois,
-    inputs.ddsm_scans,
-    inputs.mias_images,
-    params.cbis_root,
-    params.mias_scale,
-    snakemake.output[0],
-)
+with logged(snakemake.log[0], "list_scan_targets"):
+    from mammo.stages.scans import list_scan_targets
+
+    list_scan_targets(
+        inputs.tiles,
+        inputs.cbis_rois,
+        inputs.ddsm_scans,
+        inputs.mias_images,
+        params.cbis_root,
+        params.mias_scale,
+        snakemake.output[0],
+    )

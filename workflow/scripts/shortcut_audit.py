@@ -1,14 +1,14 @@
-from mammo.runner import run_stage
-from mammo.stages.report import shortcut_audit
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    shortcut_audit,
-    snakemake.input.model,
-    snakemake.input.tiles,
-    snakemake.input.audit,
-    {**snakemake.params.settings, "threads": snakemake.threads},
-    snakemake.params.evaluation,
-    snakemake.output.result,
-    snakemake.output.plot,
-)
+with logged(snakemake.log[0], "shortcut_audit"):
+    from mammo.stages.report import shortcut_audit
+
+    shortcut_audit(
+        snakemake.input.model,
+        snakemake.input.tiles,
+        snakemake.input.audit,
+        {**snakemake.params.settings, "threads": snakemake.threads},
+        snakemake.params.evaluation,
+        snakemake.output.result,
+        snakemake.output.plot,
+    )

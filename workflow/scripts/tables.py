@@ -1,13 +1,13 @@
-from pathlib import Path
+from mammo.runner import logged
 
-from mammo.runner import run_stage
-from mammo.stages.report import comparison_tables
+with logged(snakemake.log[0], "comparison_tables"):
+    from pathlib import Path
 
-run_stage(
-    snakemake.log[0],
-    comparison_tables,
-    list(snakemake.input.metrics),
-    list(snakemake.input.shortcuts),
-    snakemake.params.runs,
-    str(Path(snakemake.output.markdown[0]).parent),
-)
+    from mammo.stages.report import comparison_tables
+
+    comparison_tables(
+        list(snakemake.input.metrics),
+        list(snakemake.input.shortcuts),
+        snakemake.params.runs,
+        str(Path(snakemake.output.markdown[0]).parent),
+    )

@@ -1,16 +1,15 @@
-from mammo.runner import run_stage
-from mammo.stages.tiles import tiles_ddsm
+from mammo.runner import logged
 
-run_stage(
-    snakemake.log[0],
-    tiles_ddsm,
-    snakemake.input.scans,
-    snakemake.wildcards.dataset,
-    snakemake.params.recipe,
-    int(snakemake.wildcards.chunk),
-    snakemake.params.chunks,
-    snakemake.output.tiles,
-    snakemake.output.table,
-    snakemake.output.rejected,
-    benchmark_path=snakemake.params.benchmark,
-)
+with logged(snakemake.log[0], "tiles_ddsm", benchmark_path=snakemake.params.benchmark):
+    from mammo.stages.tiles import tiles_ddsm
+
+    tiles_ddsm(
+        snakemake.input.scans,
+        snakemake.wildcards.dataset,
+        snakemake.params.recipe,
+        int(snakemake.wildcards.chunk),
+        snakemake.params.chunks,
+        snakemake.output.tiles,
+        snakemake.output.table,
+        snakemake.output.rejected,
+    )

@@ -1,13 +1,13 @@
-from mammo.runner import run_stage
-from mammo.stages.uci import uci_baselines
+from mammo.runner import logged
 
 settings = snakemake.params.settings
-run_stage(
-    snakemake.log[0],
-    uci_baselines,
-    settings["seed"],
-    settings["repeats"],
-    snakemake.threads,
-    snakemake.output.metrics,
-    snakemake.output.plot,
-)
+with logged(snakemake.log[0], "uci_baselines"):
+    from mammo.stages.uci import uci_baselines
+
+    uci_baselines(
+        settings["seed"],
+        settings["repeats"],
+        snakemake.threads,
+        snakemake.output.metrics,
+        snakemake.output.plot,
+    )

@@ -1,4 +1,6 @@
-from mammo.runner import run_stage
-from mammo.stages.sources import unpack_mias
+from mammo.runner import logged
 
-run_stage(snakemake.log[0], unpack_mias, snakemake.input[0], snakemake.output.info)
+with logged(snakemake.log[0], "unpack_mias"):
+    from mammo.stages.sources import unpack_mias
+
+    unpack_mias(snakemake.input[0], snakemake.output.info)
