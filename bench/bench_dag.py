@@ -48,7 +48,7 @@ def job_counts(plan: str) -> dict[str, int]:
 
 def dry_runs(workdir: Path) -> None:
     shutil.copytree(ROOT / "config", workdir / "config", dirs_exist_ok=True)
-    config = ["--configfile", "config/fullscale.yaml"]
+    config = ["--configfile", "config/config.yaml", "config/fullscale.yaml"]
     indexes = [f"results/sources/{name}/summary.json" for name in ("cbis", "ddsm", "mias")]
     _, generated = snakemake(workdir, *indexes, "--cores", "2", *config)
     summaries = {name: yaml.safe_load((workdir / f"results/sources/{name}/summary.json").read_text()) for name in ("cbis", "ddsm", "mias")}
@@ -69,13 +69,14 @@ def dry_runs(workdir: Path) -> None:
 
 def extraction_memory(workdir: Path) -> None:
     shutil.copytree(ROOT / "config", workdir / "config", dirs_exist_ok=True)
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
-    config["demo"] = {"seed": 5, "scale": 1.0, "cbis_train_patients": 2, "cbis_test_patients": 2, "ddsm_normal_cases": 3, "mias_images": 2}
-    config["chunks"] = 1
-    config["datasets"]["ds9"]["normals"].update(tile=598, stride=350)
-    (workdir / "config/fullsize.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    overlay = {  # over the tiny run: a few scans at full size, one chunk, the default tile geometry
+        "demo": {"seed": 5, "scale": 1.0, "cbis_train_patients": 2, "cbis_test_patients": 2, "ddsm_normal_cases": 3, "mias_images": 2},
+        "chunks": 1,
+        "datasets": {"ds9": {"normals": {"tile": 598, "stride": 350}}},
+    }
+    (workdir / "config/fullsize.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     targets = ["results/ds9/tiles/cbis_0.tsv", "results/ds9/tiles/ddsm_0.tsv"]
-    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/fullsize.yaml")
+    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/config.yaml", "config/tiny.yaml", "config/fullsize.yaml")
     for source in ("cbis", "ddsm"):
         bench = (workdir / f"benchmarks/ds9/tiles_{source}_0.tsv").read_text().splitlines()
         seconds, peak = (float(v) for v in bench[1].split("\t")[:2])

@@ -9,6 +9,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TINY = ("config/config.yaml", "config/tiny.yaml")  # the tests' run: the tiny overlay merged over the default config
+
+
+def tiny_config(root: Path = ROOT) -> dict:
+    """The tiny run's whole config, merged as Snakemake merges --configfile A B (to derive a test's own config)."""
+    import copy
+
+    import yaml
+    from snakemake.utils import update_config
+
+    config = copy.deepcopy(yaml.safe_load((root / TINY[0]).read_text()))
+    update_config(config, yaml.safe_load((root / TINY[1]).read_text()))
+    return config
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None,
@@ -25,5 +38,5 @@ def tiny_workdir(tmp_path_factory, name: str, target: str) -> Path:
     """A scratch folder with the project's configs in which `target` was made locally from config/tiny.yaml."""
     workdir = tmp_path_factory.mktemp(name)
     shutil.copytree(ROOT / "config", workdir / "config")
-    snakemake(workdir, target, "--cores", "2", "--configfile", "config/tiny.yaml")
+    snakemake(workdir, target, "--cores", "2", "--configfile", *TINY)
     return workdir

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake_run import ROOT, snakemake
+from snakemake_run import ROOT, TINY, snakemake
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
@@ -52,7 +52,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {"data": {"demo": False, "mias": str(archive)}, "mias_cv": {"folds": 2}, "models": {"1.0.0.35": {"steps_per_epoch": 3}}}
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", "config/tiny.yaml", "config/real.yaml")
+    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", *TINY, "config/real.yaml")
     return workdir
 
 

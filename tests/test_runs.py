@@ -18,11 +18,11 @@ def test_without_runs_every_dataset_goes_with_every_model():
 
 
 def test_runs_pick_pairs():
-    runs = selected_runs({**CONFIG, "runs": {"ds8": ["b"]}})
+    runs = selected_runs({**CONFIG, "runs": ["ds8/b"]})
     assert runs == [{"dataset": "ds8", "model": "b", "settings": {"epochs": 2}}]
 
 
-@pytest.mark.parametrize("runs, named", [({"ds7": ["a"]}, "runs.ds7: no such dataset"), ({"ds9": ["a", "c"]}, "runs.ds9: c not under models")])
+@pytest.mark.parametrize("runs, named", [(["ds7/a"], "runs: ds7/a: no dataset ds7"), (["ds9/a", "ds9/c"], "runs: ds9/c: no model c")])
 def test_unknown_names_are_errors_naming_the_entry(runs, named):
     with pytest.raises(ValueError, match=named):
         selected_runs({**CONFIG, "runs": runs})

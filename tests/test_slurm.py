@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from slurm_cluster import CPUS, PARTITION, SlurmCluster, SlurmUnavailable, missing_binaries
-from snakemake_run import ROOT, snakemake, tiny_workdir
+from snakemake_run import ROOT, TINY, snakemake, tiny_workdir
 
 BIN = Path(sys.executable).parent
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
@@ -88,7 +88,7 @@ def slurm_run(cluster, tmp_path_factory) -> tuple[Path, str]:
     result = snakemake(
         workdir,
         TARGET,
-        "--configfile", "config/tiny.yaml",
+        "--configfile", *TINY,
         "--profile", str(PROFILE.parent),
         "--profile", str(workdir / "node-profile"),
         env=env,

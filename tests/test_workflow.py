@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from snakemake_run import ROOT, SNAKEMAKE, snakemake, tiny_workdir
+from snakemake_run import ROOT, SNAKEMAKE, TINY, snakemake, tiny_config, tiny_workdir
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -64,8 +64,8 @@ def test_real_data_roots_are_checked_when_needed(tmp_path, root, problem):
 def test_config_error_names_the_key(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     bad = tmp_path / "config" / "bad.yaml"
-    bad.write_text((ROOT / "config" / "tiny.yaml").read_text().replace("chunks: 2", "chunks: zero"))
-    result = snakemake(tmp_path, TARGET, "-n", "--configfile", str(bad), check=False)
+    bad.write_text("chunks: zero\n")
+    result = snakemake(tmp_path, TARGET, "-n", "--configfile", *TINY, str(bad), check=False)
     assert result.returncode != 0
     assert "chunks" in result.stderr + result.stdout
 
@@ -158,7 +158,7 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
 
     load_builders()
     assert {settings["model"] for settings in ARCHITECTURES.values()} | {"1.0.0.35"} == set(MODELS)
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    config = tiny_config()
     base = config["models"]["1.0.0.35"]
     quick = {"epochs": 1, "steps_per_epoch": 2, "batchnorm_batches": 1}
     config["models"].update({name: {**base, **quick, "tensorboard": name == "vgg16_lite", **extra} for name, extra in ARCHITECTURES.items()})
@@ -200,8 +200,9 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_run):
 
     import yaml
 
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    config = tiny_config()
     config["models"] = {"resumed": {**config["models"]["1.0.0.35"], "epochs": 2}}
+    config["runs"] = ["ds9/resumed"]
     (tiny_run / "config/resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     target = ("results/ds9/model_resumed/model.keras", "--cores", "2", "--configfile", "config/resume.yaml")
     command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tiny_run), *target]
@@ -240,9 +241,7 @@ def test_method1_recipes_tile_split_and_show_their_tiles(tiny_run):
     """Datasets 6 and 8 of the default config (extraction method 1, normal scans shrunk by 1.8-3.2) on the tiny data."""
     import yaml
 
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
-    default = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config["datasets"].update({name: default["datasets"][name] for name in ("ds6", "ds8")})
+    config = tiny_config()
     (tiny_run / "config/method1.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = ["results/ds6/summary.json", "results/ds8/summary.json", "results/ds8/montage.png"]
     snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/method1.yaml")
@@ -358,7 +357,7 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     for name in figures:
         image = cv2.imread(str(tiny_run / "results/ds9" / name))
         assert image is not None and min(image.shape[:2]) >= 200 and image.std() > 10, name  # one montage row is 200 px
-    snakemake(tiny_run, "--configfile", "config/tiny.yaml", "--report", "report.html")
+    snakemake(tiny_run, "--configfile", *TINY, "--report", "report.html")
     report = (tiny_run / "report.html").read_text(errors="replace")
     assert report.lstrip().lower().startswith("<!doctype html") and report.rstrip().lower().endswith("</html>")
 
@@ -383,7 +382,7 @@ def test_one_configured_scan_is_a_target(tiny_run):
     """scans.files names scans to analyse one by one: a DDSM LJPEG (with its .ics) and a mini-MIAS PGM."""
     import yaml
 
-    config = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
+    config = tiny_config()
     ljpeg = sorted((tiny_run / "resources/demo/ddsm").rglob("*.LJPEG*"))[0]
     config["scans"]["files"] = {"ddsm_one": str(ljpeg), "mias_one": "resources/demo/mias/mdb001.pgm"}
     (tiny_run / "config/tiny_files.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -400,7 +399,7 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
     """ds9b = ds9 + CBIS-DDSM background negatives, added in the config only; sources are not indexed again."""
     import yaml
 
-    config = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
+    config = tiny_config()
     config["datasets"]["ds9b"] = {
         **config["datasets"]["ds9"],
         "cbis_background": {"per_scan": 3, "max_overlap": 0.0, "margin": 20, "tile": 400, "stride": 200,
@@ -422,7 +421,7 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
 
 @pytest.mark.workflow
 def test_second_run_has_nothing_to_do(tiny_run):
-    result = snakemake(tiny_run, TARGET, "-n", "--configfile", "config/tiny.yaml")
+    result = snakemake(tiny_run, TARGET, "-n", "--configfile", *TINY)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -430,7 +429,7 @@ def planned_rules(workdir: Path, change) -> set[str]:
     """The rules Snakemake's dry run would run for `all` after `change(config)` in a copy of the tiny config."""
     import yaml
 
-    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    config = tiny_config()
     change(config)
     (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", "config/changed.yaml").stdout
@@ -463,7 +462,7 @@ def planned_after_replacing(workdir: Path, path: Path) -> dict[str, int]:
     before = path.stat()
     try:
         path.write_bytes(path.read_bytes())  # a replacement, as far as a file's age tells
-        plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", "config/tiny.yaml").stdout
+        plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", *TINY).stdout
     finally:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     return {m[1]: int(m[2]) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", plan, re.MULTILINE)}
@@ -481,7 +480,7 @@ def test_replaced_scan_reruns_only_the_jobs_that_read_it(tiny_run):
     mias = planned_after_replacing(tiny_run, tiny_run / targets[targets["source"] == "mias"].iloc[0]["path"])
     assert mias["tiles_mias"] == 1 and mias["evaluate"] == 2 and mias["score_scans"] >= 2
     assert mias["records"] == 2 and not set(mias) & {"index_mias", "tiles_cbis", "tiles_ddsm", "split", "train", "scan_targets"}
-    result = snakemake(tiny_run, "all", "-n", "--configfile", "config/tiny.yaml")
+    result = snakemake(tiny_run, "all", "-n", "--configfile", *TINY)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -499,13 +498,13 @@ def test_tiles_are_cached_between_workflows(tmp_path):
     workdirs = [tmp_path / "first", tmp_path / "second"]
     for workdir in workdirs:
         shutil.copytree(ROOT / "config", workdir / "config")
-    config = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    config = tiny_config()
     config["models"]["1.0.0.35"]["epochs"] = 2
     (workdirs[1] / "config/tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = ("results/ds9/tiles.tsv", "results/ds9/mias/summary.json")
-    snakemake(workdirs[0], *targets, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    snakemake(workdirs[0], *targets, "--cores", "2", "--cache", "--configfile", *TINY, env=env)
     assert len(list(cache.iterdir())) == 3 * 4 + 4  # the named outputs of 2 + 2 tile chunks and of the MIAS tiles
-    second = snakemake(workdirs[1], *targets, "--cores", "2", "--cache", "--configfile", "config/tiny.yaml", env=env)
+    second = snakemake(workdirs[1], *targets, "--cores", "2", "--cache", "--configfile", *TINY, env=env)
     assert "from cache" in second.stdout + second.stderr
     for name in ("tiles/cbis_0.npy", "tiles/ddsm_1.tsv", "mias/tiles.npy", "tiles.tsv"):
         assert (workdirs[1] / "results/ds9" / name).read_bytes() == (workdirs[0] / "results/ds9" / name).read_bytes()
@@ -523,7 +522,7 @@ def test_edited_script_reruns_its_rule_only(tmp_path):
     project.mkdir()
     for folder in ("workflow", "envs", "config"):
         shutil.copytree(ROOT / folder, project / folder)
-    target = ("results/ds9/montage.png", "--configfile", "config/tiny.yaml")
+    target = ("results/ds9/montage.png", "--configfile", *TINY)
     snakemake(project, *target, "--cores", "2", project=project)
     script = project / "workflow/scripts/montage.py"
     script.write_text(script.read_text() + "# edited\n")
@@ -540,7 +539,7 @@ def test_missing_scan_is_rejected_with_its_file(tiny_run, tmp_path):
     rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
     victim = workdir / "resources/demo/cbis-ddsm" / rois["image_file_path"].iloc[0]
     victim.unlink()
-    snakemake(workdir, "results/ds9/summary.json", "--cores", "2", "--configfile", "config/tiny.yaml")
+    snakemake(workdir, "results/ds9/summary.json", "--cores", "2", "--configfile", *TINY)
     rejected = pd.read_csv(workdir / "results/ds9/rejected.tsv", sep="\t", dtype=str, keep_default_na=False)
     hits = rejected[rejected["file"].str.endswith(str(victim.relative_to(workdir)))]
     assert len(hits) == (rois["image_file_path"] == rois["image_file_path"].iloc[0]).sum()

@@ -58,17 +58,21 @@ def _listed_files_by_chunk(table_path: str, modified_ns: int, kind: str, chunks:
 
 
 def selected_runs(config: dict) -> list[dict]:
-    """The pairs under `runs:` (dataset -> model names), else every dataset with every model.
+    """The pairs under `runs:` ("dataset/model" entries), else every dataset with every model.
 
-    Each is {"dataset", "model", "settings"}; any other pair of the config's datasets and models is still
-    a target of its own (results/<ds>/model_<model>/metrics.json). A name not in the config is an error.
+    A list, so that an overlay config replaces the default's choice instead of adding to it. Each pair is
+    {"dataset", "model", "settings"}; any other pair of the config's datasets and models is still a target of its own
+    (results/<ds>/model_<model>/metrics.json). A name not in the config is an error naming the entry.
     """
-    chosen = config.get("runs") or {dataset: list(config["models"]) for dataset in config["datasets"]}
-    for dataset, models in chosen.items():
+    if not config.get("runs"):
+        return [{"dataset": dataset, "model": model, "settings": settings}
+                for dataset in config["datasets"] for model, settings in config["models"].items()]  # fmt: skip
+    pairs = []
+    for entry in config["runs"]:
+        dataset, _, model = entry.partition("/")
         if dataset not in config["datasets"]:
-            raise ValueError(f"runs.{dataset}: no such dataset under datasets: ({', '.join(config['datasets'])})")
-        unknown = [model for model in models if model not in config["models"]]
-        if unknown:
-            raise ValueError(f"runs.{dataset}: {', '.join(unknown)} not under models: ({', '.join(config['models'])})")
-    return [{"dataset": dataset, "model": model, "settings": config["models"][model]}
-            for dataset, models in chosen.items() for model in models]  # fmt: skip
+            raise ValueError(f"runs: {entry}: no dataset {dataset} under datasets: ({', '.join(config['datasets'])})")
+        if model not in config["models"]:
+            raise ValueError(f"runs: {entry}: no model {model} under models: ({', '.join(config['models'])})")
+        pairs.append({"dataset": dataset, "model": model, "settings": config["models"][model]})
+    return pairs

@@ -33,7 +33,10 @@ FINAL_OUTPUTS = [
         for run in RUNS
         for name in MODEL_OUTPUTS
     ),
-    *(f"results/{dataset}/montage.png" for dataset in config["datasets"]),
+    *(
+        f"results/{dataset}/montage.png"
+        for dataset in dict.fromkeys(run["dataset"] for run in RUNS)
+    ),
     "results/uci/metrics.json",
     *(f"results/tables/{table}.md" for table in TABLES),
 ]
