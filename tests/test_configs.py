@@ -9,7 +9,6 @@ import jsonschema
 import pytest
 import yaml
 from snakemake.utils import update_config
-
 from snakemake_run import ROOT
 
 BASE = ROOT / "config" / "config.yaml"
