@@ -25,12 +25,12 @@ from mammo.heatmap import (
     tissue_windows,
     top_regions,
     window_starts,
-    windowing_scale,
     working_image,
 )
 from mammo.intensity import od_to_uint16, to_uint8
 from mammo.io.mias import MIAS_SCALE
 from mammo.scan_eval import circle_mask, froc, lesions_hit, scan_metrics, scan_targets, sensitivity_at
+from mammo.sources import SOURCES, window_scale_of, windowing_scale
 from mammo.tiles import TILE_SIZE, downscale, upscale
 
 MAMMO = Path(sys.executable).with_name("mammo")
@@ -397,3 +397,12 @@ def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp
     assert "2 of 2 scans analysed" in result.stdout + result.stderr  # the summary table
     summary = json.loads((tmp_path / "out" / f"{films[0].stem}.regions.json").read_text())
     assert summary["scale"] == pytest.approx(5.16) and summary["windows_scored"] > 0
+
+
+def test_each_collection_answers_its_window_scale_and_files():
+    """The registry of collections: mini-MIAS films are scanned at the scale their tiles were cut at (5.16 CBIS-DDSM
+    pixels a film pixel), the DDSM collections at 1; a file of no collection (a PNG) at 1."""
+    assert window_scale_of("all-mias/mdb001.pgm") == pytest.approx(5.16) == SOURCES["mias"].window_scale
+    assert window_scale_of("x/000000.dcm") == window_scale_of("A_0001_1.LEFT_CC.LJPEG") == window_scale_of("scan.png") == 1.0
+    rows = pd.DataFrame({"path": ["b.pgm", "a.pgm", "a.pgm"]})
+    assert SOURCES["mias"].files(rows) == [Path("a.pgm"), Path("b.pgm")] and SOURCES["mias"].chunk_key is None

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.demo.collections import DemoSpec, generate
-from mammo.heatmap import Windowing, windowing_scale
-from mammo.io.mias import MIAS_SCALE, is_archive, read_info, unpack_archive
+from mammo.heatmap import Windowing
+from mammo.io.mias import is_archive, read_info, unpack_archive
 from mammo.runner import run_stage
+from mammo.sources import window_scale_of
 from mammo.stages.scans import analyse_scans, scan_stem
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             paths = run_stage(None, scan_inputs, args.input, unpacked)
             scans = []
             for path in paths:
-                scale = args.scale if args.scale is not None else (windowing_scale(MIAS_SCALE) if path.lower().endswith(".pgm") else 1.0)
+                scale = args.scale if args.scale is not None else window_scale_of(path)
                 scans.append((path, scan_stem(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)))
             run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, force=args.force)
     if args.command == "check":

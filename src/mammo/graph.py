@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mammo.io.cbis import resolve
+from mammo.sources import SOURCES, TARGETS
 from mammo.tables import read_table
 
 
@@ -45,16 +45,9 @@ def _listed_files_by_chunk(table_path: str, modified_ns: int, kind: str, chunks:
     """Every chunk's listed files from one read of the index (the DAG asks once per chunk job); the modification
     time in the cache key makes a rewritten index read again."""
     table = read_table(table_path)
-    key = {"cbis": "scan_id", "ddsm": "case", "targets": "scan_id", "mias": None}[kind]
-    numbers = chunk_numbers(table, key, chunks)
-
-    def files(part: pd.DataFrame) -> list[Path]:
-        if kind == "cbis":
-            columns = ("image_file_path", "cropped_image_file_path", "roi_mask_file_path")
-            return sorted({resolve(root, relative) for column in columns for relative in part[column]})
-        return sorted(set(map(Path, part["path"])))
-
-    return {chunk: files(table[numbers == chunk]) for chunk in range(chunks)}
+    source = TARGETS if kind == "targets" else SOURCES[kind]
+    numbers = chunk_numbers(table, source.chunk_key, chunks)
+    return {chunk: source.files(table[numbers == chunk], root) for chunk in range(chunks)}
 
 
 def selected_runs(config: dict) -> list[dict]:

@@ -53,12 +53,6 @@ class ScanScores:
     shape: tuple[int, int]  # scan shape
 
 
-def windowing_scale(tile_scale: float) -> float:
-    """`Windowing.scale` (CBIS-scale pixels per scan pixel) of a scan whose tiles are cut at 299 after upscaling it by
-    `tile_scale` (mini-MIAS: 2.58, model scale): such a tile stands for a 598 window at the CBIS-DDSM scale."""
-    return tile_scale * NATIVE_TILE / TILE_SIZE
-
-
 def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:
     """The scan in 8 bit at model scale (area interpolation down, bilinear up), at least one window in size."""
     image8 = to_uint8(scan16)

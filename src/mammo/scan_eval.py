@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.evaluate import binary_metrics
-from mammo.heatmap import windowing_scale
+from mammo.sources import windowing_scale
 
 TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
 FP_RATES = (1, 2, 4)

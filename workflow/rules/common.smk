@@ -4,8 +4,8 @@ from pathlib import Path
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
-from mammo.heatmap import windowing_scale
-from mammo.io.mias import ARCHIVE_SUFFIXES, MIAS_SCALE, is_archive
+from mammo.io.mias import ARCHIVE_SUFFIXES, is_archive
+from mammo.sources import window_scale_of
 from mammo.graph import selected_runs
 from mammo.graph import chunk_scan_files
 
@@ -132,11 +132,11 @@ def windowing_settings():
 
 
 def scan_windowing(name):
-    """Windowing of one configured scan: mini-MIAS PGMs are upscaled to the CBIS-DDSM scale."""
-    windowing = windowing_settings()
-    if config["scans"]["files"][name].lower().endswith(".pgm"):
-        windowing["scale"] = windowing_scale(MIAS_SCALE)
-    return windowing
+    """Windowing of one configured scan, at its collection's scale (mini-MIAS films: upscaled as their tiles)."""
+    return {
+        **windowing_settings(),
+        "scale": window_scale_of(config["scans"]["files"][name]),
+    }
 
 
 def recipe_part(dataset, *keys):

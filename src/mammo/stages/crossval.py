@@ -11,8 +11,9 @@ import pandas as pd
 from mammo import evaluate as ev
 from mammo import split as splitting
 from mammo.extract import BackgroundTiles, EdgeTiles, mias_tiles
-from mammo.heatmap import Windowing, windowing_scale
+from mammo.heatmap import Windowing
 from mammo.scan_eval import TARGET_COLUMNS
+from mammo.sources import windowing_scale
 from mammo.stages.tiles import mias_summary, tiling, write_chunk
 from mammo.tables import read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, roi_method
