@@ -16,7 +16,6 @@ from sklearn.metrics import (
 
 from mammo.evaluate import (
     assess_set,
-    average_precision,
     binary_metrics,
     fit_temperature,
     multiclass_metrics,
@@ -24,11 +23,18 @@ from mammo.evaluate import (
     operating_points,
     patient_bootstrap,
     reliability_bins,
-    roc_auc,
     scale_temperature,
     subgroup_metrics,
     threshold_sweep,
 )
+
+
+def roc_auc(y, score):
+    return binary_metrics(y, score, None)["roc_auc"]
+
+
+def average_precision(y, score):
+    return binary_metrics(y, score, None)["pr_auc"]
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -19,16 +19,6 @@ SWEEP_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 _REPLICATES_PER_BLOCK = 100  # bounds memory: a block holds replicates x tiles weights
 
 
-def roc_auc(y_true, score) -> float | None:
-    """Area under the ROC curve as the Mann-Whitney statistic (ties count half)."""
-    return _value(_weighted_rates(np.asarray(y_true).astype(bool), np.asarray(score, float), None, np.ones((1, len(score))))["roc_auc"])
-
-
-def average_precision(y_true, score) -> float | None:
-    """Area under the precision-recall curve as average precision (step-wise, no interpolation)."""
-    return _value(_weighted_rates(np.asarray(y_true).astype(bool), np.asarray(score, float), None, np.ones((1, len(score))))["pr_auc"])
-
-
 def roc_curve(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) at every distinct score, from (0, 0) to (1, 1)."""
     hits, last_of_tie = _ranked(y_true, score)
