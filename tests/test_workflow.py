@@ -347,6 +347,32 @@ def test_tiny_run_scores_whole_test_scans(tiny_run):
 
 
 @pytest.mark.workflow
+def test_mammo_scan_with_the_model_and_its_card_gives_the_workflows_regions(tiny_run, tmp_path):
+    """A model file and its card copied elsewhere: `mammo scan` finds the same regions, scores and calibrated
+    probabilities as the workflow's whole-scan scoring (contrast and temperature read from the card, not the config)."""
+    import subprocess
+    import sys
+
+    scans_dir = tiny_run / "results/ds9/model_1.0.0.35/scans"
+    regions = pd.concat([pd.read_csv(p, sep="\t") for p in scans_dir.glob("chunk_*.regions.tsv")])
+    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t")
+    target = targets[targets["scan_id"].isin(regions["scan_id"]) & (targets["source"] == "cbis-ddsm")].iloc[0]
+    for name in ("model.keras", "model.json"):
+        shutil.copy(tiny_run / "results/ds9/model_1.0.0.35" / name, tmp_path / name)
+    windowing = tiny_config()["scans"]
+    command = [str(Path(sys.executable).with_name("mammo")), "scan", str(tiny_run / target["path"]), "--model", str(tmp_path / "model.keras"),
+               "--out", str(tmp_path / "out"), "--stride", str(windowing["stride"]), "--min-tissue", str(windowing["min_tissue"]),
+               "--top", str(windowing["top"])]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(next((tmp_path / "out").glob("*.regions.json")).read_text())["regions"]
+    expected = regions[regions["scan_id"] == target["scan_id"]].sort_values("rank")
+    assert [",".join(map(str, region["box"])) for region in found] == expected["box"].tolist()
+    assert [region["score"] for region in found] == pytest.approx(expected["score"].tolist(), abs=1e-6)
+    assert [region["calibrated"] for region in found] == pytest.approx(expected["calibrated"].tolist(), abs=1e-6)
+
+
+@pytest.mark.workflow
 def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     from html.parser import HTMLParser
 
