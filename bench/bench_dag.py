@@ -34,8 +34,12 @@ MEMORY_TARGET_MB = 2048
 
 def snakemake(workdir: Path, *args: str) -> tuple[str, float]:
     started = time.perf_counter()
-    result = subprocess.run([str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-                            capture_output=True, text=True, cwd=workdir)  # fmt: skip
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -51,9 +55,13 @@ def dry_runs(workdir: Path) -> None:
     config = ["--configfile", "config/config.yaml", "config/fullscale.yaml"]
     indexes = [f"results/sources/{name}/summary.json" for name in ("cbis", "ddsm", "mias")]
     _, generated = snakemake(workdir, *indexes, "--cores", "2", *config)
-    summaries = {name: yaml.safe_load((workdir / f"results/sources/{name}/summary.json").read_text()) for name in ("cbis", "ddsm", "mias")}
-    print(f"generated and indexed in {generated:.0f} s: CBIS-DDSM {summaries['cbis']['inputs']} CSV records, "
-          f"DDSM {summaries['ddsm']['accepted']} normal scans, mini-MIAS {summaries['mias']['images']} images")  # fmt: skip
+    summaries = {
+        name: yaml.safe_load((workdir / f"results/sources/{name}/summary.json").read_text()) for name in ("cbis", "ddsm", "mias")
+    }
+    print(
+        f"generated and indexed in {generated:.0f} s: CBIS-DDSM {summaries['cbis']['inputs']} CSV records, "
+        f"DDSM {summaries['ddsm']['accepted']} normal scans, mini-MIAS {summaries['mias']['images']} images"
+    )
     for target in ("results/ds9/model_1.0.0.35/metrics.json", "all"):
         timings = []
         for _ in range(3):
@@ -62,15 +70,24 @@ def dry_runs(workdir: Path) -> None:
         jobs = job_counts(plan)
         best = min(timings)
         verdict = "met" if best < DRY_RUN_TARGET_S and jobs["total"] <= MAX_JOBS else "MISSED"
-        print(f"snakemake -n {target}: {best:.1f} s (best of 3; {', '.join(f'{t:.1f}' for t in timings)}), "
-              f"{jobs['total']} jobs; target < {DRY_RUN_TARGET_S:.0f} s and <= {MAX_JOBS} jobs: {verdict}")  # fmt: skip
+        print(
+            f"snakemake -n {target}: {best:.1f} s (best of 3; {', '.join(f'{t:.1f}' for t in timings)}), "
+            f"{jobs['total']} jobs; target < {DRY_RUN_TARGET_S:.0f} s and <= {MAX_JOBS} jobs: {verdict}"
+        )
         print("   " + ", ".join(f"{rule} {count}" for rule, count in jobs.items() if rule != "total"))
 
 
 def extraction_memory(workdir: Path) -> None:
     shutil.copytree(ROOT / "config", workdir / "config", dirs_exist_ok=True)
     overlay = {  # over the tiny run: a few scans at full size, one chunk, the default tile geometry
-        "demo": {"seed": 5, "scale": 1.0, "cbis_train_patients": 2, "cbis_test_patients": 2, "ddsm_normal_cases": 3, "mias_images": 2},
+        "demo": {
+            "seed": 5,
+            "scale": 1.0,
+            "cbis_train_patients": 2,
+            "cbis_test_patients": 2,
+            "ddsm_normal_cases": 3,
+            "mias_images": 2,
+        },
         "chunks": 1,
         "datasets": {"ds9": {"normals": {"tile": 598, "stride": 350}}},
     }
@@ -83,8 +100,10 @@ def extraction_memory(workdir: Path) -> None:
         table = (workdir / f"results/ds9/tiles/{source}_0.tsv").read_text().splitlines()
         scans = {row.split("\t")[4] for row in table[1:]}
         verdict = "met" if peak < MEMORY_TARGET_MB else "MISSED"
-        print(f"tiles_{source} job on {len(scans)} full-size scans, {len(table) - 1} tiles: {seconds:.1f} s, "
-              f"peak RSS {peak:.0f} MB; target < {MEMORY_TARGET_MB} MB: {verdict}")  # fmt: skip
+        print(
+            f"tiles_{source} job on {len(scans)} full-size scans, {len(table) - 1} tiles: {seconds:.1f} s, "
+            f"peak RSS {peak:.0f} MB; target < {MEMORY_TARGET_MB} MB: {verdict}"
+        )
 
 
 def main() -> None:

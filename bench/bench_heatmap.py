@@ -89,10 +89,23 @@ def main() -> None:
         scan_path, model_path = make_inputs(Path(folder), args.rows, args.columns)
         print(f"scan {args.rows}x{args.columns} ({scan_path.stat().st_size / 1e6:.0f} MB DICOM), model 1.0.0.35")
         for stride in args.strides:
-            command = [sys.executable, __file__, "--repeats", str(args.repeats), "--one", str(scan_path), str(model_path), str(stride)]
+            command = [
+                sys.executable,
+                __file__,
+                "--repeats",
+                str(args.repeats),
+                "--one",
+                str(scan_path),
+                str(model_path),
+                str(stride),
+            ]
             figures = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
             target = TARGETS.get(stride)
-            verdict = "" if target is None else (" (target %.0f s: %s)" % (target, "met" if figures["seconds_best"] <= target else "MISSED"))
+            verdict = (
+                ""
+                if target is None
+                else (" (target %.0f s: %s)" % (target, "met" if figures["seconds_best"] <= target else "MISSED"))
+            )
             memory = "met" if figures["peak_rss_mb"] <= MEMORY_TARGET_MB else "MISSED"
             print(
                 f"stride {stride}: {figures['seconds_best']} s best, {figures['seconds_mean']} s mean{verdict}; "

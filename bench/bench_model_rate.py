@@ -34,7 +34,9 @@ def device_name() -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    return f"tensorflow {tf.__version__}: " + (tf.config.experimental.get_device_details(gpus[0])["device_name"] if gpus else "CPU")
+    return f"tensorflow {tf.__version__}: " + (
+        tf.config.experimental.get_device_details(gpus[0])["device_name"] if gpus else "CPU"
+    )
 
 
 def rates(name: str, policy: str, steps: int, warmup: int) -> tuple[float, float, float]:
@@ -84,8 +86,11 @@ def main() -> None:
     for name in args.models:
         for policy in args.policies:
             training, augmented, inference = rates(name, policy, args.steps, args.warmup)
-            print(f"{name} {policy}: training {training:.0f} img/s, with on-device flips and rotations "
-                  f"{augmented:.0f} img/s, inference {inference:.0f} img/s", flush=True)  # fmt: skip
+            print(
+                f"{name} {policy}: training {training:.0f} img/s, with on-device flips and rotations "
+                f"{augmented:.0f} img/s, inference {inference:.0f} img/s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def tiles_of(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:
 def radial_spectrum(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean power per ring of spatial frequency (cycles/pixel), DC and the outer corners left out."""
     centred = tile.astype(np.float64) - tile.mean()
-    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * np.outer(np.hanning(tile.shape[0]), np.hanning(tile.shape[1])))))**2
+    power = np.abs(np.fft.fftshift(np.fft.fft2(centred * np.outer(np.hanning(tile.shape[0]), np.hanning(tile.shape[1]))))) ** 2
     fy = np.fft.fftshift(np.fft.fftfreq(tile.shape[0]))[:, None]
     fx = np.fft.fftshift(np.fft.fftfreq(tile.shape[1]))[None, :]
     radius = np.hypot(fy, fx)
@@ -87,7 +87,9 @@ def transfer(model_path: Path, tiles: np.ndarray, table: pd.DataFrame, contrast:
     predict = predictor(load_tile_model(model_path), contrast)
     scores = p_abnormal(np.concatenate([predict(tiles[start : start + 64]) for start in range(0, len(tiles), 64)]))
     metrics = binary_metrics(table["label_normal"], scores, 0.5, table["patient_id"], 1000, 3)
-    return {key: metrics[key] for key in ("n", "roc_auc", "pr_auc", "accuracy", "recall", "specificity")} | {"roc_auc_ci95": metrics["ci95"]["roc_auc"]}
+    return {key: metrics[key] for key in ("n", "roc_auc", "pr_auc", "accuracy", "recall", "specificity")} | {
+        "roc_auc_ci95": metrics["ci95"]["roc_auc"]
+    }
 
 
 def main() -> None:
@@ -105,10 +107,17 @@ def main() -> None:
     real_normal = np.flatnonzero((real_table["method"] == "normal_grid").to_numpy())
     real_normal = np.sort(rng.choice(real_normal, min(args.sample, len(real_normal)), replace=False))
     demo_normal = np.flatnonzero((demo_table["label_normal"] == 0).to_numpy())
-    print(f"machine: {platform.processor() or platform.machine()}; real normal tiles {len(real_normal)}, demo normal tiles {len(demo_normal)}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}; real normal tiles {len(real_normal)}, demo normal tiles {len(demo_normal)}"
+    )
     result = {
-        "realism_auc": realism_auc(real_tiles[real_normal], real_table["patient_id"].to_numpy()[real_normal],
-                                   demo_tiles[demo_normal], demo_table["patient_id"].to_numpy()[demo_normal], args.seed),  # fmt: skip
+        "realism_auc": realism_auc(
+            real_tiles[real_normal],
+            real_table["patient_id"].to_numpy()[real_normal],
+            demo_tiles[demo_normal],
+            demo_table["patient_id"].to_numpy()[demo_normal],
+            args.seed,
+        ),
         "spectrum_slope": {"real": spectrum_slope(real_tiles[real_normal]), "demo": spectrum_slope(demo_tiles[demo_normal])},
         "intensity_percentiles_5_25_50_75_95": {
             "real": np.percentile(real_tiles[real_normal], [5, 25, 50, 75, 95]).tolist(),

@@ -38,8 +38,15 @@ def write_records(folder: Path, tiles: int) -> list[Path]:
     rng = np.random.default_rng(0)
     images = rng.integers(40, 200, size=(tiles, 299, 299), dtype=np.uint8)
     codes = rng.choice([0, 0, 0, 0, 0, 1, 2, 3, 4], size=tiles)
-    table = pd.DataFrame({"tile_id": [f"t{i}" for i in range(tiles)], "patient_id": [f"p{i // 4}" for i in range(tiles)],
-                          "class_code": codes, "label_normal": (codes > 0).astype(int), "tile_index": range(tiles)})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "tile_id": [f"t{i}" for i in range(tiles)],
+            "patient_id": [f"p{i // 4}" for i in range(tiles)],
+            "class_code": codes,
+            "label_normal": (codes > 0).astype(int),
+            "tile_index": range(tiles),
+        }
+    )
     paths = [folder / f"train-{shard}.tfrecord" for shard in range(2)]
     for shard, path in enumerate(paths):
         write_shard(table.iloc[shard::2], lambda row: images[int(row["tile_index"])], path)
@@ -135,9 +142,12 @@ def main() -> None:
     print(f"device: {device_name()}; batch {BATCH}")
     flops = forward_flops(build("1.0.0.35", 2))
     peak = matmul_flops_per_second()
-    print(f"1.0.0.35: {flops / 1e9:.2f} GFLOP per image forward, about 3x that per training image; "
-          f"float32 matmul here {peak / 1e9:.0f} GFLOP/s, so at most {peak / flops:.0f} img/s inference and "
-          f"{peak / (3 * flops):.0f} img/s training", flush=True)  # fmt: skip
+    print(
+        f"1.0.0.35: {flops / 1e9:.2f} GFLOP per image forward, about 3x that per training image; "
+        f"float32 matmul here {peak / 1e9:.0f} GFLOP/s, so at most {peak / flops:.0f} img/s inference and "
+        f"{peak / (3 * flops):.0f} img/s training",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         paths = write_records(Path(folder), args.tiles)
 
@@ -159,8 +169,11 @@ def main() -> None:
         for repeat in range(args.repeats):
             bare.append(fit_rate(in_memory, args.steps, args.warmup))
             real.append(fit_rate(pipeline(), args.steps, args.warmup, augmentation=True))
-            print(f"repeat {repeat + 1}: bare fit on in-memory tensors {bare[-1]:.1f} img/s, "
-                  f"fit through the real pipeline {real[-1]:.1f} img/s", flush=True)  # fmt: skip
+            print(
+                f"repeat {repeat + 1}: bare fit on in-memory tensors {bare[-1]:.1f} img/s, "
+                f"fit through the real pipeline {real[-1]:.1f} img/s",
+                flush=True,
+            )
         bare, real = float(np.median(bare)), float(np.median(real))
 
         bfloat16 = None

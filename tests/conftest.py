@@ -16,9 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 
-SMALL_DEMO = dict(
-    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8
-)
+SMALL_DEMO = dict(seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8)
 
 
 @pytest.fixture(scope="session")

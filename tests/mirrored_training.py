@@ -19,7 +19,8 @@ import mammo.train  # noqa: E402
 records, out_dir = sys.argv[1], sys.argv[2]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 mammo.train._distribution = lambda: strategy  # what several GPUs would give
-config = mammo.train.TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=1,
-                                 mixed_precision=sys.argv[3] if len(sys.argv) > 3 else None)  # fmt: skip
+config = mammo.train.TrainConfig(
+    epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=1, mixed_precision=sys.argv[3] if len(sys.argv) > 3 else None
+)
 print(f"replicas: {strategy.num_replicas_in_sync}")
 print(f"saved: {mammo.train.train([records], [records], config, out_dir)}")

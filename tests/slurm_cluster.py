@@ -86,8 +86,16 @@ class SlurmCluster:
             subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True, capture_output=True, text=True)
             munge, log = self.root / "munge", self.root / "log"
             # --force: munged would refuse a socket folder that others cannot traverse.
-            self._spawn("munged", "--foreground", "--force", f"--key-file={key}", f"--socket={self.socket}",
-                        f"--pid-file={munge / 'munged.pid'}", f"--seed-file={munge / 'seed'}", f"--log-file={log / 'munged.log'}")
+            self._spawn(
+                "munged",
+                "--foreground",
+                "--force",
+                f"--key-file={key}",
+                f"--socket={self.socket}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--seed-file={munge / 'seed'}",
+                f"--log-file={log / 'munged.log'}",
+            )
             self._wait(self.socket.exists, "the munged socket")
             self._spawn("slurmctld", "-D", "-f", str(self.conf))
             self._spawn("slurmd", "-D", "-N", self.node, "-f", str(self.conf))

@@ -24,8 +24,9 @@ def tiny_config(root: Path = ROOT) -> dict:
     return config
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None,
-              project: Path = ROOT) -> subprocess.CompletedProcess:  # fmt: skip
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None, project: Path = ROOT
+) -> subprocess.CompletedProcess:
     """Run the workflow (of `project`) in workdir; give targets first (options such as --configfile take several values)."""
     command = [str(SNAKEMAKE), "--snakefile", str(project / "workflow" / "Snakefile"), "--directory", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env, timeout=1200)

@@ -10,14 +10,26 @@ import pytest
 
 from mammo.card import FORMAT, card_path, model_card, read_card, tables_sha256, write_card
 
-SETTINGS = {"model": "1.0.0.35", "labels": "five_class", "epochs": 4, "stages": [{"epochs": 2}], "contrast": 1.1,
-            "abnormal_weight": 5.0, "flips": True, "seed": 42, "test_contrast": 1.5, "threshold": 0.5}  # fmt: skip
+SETTINGS = {
+    "model": "1.0.0.35",
+    "labels": "five_class",
+    "epochs": 4,
+    "stages": [{"epochs": 2}],
+    "contrast": 1.1,
+    "abnormal_weight": 5.0,
+    "flips": True,
+    "seed": 42,
+    "test_contrast": 1.5,
+    "threshold": 0.5,
+}
 
 
 @pytest.fixture
 def card(tmp_path) -> dict:
     (tmp_path / "tiles.tsv").write_text("tile_id\tlabel_normal\nds9/a/0\t1\n")
-    return model_card(SETTINGS, "mixed_bfloat16", 1.7, {"fixed": 0.5, "best_f1": 0.31, "recall_0.90": None}, [str(tmp_path / "tiles.tsv")])
+    return model_card(
+        SETTINGS, "mixed_bfloat16", 1.7, {"fixed": 0.5, "best_f1": 0.31, "recall_0.90": None}, [str(tmp_path / "tiles.tsv")]
+    )
 
 
 def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp_path):
@@ -43,14 +55,17 @@ def test_a_model_without_a_card_has_none(tmp_path):
     assert read_card(tmp_path / "model.keras") is None
 
 
-@pytest.mark.parametrize("change, problem", [
-    (lambda c: {**c, "temperature": 0}, "temperature"),
-    (lambda c: {**c, "labels": "colour"}, "labels"),
-    (lambda c: {k: v for k, v in c.items() if k != "test_contrast"}, "'test_contrast' is a required property"),
-    (lambda c: {**c, "thresholds": {"best_f1": 0.3}}, "'fixed' is a required property"),
-    (lambda c: {**c, "input": {**c["input"], "tile": 224}}, "input"),
-    (lambda c: {**c, "surprise": 1}, "surprise"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda c: {**c, "temperature": 0}, "temperature"),
+        (lambda c: {**c, "labels": "colour"}, "labels"),
+        (lambda c: {k: v for k, v in c.items() if k != "test_contrast"}, "'test_contrast' is a required property"),
+        (lambda c: {**c, "thresholds": {"best_f1": 0.3}}, "'fixed' is a required property"),
+        (lambda c: {**c, "input": {**c["input"], "tile": 224}}, "input"),
+        (lambda c: {**c, "surprise": 1}, "surprise"),
+    ],
+)
 def test_read_card_names_the_file_and_the_problem(card, tmp_path, change, problem):
     card_path(tmp_path / "model.keras").write_text(json.dumps(change(card)))
     with pytest.raises(ValueError, match="model.json: not a model card") as error:

@@ -14,12 +14,16 @@ from mammo.io.cbis import ROI_COLUMNS, aspect_matches, is_mask, path_problem, re
 from mammo.tables import REJECTED_COLUMNS
 
 # The real header spellings (mass: breast_density; calc: "breast density", calc type/distribution).
-MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
-               "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
-               "ROI mask file path").split(",")  # fmt: skip
-CALC_HEADER = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,"
-               "calc type,calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
-               "ROI mask file path").split(",")  # fmt: skip
+MASS_HEADER = (
+    "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
+    "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
+    "ROI mask file path"
+).split(",")
+CALC_HEADER = (
+    "patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,"
+    "calc type,calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,"
+    "ROI mask file path"
+).split(",")
 
 
 # ----------------------------------------------------------------------------- the real tables
@@ -113,13 +117,36 @@ def _path(folder, number=0):
     return f"{folder}/1.3.6.1.4.1.9590.100.1.2.1/1.3.6.1.4.1.9590.100.1.2.2/00000{number}.dcm"
 
 
-def _row(patient="P_00001", side="LEFT", view="CC", abnormality=1, pathology="MALIGNANT", kind="mass",
-         density="3", image=None, crop=None, mask=None, subtlety="4"):  # fmt: skip
+def _row(
+    patient="P_00001",
+    side="LEFT",
+    view="CC",
+    abnormality=1,
+    pathology="MALIGNANT",
+    kind="mass",
+    density="3",
+    image=None,
+    crop=None,
+    mask=None,
+    subtlety="4",
+):
     scan = f"{'Mass' if kind == 'mass' else 'Calc'}-Training_{patient}_{side}_{view}"
     return [
-        patient, density, side, view, str(abnormality), kind, "OVAL", "NA", "4", pathology, subtlety,
-        image or _path(scan), crop or _path(f"{scan}_{abnormality}", 0), mask or _path(f"{scan}_{abnormality}", 1),
-    ]  # fmt: skip
+        patient,
+        density,
+        side,
+        view,
+        str(abnormality),
+        kind,
+        "OVAL",
+        "NA",
+        "4",
+        pathology,
+        subtlety,
+        image or _path(scan),
+        crop or _path(f"{scan}_{abnormality}", 0),
+        mask or _path(f"{scan}_{abnormality}", 1),
+    ]
 
 
 def _write_csv(path, header, rows, crlf=False):
@@ -166,24 +193,35 @@ def test_synthetic_rows_rejected_with_reasons(tmp_path):
     assert set(rejected["stage"]) == {"read_csv"}
     good = rois.set_index("patient_id").loc["P_00011"]
     assert (good["side"], good["view"], good["pathology"], good["pathology_original"]) == (
-        "RIGHT", "MLO", "BENIGN", "BENIGN_WITHOUT_CALLBACK")  # fmt: skip
+        "RIGHT",
+        "MLO",
+        "BENIGN",
+        "BENIGN_WITHOUT_CALLBACK",
+    )
     assert good["class_code"] == 2
 
 
 def test_division_and_calc_header(tmp_path):
-    mass = _write_csv(tmp_path / "mass_case_description_test_set.csv", MASS_HEADER,
-                      [_row("P_00001", pathology="BENIGN")])  # fmt: skip
-    calc = _write_csv(tmp_path / "calc_case_description_train_set.csv", CALC_HEADER,
-                      [_row("P_00002", kind="calcification", density="2"),
-                       _row("P_00002", kind="calcification", abnormality=2, pathology="BENIGN")])  # fmt: skip
+    mass = _write_csv(tmp_path / "mass_case_description_test_set.csv", MASS_HEADER, [_row("P_00001", pathology="BENIGN")])
+    calc = _write_csv(
+        tmp_path / "calc_case_description_train_set.csv",
+        CALC_HEADER,
+        [
+            _row("P_00002", kind="calcification", density="2"),
+            _row("P_00002", kind="calcification", abnormality=2, pathology="BENIGN"),
+        ],
+    )
     rois, rejected = read_case_descriptions([mass, calc])
     assert len(rejected) == 0
     assert rois["division"].tolist() == ["test", "train", "train"]
     assert rois["class_code"].tolist() == [2, 3, 1]
     assert rois["breast_density"].tolist() == [3, 2, 3]
     assert rois["abnormality_type"].tolist() == ["mass", "calcification", "calcification"]
-    assert rois["roi_id"].tolist() == ["Mass-Training_P_00001_LEFT_CC_1", "Calc-Training_P_00002_LEFT_CC_1",
-                                       "Calc-Training_P_00002_LEFT_CC_2"]  # fmt: skip
+    assert rois["roi_id"].tolist() == [
+        "Mass-Training_P_00001_LEFT_CC_1",
+        "Calc-Training_P_00002_LEFT_CC_1",
+        "Calc-Training_P_00002_LEFT_CC_2",
+    ]
     assert rois["source_file"].tolist() == [str(mass), str(calc), str(calc)]
     assert rois["margins_or_distribution"].isna().all(), "'NA' is read as missing"
 
@@ -200,8 +238,11 @@ def test_quoted_newline_and_crlf(tmp_path):
 
 
 def test_duplicate_roi_rejected(tmp_path):
-    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER,
-                      [_row("P_00001"), _row("P_00001"), _row("P_00001", abnormality=2)])  # fmt: skip
+    path = _write_csv(
+        tmp_path / "mass_case_description_train_set.csv",
+        MASS_HEADER,
+        [_row("P_00001"), _row("P_00001"), _row("P_00001", abnormality=2)],
+    )
     rois, rejected = read_case_descriptions([path])
     assert len(rois) == 2 and len(rejected) == 1
     assert "duplicate" in rejected.loc[0, "reason"]
@@ -210,8 +251,11 @@ def test_duplicate_roi_rejected(tmp_path):
 
 
 def test_out_of_range_flag(tmp_path):
-    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER,
-                      [_row("P_00001", subtlety="0"), _row("P_00002", density="5"), _row("P_00003")])  # fmt: skip
+    path = _write_csv(
+        tmp_path / "mass_case_description_train_set.csv",
+        MASS_HEADER,
+        [_row("P_00001", subtlety="0"), _row("P_00002", density="5"), _row("P_00003")],
+    )
     rois, _ = read_case_descriptions([path])
     assert rois["out_of_range"].tolist() == [True, True, False]
     assert rois["subtlety"].tolist()[0] == 0
@@ -316,7 +360,10 @@ def test_csv_layout_under_a_cbis_ddsm_folder_is_found(tmp_path):
     nested.parent.mkdir(parents=True)
     nested.write_bytes(b"")
     assert resolve(tmp_path, relative) == nested
-    assert resolve(tmp_path, "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm") == tmp_path / "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm"
+    assert (
+        resolve(tmp_path, "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm")
+        == tmp_path / "Mass-Training_P_00002_LEFT_CC/1.3/1.4/000000.dcm"
+    )
 
 
 def test_lost_closing_quotes_are_caught_and_located(tmp_path):

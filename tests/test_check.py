@@ -44,7 +44,11 @@ def test_demo_root_is_complete(demo_root, demo_counts, tmp_path):
 def test_real_tables(shared):
     csvs = [str(shared / "data/cbis-ddsm" / f"{k}_case_description_train_set.csv") for k in ("mass", "calc")]
     report = json.loads(run("--cbis", *csvs, "--mias", str(shared / "data/mias/Info.txt"), "--json").stdout)
-    assert (report["cbis-ddsm"]["rows"], report["cbis-ddsm"]["patients"], report["cbis-ddsm"]["scans"]) == (2864, 1248, 2458)  # 691 + 602 patients, 45 in both tables
+    assert (report["cbis-ddsm"]["rows"], report["cbis-ddsm"]["patients"], report["cbis-ddsm"]["scans"]) == (
+        2864,
+        1248,
+        2458,
+    )  # 691 + 602 patients, 45 in both tables
     assert (report["mias"]["rows"], report["mias"]["scans"], report["mias"]["patients"]) == (330, 322, 161)
     assert report["mias"]["rejected"] == []
 

@@ -12,7 +12,12 @@ from snakemake.utils import update_config
 from snakemake_run import ROOT
 
 BASE = ROOT / "config" / "config.yaml"
-OVERLAYS = ["tiny.yaml", "fullscale.yaml", "mias_real.yaml", *(f"ablations/{p.name}" for p in sorted((ROOT / "config/ablations").glob("*.yaml")))]
+OVERLAYS = [
+    "tiny.yaml",
+    "fullscale.yaml",
+    "mias_real.yaml",
+    *(f"ablations/{p.name}" for p in sorted((ROOT / "config/ablations").glob("*.yaml"))),
+]
 
 
 def schema() -> dict:

@@ -67,8 +67,15 @@ def tile_table(fold_of: dict[str, int]) -> pd.DataFrame:
     rows = []
     for index, woman in enumerate(sorted(fold_of)):
         for number in range(3):
-            rows.append({"tile_id": f"{woman}/{number}", "patient_id": woman, "label_normal": int(index % 4 == 0 and number == 0),
-                         "class_code": 2 if index % 4 == 0 and number == 0 else 0, "source": "mias"})  # fmt: skip
+            rows.append(
+                {
+                    "tile_id": f"{woman}/{number}",
+                    "patient_id": woman,
+                    "label_normal": int(index % 4 == 0 and number == 0),
+                    "class_code": 2 if index % 4 == 0 and number == 0 else 0,
+                    "source": "mias",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -125,7 +132,9 @@ INFO = b"header\nmdb001 G NORM\nmdb002 F CIRC B 535 425 20\n"
 
 
 def test_unpack_archive_flattens_the_archive_folder(tmp_path):
-    archive = write_archive(tmp_path / "all-mias.tar.gz", {"all-mias/Info.txt": INFO, "all-mias/mdb001.pgm": PGM, "all-mias/mdb002.pgm": PGM})
+    archive = write_archive(
+        tmp_path / "all-mias.tar.gz", {"all-mias/Info.txt": INFO, "all-mias/mdb001.pgm": PGM, "all-mias/mdb002.pgm": PGM}
+    )
     info = unpack_archive(archive, tmp_path / "out")
     assert info == tmp_path / "out" / "Info.txt"
     assert sorted(p.name for p in info.parent.iterdir()) == ["Info.txt", "mdb001.pgm", "mdb002.pgm"]
@@ -229,7 +238,9 @@ def test_edge_tiles_of_real_films_are_normal_clear_of_lesions_and_counted(real_f
     tiling = NormalTiling(tile=299, stride=200, border_crop=0.07)
     lesion_free = BackgroundTiles(10**9, 0.0, 60, tiling, thresholds)
     edges = EdgeTiles(8, Windowing(stride=299, min_tissue=0.75))
-    _, table, rejected = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free, edges)
+    _, table, rejected = mias_tiles(
+        chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free, edges
+    )
     _, without, _ = mias_tiles(chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free)
     edge = table[table["method"] == "edge"]
     assert rejected.empty and set(edge["scan_id"]) == set(chosen["refnum"]) and edge.groupby("scan_id").size().max() <= 8

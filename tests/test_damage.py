@@ -61,22 +61,35 @@ def run_cases(data: bytes, path: Path, read, same, seed: int, protect: int = 0) 
 def test_damaged_ljpeg_streams(tmp_path):
     rows, cols = np.mgrid[0:96, 0:80]
     image = (1500 + 8 * rows + 5 * cols + (rows * cols) % 37).astype(np.uint16)
-    outcomes = run_cases(encode_ljpeg(image, 12), tmp_path / "A_0001_1.LEFT_CC.LJPEG", lambda p: decode_ljpeg(p, 96, 80),
-                         np.array_equal, seed=1)  # fmt: skip
+    outcomes = run_cases(
+        encode_ljpeg(image, 12), tmp_path / "A_0001_1.LEFT_CC.LJPEG", lambda p: decode_ljpeg(p, 96, 80), np.array_equal, seed=1
+    )
     assert outcomes["read differently"] <= CASES // 3  # 17 measured: Huffman codes resynchronise, small flips stay in sync
 
 
 def test_damaged_gzipped_ljpeg_streams(tmp_path):
     image = (np.arange(64 * 48).reshape(64, 48) * 7 % 4096).astype(np.uint16)
-    outcomes = run_cases(gzip.compress(encode_ljpeg(image, 12)), tmp_path / "A_0001_1.LEFT_CC.LJPEG.gz",
-                         lambda p: decode_ljpeg(p, 64, 48), np.array_equal, seed=2)  # fmt: skip
+    outcomes = run_cases(
+        gzip.compress(encode_ljpeg(image, 12)),
+        tmp_path / "A_0001_1.LEFT_CC.LJPEG.gz",
+        lambda p: decode_ljpeg(p, 64, 48),
+        np.array_equal,
+        seed=2,
+    )
     assert outcomes["read differently"] == 0  # gzip's CRC notices every change
 
 
 def test_damaged_dicom_files(tmp_path):
-    write_dicom(tmp_path / "valid.dcm", (np.arange(40 * 30).reshape(40, 30) * 50).astype(np.uint16), "P_00001", "1.2", "1.2.3", "1.2.3.4")
-    outcomes = run_cases((tmp_path / "valid.dcm").read_bytes(), tmp_path / "000000.dcm", read_dicom,
-                         lambda a, b: a.shape == b.shape and np.array_equal(a, b), seed=3)  # fmt: skip
+    write_dicom(
+        tmp_path / "valid.dcm", (np.arange(40 * 30).reshape(40, 30) * 50).astype(np.uint16), "P_00001", "1.2", "1.2.3", "1.2.3.4"
+    )
+    outcomes = run_cases(
+        (tmp_path / "valid.dcm").read_bytes(),
+        tmp_path / "000000.dcm",
+        read_dicom,
+        lambda a, b: a.shape == b.shape and np.array_equal(a, b),
+        seed=3,
+    )
     assert outcomes["rejected"] > 0
 
 
@@ -86,8 +99,14 @@ def test_damaged_pgm_films(tmp_path):
     assert outcomes["rejected"] > 0
 
 
-@pytest.mark.parametrize("name, text, parse", [("Info.txt", "head\nmdb001 G CIRC B 535 425 197\nmdb002 G NORM\nmdb003 D CALC M *NOTE 3*\n", parse_info),
-                                               ("A-0001-1.ics", ICS, parse_ics), ("A_0001_1.LEFT_CC.OVERLAY", OVERLAY, parse_overlay)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, text, parse",
+    [
+        ("Info.txt", "head\nmdb001 G CIRC B 535 425 197\nmdb002 G NORM\nmdb003 D CALC M *NOTE 3*\n", parse_info),
+        ("A-0001-1.ics", ICS, parse_ics),
+        ("A_0001_1.LEFT_CC.OVERLAY", OVERLAY, parse_overlay),
+    ],
+)
 def test_damaged_text_headers(tmp_path, name, text, parse):
     def read(path):
         try:

@@ -18,12 +18,16 @@ from mammo.io.dicom import read_dicom
 from mammo.io.ics import read_ics
 from mammo.io.mias import read_info, read_pgm
 
-REAL_MASS_HEADER = ("patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
-                    "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
-                    "ROI mask file path")  # fmt: skip
-REAL_CALC_HEADER = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,"
-                    "calc type,calc distribution,assessment,pathology,subtlety,image file path,"
-                    "cropped image file path,ROI mask file path")  # fmt: skip
+REAL_MASS_HEADER = (
+    "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,"
+    "mass shape,mass margins,assessment,pathology,subtlety,image file path,cropped image file path,"
+    "ROI mask file path"
+)
+REAL_CALC_HEADER = (
+    "patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,"
+    "calc type,calc distribution,assessment,pathology,subtlety,image file path,"
+    "cropped image file path,ROI mask file path"
+)
 PATH_COLUMNS = ("image file path", "cropped image file path", "ROI mask file path")
 
 
@@ -225,10 +229,13 @@ def test_same_seed_byte_identical_dicoms(tiny_runs):
 
 def test_different_seed_different_files(tiny_runs):
     first, _, other = tiny_runs
-    assert (first["cbis/mass_case_description_train_set.csv"].read_bytes()
-            + first["cbis/calc_case_description_train_set.csv"].read_bytes()) != (
-            other["cbis/mass_case_description_train_set.csv"].read_bytes()
-            + other["cbis/calc_case_description_train_set.csv"].read_bytes())  # fmt: skip
+    assert (
+        first["cbis/mass_case_description_train_set.csv"].read_bytes()
+        + first["cbis/calc_case_description_train_set.csv"].read_bytes()
+    ) != (
+        other["cbis/mass_case_description_train_set.csv"].read_bytes()
+        + other["cbis/calc_case_description_train_set.csv"].read_bytes()
+    )
     assert first["mias/mdb001.pgm"].read_bytes() != other["mias/mdb001.pgm"].read_bytes()
     ljpegs = [name for name in first if name.endswith(".LJPEG")]
     assert ljpegs == [name for name in other if name.endswith(".LJPEG")]  # same layout

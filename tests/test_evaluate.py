@@ -135,8 +135,12 @@ def test_bootstrap_weights_give_sklearn_weighted_metrics(seed):
         assert rates["roc_auc"][row] == pytest.approx(roc_auc_score(y, score, sample_weight=w))
         assert rates["pr_auc"][row] == pytest.approx(average_precision_score(y, score, sample_weight=w))
         assert rates["brier"][row] == pytest.approx(brier_score_loss(y, score, sample_weight=w))
-        precision, recall, f1, _ = precision_recall_fscore_support(y, score >= 0.5, sample_weight=w, average="binary", zero_division=np.nan)
-        assert (rates["precision"][row], rates["recall"][row], rates["f1"][row]) == pytest.approx((precision, recall, f1), nan_ok=True)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y, score >= 0.5, sample_weight=w, average="binary", zero_division=np.nan
+        )
+        assert (rates["precision"][row], rates["recall"][row], rates["f1"][row]) == pytest.approx(
+            (precision, recall, f1), nan_ok=True
+        )
 
 
 def test_intervals_resample_patients_not_tiles():
@@ -179,7 +183,9 @@ def test_multiclass_metrics_match_sklearn():
     metrics = multiclass_metrics(codes, probabilities, names, [f"p{i // 3}" for i in range(300)], replicates=1000, seed=1)
     predicted = probabilities.argmax(axis=1)
     precision, recall, _, _ = precision_recall_fscore_support(codes, predicted, labels=range(5), zero_division=0)
-    assert metrics["recall_benign_mass"] == pytest.approx(recall[2]) and metrics["precision_malignant_mass"] == pytest.approx(precision[4])
+    assert metrics["recall_benign_mass"] == pytest.approx(recall[2]) and metrics["precision_malignant_mass"] == pytest.approx(
+        precision[4]
+    )
     assert metrics["macro_f1"] == pytest.approx(f1_score(codes, predicted, average="macro"))
     assert metrics["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(codes, predicted, labels=range(5)).tolist()
     low, high = metrics["ci95"]["macro_f1"]
@@ -233,15 +239,21 @@ def _set_table(seed: int) -> pd.DataFrame:
     y, score, patient = _scored_set(seed, patients=60, tiles=2)
     rng = np.random.default_rng(seed)
     codes = np.where(y, rng.integers(1, 5, len(y)), 0)
-    return pd.DataFrame({
-        "class_code": codes, "label_normal": y.astype(int), "patient_id": patient, "p_abnormal": score,
-        "p_abnormal_calibrated": np.clip(score * 0.9 + 0.05, 0, 1),
-        "abnormality_type": np.where(codes == 0, "", np.where(codes % 2 == 0, "mass", "calcification")),
-        "pathology": np.where(codes == 0, "", np.where(codes > 2, "MALIGNANT", "BENIGN")),
-        "subtlety": np.where(codes == 0, "", (codes % 5 + 1).astype(str)),
-        "density": rng.integers(1, 5, len(y)).astype(str), "source": np.where(y, "cbis-ddsm", "ddsm"),
-        "scanner": np.where(y, "cbis", "HOWTEK"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class_code": codes,
+            "label_normal": y.astype(int),
+            "patient_id": patient,
+            "p_abnormal": score,
+            "p_abnormal_calibrated": np.clip(score * 0.9 + 0.05, 0, 1),
+            "abnormality_type": np.where(codes == 0, "", np.where(codes % 2 == 0, "mass", "calcification")),
+            "pathology": np.where(codes == 0, "", np.where(codes > 2, "MALIGNANT", "BENIGN")),
+            "subtlety": np.where(codes == 0, "", (codes % 5 + 1).astype(str)),
+            "density": rng.integers(1, 5, len(y)).astype(str),
+            "source": np.where(y, "cbis-ddsm", "ddsm"),
+            "scanner": np.where(y, "cbis", "HOWTEK"),
+        }
+    )
 
 
 def test_assess_set_reports_every_rate_with_its_interval():
@@ -262,10 +274,15 @@ def test_assess_set_reports_every_rate_with_its_interval():
     probabilities = np.random.default_rng(0).dirichlet(np.ones(5), 120)
     multi = assess_set(table, {"fixed": 0.5}, 1000, 1, 10, "five_class", probabilities)["multiclass"]
     assert multi["label_set"] == "five_class" and "macro_f1" in multi
-    by_type = assess_set(table, {"fixed": 0.5}, 1000, 1, 10, "type", probabilities[:, :3] / probabilities[:, :3].sum(axis=1, keepdims=True))
+    by_type = assess_set(
+        table, {"fixed": 0.5}, 1000, 1, 10, "type", probabilities[:, :3] / probabilities[:, :3].sum(axis=1, keepdims=True)
+    )
     truth = np.array([0, 1, 2, 1, 2])[table["class_code"]]  # normal, calcification, mass
     assert by_type["multiclass"]["confusion_matrix"]["labels"] == ["normal", "calcification", "mass"]
-    assert np.asarray(by_type["multiclass"]["confusion_matrix"]["rows_true_cols_predicted"]).sum(axis=1).tolist() == np.bincount(truth, minlength=3).tolist()
+    assert (
+        np.asarray(by_type["multiclass"]["confusion_matrix"]["rows_true_cols_predicted"]).sum(axis=1).tolist()
+        == np.bincount(truth, minlength=3).tolist()
+    )
 
 
 def test_subgroups_of_lesion_attributes_hold_every_normal_tile():

@@ -69,7 +69,9 @@ def test_tiles_do_not_depend_on_chunking_or_order(cbis_copy):
 def test_mask_is_told_from_crop_by_content(cbis_copy):
     root, rois = cbis_copy
     swapped = rois.copy()
-    swapped[["cropped_image_file_path", "roi_mask_file_path"]] = rois[["roi_mask_file_path", "cropped_image_file_path"]].to_numpy()
+    swapped[["cropped_image_file_path", "roi_mask_file_path"]] = rois[
+        ["roi_mask_file_path", "cropped_image_file_path"]
+    ].to_numpy()
     expected, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     images, _, rejected = cbis_tiles(swapped, root, "ds9", Method2(), SEED, "t.npy")
     assert rejected.empty
@@ -162,9 +164,13 @@ def test_tcia_downloader_layout_is_resolved(cbis_copy, tmp_path):
         for relative in rois[column]:
             scan, study, series, name = relative.split("/")
             target = (
-                root / "CBIS-DDSM" / scan / f"07-20-2016-DDSM-NA-{study[-5:]}"
-                / f"1.000000-full mammogram images-{series[-5:]}" / f"1-{int(name[:-4]) + 1}.dcm"
-            )  # fmt: skip
+                root
+                / "CBIS-DDSM"
+                / scan
+                / f"07-20-2016-DDSM-NA-{study[-5:]}"
+                / f"1.000000-full mammogram images-{series[-5:]}"
+                / f"1-{int(name[:-4]) + 1}.dcm"
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(resolve(source, relative), target)
     assert not (root / rois["image_file_path"].iloc[0]).exists()
@@ -216,7 +222,9 @@ def test_background_tiles_keep_away_from_lesions():
     scan = (rng.integers(90, 160, (2000, 1600)) * 256).astype(np.uint16)
     lesions = np.zeros(scan.shape, bool)
     lesions[900:1000, 700:800] = True
-    params = BackgroundTiles(per_scan=100, max_overlap=0.0, margin=60, tiling=NormalTiling(400, 200, 0.0), thresholds=NormalThresholds(38, 20, 2000))
+    params = BackgroundTiles(
+        per_scan=100, max_overlap=0.0, margin=60, tiling=NormalTiling(400, 200, 0.0), thresholds=NormalThresholds(38, 20, 2000)
+    )
     found = background_tiles(scan, lesions, params, item_rng(1, "s"))
     assert found and all(tile.shape == (299, 299) and tile.dtype == np.uint8 for tile, _ in found)
     for _, (top, left, bottom, right) in found:
@@ -229,7 +237,9 @@ def test_background_tiles_keep_away_from_lesions():
 
 def test_cbis_background_and_audit_tiles_are_normal_tiles_of_the_same_patient(cbis_copy):
     root, rois = cbis_copy
-    params = BackgroundTiles(per_scan=3, max_overlap=0.0, margin=20, tiling=SMALL_TILING, thresholds=NormalThresholds(30, 10, 3000))
+    params = BackgroundTiles(
+        per_scan=3, max_overlap=0.0, margin=20, tiling=SMALL_TILING, thresholds=NormalThresholds(30, 10, 3000)
+    )
     plain_images, plain, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy")
     images, table, rejected = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", {"background": params, "audit": params})
     assert rejected.empty and len(table) == len(images)
@@ -259,7 +269,9 @@ def test_chunk_jobs_declare_the_image_files_they_read(demo_root, tmp_path):
     victim = rois.iloc[0]
     chunk = chunk_of(victim["scan_id"], 2)
     (root / victim["image_file_path"]).unlink()  # a missing scan is not declared: its job rejects its ROIs
-    assert set(chunk_scan_files(str(tmp_path / "rois.tsv"), "cbis", chunk, 2, str(root))) == set(parts[chunk]) - {str(root / victim["image_file_path"])}
+    assert set(chunk_scan_files(str(tmp_path / "rois.tsv"), "cbis", chunk, 2, str(root))) == set(parts[chunk]) - {
+        str(root / victim["image_file_path"])
+    }
     scans, _ = find_normal_scans(demo_root / "ddsm")
     scans.to_csv(tmp_path / "scans.tsv", sep="\t", index=False)
     ddsm = [chunk_scan_files(str(tmp_path / "scans.tsv"), "ddsm", chunk, 3, "") for chunk in range(3)]

@@ -196,10 +196,23 @@ def test_scan_metrics_against_scikit_learn():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 40)
     scores = np.clip(labels * 0.4 + rng.random(40) * 0.6, 0, 1)
-    scans = pd.DataFrame({"scan_id": [f"s{i}" for i in range(40)], "label_normal": labels, "max_score": scores,
-                          "windows_scored": 5, "lesions": [f"l{i}" if y else "" for i, y in enumerate(labels)]})  # fmt: skip
-    top = pd.DataFrame({"scan_id": scans["scan_id"], "rank": 1, "score": scores,
-                        "lesions_hit": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)]})  # fmt: skip
+    scans = pd.DataFrame(
+        {
+            "scan_id": [f"s{i}" for i in range(40)],
+            "label_normal": labels,
+            "max_score": scores,
+            "windows_scored": 5,
+            "lesions": [f"l{i}" if y else "" for i, y in enumerate(labels)],
+        }
+    )
+    top = pd.DataFrame(
+        {
+            "scan_id": scans["scan_id"],
+            "rank": 1,
+            "score": scores,
+            "lesions_hit": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)],
+        }
+    )
     result, _ = scan_metrics(scans, top, 0.5)
     assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
     hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
@@ -208,8 +221,12 @@ def test_scan_metrics_against_scikit_learn():
 
 
 def test_scan_targets_take_test_patients_only():
-    tiles = pd.DataFrame({"patient_id": ["cbis:P1", "cbis:P2", "ddsm:A-1", "ddsm:B-2"], "split": ["test", "train", "test", "val"]})
-    rois = pd.DataFrame({"patient_id": ["P1", "P1", "P2"], "scan_id": ["P1_L", "P1_L", "P2_R"], "image_file_path": ["x.dcm", "x.dcm", "y.dcm"]})
+    tiles = pd.DataFrame(
+        {"patient_id": ["cbis:P1", "cbis:P2", "ddsm:A-1", "ddsm:B-2"], "split": ["test", "train", "test", "val"]}
+    )
+    rois = pd.DataFrame(
+        {"patient_id": ["P1", "P1", "P2"], "scan_id": ["P1_L", "P1_L", "P2_R"], "image_file_path": ["x.dcm", "x.dcm", "y.dcm"]}
+    )
     scans = pd.DataFrame({"patient_id": ["A-1", "A-1", "B-2"], "scan_id": ["A.1", "A.2", "B.1"], "path": ["a1", "a2", "b1"]})
     mias = pd.DataFrame({"refnum": ["mdb001"], "patient_id": ["mias:001"], "path": ["m.pgm"], "label_normal": [1]})
     targets = scan_targets(tiles, rois, scans, mias, "root", 2.58)
@@ -242,7 +259,9 @@ def test_cli_clear_errors_for_an_unreadable_scan_and_a_foreign_model(tmp_path):
     cv2.imwrite(str(good_scan), np.full((700, 600), 30000, np.uint16))
     result = subprocess.run([MAMMO, "scan", str(good_scan), "--model", str(foreign)], capture_output=True, text=True)
     assert result.returncode == 1 and "foreign.keras" in result.stderr and "(None, 64, 64, 3)" in result.stderr
-    result = subprocess.run([MAMMO, "scan", str(good_scan), "--model", str(tmp_path / "none.keras")], capture_output=True, text=True)
+    result = subprocess.run(
+        [MAMMO, "scan", str(good_scan), "--model", str(tmp_path / "none.keras")], capture_output=True, text=True
+    )
     assert result.returncode == 1 and "model file not found" in result.stderr
 
 
@@ -257,9 +276,20 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
     scan, _ = one_lesion_scan
     cv2.imwrite(str(tmp_path / "scan.png"), scan[::2, ::2])
     result = subprocess.run(
-        [MAMMO, "scan", str(tmp_path / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out"), "--top", "3"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            MAMMO,
+            "scan",
+            str(tmp_path / "scan.png"),
+            "--model",
+            str(tmp_path / "model.keras"),
+            "--out",
+            str(tmp_path / "out"),
+            "--top",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "out/scan.regions.json").read_text())
     heatmap = np.load(tmp_path / "out/scan.heatmap.npy")
@@ -283,7 +313,9 @@ def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
     inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0)(inputs))
     (folder / "logits").mkdir()
-    keras.Model(inputs, keras.layers.Dense(2, bias_initializer=keras.initializers.Constant([20.0, -20.0]))(pooled)).save(folder / "logits" / "model.keras")
+    keras.Model(inputs, keras.layers.Dense(2, bias_initializer=keras.initializers.Constant([20.0, -20.0]))(pooled)).save(
+        folder / "logits" / "model.keras"
+    )
     cv2.imwrite(str(folder / "scan.png"), one_lesion_scan[0][::2, ::2])
     cv2.imwrite(str(folder / "blank.png"), np.zeros((50, 50), np.uint16))
     return folder
@@ -294,7 +326,16 @@ def run_scan(folder: Path, *args: str, model: str = "model.keras") -> subprocess
 
 
 @pytest.mark.parametrize(
-    "option, value", [("--stride", "0"), ("--stride", "-5"), ("--scale", "0"), ("--batch-size", "0"), ("--min-tissue", "2"), ("--min-tissue", "-1"), ("--top", "0")]
+    "option, value",
+    [
+        ("--stride", "0"),
+        ("--stride", "-5"),
+        ("--scale", "0"),
+        ("--batch-size", "0"),
+        ("--min-tissue", "2"),
+        ("--min-tissue", "-1"),
+        ("--top", "0"),
+    ],
 )
 def test_cli_refuses_values_that_make_no_sense(scan_cli_inputs, option, value):
     result = run_scan(scan_cli_inputs, "scan.png", option, value, "--out", "never")
@@ -323,16 +364,34 @@ def write_test_card(folder: Path, temperature: float = 1.0, test_contrast: float
     return card
 
 
-@pytest.mark.parametrize("card, problem", [("{}", "'format' is a required property"), ("[1, 2]", "is not of type 'object'"),
-                                           ("not json", "not JSON"), ("negative temperature", "temperature")])  # fmt: skip
+@pytest.mark.parametrize(
+    "card, problem",
+    [
+        ("{}", "'format' is a required property"),
+        ("[1, 2]", "is not of type 'object'"),
+        ("not json", "not JSON"),
+        ("negative temperature", "temperature"),
+    ],
+)
 def test_cli_names_a_bad_model_card_before_scoring(scan_cli_inputs, tmp_path, card, problem):
     shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
     if card == "negative temperature":
         valid = write_test_card(tmp_path)
         card = json.dumps({**valid, "temperature": -1})
     (tmp_path / "model.json").write_text(card)
-    result = subprocess.run([MAMMO, "scan", str(scan_cli_inputs / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(tmp_path / "out")],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            MAMMO,
+            "scan",
+            str(scan_cli_inputs / "scan.png"),
+            "--model",
+            str(tmp_path / "model.keras"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "model.json: not a model card" in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
@@ -342,8 +401,20 @@ def test_cli_takes_contrast_from_the_card_unless_told(scan_cli_inputs, tmp_path)
     write_test_card(tmp_path, test_contrast=1.8)
     for extra, expected in (((), 1.8), (("--contrast", "1.2"), 1.2)):
         out = tmp_path / f"out{expected}"
-        result = subprocess.run([MAMMO, "scan", str(scan_cli_inputs / "scan.png"), "--model", str(tmp_path / "model.keras"), "--out", str(out), *extra],
-                                capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [
+                MAMMO,
+                "scan",
+                str(scan_cli_inputs / "scan.png"),
+                "--model",
+                str(tmp_path / "model.keras"),
+                "--out",
+                str(out),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
         assert json.loads((out / "scan.regions.json").read_text())["test_contrast"] == expected
     # no card: contrast 1.0, uncalibrated, and it says so
@@ -362,7 +433,10 @@ def test_cli_never_overwrites_without_force(scan_cli_inputs, tmp_path):
     again = run_scan(scan_cli_inputs, "scan.png", "--out", str(out))
     assert again.returncode == 1 and "not overwritten" in again.stderr and (out / "scan.regions.json").read_text() == "{}"
     forced = run_scan(scan_cli_inputs, "scan.png", "--out", str(out), "--force")
-    assert forced.returncode == 0 and json.loads((out / "scan.regions.json").read_text())["windows_scored"] == json.loads(before)["windows_scored"]
+    assert (
+        forced.returncode == 0
+        and json.loads((out / "scan.regions.json").read_text())["windows_scored"] == json.loads(before)["windows_scored"]
+    )
 
 
 def test_cli_reports_a_failed_overlay_write(scan_cli_inputs, tmp_path):
@@ -377,7 +451,9 @@ def test_cli_refuses_two_scans_that_would_share_outputs(scan_cli_inputs, tmp_pat
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         shutil.copy(scan_cli_inputs / "scan.png", tmp_path / folder / "000000.png")
-    result = run_scan(scan_cli_inputs, str(tmp_path / "a/000000.png"), str(tmp_path / "b/000000.png"), "--out", str(tmp_path / "out"))
+    result = run_scan(
+        scan_cli_inputs, str(tmp_path / "a/000000.png"), str(tmp_path / "b/000000.png"), "--out", str(tmp_path / "out")
+    )
     assert result.returncode == 1 and "outputs named 000000" in result.stderr and not (tmp_path / "out").exists()
 
 
@@ -385,8 +461,11 @@ def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp
     import tarfile
 
     films = sorted((demo_root / "mias").glob("*.pgm"))[:2]
-    info = "\n".join(line for line in (demo_root / "mias" / "Info.txt").read_text().splitlines()
-                     if not line.startswith("mdb") or line[:6] in {f.stem for f in films})  # fmt: skip
+    info = "\n".join(
+        line
+        for line in (demo_root / "mias" / "Info.txt").read_text().splitlines()
+        if not line.startswith("mdb") or line[:6] in {f.stem for f in films}
+    )
     (tmp_path / "Info.txt").write_text(info + "\n")
     with tarfile.open(tmp_path / "all-mias.tar.gz", "w:gz") as tar:
         for path in [tmp_path / "Info.txt", *films]:

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def test_ruff_check_is_clean():
-    """No unused or undefined name, imports in order (pyproject.toml, [tool.ruff])."""
-    result = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def test_ruff_check_and_format_are_clean():
+    """No unused or undefined name, imports in order, the code as the formatter lays it out (pyproject.toml, [tool.ruff])."""
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([str(BIN / "ruff"), *command], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_snakefmt_check_is_clean():
@@ -73,7 +74,9 @@ with SnakemakeApi(OutputSettings()) as api:
 
 def parsed_rules(snakefile: Path = ROOT / "workflow" / "Snakefile", root: Path = ROOT) -> list[dict]:
     """Every rule and checkpoint as Snakemake itself parses the workflow (not a text search of the rule files)."""
-    result = subprocess.run([sys.executable, "-c", PARSED_RULES, str(snakefile), str(root)], capture_output=True, text=True, cwd=root)
+    result = subprocess.run(
+        [sys.executable, "-c", PARSED_RULES, str(snakefile), str(root)], capture_output=True, text=True, cwd=root
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -97,11 +100,17 @@ def undeclared(rules: list[dict]) -> list[str]:
             continue  # the default target only names files
         where = f"{Path(rule['file']).name}:{rule['line']}: {'checkpoint' if rule['checkpoint'] else 'rule'} {rule['name']}"
         # Snakemake refuses benchmark: on a rule cached between workflows; those stages write it themselves
-        lacks = [name for name, ok in (
-            ("log", rule["log"]), ("conda", rule["conda"]),
-            ("benchmark", rule["benchmark"] or (rule["cached"] and "benchmark" in rule["params"])),
-            ("resources", {"mem_mb", "runtime"} <= set(rule["resources"])), ("threads", declares(rule, "threads")),
-        ) if not ok]  # fmt: skip
+        lacks = [
+            name
+            for name, ok in (
+                ("log", rule["log"]),
+                ("conda", rule["conda"]),
+                ("benchmark", rule["benchmark"] or (rule["cached"] and "benchmark" in rule["params"])),
+                ("resources", {"mem_mb", "runtime"} <= set(rule["resources"])),
+                ("threads", declares(rule, "threads")),
+            )
+            if not ok
+        ]
         problems += [f"{where} lacks {name}" for name in lacks]
     return problems
 

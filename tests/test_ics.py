@@ -78,9 +78,11 @@ def test_selected_instead_of_sequence():
 
 
 def test_lumisys_laser_digitizer():
-    text = REAL_TEXT.replace("filename D-4606-1", "filename B-3024-1").replace(
-        "DIGITIZER HOWTEK 43.5", "DIGITIZER LUMISYS LASER"
-    ).replace("RESOLUTION 43.5", "RESOLUTION 50")
+    text = (
+        REAL_TEXT.replace("filename D-4606-1", "filename B-3024-1")
+        .replace("DIGITIZER HOWTEK 43.5", "DIGITIZER LUMISYS LASER")
+        .replace("RESOLUTION 43.5", "RESOLUTION 50")
+    )
     header = parse_ics(text)
     assert header.digitizer == "LUMISYS LASER"
     assert header.digitizer_family == "LUMISYS"
@@ -105,8 +107,10 @@ def test_missing_patient_age():
 
 
 def test_overlay_view():
-    text = REAL_TEXT.replace("RIGHT_MLO LINES 6331 PIXELS_PER_LINE 3796 BITS_PER_PIXEL 12 RESOLUTION 43.5 NON_OVERLAY",
-                             "RIGHT_MLO LINES 6331 PIXELS_PER_LINE 3796 BITS_PER_PIXEL 12 RESOLUTION 43.5 OVERLAY")  # fmt: skip
+    text = REAL_TEXT.replace(
+        "RIGHT_MLO LINES 6331 PIXELS_PER_LINE 3796 BITS_PER_PIXEL 12 RESOLUTION 43.5 NON_OVERLAY",
+        "RIGHT_MLO LINES 6331 PIXELS_PER_LINE 3796 BITS_PER_PIXEL 12 RESOLUTION 43.5 OVERLAY",
+    )
     header = parse_ics(text)
     assert header.views["RIGHT_MLO"].overlay is True
     assert [header.views[v].overlay for v in ("LEFT_CC", "LEFT_MLO", "RIGHT_CC")] == [False] * 3
@@ -140,10 +144,12 @@ def _header(**changes) -> CaseHeader:
     [
         _header(),
         _header(patient_age=None),
-        _header(name="A-1000-1", digitizer="DBA 21",
-                views={"LEFT_CC": ViewGeometry(5000, 3000, 16, 42.0, False)}),  # fmt: skip
-        _header(name="D-4606-1", digitizer="HOWTEK 43.5",
-                views={v: ViewGeometry(l, p, 12, 43.5, False) for v, (l, p) in REAL_GEOMETRY.items()}),  # fmt: skip
+        _header(name="A-1000-1", digitizer="DBA 21", views={"LEFT_CC": ViewGeometry(5000, 3000, 16, 42.0, False)}),
+        _header(
+            name="D-4606-1",
+            digitizer="HOWTEK 43.5",
+            views={v: ViewGeometry(l, p, 12, 43.5, False) for v, (l, p) in REAL_GEOMETRY.items()},
+        ),
     ],
 )
 def test_format_parse_round_trip(header):

@@ -211,7 +211,7 @@ def test_huffman_lengths_never_exceed_16_and_satisfy_kraft():
         used = lengths[lengths > 0]
         assert used.max() <= 16
         assert np.all(lengths[counts > 0] > 0), "every used category needs a code"
-        assert np.sum(2.0 ** -used) < 1.0, "the all-ones code must stay free"
+        assert np.sum(2.0**-used) < 1.0, "the all-ones code must stay free"
 
 
 # ----------------------------------------------------------------------------- reader on encoded files

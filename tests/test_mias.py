@@ -71,19 +71,21 @@ def test_real_info_first_abnormal_row(real_info):
 
 # ----------------------------------------------------------------------------- synthetic Info.txt
 def test_parse_info_quirks():
-    text = "\n".join([
-        "   MAMMOGRAPHIC IMAGE ANALYSIS SOCIETY",  # prose
-        "1st column: MIAS database reference number.",
-        "mdb001 G CIRC B 535 425 197",
-        "mdb002  G  CIRC  B  522  280  69  ",  # irregular spaces
-        "mdb003 D NORM ",
-        "mdb004\tF CALC M *NOTE 3*",
-        "mdb005 F CIRC B",
-        "mdb005 F CIRC B 477 133 30",
-        "mdb006 F ASYM",  # abnormal without severity: rejected
-        "mdb0x7 F NORM",  # unparseable: rejected
-        "=================",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            "   MAMMOGRAPHIC IMAGE ANALYSIS SOCIETY",  # prose
+            "1st column: MIAS database reference number.",
+            "mdb001 G CIRC B 535 425 197",
+            "mdb002  G  CIRC  B  522  280  69  ",  # irregular spaces
+            "mdb003 D NORM ",
+            "mdb004\tF CALC M *NOTE 3*",
+            "mdb005 F CIRC B",
+            "mdb005 F CIRC B 477 133 30",
+            "mdb006 F ASYM",  # abnormal without severity: rejected
+            "mdb0x7 F NORM",  # unparseable: rejected
+            "=================",
+        ]
+    )
     table, rejected = parse_info(text, "Info.txt")
     assert table["refnum"].tolist() == ["mdb001", "mdb002", "mdb003", "mdb004", "mdb005", "mdb005"]
     assert table["x"].tolist()[:2] == [535, 522]

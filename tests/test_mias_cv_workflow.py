@@ -50,7 +50,11 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("mias_cv")
     shutil.copytree(ROOT / "config", workdir / "config")
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
-    overlay = {"data": {"demo": False, "mias": str(archive)}, "mias_cv": {"folds": 2}, "models": {"1.0.0.35": {"steps_per_epoch": 3}}}
+    overlay = {
+        "data": {"demo": False, "mias": str(archive)},
+        "mias_cv": {"folds": 2},
+        "models": {"1.0.0.35": {"steps_per_epoch": 3}},
+    }
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
     snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", *TINY, "config/real.yaml")
     return workdir
@@ -96,6 +100,8 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     localisation = films["localisation"]
     assert localisation["abnormal_scans_with_outline"] == 6
     assert set(localisation["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
-    scans = pd.concat([pd.read_csv(path, sep="\t") for path in (real_cv_run / "results/mias_cv/model_1.0.0.35/scans").glob("fold_*.scans.tsv")])
+    scans = pd.concat(
+        [pd.read_csv(path, sep="\t") for path in (real_cv_run / "results/mias_cv/model_1.0.0.35/scans").glob("fold_*.scans.tsv")]
+    )
     assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
     assert (real_cv_run / "results/mias_cv/model_1.0.0.35/scans/cases.png").stat().st_size > 0

@@ -57,29 +57,58 @@ def vgg16_lite_parameters(num_classes: int) -> int:
 def inception_v4_lite_parameters(num_classes: int) -> int:
     """Every conv (channels in, filters, kernel) of the study's Inception-v4 lite, with bias and BN."""
     convs = [  # stem: 299x299x1 -> 35x35x256
-        (1, 32, (3, 3)), (32, 32, (3, 3)), (32, 64, (3, 3)), (64, 32, (3, 3)),
-        (96, 48, (1, 1)), (48, 64, (3, 3)),
-        (96, 48, (1, 1)), (48, 64, (7, 1)), (64, 64, (1, 7)), (64, 64, (3, 3)),
+        (1, 32, (3, 3)),
+        (32, 32, (3, 3)),
+        (32, 64, (3, 3)),
+        (64, 32, (3, 3)),
+        (96, 48, (1, 1)),
+        (48, 64, (3, 3)),
+        (96, 48, (1, 1)),
+        (48, 64, (7, 1)),
+        (64, 64, (1, 7)),
+        (64, 64, (3, 3)),
         (128, 128, (3, 3)),
-    ]  # fmt: skip
+    ]
     for c in (256, 240, 240):  # block A -> 240
-        convs += [(c, 48, (1, 1)), (c, 64, (1, 1)), (c, 48, (1, 1)), (48, 64, (3, 3)),
-                  (c, 48, (1, 1)), (48, 64, (3, 3)), (64, 64, (3, 3))]  # fmt: skip
+        convs += [
+            (c, 48, (1, 1)),
+            (c, 64, (1, 1)),
+            (c, 48, (1, 1)),
+            (48, 64, (3, 3)),
+            (c, 48, (1, 1)),
+            (48, 64, (3, 3)),
+            (64, 64, (3, 3)),
+        ]
     # reduction A (k=96, l=128, m=128, n=192): 240 + 192 + 128 = 560
     convs += [(240, 192, (3, 3)), (240, 96, (1, 1)), (96, 128, (3, 3)), (128, 128, (3, 3))]
     for c in (560, 608, 608, 608):  # block B -> 96 + 128 + 192 + 192 = 608
-        convs += [(c, 96, (1, 1)), (c, 128, (1, 1)),
-                  (c, 96, (1, 1)), (96, 128, (1, 7)), (128, 192, (7, 1)),
-                  (c, 96, (1, 1)), (96, 96, (1, 7)), (96, 128, (7, 1)),
-                  (128, 128, (1, 7)), (128, 192, (7, 1))]  # fmt: skip
+        convs += [
+            (c, 96, (1, 1)),
+            (c, 128, (1, 1)),
+            (c, 96, (1, 1)),
+            (96, 128, (1, 7)),
+            (128, 192, (7, 1)),
+            (c, 96, (1, 1)),
+            (96, 96, (1, 7)),
+            (96, 128, (7, 1)),
+            (128, 128, (1, 7)),
+            (128, 192, (7, 1)),
+        ]
     # reduction B: 608 + 96 + 192 = 896
-    convs += [(608, 96, (1, 1)), (96, 96, (3, 3)),
-              (608, 128, (1, 1)), (128, 128, (1, 7)), (128, 192, (7, 1)), (192, 192, (3, 3))]  # fmt: skip
+    convs += [(608, 96, (1, 1)), (96, 96, (3, 3)), (608, 128, (1, 1)), (128, 128, (1, 7)), (128, 192, (7, 1)), (192, 192, (3, 3))]
     for c in (896, 768):  # block C -> 6 x 128 = 768
-        convs += [(c, 128, (1, 1)), (c, 128, (1, 1)),
-                  (c, 192, (1, 1)), (192, 128, (1, 3)), (192, 128, (3, 1)),
-                  (c, 192, (1, 1)), (192, 256, (1, 3)), (256, 256, (3, 1)),
-                  (256, 128, (1, 3)), (256, 128, (3, 1))]  # fmt: skip
+        convs += [
+            (c, 128, (1, 1)),
+            (c, 128, (1, 1)),
+            (c, 192, (1, 1)),
+            (192, 128, (1, 3)),
+            (192, 128, (3, 1)),
+            (c, 192, (1, 1)),
+            (192, 256, (1, 3)),
+            (256, 256, (3, 1)),
+            (256, 128, (1, 3)),
+            (256, 128, (3, 1)),
+        ]
     assert len(convs) == 11 + 3 * 7 + 4 + 4 * 10 + 6 + 2 * 10 == 102
     return sum(_conv_params(*conv) for conv in convs) + 768 * num_classes + num_classes
 
@@ -130,8 +159,7 @@ def test_save_and_load_round_trip(models, images, tmp_path, name):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
     assert loaded.count_params() == model.count_params()
     assert len(loaded.trainable_weights) == len(model.trainable_weights)
-    np.testing.assert_allclose(np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False)), atol=1e-6)
     if name in TRANSFER:
         assert not loaded.get_layer(TRANSFER[name][1]).trainable
 
@@ -174,8 +202,7 @@ def test_vgg16_lite_pools_dense_and_dropout(models):
     assert [p.name for p in pools] == [f"block{b}_pool" for b in range(1, 6)]
     for pool in pools:
         assert tuple(pool.pool_size) == (2, 2) and tuple(pool.strides) == (2, 2) and pool.padding == "same"
-    assert [tuple(p.output.shape)[1:] for p in pools] == [
-        (75, 75, 64), (38, 38, 96), (19, 19, 128), (10, 10, 256), (5, 5, 384)]  # fmt: skip
+    assert [tuple(p.output.shape)[1:] for p in pools] == [(75, 75, 64), (38, 38, 96), (19, 19, 128), (10, 10, 256), (5, 5, 384)]
     assert tuple(model.get_layer("block1a_relu").output.shape)[1:] == (150, 150, 64)
     assert tuple(model.get_layer("flatten").output.shape) == (None, 9600)
     for classes in (2, 5):
@@ -210,19 +237,29 @@ def _conv_spec(model, name):
 def test_inception_v4_lite_stem_and_reductions(models):
     model = models["inception_v4_lite", 2]
     expected = {
-        "stem_1": (32, (3, 3), (2, 2), "valid"), "stem_2": (32, (3, 3), (1, 1), "valid"),
-        "stem_3": (64, (3, 3), (1, 1), "same"), "stem_4": (32, (3, 3), (2, 2), "valid"),
-        "stem_left_1": (48, (1, 1), (1, 1), "same"), "stem_left_2": (64, (3, 3), (1, 1), "valid"),
-        "stem_right_1": (48, (1, 1), (1, 1), "same"), "stem_right_2": (64, (7, 1), (1, 1), "same"),
-        "stem_right_3": (64, (1, 7), (1, 1), "same"), "stem_right_4": (64, (3, 3), (1, 1), "valid"),
+        "stem_1": (32, (3, 3), (2, 2), "valid"),
+        "stem_2": (32, (3, 3), (1, 1), "valid"),
+        "stem_3": (64, (3, 3), (1, 1), "same"),
+        "stem_4": (32, (3, 3), (2, 2), "valid"),
+        "stem_left_1": (48, (1, 1), (1, 1), "same"),
+        "stem_left_2": (64, (3, 3), (1, 1), "valid"),
+        "stem_right_1": (48, (1, 1), (1, 1), "same"),
+        "stem_right_2": (64, (7, 1), (1, 1), "same"),
+        "stem_right_3": (64, (1, 7), (1, 1), "same"),
+        "stem_right_4": (64, (3, 3), (1, 1), "valid"),
         "stem_5": (128, (3, 3), (2, 2), "valid"),
         # reduction A with k=96, l=128, m=128, n=192
-        "reduction_a_b2_1": (192, (3, 3), (2, 2), "valid"), "reduction_a_b3_1": (96, (1, 1), (1, 1), "same"),
-        "reduction_a_b3_2": (128, (3, 3), (1, 1), "same"), "reduction_a_b3_3": (128, (3, 3), (2, 2), "valid"),
-        "reduction_b_b2_1": (96, (1, 1), (1, 1), "same"), "reduction_b_b2_2": (96, (3, 3), (2, 2), "valid"),
-        "reduction_b_b3_1": (128, (1, 1), (1, 1), "same"), "reduction_b_b3_2": (128, (1, 7), (1, 1), "same"),
-        "reduction_b_b3_3": (192, (7, 1), (1, 1), "same"), "reduction_b_b3_4": (192, (3, 3), (2, 2), "valid"),
-    }  # fmt: skip
+        "reduction_a_b2_1": (192, (3, 3), (2, 2), "valid"),
+        "reduction_a_b3_1": (96, (1, 1), (1, 1), "same"),
+        "reduction_a_b3_2": (128, (3, 3), (1, 1), "same"),
+        "reduction_a_b3_3": (128, (3, 3), (2, 2), "valid"),
+        "reduction_b_b2_1": (96, (1, 1), (1, 1), "same"),
+        "reduction_b_b2_2": (96, (3, 3), (2, 2), "valid"),
+        "reduction_b_b3_1": (128, (1, 1), (1, 1), "same"),
+        "reduction_b_b3_2": (128, (1, 7), (1, 1), "same"),
+        "reduction_b_b3_3": (192, (7, 1), (1, 1), "same"),
+        "reduction_b_b3_4": (192, (3, 3), (2, 2), "valid"),
+    }
     assert {name: _conv_spec(model, name) for name in expected} == expected
     for name in ("stem_pool1", "stem_pool2", "reduction_a_b1_pool", "reduction_b_b1_pool"):
         pool = model.get_layer(name)
@@ -233,14 +270,39 @@ def test_inception_v4_lite_stem_and_reductions(models):
 def test_inception_v4_lite_blocks(models):
     model = models["inception_v4_lite", 2]
     one, same = (1, 1), "same"
-    block_a = {"b1_1": (48, one), "b2_1": (64, one), "b3_1": (48, one), "b3_2": (64, (3, 3)),
-               "b4_1": (48, one), "b4_2": (64, (3, 3)), "b4_3": (64, (3, 3))}  # fmt: skip
-    block_b = {"b1_1": (96, one), "b2_1": (128, one), "b3_1": (96, one), "b3_2": (128, (1, 7)), "b3_3": (192, (7, 1)),
-               "b4_1": (96, one), "b4_2": (96, (1, 7)), "b4_3": (128, (7, 1)), "b4_4": (128, (1, 7)),
-               "b4_5": (192, (7, 1))}  # fmt: skip
-    block_c = {"b1_1": (128, one), "b2_1": (128, one), "b3_1": (192, one), "b3_2a": (128, (1, 3)),
-               "b3_2b": (128, (3, 1)), "b4_1": (192, one), "b4_2": (256, (1, 3)), "b4_3": (256, (3, 1)),
-               "b4_4a": (128, (1, 3)), "b4_4b": (128, (3, 1))}  # fmt: skip
+    block_a = {
+        "b1_1": (48, one),
+        "b2_1": (64, one),
+        "b3_1": (48, one),
+        "b3_2": (64, (3, 3)),
+        "b4_1": (48, one),
+        "b4_2": (64, (3, 3)),
+        "b4_3": (64, (3, 3)),
+    }
+    block_b = {
+        "b1_1": (96, one),
+        "b2_1": (128, one),
+        "b3_1": (96, one),
+        "b3_2": (128, (1, 7)),
+        "b3_3": (192, (7, 1)),
+        "b4_1": (96, one),
+        "b4_2": (96, (1, 7)),
+        "b4_3": (128, (7, 1)),
+        "b4_4": (128, (1, 7)),
+        "b4_5": (192, (7, 1)),
+    }
+    block_c = {
+        "b1_1": (128, one),
+        "b2_1": (128, one),
+        "b3_1": (192, one),
+        "b3_2a": (128, (1, 3)),
+        "b3_2b": (128, (3, 1)),
+        "b4_1": (192, one),
+        "b4_2": (256, (1, 3)),
+        "b4_3": (256, (3, 1)),
+        "b4_4a": (128, (1, 3)),
+        "b4_4b": (128, (3, 1)),
+    }
     for kind, count, convs in (("a", 3, block_a), ("b", 4, block_b), ("c", 2, block_c)):
         for index in range(1, count + 1):
             block = f"block_{kind}{index}"
@@ -260,10 +322,18 @@ def test_inception_v4_lite_blocks(models):
 
 def test_inception_v4_lite_feature_maps_and_head(models):
     model = models["inception_v4_lite", 2]
-    shapes = {"stem_concat1": (73, 73, 96), "stem_concat2": (71, 71, 128), "stem_concat3": (35, 35, 256),
-              "block_a3_concat": (35, 35, 240), "reduction_a_concat": (17, 17, 560),
-              "block_b4_concat": (17, 17, 608), "reduction_b_concat": (8, 8, 896),
-              "block_c2_concat": (8, 8, 768), "global_pool": (1, 1, 768), "flatten": (768,)}  # fmt: skip
+    shapes = {
+        "stem_concat1": (73, 73, 96),
+        "stem_concat2": (71, 71, 128),
+        "stem_concat3": (35, 35, 256),
+        "block_a3_concat": (35, 35, 240),
+        "reduction_a_concat": (17, 17, 560),
+        "block_b4_concat": (17, 17, 608),
+        "reduction_b_concat": (8, 8, 896),
+        "block_c2_concat": (8, 8, 768),
+        "global_pool": (1, 1, 768),
+        "flatten": (768,),
+    }
     assert {name: tuple(model.get_layer(name).output.shape)[1:] for name in shapes} == shapes
     pool = model.get_layer("global_pool")
     assert tuple(pool.pool_size) == (8, 8) and tuple(pool.strides) == (8, 8)

@@ -99,8 +99,12 @@ def test_batch_normalization_per_spec(binary):
 
 def test_dropout_rates(binary):
     rates = {layer.name: layer.rate for layer in _layers(binary, keras.layers.Dropout)}
-    assert rates == {**{f"block{b}_dropout": 0.1 for b in range(1, 6)},
-                     "flatten_dropout": 0.5, "fc1_dropout": 0.5, "fc2_dropout": 0.5}  # fmt: skip
+    assert rates == {
+        **{f"block{b}_dropout": 0.1 for b in range(1, 6)},
+        "flatten_dropout": 0.5,
+        "fc1_dropout": 0.5,
+        "fc2_dropout": 0.5,
+    }
 
 
 def test_feature_map_sizes(binary):

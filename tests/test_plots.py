@@ -57,8 +57,17 @@ def calibration_bins(sets=("val", "test"), empty_bins=(), n_bins=10, seed=0) -> 
                 n = 0 if index in empty_bins else int(rng.integers(5, 50))
                 mean = (low + high) / 2 if n else np.nan
                 observed = np.clip(mean + rng.normal(0, 0.1), 0, 1) if n else np.nan
-                rows.append(dict(set=name, calibration=calibration, bin_low=low, bin_high=high, n=n,
-                                 mean_score=mean, fraction_abnormal=observed))  # fmt: skip
+                rows.append(
+                    dict(
+                        set=name,
+                        calibration=calibration,
+                        bin_low=low,
+                        bin_high=high,
+                        n=n,
+                        mean_score=mean,
+                        fraction_abnormal=observed,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -100,8 +109,19 @@ def threshold_sweep(sets=("val", "test")) -> pd.DataFrame:
         precision[thresholds > 0.95] = np.nan
         f1 = 2 * precision * recall / (precision + recall)
         accuracy = 0.5 * (recall + specificity)
-        rows.append(pd.DataFrame(dict(set=name, threshold=thresholds, accuracy=accuracy, precision=precision,
-                                      recall=recall, specificity=specificity, f1=f1)))  # fmt: skip
+        rows.append(
+            pd.DataFrame(
+                dict(
+                    set=name,
+                    threshold=thresholds,
+                    accuracy=accuracy,
+                    precision=precision,
+                    recall=recall,
+                    specificity=specificity,
+                    f1=f1,
+                )
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -134,8 +154,10 @@ def test_threshold_curves_tolerate_nan_rates(tmp_path):
 
 def test_confusion_matrices_binary_annotates_counts(tmp_path, kept_figures):
     binary = ["normal", "abnormal"]
-    matrices = {"val": {"labels": binary, "rows_true_cols_predicted": [[50, 10], [5, 35]]},
-                "test": {"labels": binary, "rows_true_cols_predicted": [[40, 20], [8, 32]]}}  # fmt: skip
+    matrices = {
+        "val": {"labels": binary, "rows_true_cols_predicted": [[50, 10], [5, 35]]},
+        "test": {"labels": binary, "rows_true_cols_predicted": [[40, 20], [8, 32]]},
+    }
     confusion_matrices(matrices, tmp_path / "confusion.png")
     assert_picture(tmp_path / "confusion.png")
     (figure,) = kept_figures
@@ -149,7 +171,9 @@ def test_confusion_matrices_five_classes_with_an_empty_row(tmp_path, kept_figure
     rng = np.random.default_rng(1)
     counts = rng.integers(0, 30, size=(5, 5))
     counts[3] = 0  # no malignant calcification among the true classes
-    confusion_matrices({"test": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": counts.tolist()}}, tmp_path / "confusion.png")
+    confusion_matrices(
+        {"test": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": counts.tolist()}}, tmp_path / "confusion.png"
+    )
     assert_picture(tmp_path / "confusion.png")
     (figure,) = kept_figures
     panel = figure.axes[0]
@@ -162,7 +186,9 @@ def test_confusion_matrices_five_classes_with_an_empty_row(tmp_path, kept_figure
 
 def test_confusion_matrices_reject_a_matrix_of_the_wrong_size(tmp_path):
     with pytest.raises(ValueError, match="shape"):
-        confusion_matrices({"val": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": [[1, 2], [3, 4]]}}, tmp_path / "confusion.png")
+        confusion_matrices(
+            {"val": {"labels": FIVE_CLASSES, "rows_true_cols_predicted": [[1, 2], [3, 4]]}}, tmp_path / "confusion.png"
+        )
 
 
 def misclassified(seed=2) -> pd.DataFrame:
@@ -225,9 +251,17 @@ def test_error_montage_of_no_errors_still_writes_a_picture(tmp_path, kept_figure
 
 
 def test_training_curves_draw_each_logged_metric_for_training_and_validation(tmp_path, kept_figures):
-    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7],
-                            "accuracy": [0.6, 0.7, 0.8], "val_accuracy": [0.5, 0.6, 0.7],
-                            "abnormal_pr_auc": [0.3, 0.5, 0.6], "val_abnormal_pr_auc": [0.2, 0.4, 0.5]})  # fmt: skip
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "loss": [1.0, 0.7, 0.5],
+            "val_loss": [1.1, 0.8, 0.7],
+            "accuracy": [0.6, 0.7, 0.8],
+            "val_accuracy": [0.5, 0.6, 0.7],
+            "abnormal_pr_auc": [0.3, 0.5, 0.6],
+            "val_abnormal_pr_auc": [0.2, 0.4, 0.5],
+        }
+    )
     plots.training_curves(history, tmp_path / "curves.png")
     assert_picture(tmp_path / "curves.png")
     (figure,) = kept_figures

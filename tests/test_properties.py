@@ -75,7 +75,15 @@ def test_overlay_parser_only_raises_format_error(text):
 
 
 @FAST
-@given(st.one_of(st.text(max_size=400), st.lists(st.sampled_from(["mdb001 G CIRC B 535 425 197", "mdb003 D NORM ", "mdb216 D CALC M *NOTE 3*", "mdb9 X", "prose"]), max_size=12).map("\n".join)))
+@given(
+    st.one_of(
+        st.text(max_size=400),
+        st.lists(
+            st.sampled_from(["mdb001 G CIRC B 535 425 197", "mdb003 D NORM ", "mdb216 D CALC M *NOTE 3*", "mdb9 X", "prose"]),
+            max_size=12,
+        ).map("\n".join),
+    )
+)
 def test_mias_info_parser_never_crashes(text):
     table, rejected = parse_info(text)
     assert len(table) + len(rejected) <= text.count("mdb")
@@ -118,7 +126,11 @@ ROW = "P_00001,3,LEFT,CC,1,mass,OVAL,NA,4,BENIGN,4,Mass-Training_P_00001_LEFT_CC
 
 
 @FAST
-@given(st.lists(st.sampled_from(ROW.split(",") + ["", "NA", "..", "/abs", '"x\ny"', "BENIGN_WITHOUT_CALLBACK"]), min_size=0, max_size=16))
+@given(
+    st.lists(
+        st.sampled_from(ROW.split(",") + ["", "NA", "..", "/abs", '"x\ny"', "BENIGN_WITHOUT_CALLBACK"]), min_size=0, max_size=16
+    )
+)
 def test_cbis_rows_are_read_or_rejected(tmp_path_factory, fields):
     path = tmp_path_factory.mktemp("cbis") / "mass_case_description_train_set.csv"
     text = HEADER + "\n" + ROW + "\n" + ",".join(fields) + "\n"

@@ -40,7 +40,9 @@ def test_the_readme_has_commands_to_check():
 def snakemake_line(command: str) -> list[str]:
     """The snakemake command a README line runs: itself, or what `make` would run for it."""
     if command.startswith("make run"):
-        shown = subprocess.run(["make", "-n", "-s", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, check=True)
+        shown = subprocess.run(
+            ["make", "-n", "-s", *shlex.split(command)[1:]], cwd=ROOT, capture_output=True, text=True, check=True
+        )
         command = [line for line in shown.stdout.splitlines() if "bin/snakemake" in line][-1]
     words = shlex.split(command)
     return [str(SNAKEMAKE), *words[1:]]
@@ -61,7 +63,13 @@ def test_readme_command_dry_runs_as_written(command, tmp_path):
     exports, command = split_exports(command)
     env = {**os.environ, **{name: str(tmp_path / "exported" / name) for name in exports}}  # paths of the block, made local
     words = snakemake_line(command)
-    result = subprocess.run([*words, "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "-n", "--quiet", "rules"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    result = subprocess.run(
+        [*words, "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tmp_path), "-n", "--quiet", "rules"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert "Job stats" in result.stdout or "Nothing to be done" in result.stdout

@@ -90,8 +90,13 @@ def test_tile_loader_reads_chunk_files(tmp_path):
 
 @pytest.mark.parametrize(
     "image",
-    [np.zeros((299, 298), np.uint8), np.zeros((598, 598), np.uint8), np.zeros((299, 299, 1), np.uint8),
-     np.zeros((299, 299), np.uint16), np.zeros((299, 299), np.float32)],  # fmt: skip
+    [
+        np.zeros((299, 298), np.uint8),
+        np.zeros((598, 598), np.uint8),
+        np.zeros((299, 299, 1), np.uint8),
+        np.zeros((299, 299), np.uint16),
+        np.zeros((299, 299), np.float32),
+    ],
     ids=["298-wide", "598", "with-channel", "uint16", "float32"],
 )
 def test_wrong_image_raises_value_error_naming_the_tile(image):
@@ -102,5 +107,8 @@ def test_wrong_image_raises_value_error_naming_the_tile(image):
 def test_write_shard_propagates_the_tile_error(tmp_path):
     table = _table(2)
     with pytest.raises(ValueError, match="ds9/roi_1/0"):
-        write_shard(table, lambda row: _images(1)[0] if row["tile_index"] == 0 else np.zeros((10, 10), np.uint8),
-                    tmp_path / "bad.tfrecord")  # fmt: skip
+        write_shard(
+            table,
+            lambda row: _images(1)[0] if row["tile_index"] == 0 else np.zeros((10, 10), np.uint8),
+            tmp_path / "bad.tfrecord",
+        )

@@ -22,7 +22,9 @@ def test_runs_pick_pairs():
     assert runs == [{"dataset": "ds8", "model": "b", "settings": {"epochs": 2}}]
 
 
-@pytest.mark.parametrize("runs, named", [(["ds7/a"], "runs: ds7/a: no dataset ds7"), (["ds9/a", "ds9/c"], "runs: ds9/c: no model c")])
+@pytest.mark.parametrize(
+    "runs, named", [(["ds7/a"], "runs: ds7/a: no dataset ds7"), (["ds9/a", "ds9/c"], "runs: ds9/c: no model c")]
+)
 def test_unknown_names_are_errors_naming_the_entry(runs, named):
     with pytest.raises(ValueError, match=named):
         selected_runs({**CONFIG, "runs": runs})
@@ -30,10 +32,19 @@ def test_unknown_names_are_errors_naming_the_entry(runs, named):
 
 def test_default_config_runs_the_demo_model_on_every_recipe_and_holds_the_study_rows():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    assert [(run["dataset"], run["model"]) for run in selected_runs(config)] == [(ds, "1.0.0.35") for ds in ("ds9", "ds9b", "ds8", "ds6")]
+    assert [(run["dataset"], run["model"]) for run in selected_runs(config)] == [
+        (ds, "1.0.0.35") for ds in ("ds9", "ds9b", "ds8", "ds6")
+    ]
     models = config["models"]
     assert {settings["model"] for settings in models.values()} == {
-        "1.0.0.29", "1.0.0.35", "1.0.0.46", "vgg16_lite", "inception_v4_lite", "vgg19_transfer", "inception_v3_transfer"}  # fmt: skip
+        "1.0.0.29",
+        "1.0.0.35",
+        "1.0.0.46",
+        "vgg16_lite",
+        "inception_v4_lite",
+        "vgg19_transfer",
+        "inception_v3_transfer",
+    }
     best = models["1.0.0.35b.98"]  # SPEC: 20 epochs weight 6 contrast 1.1, then +15 and +5 with weight 5
     assert (best["epochs"], best["abnormal_weight"], best["contrast"]) == (20, 6.0, 1.1)
     assert best["stages"] == [{"epochs": 15, "abnormal_weight": 5.0}, {"epochs": 5, "abnormal_weight": 5.0}]

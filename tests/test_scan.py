@@ -116,7 +116,10 @@ def test_convert_to_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial(dem
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("builtins.open", lambda path, mode="r", *a, **k: FullDisk(path, mode) if "partial" in str(path) else real_open(path, mode, *a, **k))
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, mode="r", *a, **k: FullDisk(path, mode) if "partial" in str(path) else real_open(path, mode, *a, **k),
+    )
     with pytest.raises(OSError, match=f"scan.{suffix}: could not write \\(No space left on device\\)"):
         convert_scan(str(demo_root / "mias" / "mdb002.pgm"), str(target), raw=False)
     monkeypatch.undo()

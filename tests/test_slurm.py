@@ -88,9 +88,12 @@ def slurm_run(cluster, tmp_path_factory) -> tuple[Path, str]:
     result = snakemake(
         workdir,
         TARGET,
-        "--configfile", *TINY,
-        "--profile", str(PROFILE.parent),
-        "--profile", str(workdir / "node-profile"),
+        "--configfile",
+        *TINY,
+        "--profile",
+        str(PROFILE.parent),
+        "--profile",
+        str(workdir / "node-profile"),
         env=env,
     )
     return workdir, result.stdout + result.stderr

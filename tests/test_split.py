@@ -143,8 +143,9 @@ def test_test_val_halving_is_seeded_not_file_order(tiles):
 def test_patient_in_both_divisions_goes_to_train():
     table = make_tiles(train_per_class=2, test_per_class=2, normals=10)
     both = "cbis:P_99999"
-    extra = pd.DataFrame(_tile_rows(both, "cbis-ddsm", "train", 2, 2) + _tile_rows(both, "cbis-ddsm", "test", 4, 2, start=2),
-                         columns=TILE_COLUMNS)  # fmt: skip
+    extra = pd.DataFrame(
+        _tile_rows(both, "cbis-ddsm", "train", 2, 2) + _tile_rows(both, "cbis-ddsm", "test", 4, 2, start=2), columns=TILE_COLUMNS
+    )
     result = assign_splits(pd.concat([table, extra], ignore_index=True), seed=7)
     assert set(result.loc[result["patient_id"] == both, "split"]) == {"train"}
     check_patient_disjoint(result)

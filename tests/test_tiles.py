@@ -180,10 +180,11 @@ def _occurs(tile: np.ndarray, window: np.ndarray) -> bool:
     """Whether the tile is a sub-array of the window (matching its first row first)."""
     rows, cols = np.nonzero(window == tile[0, 0])
     return any(
-        r + tile.shape[0] <= window.shape[0] and c + tile.shape[1] <= window.shape[1]
+        r + tile.shape[0] <= window.shape[0]
+        and c + tile.shape[1] <= window.shape[1]
         and np.array_equal(window[r : r + tile.shape[0], c : c + tile.shape[1]], tile)
         for r, c in zip(rows, cols)
-    )  # fmt: skip
+    )
 
 
 def test_upscale_by_the_mias_factor():

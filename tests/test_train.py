@@ -89,10 +89,13 @@ def test_train_saves_model_and_history(shards, tmp_path):
     # the validation PR curve for TensorBoard's plugin: counts of exactly one pass over the validation tiles
     import tensorflow as tf
 
-    curves = [tf.make_ndarray(value.tensor)
-              for event in (tmp_path / "tensorboard" / "validation").glob("events.out.tfevents.*")
-              for record in tf.compat.v1.train.summary_iterator(str(event))
-              for value in record.summary.value if value.metadata.plugin_data.plugin_name == "pr_curves"]  # fmt: skip
+    curves = [
+        tf.make_ndarray(value.tensor)
+        for event in (tmp_path / "tensorboard" / "validation").glob("events.out.tfevents.*")
+        for record in tf.compat.v1.train.summary_iterator(str(event))
+        for value in record.summary.value
+        if value.metadata.plugin_data.plugin_name == "pr_curves"
+    ]
     assert len(curves) == 1 and curves[0].shape == (6, 101)  # TP, FP, TN, FN, precision, recall at 101 thresholds
     true_positives, false_positives, true_negatives, false_negatives = curves[0][:4]
     assert np.allclose(true_positives + false_positives + true_negatives + false_negatives, 6)
@@ -128,8 +131,17 @@ def test_label_sets_map_the_five_class_codes(shards):
 
 def test_stages_continue_the_schedule_and_history(shards, tmp_path):
     paths, _, _ = shards
-    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=0, threads=2, seed=3, decay_rate=0.5, decay_epochs=1,
-                         tensorboard=False, stages=({"epochs": 1, "abnormal_weight": 2.0, "contrast": 1.2},))  # fmt: skip
+    config = TrainConfig(
+        epochs=1,
+        batch_size=6,
+        batchnorm_batches=0,
+        threads=2,
+        seed=3,
+        decay_rate=0.5,
+        decay_epochs=1,
+        tensorboard=False,
+        stages=({"epochs": 1, "abnormal_weight": 2.0, "contrast": 1.2},),
+    )
     assert [stage.abnormal_weight for stage in config.stage_settings()] == [6.0, 2.0]
     train(paths, paths, config, tmp_path)
     history = pd.read_csv(tmp_path / "history.csv")
@@ -162,8 +174,9 @@ def test_mirrored_strategy_with_mixed_precision_trains_and_saves(shards, tmp_pat
 
     paths, _, _ = shards
     script = Path(__file__).with_name("mirrored_training.py")
-    run = subprocess.run([sys.executable, str(script), str(paths[0]), str(tmp_path), "mixed_bfloat16"],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, str(script), str(paths[0]), str(tmp_path), "mixed_bfloat16"], capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "replicas: 2" in run.stdout
     model = keras.models.load_model(tmp_path / "model.keras")

@@ -25,7 +25,9 @@ def test_scaled_models_reach_the_published_range(result):
         assert accuracy[name] == pytest.approx(0.975, abs=0.015), name  # about 0.97-0.98 with scaling
     assert abs(max(accuracy.values()) - PUBLISHED_ACCURACY) <= 0.015
     assert 0.88 <= accuracy["decision_tree"] <= 0.96  # about 0.92
-    assert all(value > result["majority_baseline_accuracy"] + 0.2 for value in accuracy.values())  # the study's unscaled SVM/MLP were at it
+    assert all(
+        value > result["majority_baseline_accuracy"] + 0.2 for value in accuracy.values()
+    )  # the study's unscaled SVM/MLP were at it
 
 
 def test_every_metric_has_mean_and_sd(result):

@@ -38,8 +38,11 @@ def job_counts(plan: str) -> dict[str, int]:
 @pytest.mark.workflow
 def test_study_rows_are_targets_of_the_default_config_and_all_builds_the_runs(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    targets = ["results/ds8/model_1.0.0.29n/metrics.json", "results/ds9/model_vgg16_lite/metrics.json",
-               "results/ds6/model_1.0.0.35l.b/metrics.json"]  # fmt: skip
+    targets = [
+        "results/ds8/model_1.0.0.29n/metrics.json",
+        "results/ds9/model_vgg16_lite/metrics.json",
+        "results/ds6/model_1.0.0.35l.b/metrics.json",
+    ]
     counts = job_counts(snakemake(tmp_path, *targets, "-n", "--quiet", "rules").stdout)
     assert counts["evaluate"] == 3 and counts["train"] == 4  # 1.0.0.35l.b starts from 1.0.0.35l, trained first
     counts = job_counts(snakemake(tmp_path, "all", "-n", "--quiet", "rules").stdout)
@@ -47,7 +50,10 @@ def test_study_rows_are_targets_of_the_default_config_and_all_builds_the_runs(tm
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("root, problem", [("resources/demo/cbis-ddsm", "is the demo's folder but data.demo is false"), ("/nonexistent/cbis", "does not exist")])
+@pytest.mark.parametrize(
+    "root, problem",
+    [("resources/demo/cbis-ddsm", "is the demo's folder but data.demo is false"), ("/nonexistent/cbis", "does not exist")],
+)
 def test_real_data_roots_are_checked_when_needed(tmp_path, root, problem):
     """With data.demo false, a root left at the demo's folder (which an earlier demo run leaves behind) or one that does
     not exist stops the run, naming the key; a root the target does not need may stay unset."""
@@ -109,7 +115,11 @@ def test_tiny_run_writes_metrics_for_validation_test_and_mias(tiny_run):
 
     card = read_card(tiny_run / "results/ds9/model_1.0.0.35/model.keras")  # schema-valid
     assert card["temperature"] == metrics["calibration"]["temperature"] > 0
-    assert card["test_contrast"] == metrics["test_contrast"] and card["labels"] == "binary" and card["classes"] == ["normal", "abnormal"]
+    assert (
+        card["test_contrast"] == metrics["test_contrast"]
+        and card["labels"] == "binary"
+        and card["classes"] == ["normal", "abnormal"]
+    )
     assert card["thresholds"] == {name: point["threshold"] for name, point in metrics["operating_points"].items()}
     assert card["trained_on"]["sha256"] == tables_sha256([tiny_run / path for path in card["trained_on"]["tile_tables"]])
 
@@ -128,7 +138,10 @@ def test_tiny_run_evaluates_a_five_class_model(tiny_run):
     predicted = test[[f"p_{name}" for name in classes]].to_numpy().argmax(axis=1)
     five = metrics["sets"]["test"]["multiclass"]
     assert five["label_set"] == "five_class"
-    assert five["confusion_matrix"]["rows_true_cols_predicted"] == confusion_matrix(test["class_code"], predicted, labels=range(5)).tolist()
+    assert (
+        five["confusion_matrix"]["rows_true_cols_predicted"]
+        == confusion_matrix(test["class_code"], predicted, labels=range(5)).tolist()
+    )
     assert test["p_abnormal"].to_numpy() == pytest.approx(1 - test["p_normal"].to_numpy())
     table2 = pd.read_csv(tiny_run / "results/tables/multiclass_test.csv")
     assert table2["Model"].astype(str).tolist() == ["1.0.0.35l"] and "Macro-F1" in table2
@@ -161,7 +174,9 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
     config = tiny_config()
     base = config["models"]["1.0.0.35"]
     quick = {"epochs": 1, "steps_per_epoch": 2, "batchnorm_batches": 1}
-    config["models"].update({name: {**base, **quick, "tensorboard": name == "vgg16_lite", **extra} for name, extra in ARCHITECTURES.items()})
+    config["models"].update(
+        {name: {**base, **quick, "tensorboard": name == "vgg16_lite", **extra} for name, extra in ARCHITECTURES.items()}
+    )
     config["evaluation"]["contrast_sweep"] = [1.0]
     (tiny_run / "config/architectures.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [f"results/ds9/model_{name}/metrics.json" for name in ARCHITECTURES]
@@ -183,7 +198,10 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
     source = keras.models.load_model(tiny_run / "results/ds9/model_1.0.0.35l/model.keras")
     transferred = keras.models.load_model(tiny_run / "results/ds9/model_1.0.0.35b/model.keras")
     for layer in ("block1a_conv", "block5a_conv"):  # frozen: exactly the source's convolutions
-        assert all(np.array_equal(a, b) for a, b in zip(source.get_layer(layer).get_weights(), transferred.get_layer(layer).get_weights()))
+        assert all(
+            np.array_equal(a, b)
+            for a, b in zip(source.get_layer(layer).get_weights(), transferred.get_layer(layer).get_weights())
+        )
     assert not np.array_equal(source.get_layer("fc1_dense").get_weights()[0], transferred.get_layer("fc1_dense").get_weights()[0])
     assert transferred.get_layer("probabilities").trainable and transferred.get_layer("probabilities").output.shape[-1] == 2
     log = (tiny_run / "logs/ds9/train_1.0.0.35b.log").read_text()
@@ -231,7 +249,9 @@ def _is_training(pid: int, workdir: Path) -> bool:
     """A process running this workdir's train rule script."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        return "train.py" in command and ".snakemake/scripts" in command and Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve()
+        return (
+            "train.py" in command and ".snakemake/scripts" in command and Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve()
+        )
     except OSError:
         return False
 
@@ -360,9 +380,21 @@ def test_mammo_scan_with_the_model_and_its_card_gives_the_workflows_regions(tiny
     for name in ("model.keras", "model.json"):
         shutil.copy(tiny_run / "results/ds9/model_1.0.0.35" / name, tmp_path / name)
     windowing = tiny_config()["scans"]
-    command = [str(Path(sys.executable).with_name("mammo")), "scan", str(tiny_run / target["path"]), "--model", str(tmp_path / "model.keras"),
-               "--out", str(tmp_path / "out"), "--stride", str(windowing["stride"]), "--min-tissue", str(windowing["min_tissue"]),
-               "--top", str(windowing["top"])]  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("mammo")),
+        "scan",
+        str(tiny_run / target["path"]),
+        "--model",
+        str(tmp_path / "model.keras"),
+        "--out",
+        str(tmp_path / "out"),
+        "--stride",
+        str(windowing["stride"]),
+        "--min-tissue",
+        str(windowing["min_tissue"]),
+        "--top",
+        str(windowing["top"]),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(next((tmp_path / "out").glob("*.regions.json")).read_text())["regions"]
@@ -378,8 +410,10 @@ def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
 
     import cv2
 
-    figures = ["montage.png"] + [f"model_1.0.0.35/{name}.png" for name in
-                                 ("training_curves", "roc_pr", "reliability", "thresholds", "confusion", "errors", "shortcut")]  # fmt: skip
+    figures = ["montage.png"] + [
+        f"model_1.0.0.35/{name}.png"
+        for name in ("training_curves", "roc_pr", "reliability", "thresholds", "confusion", "errors", "shortcut")
+    ]
     for name in figures:
         image = cv2.imread(str(tiny_run / "results/ds9" / name))
         assert image is not None and min(image.shape[:2]) >= 200 and image.std() > 10, name  # one montage row is 200 px
@@ -412,7 +446,11 @@ def test_one_configured_scan_is_a_target(tiny_run):
     ljpeg = sorted((tiny_run / "resources/demo/ddsm").rglob("*.LJPEG*"))[0]
     config["scans"]["files"] = {"ddsm_one": str(ljpeg), "mias_one": "resources/demo/mias/mdb001.pgm"}
     (tiny_run / "config/tiny_files.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    targets = [f"results/ds9/model_1.0.0.35/scan/{name}.{kind}" for name in ("ddsm_one", "mias_one") for kind in ("heatmap.npy", "overlay.png", "regions.json")]
+    targets = [
+        f"results/ds9/model_1.0.0.35/scan/{name}.{kind}"
+        for name in ("ddsm_one", "mias_one")
+        for kind in ("heatmap.npy", "overlay.png", "regions.json")
+    ]
     snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/tiny_files.yaml")
     mias = json.loads((tiny_run / "results/ds9/model_1.0.0.35/scan/mias_one.regions.json").read_text())
     assert mias["scale"] == pytest.approx(5.16) and mias["shape"] == [1024, 1024] and mias["windows_scored"] > 0
@@ -428,9 +466,16 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
     config = tiny_config()
     config["datasets"]["ds9b"] = {
         **config["datasets"]["ds9"],
-        "cbis_background": {"per_scan": 3, "max_overlap": 0.0, "margin": 20, "tile": 400, "stride": 200,
-                            "border_crop": 0.07, "thresholds": {"mean_min": 30, "var_min": 10, "var_max": 3000}},
-    }  # fmt: skip
+        "cbis_background": {
+            "per_scan": 3,
+            "max_overlap": 0.0,
+            "margin": 20,
+            "tile": 400,
+            "stride": 200,
+            "border_crop": 0.07,
+            "thresholds": {"mean_min": 30, "var_min": 10, "var_max": 3000},
+        },
+    }
     (tiny_run / "config/tiny_b.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     plan = snakemake(tiny_run, "results/ds9b/summary.json", "-n", "--quiet", "rules", "--configfile", "config/tiny_b.yaml")
     assert "index_cbis" not in plan.stdout and "tiles_cbis" in plan.stdout

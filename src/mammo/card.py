@@ -30,8 +30,19 @@ _NUMBER_OR_NULL = {"type": ["number", "null"]}
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["format", "model", "labels", "classes", "input", "training", "test_contrast", "temperature",
-                 "thresholds", "trained_on", "code_version"],  # fmt: skip
+    "required": [
+        "format",
+        "model",
+        "labels",
+        "classes",
+        "input",
+        "training",
+        "test_contrast",
+        "temperature",
+        "thresholds",
+        "trained_on",
+        "code_version",
+    ],
     "properties": {
         "format": {"const": FORMAT},
         "model": {"type": "string", "minLength": 1},
@@ -58,7 +69,10 @@ SCHEMA = {
         "trained_on": {
             "type": "object",
             "required": ["tile_tables", "sha256"],
-            "properties": {"tile_tables": {"type": "array", "items": {"type": "string"}}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+            "properties": {
+                "tile_tables": {"type": "array", "items": {"type": "string"}},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            },
         },
         "code_version": {"type": "string"},
     },

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--workers", type=int, default=1, help="processes for the DDSM scans")
     for field in fields(DemoSpec):
         demo.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
-    convert = commands.add_parser("convert", help="turn one scan (LJPEG with its .ics, DICOM, PGM, PNG) into a 16-bit PNG or .npy")
+    convert = commands.add_parser(
+        "convert", help="turn one scan (LJPEG with its .ics, DICOM, PGM, PNG) into a 16-bit PNG or .npy"
+    )
     convert.add_argument("input")
     convert.add_argument("output", help="ends in .png (16-bit) or .npy")
     convert.add_argument("--raw", action="store_true", help="keep the stored values (no optical-density mapping)")
@@ -56,17 +58,29 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     scan = commands.add_parser("scan", help="heatmaps and top regions of full scans from a trained tile model")
-    scan.add_argument("input", nargs="+", help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; "
-                      "or the mini-MIAS archive all-mias.tar.gz (every film in it)")  # fmt: skip
+    scan.add_argument(
+        "input",
+        nargs="+",
+        help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; "
+        "or the mini-MIAS archive all-mias.tar.gz (every film in it)",
+    )
     scan.add_argument("--model", required=True, help="a trained model, e.g. results/ds9/model_1.0.0.35/model.keras")
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
-    scan.add_argument("--stride", type=_positive(int), default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale")
-    scan.add_argument("--scale", type=_positive(float), help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)")
+    scan.add_argument(
+        "--stride", type=_positive(int), default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale"
+    )
+    scan.add_argument(
+        "--scale",
+        type=_positive(float),
+        help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)",
+    )
     scan.add_argument("--min-tissue", type=_fraction, default=defaults.min_tissue, help="skip windows with less breast (0..1)")
     scan.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
     scan.add_argument("--top", type=_positive(int), default=defaults.top, help="regions to report")
-    scan.add_argument("--contrast", type=_positive(float), help="test-time contrast (default: the model card's, model.json beside the model)")
+    scan.add_argument(
+        "--contrast", type=_positive(float), help="test-time contrast (default: the model card's, model.json beside the model)"
+    )
     scan.add_argument("--force", action="store_true", help="replace outputs that exist already")
     args = parser.parse_args(argv)
     if args.command == "scan":

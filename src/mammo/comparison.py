@@ -60,12 +60,18 @@ def study_tables(runs: list[dict]) -> dict[str, pd.DataFrame]:
             row["Multi-class accuracy"] = cell(multi["accuracy"], multi["ci95"]["accuracy"])
             row["Macro-F1"] = cell(multi["macro_f1"], multi["ci95"]["macro_f1"])
         rows[table].append(row)
-        rows["mias"].append({
-            "Model": run["model"], "Training Dataset": run["dataset"], "Threshold": row["Threshold"],
-            "MIAS Accuracy": _rate(mias, "fixed", "accuracy"), "MIAS Recall": _rate(mias, "fixed", "recall"),
-            "MIAS Specificity": _rate(mias, "fixed", "specificity"), "MIAS ROC-AUC": _rate(mias, "raw", "roc_auc"),
-            "Baseline": cell(mias["majority_baseline_accuracy"], None),
-        })  # fmt: skip
+        rows["mias"].append(
+            {
+                "Model": run["model"],
+                "Training Dataset": run["dataset"],
+                "Threshold": row["Threshold"],
+                "MIAS Accuracy": _rate(mias, "fixed", "accuracy"),
+                "MIAS Recall": _rate(mias, "fixed", "recall"),
+                "MIAS Specificity": _rate(mias, "fixed", "specificity"),
+                "MIAS ROC-AUC": _rate(mias, "raw", "roc_auc"),
+                "Baseline": cell(mias["majority_baseline_accuracy"], None),
+            }
+        )
     return {name: pd.DataFrame(found) for name, found in rows.items()}
 
 

@@ -48,8 +48,12 @@ def _kind(node: dict) -> str:
     if kind == "array":
         items = node.get("items", {})
         kind = f"list of {items.get('type', 'values')}" + (f", {node['minItems']}+" if "minItems" in node else "")
-    bounds = [f"≥ {node['minimum']}" if "minimum" in node else "", f"> {node['exclusiveMinimum']}" if "exclusiveMinimum" in node else "",
-              f"≤ {node['maximum']}" if "maximum" in node else "", f"< {node['exclusiveMaximum']}" if "exclusiveMaximum" in node else ""]  # fmt: skip
+    bounds = [
+        f"≥ {node['minimum']}" if "minimum" in node else "",
+        f"> {node['exclusiveMinimum']}" if "exclusiveMinimum" in node else "",
+        f"≤ {node['maximum']}" if "maximum" in node else "",
+        f"< {node['exclusiveMaximum']}" if "exclusiveMaximum" in node else "",
+    ]
     bounds = [bound for bound in bounds if bound]
     return kind + (f" ({', '.join(bounds)})" if bounds else "")
 

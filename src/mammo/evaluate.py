@@ -64,9 +64,13 @@ def _weighted_rates(y: np.ndarray, score: np.ndarray, threshold: float | None, w
         tp, fp = weights @ (y & predicted), weights @ (~y & predicted)
         fn, tn = positives - tp, negatives - fp
         rates.update(
-            accuracy=_divide(tp + tn, total), precision=_divide(tp, tp + fp), recall=_divide(tp, positives),
-            specificity=_divide(tn, negatives), f1=_divide(2 * tp, 2 * tp + fp + fn), confusion=np.stack([tn, fp, fn, tp], axis=1),
-        )  # fmt: skip
+            accuracy=_divide(tp + tn, total),
+            precision=_divide(tp, tp + fp),
+            recall=_divide(tp, positives),
+            specificity=_divide(tn, negatives),
+            f1=_divide(2 * tp, 2 * tp + fp + fn),
+            confusion=np.stack([tn, fp, fn, tp], axis=1),
+        )
     # ranking: tied scores form one group; a positive beats the negatives of lower groups, ties count half
     order = np.argsort(score, kind="mergesort")
     starts = np.r_[0, np.flatnonzero(np.diff(score[order])) + 1]
@@ -112,8 +116,9 @@ def _interval(samples: np.ndarray) -> list[float | None]:
     return [float(v) for v in np.percentile(defined, [2.5, 97.5])]
 
 
-def binary_metrics(y_true, score, threshold: float | None = 0.5, patients=None, replicates: int = 0,
-                   seed: int = 0, bins: int = 10) -> dict:  # fmt: skip
+def binary_metrics(
+    y_true, score, threshold: float | None = 0.5, patients=None, replicates: int = 0, seed: int = 0, bins: int = 10
+) -> dict:
     """Rates at a threshold on P(abnormal) (none when threshold is None), AUCs, Brier score, ECE and the
     confusion matrix [[TN, FP], [FN, TP]]; with `patients`, a 95% patient-bootstrap interval per rate (`ci95`)."""
     y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
@@ -125,7 +130,9 @@ def binary_metrics(y_true, score, threshold: float | None = 0.5, patients=None, 
         tn, fp, fn, tp = (int(v) for v in point["confusion"][0])
         metrics["confusion_matrix"] = {"labels": ["normal", "abnormal"], "rows_true_cols_predicted": [[tn, fp], [fn, tp]]}
     if patients is not None and replicates:
-        blocks = [_weighted_rates(y, score, threshold, weights, bins) for weights in patient_bootstrap(patients, replicates, seed)]
+        blocks = [
+            _weighted_rates(y, score, threshold, weights, bins) for weights in patient_bootstrap(patients, replicates, seed)
+        ]
         metrics["ci95"] = {name: _interval(np.concatenate([block[name] for block in blocks])) for name in names}
     return metrics
 
@@ -144,8 +151,11 @@ def multiclass_metrics(classes_true, probabilities, class_names, patients=None, 
         precision, recall = _divide(hits, confusion.sum(axis=1)), _divide(hits, confusion.sum(axis=2))
         f1 = np.nan_to_num(_divide(2 * precision * recall, precision + recall))
         present = confusion.sum(axis=2) > 0  # macro-F1 over the classes present in the set
-        result = {"accuracy": _divide(hits.sum(axis=1), confusion.sum(axis=(1, 2))),
-                  "macro_f1": _divide((f1 * present).sum(axis=1), present.sum(axis=1)), "confusion": confusion}  # fmt: skip
+        result = {
+            "accuracy": _divide(hits.sum(axis=1), confusion.sum(axis=(1, 2))),
+            "macro_f1": _divide((f1 * present).sum(axis=1), present.sum(axis=1)),
+            "confusion": confusion,
+        }
         for code in range(classes):
             result[f"precision_{class_names[code]}"], result[f"recall_{class_names[code]}"] = precision[:, code], recall[:, code]
         return result
@@ -153,8 +163,10 @@ def multiclass_metrics(classes_true, probabilities, class_names, patients=None, 
     point = rates(np.ones((1, len(codes))))
     names = [name for name in point if name != "confusion"]
     metrics = {name: _value(point[name]) for name in names}
-    metrics["confusion_matrix"] = {"labels": list(class_names),
-                                   "rows_true_cols_predicted": point["confusion"][0].astype(int).tolist()}  # fmt: skip
+    metrics["confusion_matrix"] = {
+        "labels": list(class_names),
+        "rows_true_cols_predicted": point["confusion"][0].astype(int).tolist(),
+    }
     if patients is not None and replicates:
         blocks = [rates(weights) for weights in patient_bootstrap(patients, replicates, seed)]
         metrics["ci95"] = {name: _interval(np.concatenate([block[name] for block in blocks])) for name in names}
@@ -239,11 +251,15 @@ def reliability_bins(y_true, score, bins: int = 10) -> pd.DataFrame:
     rows = []
     for number in range(bins):
         inside = bin_of == number
-        rows.append({
-            "bin_low": number / bins, "bin_high": (number + 1) / bins, "n": int(inside.sum()),
-            "mean_score": float(score[inside].mean()) if inside.any() else np.nan,
-            "fraction_abnormal": float(y[inside].mean()) if inside.any() else np.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                "bin_low": number / bins,
+                "bin_high": (number + 1) / bins,
+                "n": int(inside.sum()),
+                "mean_score": float(score[inside].mean()) if inside.any() else np.nan,
+                "fraction_abnormal": float(y[inside].mean()) if inside.any() else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -263,8 +279,15 @@ def subgroup_metrics(table: pd.DataFrame, threshold: float, replicates: int, see
             chosen = table[attribute].astype(str) == value
             part = table[chosen | normal] if attribute in LESION_ATTRIBUTES else table[chosen]
             metrics = binary_metrics(part["label_normal"], part["p_abnormal"], threshold, part["patient_id"], replicates, seed)
-            rows.append({"attribute": attribute, "value": value, "abnormal": int(part["label_normal"].sum()),
-                         "normal": int((part["label_normal"] == 0).sum()), **metrics})  # fmt: skip
+            rows.append(
+                {
+                    "attribute": attribute,
+                    "value": value,
+                    "abnormal": int(part["label_normal"].sum()),
+                    "normal": int((part["label_normal"] == 0).sum()),
+                    **metrics,
+                }
+            )
     return rows
 
 
@@ -276,8 +299,15 @@ def pick_rates(metrics: dict, names) -> dict:
     return picked
 
 
-def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicates: int, seed: int, bins: int,
-               label_set: str = "binary", class_probabilities: np.ndarray | None = None) -> dict:  # fmt: skip
+def assess_set(
+    part: pd.DataFrame,
+    thresholds: dict[str, float | None],
+    replicates: int,
+    seed: int,
+    bins: int,
+    label_set: str = "binary",
+    class_probabilities: np.ndarray | None = None,
+) -> dict:
     """Everything metrics.json says about one evaluated set.
 
     `part` has one row per tile: class_code, label_normal, patient_id, p_abnormal and p_abnormal_calibrated.
@@ -304,5 +334,8 @@ def assess_set(part: pd.DataFrame, thresholds: dict[str, float | None], replicat
     if class_probabilities is not None:
         names, classes = LABEL_SETS[label_set]
         truth = np.asarray(classes)[part["class_code"].to_numpy().astype(int)]
-        entry["multiclass"] = {"label_set": label_set, **multiclass_metrics(truth, class_probabilities, names, patients, replicates, seed)}
+        entry["multiclass"] = {
+            "label_set": label_set,
+            **multiclass_metrics(truth, class_probabilities, names, patients, replicates, seed),
+        }
     return entry

@@ -50,9 +50,14 @@ class BackgroundTiles:
 
 
 def cbis_tiles(
-    rois: pd.DataFrame, root: str | Path, dataset: str, method: Method1 | Method2, seed: int, tiles_file: str,
+    rois: pd.DataFrame,
+    root: str | Path,
+    dataset: str,
+    method: Method1 | Method2,
+    seed: int,
+    tiles_file: str,
     negatives: dict[str, BackgroundTiles] | None = None,
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """The recipe's extraction method for every ROI; the scan is read once for all its ROIs.
 
     `negatives` maps a method name ("background": training negatives of ds9b, "audit": tiles for the
@@ -67,9 +72,15 @@ def cbis_tiles(
             continue
         first = scan_rois.iloc[0]
         scan_fields = {
-            "dataset": dataset, "source": "cbis-ddsm", "patient_id": f"cbis:{first['patient_id']}", "scan_id": first["scan_id"],
-            "view": f"{first['side']}_{first['view']}", "density": first["breast_density"], "scanner": "cbis", "division": first["division"],
-        }  # fmt: skip
+            "dataset": dataset,
+            "source": "cbis-ddsm",
+            "patient_id": f"cbis:{first['patient_id']}",
+            "scan_id": first["scan_id"],
+            "view": f"{first['side']}_{first['view']}",
+            "density": first["breast_density"],
+            "scanner": "cbis",
+            "division": first["division"],
+        }
         lesions = np.zeros(scan.shape, bool)
         for _, roi in scan_rois.iterrows():
             try:
@@ -87,14 +98,18 @@ def cbis_tiles(
                 rejected.append(_reject(image_path, roi, "extract", "every crop was mostly background"))
                 continue
             for number, tile in enumerate(tiles):
-                rows.append(_tile_row(scan_fields, f"{dataset}/{roi['roi_id']}/{number}", method.name, box, tiles_file, len(images), roi))
+                rows.append(
+                    _tile_row(scan_fields, f"{dataset}/{roi['roi_id']}/{number}", method.name, box, tiles_file, len(images), roi)
+                )
                 images.append(tile)
         if not lesions.any():
             continue  # a scan whose every mask failed has no known lesion-free area
         for name, params in (negatives or {}).items():
             rng = item_rng(seed, f"{first['scan_id']}/{name}")
             for number, (tile, box) in enumerate(background_tiles(scan, lesions, params, rng)):
-                rows.append(_tile_row(scan_fields, f"{dataset}/{first['scan_id']}/{name}{number}", name, box, tiles_file, len(images)))
+                rows.append(
+                    _tile_row(scan_fields, f"{dataset}/{first['scan_id']}/{name}{number}", name, box, tiles_file, len(images))
+                )
                 images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
@@ -178,11 +193,19 @@ def ddsm_normal_tiles(
             rejected.append(_reject_scan(scan["path"], scan, "extract", "no tile passed the tissue thresholds"))
             continue
         scan_fields = {
-            "dataset": dataset, "source": "ddsm", "patient_id": f"ddsm:{scan['patient_id']}", "scan_id": scan["scan_id"],
-            "view": scan["view"], "density": scan["density"], "scanner": scan["digitizer"], "division": "",
-        }  # fmt: skip
+            "dataset": dataset,
+            "source": "ddsm",
+            "patient_id": f"ddsm:{scan['patient_id']}",
+            "scan_id": scan["scan_id"],
+            "view": scan["view"],
+            "density": scan["density"],
+            "scanner": scan["digitizer"],
+            "division": "",
+        }
         for number, (tile, box) in enumerate(tiles):
-            rows.append(_tile_row(scan_fields, f"{dataset}/{scan['scan_id']}/{number}", "normal_grid", box, tiles_file, len(images)))
+            rows.append(
+                _tile_row(scan_fields, f"{dataset}/{scan['scan_id']}/{number}", "normal_grid", box, tiles_file, len(images))
+            )
             images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
@@ -196,8 +219,14 @@ class EdgeTiles:
     windowing: Windowing  # the whole-film scan's windows (stride, min_tissue), at the tile scale
 
 
-def edge_tiles(scan16: np.ndarray, lesions: np.ndarray, params: EdgeTiles, thresholds: NormalThresholds,
-               margin: int, rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:  # fmt: skip
+def edge_tiles(
+    scan16: np.ndarray,
+    lesions: np.ndarray,
+    params: EdgeTiles,
+    thresholds: NormalThresholds,
+    margin: int,
+    rng: np.random.Generator,
+) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Up to `per_film` scanned windows of a film that fail `thresholds` and stay `margin` pixels clear of every lesion.
 
     They are cut as the scan sees them: the breast segmented, everything outside it black.
@@ -259,7 +288,9 @@ def mias_tiles(
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
                 roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
                 if not roi_tiles:
-                    rejected.append(_reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background"))
+                    rejected.append(
+                        _reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background")
+                    )
                 cut += [(roi, method.name, tile, box) for tile in roi_tiles]
             if lesion_free is not None and not image["unlocated"]:
                 lesions = _lesion_circles(scan.shape, image_rois, scale)
@@ -270,7 +301,9 @@ def mias_tiles(
                     found = edge_tiles(scan, lesions, edges, thresholds, lesion_free.margin, rng)
                     cut += [(None, "edge", tile, box) for tile, box in found]
         else:
-            cut = [(None, "normal_grid", tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)]
+            cut = [
+                (None, "normal_grid", tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)
+            ]
             if not cut:
                 rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))
             elif edges is not None:
@@ -278,9 +311,15 @@ def mias_tiles(
                 cut += [(None, "edge", tile, box) for tile, box in found]
         # mini-MIAS holds MLO views only; its density is the background tissue letter (F/G/D)
         scan_fields = {
-            "dataset": dataset, "source": "mias", "patient_id": image["patient_id"], "scan_id": image["refnum"],
-            "view": f"{image['side']}_MLO", "density": image["background"], "scanner": "mias", "division": "",
-        }  # fmt: skip
+            "dataset": dataset,
+            "source": "mias",
+            "patient_id": image["patient_id"],
+            "scan_id": image["refnum"],
+            "view": f"{image['side']}_MLO",
+            "density": image["background"],
+            "scanner": "mias",
+            "division": "",
+        }
         counters: dict[str, int] = {}
         for roi, kind, tile, box in cut:
             item = f"mias:{image['refnum']}" if roi is None else roi["roi_id"]
@@ -322,7 +361,13 @@ def _existing(path: Path) -> Path:
 
 
 def _reject(path, roi: pd.Series, stage: str, reason: str) -> dict:
-    return {"file": str(path), "row": f"{roi['source_file']}:{roi['row']}", "item": roi["roi_id"], "stage": stage, "reason": reason}
+    return {
+        "file": str(path),
+        "row": f"{roi['source_file']}:{roi['row']}",
+        "item": roi["roi_id"],
+        "stage": stage,
+        "reason": reason,
+    }
 
 
 def _reject_scan(path, scan: pd.Series, stage: str, reason: str) -> dict:

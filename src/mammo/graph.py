@@ -58,8 +58,11 @@ def selected_runs(config: dict) -> list[dict]:
     (results/<ds>/model_<model>/metrics.json). A name not in the config is an error naming the entry.
     """
     if not config.get("runs"):
-        return [{"dataset": dataset, "model": model, "settings": settings}
-                for dataset in config["datasets"] for model, settings in config["models"].items()]  # fmt: skip
+        return [
+            {"dataset": dataset, "model": model, "settings": settings}
+            for dataset in config["datasets"]
+            for model, settings in config["models"].items()
+        ]
     pairs = []
     for entry in config["runs"]:
         dataset, _, model = entry.partition("/")

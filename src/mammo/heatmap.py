@@ -110,9 +110,11 @@ def tissue_windows(mask: np.ndarray, windowing: Windowing) -> tuple[np.ndarray, 
     tops, lefts = np.meshgrid(rows, cols, indexing="ij")
     tops, lefts = tops.ravel(), lefts.ravel()
     inside = (
-        integral[tops + TILE_SIZE, lefts + TILE_SIZE] - integral[tops, lefts + TILE_SIZE]
-        - integral[tops + TILE_SIZE, lefts] + integral[tops, lefts]
-    )  # fmt: skip
+        integral[tops + TILE_SIZE, lefts + TILE_SIZE]
+        - integral[tops, lefts + TILE_SIZE]
+        - integral[tops + TILE_SIZE, lefts]
+        + integral[tops, lefts]
+    )
     keep = inside >= windowing.min_tissue * TILE_SIZE * TILE_SIZE
     return np.stack([tops[keep], lefts[keep]], axis=1), len(tops)
 
@@ -215,5 +217,7 @@ def overlay(image8: np.ndarray, factor: float, heatmap: np.ndarray, found: list[
             continue
         top, left, bottom, right = (int(v * factor) for v in region["box"])
         cv2.rectangle(picture, (left, top), (right - 1, bottom - 1), (255, 255, 255), 2)
-        cv2.putText(picture, f"{rank}: {region['score']:.2f}", (left + 4, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        cv2.putText(
+            picture, f"{rank}: {region['score']:.2f}", (left + 4, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1
+        )
     return picture

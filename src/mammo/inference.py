@@ -33,8 +33,10 @@ def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
     """The model's output, if it is class probabilities (each row in 0..1, summing to 1); else a clear error."""
     rows = np.asarray(probabilities, dtype=np.float64)
     if rows.size and (rows.min() < -1e-6 or rows.max() > 1 + 1e-6 or np.abs(rows.sum(axis=1) - 1).max() > 1e-3):
-        raise ValueError(f"{source}: the model's outputs are not class probabilities (values {rows.min():.3g}..{rows.max():.3g}, "
-                         f"row sums up to {rows.sum(axis=1).max():.3g}); a tile model ends in a softmax")  # fmt: skip
+        raise ValueError(
+            f"{source}: the model's outputs are not class probabilities (values {rows.min():.3g}..{rows.max():.3g}, "
+            f"row sums up to {rows.sum(axis=1).max():.3g}); a tile model ends in a softmax"
+        )
     return probabilities
 
 

@@ -31,4 +31,3 @@ LABEL_SETS = {
     "type": (("normal", "calcification", "mass"), (0, 1, 2, 1, 2)),
     "pathology": (("normal", "benign", "malignant"), (0, 1, 1, 2, 2)),
 }
-

@@ -70,7 +70,10 @@ def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed
                 strip[:, slot * 150 : (slot + 1) * 150] = images(tile_row)[::2, ::2][:150, :150]
             axis = axes[row][column]
             axis.imshow(strip, cmap="gray", vmin=0, vmax=255)
-            axis.set_title(f"{split}: {CLASS_NAMES[code]} ({len(tiles[(tiles['split'] == split) & (tiles['class_code'] == code)])})", fontsize=9)
+            axis.set_title(
+                f"{split}: {CLASS_NAMES[code]} ({len(tiles[(tiles['split'] == split) & (tiles['class_code'] == code)])})",
+                fontsize=9,
+            )
             axis.axis("off")
     figure.tight_layout()
     figure.savefig(out, dpi=80)
@@ -93,7 +96,9 @@ def froc_plot(curve: pd.DataFrame, out: str | Path) -> None:
     plt.close(figure)
 
 
-def scan_cases(scans: pd.DataFrame, regions: pd.DataFrame, arrays: dict, threshold: float, out: str | Path, per_kind: int = 2) -> None:
+def scan_cases(
+    scans: pd.DataFrame, regions: pd.DataFrame, arrays: dict, threshold: float, out: str | Path, per_kind: int = 2
+) -> None:
     """Heatmaps of the most confident right and wrong scans: true/false positives and negatives at the threshold."""
     from mammo.heatmap import overlay
 
@@ -131,8 +136,9 @@ def feature_boxplots(features: np.ndarray, labels: np.ndarray, names: list[str],
     figure, axis = plt.subplots(figsize=(14, 5))
     positions = np.arange(len(names)) * 3
     for offset, (label, colour) in enumerate(((0, "tab:blue"), (1, "tab:red"))):
-        parts = axis.boxplot(standardised[labels == label], positions=positions + offset, widths=0.8, patch_artist=True,
-                             showfliers=False)  # fmt: skip
+        parts = axis.boxplot(
+            standardised[labels == label], positions=positions + offset, widths=0.8, patch_artist=True, showfliers=False
+        )
         for box in parts["boxes"]:
             box.set_facecolor(colour)
     axis.set_xticks(positions + 0.5, names, rotation=75, fontsize=8)
@@ -173,8 +179,12 @@ def reliability_diagram(bins: pd.DataFrame, ece: dict[tuple[str, str], float | N
             filled = curve[(curve["n"] > 0) & curve["mean_score"].notna() & curve["fraction_abnormal"].notna()]
             value = ece.get((name, calibration))
             described = "undefined" if value is None else f"{value:.3f}"
-            axis.plot(filled["mean_score"], filled["fraction_abnormal"], marker="o" if calibration == "raw" else "s",
-                      label=f"{calibration} (ECE {described})")  # fmt: skip
+            axis.plot(
+                filled["mean_score"],
+                filled["fraction_abnormal"],
+                marker="o" if calibration == "raw" else "s",
+                label=f"{calibration} (ECE {described})",
+            )
         axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(abnormal)", ylabel="observed share abnormal", title=name)
         axis.set_aspect("equal")
         axis.legend(loc="upper left", fontsize=8)
@@ -195,8 +205,17 @@ def threshold_curves(sweep: pd.DataFrame, operating_points: dict[str, float], ou
             if value is None or not np.isfinite(value):
                 continue
             axis.axvline(value, color="grey", linewidth=0.8, linestyle="--")
-            axis.text(value, 0.02, f" {label} ({value:.2f})", transform=axis.get_xaxis_transform(), rotation=90,
-                      ha="right", va="bottom", fontsize=7, color="dimgrey")  # fmt: skip
+            axis.text(
+                value,
+                0.02,
+                f" {label} ({value:.2f})",
+                transform=axis.get_xaxis_transform(),
+                rotation=90,
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="dimgrey",
+            )
         axis.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="threshold on P(abnormal)", ylabel="rate", title=name)
         axis.legend(loc="center right", fontsize=8)
     _save(figure, out, None if sets else axes[0], "no threshold sweep")
@@ -210,7 +229,7 @@ def confusion_matrices(matrices: dict[str, dict], out: str | Path, per_row: int 
     columns = min(max(len(names), 1), per_row)
     rows = -(-max(len(names), 1) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(side * columns, side * rows), squeeze=False)
-    for axis in axes.flat[len(names):]:
+    for axis in axes.flat[len(names) :]:
         axis.axis("off")
     for axis, name in zip(axes.flat, names):
         labels = matrices[name]["labels"]
@@ -222,8 +241,15 @@ def confusion_matrices(matrices: dict[str, dict], out: str | Path, per_row: int 
         shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
         image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for (row, column), count in np.ndenumerate(counts):
-            axis.text(column, row, str(count), ha="center", va="center", fontsize=9,
-                      color="white" if shares[row, column] > 0.5 else "black")  # fmt: skip
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if shares[row, column] > 0.5 else "black",
+            )
         axis.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
         axis.set_yticks(range(len(labels)), labels, fontsize=8)
         axis.set(xlabel="predicted class", ylabel="true class", title=name)
@@ -266,8 +292,9 @@ def error_montage(errors: pd.DataFrame, images, out: str | Path, per_kind: int =
         for axis, (_, tile_row) in zip(axes[row], chosen.iterrows()):
             axis.imshow(images(tile_row), cmap="gray", vmin=0, vmax=255)
             axis.set_title(f"{tile_row['p_abnormal']:.2f}", fontsize=8)
-        axes[row][0].text(-0.1, 0.5, f"{name}\n{kind}\n({total} tiles)", transform=axes[row][0].transAxes,
-                          ha="right", va="center", fontsize=8)  # fmt: skip
+        axes[row][0].text(
+            -0.1, 0.5, f"{name}\n{kind}\n({total} tiles)", transform=axes[row][0].transAxes, ha="right", va="center", fontsize=8
+        )
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)

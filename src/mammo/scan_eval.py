@@ -13,8 +13,14 @@ TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "la
 FP_RATES = (1, 2, 4)
 
 
-def scan_targets(tiles: pd.DataFrame, cbis_rois: pd.DataFrame, ddsm_scans: pd.DataFrame, mias_images: pd.DataFrame,
-                 cbis_root: str, mias_scale: float) -> pd.DataFrame:  # fmt: skip
+def scan_targets(
+    tiles: pd.DataFrame,
+    cbis_rois: pd.DataFrame,
+    ddsm_scans: pd.DataFrame,
+    mias_images: pd.DataFrame,
+    cbis_root: str,
+    mias_scale: float,
+) -> pd.DataFrame:
     """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM normal) and every mini-MIAS scan.
 
     Patients come from the split (never a training or validation patient); all of a test patient's
@@ -26,13 +32,40 @@ def scan_targets(tiles: pd.DataFrame, cbis_rois: pd.DataFrame, ddsm_scans: pd.Da
     cbis = cbis_rois[[f"cbis:{p}" in test_patients for p in cbis_rois["patient_id"]]].drop_duplicates("scan_id")
     ddsm = ddsm_scans[[f"ddsm:{p}" in test_patients for p in ddsm_scans["patient_id"]]]
     parts = [
-        pd.DataFrame({"scan_id": cbis["scan_id"], "set": "test", "source": "cbis-ddsm", "patient_id": "cbis:" + cbis["patient_id"],
-                      "path": [str(resolve(cbis_root, p)) for p in cbis["image_file_path"]], "scale": 1.0, "label_normal": 1}),
-        pd.DataFrame({"scan_id": ddsm["scan_id"], "set": "test", "source": "ddsm", "patient_id": "ddsm:" + ddsm["patient_id"],
-                      "path": ddsm["path"], "scale": 1.0, "label_normal": 0}),
-        pd.DataFrame({"scan_id": "mias:" + mias_images["refnum"], "set": "mias", "source": "mias", "patient_id": mias_images["patient_id"],
-                      "path": mias_images["path"], "scale": windowing_scale(mias_scale), "label_normal": mias_images["label_normal"]}),
-    ]  # fmt: skip
+        pd.DataFrame(
+            {
+                "scan_id": cbis["scan_id"],
+                "set": "test",
+                "source": "cbis-ddsm",
+                "patient_id": "cbis:" + cbis["patient_id"],
+                "path": [str(resolve(cbis_root, p)) for p in cbis["image_file_path"]],
+                "scale": 1.0,
+                "label_normal": 1,
+            }
+        ),
+        pd.DataFrame(
+            {
+                "scan_id": ddsm["scan_id"],
+                "set": "test",
+                "source": "ddsm",
+                "patient_id": "ddsm:" + ddsm["patient_id"],
+                "path": ddsm["path"],
+                "scale": 1.0,
+                "label_normal": 0,
+            }
+        ),
+        pd.DataFrame(
+            {
+                "scan_id": "mias:" + mias_images["refnum"],
+                "set": "mias",
+                "source": "mias",
+                "patient_id": mias_images["patient_id"],
+                "path": mias_images["path"],
+                "scale": windowing_scale(mias_scale),
+                "label_normal": mias_images["label_normal"],
+            }
+        ),
+    ]
     return pd.concat(parts, ignore_index=True)[TARGET_COLUMNS].sort_values(["set", "scan_id"], ignore_index=True)
 
 
@@ -64,8 +97,13 @@ def froc(regions: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
             ids = _ids(hit)  # lesion ids are unique across scans (ROI ids)
             found.update(ids)
             false_positives += not ids
-        rows.append({"threshold": float(threshold), "fp_per_scan": false_positives / max(len(scans), 1),
-                     "sensitivity": len(found) / total_lesions if total_lesions else None})  # fmt: skip
+        rows.append(
+            {
+                "threshold": float(threshold),
+                "fp_per_scan": false_positives / max(len(scans), 1),
+                "sensitivity": len(found) / total_lesions if total_lesions else None,
+            }
+        )
     return pd.DataFrame(rows, columns=["threshold", "fp_per_scan", "sensitivity"])
 
 

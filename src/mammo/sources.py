@@ -38,8 +38,9 @@ class Source:
 
 
 SOURCES = {
-    "cbis": Source("cbis-ddsm", "cbis", "scan_id", ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"),
-                   1.0, (".dcm",)),  # fmt: skip
+    "cbis": Source(
+        "cbis-ddsm", "cbis", "scan_id", ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"), 1.0, (".dcm",)
+    ),
     "ddsm": Source("ddsm", "ddsm", "case", ("path",), 1.0, (".ljpeg", ".ljpeg.gz", ".ljpeg.1")),
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale
     "mias": Source("mias", "mias", None, ("path",), windowing_scale(MIAS_SCALE), (".pgm",)),

@@ -143,7 +143,9 @@ def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int, inner_v
     result = tiles.copy()
     result["fold"] = result["patient_id"].map(fold_of)
     if result["fold"].isna().any():
-        raise SplitLeakError(f"tiles of women without a fold: {sorted(result.loc[result['fold'].isna(), 'patient_id'].unique())[:5]}")
+        raise SplitLeakError(
+            f"tiles of women without a fold: {sorted(result.loc[result['fold'].isna(), 'patient_id'].unique())[:5]}"
+        )
     training = result[result["fold"] != fold]
     abnormal = training.groupby("patient_id")["label_normal"].max()
     rng = np.random.default_rng([seed, fold])

@@ -10,9 +10,25 @@ import pandas as pd
 
 # density: BI-RADS 1-4 (CBIS-DDSM, DDSM), F/G/D background tissue (mini-MIAS); subtlety 1-5 (CBIS-DDSM ROIs only)
 TILE_COLUMNS = [
-    "tile_id", "dataset", "source", "patient_id", "scan_id", "view", "class_code", "label_normal",
-    "abnormality_type", "pathology", "density", "subtlety", "scanner", "division", "method", "box", "tiles_file", "tile_index",
-]  # fmt: skip
+    "tile_id",
+    "dataset",
+    "source",
+    "patient_id",
+    "scan_id",
+    "view",
+    "class_code",
+    "label_normal",
+    "abnormality_type",
+    "pathology",
+    "density",
+    "subtlety",
+    "scanner",
+    "division",
+    "method",
+    "box",
+    "tiles_file",
+    "tile_index",
+]
 REJECTED_COLUMNS = ["file", "row", "item", "stage", "reason"]  # item: the ROI or scan id, when one exists
 
 

@@ -32,7 +32,9 @@ class TrainConfig:
     contrast: float = 1.0  # adjust_contrast factor on training images
     flips: bool = True  # online random horizontal and vertical flips (training only, on the accelerator)
     rotations: bool = True  # online rotations by k * 90 degrees, k uniform in 0..3 (as flips)
-    batchnorm_batches: int = 10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
+    batchnorm_batches: int = (
+        10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
+    )
     stages: tuple = ()  # further stages after the first: dicts overriding epochs, abnormal_weight, contrast, flips, rotations
     init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
     freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
@@ -74,8 +76,15 @@ def dtype_policy(mixed_precision: str | None) -> str:
     return mixed_precision or "float32"
 
 
-def make_dataset(paths, label_set: str, batch_size: int, contrast: float = 1.0, training: bool = False,
-                 abnormal_weight: float = 1.0, seed: int = 0):  # fmt: skip
+def make_dataset(
+    paths,
+    label_set: str,
+    batch_size: int,
+    contrast: float = 1.0,
+    training: bool = False,
+    abnormal_weight: float = 1.0,
+    seed: int = 0,
+):
     """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
     on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test."""
     count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
@@ -150,8 +159,15 @@ class ValidationPRCurve(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from tensorboard.plugins.pr_curve import summary
 
-        counts = [keras.ops.convert_to_numpy(variable).astype("float64") for variable in (
-            self.metric.true_positives, self.metric.false_positives, self.metric.true_negatives, self.metric.false_negatives)]  # fmt: skip
+        counts = [
+            keras.ops.convert_to_numpy(variable).astype("float64")
+            for variable in (
+                self.metric.true_positives,
+                self.metric.false_positives,
+                self.metric.true_negatives,
+                self.metric.false_negatives,
+            )
+        ]
         true_positives, false_positives, true_negatives, false_negatives = counts
         curve = summary.raw_data_pb(
             "abnormal_pr_curve",
@@ -241,11 +257,19 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     return model_path
 
 
-def _train_stage(model, strategy, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path,
-                 out_dir: Path, number: int) -> None:  # fmt: skip
+def _train_stage(
+    model, strategy, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path, out_dir: Path, number: int
+) -> None:
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate."""
-    train_data = make_dataset(train_paths, stage.labels, stage.batch_size, stage.contrast, training=True,
-                              abnormal_weight=stage.abnormal_weight, seed=stage.seed + number)  # fmt: skip
+    train_data = make_dataset(
+        train_paths,
+        stage.labels,
+        stage.batch_size,
+        stage.contrast,
+        training=True,
+        abnormal_weight=stage.abnormal_weight,
+        seed=stage.seed + number,
+    )
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)
     with strategy.scope():
@@ -267,10 +291,14 @@ def _train_stage(model, strategy, train_paths, val_paths, stage: TrainConfig, ep
         batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
         callbacks.insert(0, PreciseBatchNorm(model, batches, steps_per_epoch))
     if stage.tensorboard:
-        callbacks += [keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),
-                      ValidationPRCurve(pr_auc, out_dir / "tensorboard")]  # fmt: skip
-    print(f"stage {number}: epochs {epochs_done + 1}-{epochs_done + stage.epochs}, abnormal weight {stage.abnormal_weight}, "
-          f"contrast {stage.contrast}")  # fmt: skip
+        callbacks += [
+            keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),
+            ValidationPRCurve(pr_auc, out_dir / "tensorboard"),
+        ]
+    print(
+        f"stage {number}: epochs {epochs_done + 1}-{epochs_done + stage.epochs}, abnormal weight {stage.abnormal_weight}, "
+        f"contrast {stage.contrast}"
+    )
     fitted.fit(
         train_data.repeat(),
         steps_per_epoch=steps_per_epoch,

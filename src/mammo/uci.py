@@ -50,20 +50,29 @@ def nested_cv(seed: int, repeats: int, inner_folds: int = 5, jobs: int = 1) -> d
     for name, (estimator, grid) in models(seed).items():
         pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)])
         search = GridSearchCV(
-            pipeline, {f"model__{key}": values for key, values in grid.items()},
-            cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed), scoring="accuracy",
-        )  # fmt: skip
+            pipeline,
+            {f"model__{key}": values for key, values in grid.items()},
+            cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed),
+            scoring="accuracy",
+        )
         scores = cross_validate(search, features, labels, cv=outer, scoring=("accuracy", "recall", "roc_auc"), n_jobs=jobs)
         results[name] = {
-            metric: {"mean": round(float(scores[f"test_{metric}"].mean()), 4), "sd": round(float(scores[f"test_{metric}"].std()), 4)}
+            metric: {
+                "mean": round(float(scores[f"test_{metric}"].mean()), 4),
+                "sd": round(float(scores[f"test_{metric}"].std()), 4),
+            }
             for metric in ("accuracy", "recall", "roc_auc")
         }
     majority = max(labels.mean(), 1 - labels.mean())
     return {
         "data": {"rows": int(len(labels)), "features": int(features.shape[1]), "malignant": int(labels.sum())},
-        "cross_validation": {"outer": f"stratified 10-fold x {repeats} repeats", "inner": f"stratified {inner_folds}-fold grid search",
-                             "scaling": "StandardScaler inside every fold", "seed": seed},
+        "cross_validation": {
+            "outer": f"stratified 10-fold x {repeats} repeats",
+            "inner": f"stratified {inner_folds}-fold grid search",
+            "scaling": "StandardScaler inside every fold",
+            "seed": seed,
+        },
         "majority_baseline_accuracy": round(float(majority), 4),
         "published_accuracy": PUBLISHED_ACCURACY,
         "models": results,
-    }  # fmt: skip
+    }

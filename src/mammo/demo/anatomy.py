@@ -127,7 +127,9 @@ def add_calcifications(od: np.ndarray, breast: np.ndarray, rng: np.random.Genera
         else:
             axes = (int(rng.integers(3, 5)),) * 2
         cv2.ellipse(specks, point, axes, rng.uniform(0, 180), 0, 360, 1.0, thickness=-1)
-    od -= rng.uniform(0.3, 0.5) * cv2.GaussianBlur(specks, (0, 0), 0.8)  # real mini-MIAS clusters: 3-17 levels above their surround
+    od -= rng.uniform(0.3, 0.5) * cv2.GaussianBlur(
+        specks, (0, 0), 0.8
+    )  # real mini-MIAS clusters: 3-17 levels above their surround
     np.clip(od, 0.05, 3.0, out=od)
     rows, cols = np.ogrid[0 : od.shape[0], 0 : od.shape[1]]
     outline = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= (cluster_radius + 6) ** 2

@@ -31,12 +31,25 @@ MEAN_ROI = 450  # mean CBIS-DDSM ROI size in pixels at full scale
 UID_ROOT = "1.3.6.1.4.1.9590.100.1.2."  # the prefix of CBIS-DDSM's UIDs
 
 MASS_HEADER = [
-    "patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
-    "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
-    "image file path", "cropped image file path", "ROI mask file path",
-]  # fmt: skip
-CALC_HEADER = [c.replace("breast_density", "breast density").replace("mass shape", "calc type")
-               .replace("mass margins", "calc distribution") for c in MASS_HEADER]  # fmt: skip
+    "patient_id",
+    "breast_density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "mass shape",
+    "mass margins",
+    "assessment",
+    "pathology",
+    "subtlety",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
+CALC_HEADER = [
+    c.replace("breast_density", "breast density").replace("mass shape", "calc type").replace("mass margins", "calc distribution")
+    for c in MASS_HEADER
+]
 
 # (digitizer string, family, site, bits, resolution) per DDSM case letter.
 DIGITIZERS = {
@@ -151,10 +164,23 @@ def _write_cbis_scan(root, spec, rng, patient, kind, division, side, view) -> li
             shape_text = "PLEOMORPHIC" if lesion.malignant else rng.choice(["PUNCTATE", "ROUND_AND_REGULAR"])
             detail = "CLUSTERED" if lesion.malignant else rng.choice(["CLUSTERED", "NA"])
         rows.append(
-            [patient, density, side, view, abnormality_id, "mass" if kind == "mass" else "calcification",
-             shape_text, detail, 4 if lesion.malignant else 3, pathology, int(rng.integers(1, 6)),
-             image_path, f"{roi_folder}/{crop_name}", f"{roi_folder}/{mask_name}"]
-        )  # fmt: skip
+            [
+                patient,
+                density,
+                side,
+                view,
+                abnormality_id,
+                "mass" if kind == "mass" else "calcification",
+                shape_text,
+                detail,
+                4 if lesion.malignant else 3,
+                pathology,
+                int(rng.integers(1, 6)),
+                image_path,
+                f"{roi_folder}/{crop_name}",
+                f"{roi_folder}/{mask_name}",
+            ]
+        )
     return rows
 
 

@@ -154,11 +154,16 @@ def _read_raw(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise FormatError(path, "empty CSV: no header line") from None
     except pd.errors.ParserError as err:
-        raise FormatError(path, f"unparseable CSV ({err}); an unbalanced quote near line {_first_unbalanced_quote(text)}") from None
+        raise FormatError(
+            path, f"unparseable CSV ({err}); an unbalanced quote near line {_first_unbalanced_quote(text)}"
+        ) from None
     starts = [number for number, line in enumerate(text.splitlines()[1:], start=2) if _RECORD_START.match(line)]
     if len(starts) != len(raw):
-        raise FormatError(path, f"{len(raw)} records parsed but {len(starts)} lines start one: "
-                                f"an unbalanced quote near line {_first_unbalanced_quote(text)}")  # fmt: skip
+        raise FormatError(
+            path,
+            f"{len(raw)} records parsed but {len(starts)} lines start one: "
+            f"an unbalanced quote near line {_first_unbalanced_quote(text)}",
+        )
     return raw
 
 

@@ -15,9 +15,19 @@ from mammo.io.ljpeg import decode_ljpeg
 from mammo.tables import REJECTED_COLUMNS
 
 SCAN_COLUMNS = [
-    "scan_id", "patient_id", "case", "view", "path", "ics_path", "digitizer", "site",
-    "lines", "pixels_per_line", "bits", "density",
-]  # fmt: skip
+    "scan_id",
+    "patient_id",
+    "case",
+    "view",
+    "path",
+    "ics_path",
+    "digitizer",
+    "site",
+    "lines",
+    "pixels_per_line",
+    "bits",
+    "density",
+]
 
 
 def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -38,7 +48,13 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             path = base if base.exists() else base.with_name(base.name + ".gz")
             if not path.exists():
                 rejected.append(
-                    {"file": str(base), "row": view, "item": f"{header.name}.{view}", "stage": "index", "reason": "scan listed in .ics not found"}
+                    {
+                        "file": str(base),
+                        "row": view,
+                        "item": f"{header.name}.{view}",
+                        "stage": "index",
+                        "reason": "scan listed in .ics not found",
+                    }
                 )
                 continue
             rows.append(
@@ -68,7 +84,9 @@ def case_headers(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FormatError(root, "DDSM folder not found")
-    found = sorted(Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names if name.endswith(".ics"))
+    found = sorted(
+        Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names if name.endswith(".ics")
+    )
     if not found:
         raise FormatError(root, "no DDSM case header (.ics) under this folder; expected normals/normal_NN/caseNNNN/X-NNNN-1.ics")
     return found

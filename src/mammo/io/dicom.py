@@ -21,8 +21,10 @@ def read_dicom(path: str | Path) -> np.ndarray:
         dataset = pydicom.dcmread(path)
         # pydicom parses elements when first used: a damaged header fails here, with one of many exception types
         has_pixels = "PixelData" in dataset
-        header = {key: dataset.get(key) for key in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation",
-                                                     "RescaleSlope", "RescaleIntercept")}  # fmt: skip
+        header = {
+            key: dataset.get(key)
+            for key in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")
+        }
     except OSError as err:
         raise FormatError(path, f"not a readable DICOM file ({err})") from None
     except Exception as err:  # pydicom's parse errors: InvalidDicomError, BytesLengthException, ValueError, ...

@@ -80,7 +80,9 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             if table not in tables:
                 raise FormatError(path, f"no Huffman table {table} defined before the scan")
             lengths = tables[table]
-            return LjpegHeader(*sof, predictor=predictor, code_lengths=lengths, scan_start=pos + 2 + length, restart_interval=restart)
+            return LjpegHeader(
+                *sof, predictor=predictor, code_lengths=lengths, scan_start=pos + 2 + length, restart_interval=restart
+            )
         pos += 2 + length
     raise FormatError(path, "truncated JPEG stream (no SOS marker)")
 
@@ -92,7 +94,12 @@ def _huffman_tables(segment: bytes, path) -> dict[int, tuple]:
         table, counts = segment[pos] & 0x0F, segment[pos + 1 : pos + 17]
         symbols = segment[pos + 17 : pos + 17 + sum(counts)]
         kraft = sum(count / 2**length for length, count in enumerate(counts, start=1))
-        if len(symbols) != sum(counts) or any(symbol > 16 for symbol in symbols) or len(set(symbols)) != len(symbols) or kraft > 1:
+        if (
+            len(symbols) != sum(counts)
+            or any(symbol > 16 for symbol in symbols)
+            or len(set(symbols)) != len(symbols)
+            or kraft > 1
+        ):
             raise FormatError(path, "corrupt Huffman table (DHT segment)")
         lengths = [0] * 17
         position = 0
@@ -181,8 +188,11 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
     if image.max() >= 1 << header.precision:
         raise FormatError(path, f"corrupt stream: decoded values up to {image.max()} exceed its {header.precision}-bit precision")
     if image.shape == (pixels_per_line, lines) and image.shape != (lines, pixels_per_line):
-        warnings.warn(f"{path}: stream header says {image.shape[0]}x{image.shape[1]}, the .ics {lines}x{pixels_per_line}: "
-                      "taken as transposed (a known DDSM quirk)", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{path}: stream header says {image.shape[0]}x{image.shape[1]}, the .ics {lines}x{pixels_per_line}: "
+            "taken as transposed (a known DDSM quirk)",
+            stacklevel=2,
+        )
     elif image.shape != (lines, pixels_per_line):
         raise FormatError(
             path,
@@ -205,8 +215,11 @@ def _check_entropy_coded_data(data: bytes, header: LjpegHeader, t81_image: np.nd
     if needed is None or not 0 <= available - needed <= 7:
         position = header.scan_start + (min(needed, available) // 8 if needed is not None else 0)
         detail = "data left over before EOI" if needed is not None and available > needed else "premature end or invalid codes"
-        raise FormatError(path, f"corrupt stream at byte {min(position, end)}: the decoded image does not account for the "
-                                f"entropy-coded data ({detail})")  # fmt: skip
+        raise FormatError(
+            path,
+            f"corrupt stream at byte {min(position, end)}: the decoded image does not account for the "
+            f"entropy-coded data ({detail})",
+        )
 
 
 def _predict(predictor: int, a, b, c):
@@ -312,14 +325,7 @@ def encode_ljpeg(raw: np.ndarray, bits: int) -> bytes:
     dht = bytes([0x00]) + bytes(bits_counts.astype(np.uint8)) + bytes(symbols)
     sof = struct.pack(">BHHB", bits, rows, columns, 1) + bytes([1, 0x11, 0])
     sos = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, predictor 1, Se 0, point transform 0
-    return (
-        b"\xff\xd8"
-        + _segment(0xC3, sof)
-        + _segment(0xC4, dht)
-        + _segment(0xDA, sos)
-        + scan
-        + b"\xff\xd9"
-    )
+    return b"\xff\xd8" + _segment(0xC3, sof) + _segment(0xC4, dht) + _segment(0xDA, sos) + scan + b"\xff\xd9"
 
 
 def _segment(marker: int, payload: bytes) -> bytes:

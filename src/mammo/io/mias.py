@@ -98,9 +98,21 @@ def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 # unlocated: abnormality rows of the film without coordinates (its lesion-free area is then unknown)
 IMAGE_COLUMNS = ["refnum", "patient_id", "side", "background", "label_normal", "classes", "unlocated", "path"]
 MIAS_ROI_COLUMNS = [
-    "roi_id", "refnum", "patient_id", "side", "abnormality_class", "abnormality_type", "pathology",
-    "class_code", "x", "y", "radius", "path", "source_file", "row",
-]  # fmt: skip
+    "roi_id",
+    "refnum",
+    "patient_id",
+    "side",
+    "abnormality_class",
+    "abnormality_type",
+    "pathology",
+    "class_code",
+    "x",
+    "y",
+    "radius",
+    "path",
+    "source_file",
+    "row",
+]
 
 
 def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:

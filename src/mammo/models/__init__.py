@@ -57,8 +57,5 @@ def build(name: str, num_classes: int, **options):
     accepted = model_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"model {name!r} does not take option(s) {unknown}; "
-            f"it takes {accepted if accepted else 'no options'}"
-        )
+        raise ValueError(f"model {name!r} does not take option(s) {unknown}; it takes {accepted if accepted else 'no options'}")
     return MODELS[name](num_classes, **options)

@@ -28,9 +28,9 @@ def _conv(x, filters: int, conv_l2: float, name: str, strides: int = 1):
 
 
 def _dense(x, units: int, name: str):
-    x = layers.Dense(
-        units, kernel_initializer="he_normal", kernel_regularizer=regularizers.l2(0.0025 / 2), name=f"{name}_dense"
-    )(x)
+    x = layers.Dense(units, kernel_initializer="he_normal", kernel_regularizer=regularizers.l2(0.0025 / 2), name=f"{name}_dense")(
+        x
+    )
     x = layers.BatchNormalization(momentum=0.9, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     return layers.Dropout(0.5, name=f"{name}_dropout")(x)

@@ -43,8 +43,7 @@ def _check_weights_file(application: str, path: str | os.PathLike) -> str:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"backbone weights file {path!r} not found; {weights_help(application, path)}")
     if not path.endswith(".weights.h5"):
-        raise ValueError(f"backbone weights file {path!r} must be a Keras '.weights.h5' file; "
-                         f"{weights_help(application, path)}")  # fmt: skip
+        raise ValueError(f"backbone weights file {path!r} must be a Keras '.weights.h5' file; {weights_help(application, path)}")
     return path
 
 

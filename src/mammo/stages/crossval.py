@@ -19,8 +19,16 @@ from mammo.tables import read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, roi_method
 
 
-def tiles_mias_cv(images_path: str, rois_path: str, settings: dict, scans: dict,
-                  tiles_out: str, table_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+def tiles_mias_cv(
+    images_path: str,
+    rois_path: str,
+    settings: dict,
+    scans: dict,
+    tiles_out: str,
+    table_out: str,
+    rejected_out: str,
+    summary_out: str,
+) -> None:
     """Tiles of every mini-MIAS film for cross-validation, each tagged with its woman's fold.
 
     Abnormal tiles from every ROI with coordinates (the recipe's extraction method); normal tiles from normal films
@@ -34,17 +42,33 @@ def tiles_mias_cv(images_path: str, rois_path: str, settings: dict, scans: dict,
     lesion_free = BackgroundTiles(10**9, 0.0, settings["lesion_margin"], tiling(normals), thresholds)
     windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"])
     edges = EdgeTiles(settings["edges_per_film"], windowing) if settings["edges_per_film"] else None
-    tiles, table, rejected = mias_tiles(images, rois, "mias_cv", method, thresholds, tiling(normals), settings["scale"],
-                                        settings["seed"], tiles_out, lesion_free, edges)  # fmt: skip
+    tiles, table, rejected = mias_tiles(
+        images,
+        rois,
+        "mias_cv",
+        method,
+        thresholds,
+        tiling(normals),
+        settings["scale"],
+        settings["seed"],
+        tiles_out,
+        lesion_free,
+        edges,
+    )
     fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
     table["fold"] = table["patient_id"].map(fold_of)
     summary = mias_summary(images, rois, table, rejected)
     summary["folds"] = {
-        str(fold): {"women": sum(f == fold for f in fold_of.values()),
-                    "abnormal_women": int(images[images["patient_id"].map(fold_of) == fold].groupby("patient_id")["label_normal"].max().sum()),
-                    "tiles": int((table["fold"] == fold).sum()), "abnormal_tiles": int(table.loc[table["fold"] == fold, "label_normal"].sum())}
+        str(fold): {
+            "women": sum(f == fold for f in fold_of.values()),
+            "abnormal_women": int(
+                images[images["patient_id"].map(fold_of) == fold].groupby("patient_id")["label_normal"].max().sum()
+            ),
+            "tiles": int((table["fold"] == fold).sum()),
+            "abnormal_tiles": int(table.loc[table["fold"] == fold, "label_normal"].sum()),
+        }
         for fold in range(settings["folds"])
-    }  # fmt: skip
+    }
     write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
     write_json(summary, summary_out)
 
@@ -57,8 +81,17 @@ def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, s
     if (tiles["patient_id"].map(fold_of) != tiles["fold"].astype(int)).any():
         raise ValueError(f"{tiles_path}: folds differ from those of {images_path}; rerun the tile stage")
     films = images[images["patient_id"].map(fold_of) == fold]
-    films = pd.DataFrame({"scan_id": "mias:" + films["refnum"], "set": "out_of_fold", "source": "mias", "patient_id": films["patient_id"],
-                          "path": films["path"], "scale": windowing_scale(settings["scale"]), "label_normal": films["label_normal"]})  # fmt: skip
+    films = pd.DataFrame(
+        {
+            "scan_id": "mias:" + films["refnum"],
+            "set": "out_of_fold",
+            "source": "mias",
+            "patient_id": films["patient_id"],
+            "path": films["path"],
+            "scale": windowing_scale(settings["scale"]),
+            "label_normal": films["label_normal"],
+        }
+    )
     write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
     split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
@@ -69,8 +102,9 @@ def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, s
     write_json({"fold": fold, **splitting.summary(split)}, Path(split_out).with_suffix(".json"))
 
 
-def mias_cv_metrics(fold_metrics: list[str], fold_predictions: list[str], settings: dict, evaluation: dict,
-                    metrics_out: str, predictions_out: str) -> None:  # fmt: skip
+def mias_cv_metrics(
+    fold_metrics: list[str], fold_predictions: list[str], settings: dict, evaluation: dict, metrics_out: str, predictions_out: str
+) -> None:
     """Pool the out-of-fold predictions of every fold: one metrics.json with intervals from a bootstrap over women.
 
     Each fold's operating points were chosen on its inner validation and are applied to its held-out tiles only;
@@ -79,9 +113,13 @@ def mias_cv_metrics(fold_metrics: list[str], fold_predictions: list[str], settin
     replicates, seed, bins = evaluation["bootstrap"], evaluation["seed"], evaluation["calibration_bins"]
     results = [json.loads(Path(path).read_text()) for path in fold_metrics]
     predictions = [read_table(path) for path in fold_predictions]
-    pooled = pd.concat([table[table["set"] == "test"].assign(fold=fold) for fold, table in enumerate(predictions)], ignore_index=True)
+    pooled = pd.concat(
+        [table[table["set"] == "test"].assign(fold=fold) for fold, table in enumerate(predictions)], ignore_index=True
+    )
     if pooled["tile_id"].duplicated().any():
-        raise ValueError(f"tiles predicted by two folds: {pooled.loc[pooled['tile_id'].duplicated(), 'tile_id'].head(5).tolist()}")
+        raise ValueError(
+            f"tiles predicted by two folds: {pooled.loc[pooled['tile_id'].duplicated(), 'tile_id'].head(5).tolist()}"
+        )
     splitting.check_patient_disjoint(pooled.assign(split=pooled["fold"].astype(str)))
     y, score, women = pooled["label_normal"].to_numpy(), pooled["p_abnormal"].to_numpy(float), pooled["patient_id"].to_numpy()
     entry = ev.assess_set(pooled, {}, replicates, seed, bins)
@@ -89,35 +127,62 @@ def mias_cv_metrics(fold_metrics: list[str], fold_predictions: list[str], settin
     operating_points = {}
     for name in results[0]["operating_points"]:
         per_fold = [result["operating_points"][name]["threshold"] for result in results]
-        operating_points[name] = {"threshold": dict(enumerate(per_fold)), "chosen_on": results[0]["operating_points"][name]["chosen_on"]
-                                  .replace("val", "each fold's inner validation (its training women only)")}  # fmt: skip
+        operating_points[name] = {
+            "threshold": dict(enumerate(per_fold)),
+            "chosen_on": results[0]["operating_points"][name]["chosen_on"].replace(
+                "val", "each fold's inner validation (its training women only)"
+            ),
+        }
         if None not in per_fold:
-            metrics = ev.binary_metrics(y, score, pooled["fold"].map(dict(enumerate(per_fold))).to_numpy(float), women, replicates, seed, bins)
+            metrics = ev.binary_metrics(
+                y, score, pooled["fold"].map(dict(enumerate(per_fold))).to_numpy(float), women, replicates, seed, bins
+            )
             metrics["threshold"] = "per fold, see operating_points"
             entry["operating_points"][name] = ev.pick_rates(metrics, ("threshold", *ev.THRESHOLD_RATES, "confusion_matrix"))
     entry["subgroups"] = {"threshold": "fixed", "rows": ev.subgroup_metrics(pooled, settings["threshold"], replicates, seed)}
     folds = {}
     for fold, result in enumerate(results):
         held_out = result["sets"]["test"]
-        folds[str(fold)] = {"n": held_out["n"], "women": held_out["patients"], "roc_auc": held_out["raw"]["roc_auc"],
-                            "pr_auc": held_out["raw"]["pr_auc"], "inner_val_roc_auc": result["sets"]["val"]["raw"]["roc_auc"],
-                            **{f"{rate}_fixed": held_out["operating_points"]["fixed"][rate] for rate in ("accuracy", "recall", "specificity")}}  # fmt: skip
+        folds[str(fold)] = {
+            "n": held_out["n"],
+            "women": held_out["patients"],
+            "roc_auc": held_out["raw"]["roc_auc"],
+            "pr_auc": held_out["raw"]["pr_auc"],
+            "inner_val_roc_auc": result["sets"]["val"]["raw"]["roc_auc"],
+            **{f"{rate}_fixed": held_out["operating_points"]["fixed"][rate] for rate in ("accuracy", "recall", "specificity")},
+        }
     spread = {}
     for rate in ("roc_auc", "pr_auc", "accuracy_fixed", "recall_fixed", "specificity_fixed"):
         values = np.array([f[rate] for f in folds.values() if f[rate] is not None], float)
-        spread[rate] = {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
-                        "min": float(values.min()), "max": float(values.max())} if len(values) else None  # fmt: skip
+        spread[rate] = (
+            {
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)) if len(values) > 1 else None,
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+            if len(values)
+            else None
+        )
     result = {
-        "model": results[0]["model"], "labels": results[0]["labels"], "test_contrast": results[0]["test_contrast"],
+        "model": results[0]["model"],
+        "labels": results[0]["labels"],
+        "test_contrast": results[0]["test_contrast"],
         "score": results[0]["score"],
-        "protocol": {"recipe": "mias_cv", "folds": len(results), "grouped_by": "woman (mdb(2k-1), mdb(2k))",
-                     "stratified_by": "abnormal woman", "seed": settings["seed"], "inner_val": settings["inner_val"],
-                     "scale": settings["scale"]},
+        "protocol": {
+            "recipe": "mias_cv",
+            "folds": len(results),
+            "grouped_by": "woman (mdb(2k-1), mdb(2k))",
+            "stratified_by": "abnormal woman",
+            "seed": settings["seed"],
+            "inner_val": settings["inner_val"],
+            "scale": settings["scale"],
+        },
         "bootstrap": {"replicates": replicates, "unit": "woman", "seed": seed, "interval": "95% percentile"},
         "operating_points": operating_points,
         "sets": {"out_of_fold": entry},
         "folds": folds,
         "fold_spread": spread,
-    }  # fmt: skip
+    }
     write_table(pooled, predictions_out)
     write_json(result, metrics_out)

@@ -16,8 +16,9 @@ from mammo.records import tile_loader
 from mammo.tables import read_table, write_json
 
 
-def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: dict, evaluation: dict,
-                   result_out: str, plot_out: str) -> None:  # fmt: skip
+def shortcut_audit(
+    model_path: str, tiles_path: str, audit_path: str, settings: dict, evaluation: dict, result_out: str, plot_out: str
+) -> None:
     """Does the model's score tell the collections apart on normal tissue alone? CBIS-DDSM tissue away from
     every ROI against DDSM normal tissue, both from held-out (validation and test) patients; AUC 0.5 = no shortcut."""
     held_out = ("val", "test")
@@ -28,8 +29,10 @@ def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: 
     configure_tensorflow(settings["seed"], settings["threads"])
     predict = predictor(load_tile_model(model_path), settings["test_contrast"])
     images = tile_loader()
-    scores = [predict(np.stack([images(row) for _, row in both.iloc[start : start + 32].iterrows()]))
-              for start in range(0, len(both), 32)]  # fmt: skip
+    scores = [
+        predict(np.stack([images(row) for _, row in both.iloc[start : start + 32].iterrows()]))
+        for start in range(0, len(both), 32)
+    ]
     both["p_abnormal"] = p_abnormal(np.concatenate(scores)) if scores else []
     is_cbis = (both["source"] == "cbis-ddsm").to_numpy()
     metrics = binary_metrics(is_cbis, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
@@ -38,13 +41,15 @@ def shortcut_audit(model_path: str, tiles_path: str, audit_path: str, settings: 
         "question": "does P(abnormal) separate CBIS-DDSM from DDSM normal tissue? (0.5: no)",
         "patients": "validation and test splits",
         "tiles": {"cbis-ddsm": int(is_cbis.sum()), "ddsm": int((~is_cbis).sum())},
-        "mean_p_abnormal": {name: (float(part.mean()) if len(part) else None)
-                            for name, part in (("cbis-ddsm", both["p_abnormal"][is_cbis]), ("ddsm", both["p_abnormal"][~is_cbis]))},
+        "mean_p_abnormal": {
+            name: (float(part.mean()) if len(part) else None)
+            for name, part in (("cbis-ddsm", both["p_abnormal"][is_cbis]), ("ddsm", both["p_abnormal"][~is_cbis]))
+        },
         "collection_auc": auc,
         "ci95": metrics["ci95"]["roc_auc"],
         "flag_above": evaluation["shortcut"]["flag_auc"],
         "flagged": bool(auc is not None and auc > evaluation["shortcut"]["flag_auc"]),
-    }  # fmt: skip
+    }
     collection_scores(both, result, plot_out)
     write_json(result, result_out)
 
@@ -65,8 +70,13 @@ def benchmark_table(folder: str, table_out: str, markdown_out: str) -> None:
     rows = []
     for path in sorted(Path(folder).rglob("*.tsv")):
         last = pd.read_csv(path, sep="\t").iloc[-1]
-        rows.append({"job": str(path.relative_to(folder).with_suffix("")), "seconds": round(float(last["s"]), 2),
-                     "max_rss_mb": round(float(last["max_rss"]), 1) if str(last["max_rss"]) != "-" else None})  # fmt: skip
+        rows.append(
+            {
+                "job": str(path.relative_to(folder).with_suffix("")),
+                "seconds": round(float(last["s"]), 2),
+                "max_rss_mb": round(float(last["max_rss"]), 1) if str(last["max_rss"]) != "-" else None,
+            }
+        )
     table = pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"]).sort_values("seconds", ascending=False)
     table.to_csv(table_out, index=False)
     text = markdown(table, empty="(no benchmark files yet)")

@@ -29,7 +29,9 @@ def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, stem:
     return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, force=force)[0]
 
 
-def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: float | None = None, force: bool = False) -> list[dict]:
+def analyse_scans(
+    scans: list[tuple], model_path: str, out_dir: str, contrast: float | None = None, force: bool = False
+) -> list[dict]:
     """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
 
     The test-time contrast and the temperature come from the model's card (`contrast` overrides the first); a model
@@ -47,8 +49,10 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
     outputs = {stem: [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")] for stem in stems}
     existing = [str(path) for paths in outputs.values() for path in paths if path.exists()]
     if existing and not force:
-        raise ValueError(f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
-                         "(use --force, or another --out)")  # fmt: skip
+        raise ValueError(
+            f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
+            "(use --force, or another --out)"
+        )
     if len(scans) == 1:
         read_scan(scans[0][0])  # a bad single scan fails before TensorFlow starts
     card = read_card(model_path)  # a bad card fails before any scan is scored
@@ -64,8 +68,10 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
             scan = read_scan(scan_path)
             result = score_scan(scan, predict, windowing)
             if not len(result.scores):
-                raise ValueError(f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
-                                 f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored")  # fmt: skip
+                raise ValueError(
+                    f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
+                    f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
+                )
         except (FormatError, ValueError) as err:
             if len(scans) == 1:
                 raise
@@ -96,7 +102,9 @@ def analyse_scans(scans: list[tuple], model_path: str, out_dir: str, contrast: f
     if len(scans) > 1:
         print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
         for summary in summaries:
-            print(f"{Path(summary['scan']).name:<40}{summary['windows_scored']:>9}{summary['max_score']:>17.4f}{summary['seconds']:>9.2f}")
+            print(
+                f"{Path(summary['scan']).name:<40}{summary['windows_scored']:>9}{summary['max_score']:>17.4f}{summary['seconds']:>9.2f}"
+            )
         print(f"{len(summaries)} of {len(scans)} scans analysed into {out}")
     else:
         print(json.dumps(summaries[0], indent=2))
@@ -111,17 +119,30 @@ def scan_stem(path: str | Path) -> str:
     return name.rsplit(".", 1)[0] if "." in name else name
 
 
-def list_scan_targets(tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str, mias_images_path: str,
-                      cbis_root: str, mias_scale: float, out: str) -> None:  # fmt: skip
+def list_scan_targets(
+    tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str, mias_images_path: str, cbis_root: str, mias_scale: float, out: str
+) -> None:
     tables = [read_table(path) for path in (tiles_path, cbis_rois_path, ddsm_scans_path, mias_images_path)]
     targets = scan_targets(*tables, cbis_root, mias_scale)
     write_table(targets, out)
     print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
 
 
-def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: str, cbis_root: str, model_path: str,
-                settings: dict, windowing: dict, chunk: int, chunks: int,
-                scans_out: str, regions_out: str, heatmaps_out: str, rejected_out: str) -> None:  # fmt: skip
+def score_scans(
+    targets_path: str,
+    cbis_rois_path: str | None,
+    mias_rois_path: str,
+    cbis_root: str,
+    model_path: str,
+    settings: dict,
+    windowing: dict,
+    chunk: int,
+    chunks: int,
+    scans_out: str,
+    regions_out: str,
+    heatmaps_out: str,
+    rejected_out: str,
+) -> None:
     """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps; the
     test-time contrast and temperature from the model's card."""
     targets = read_table(targets_path)
@@ -139,7 +160,15 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
         try:
             scan = read_scan(target["path"])
         except FormatError as err:
-            rejected.append({"file": str(err.path), "row": target["scan_id"], "item": target["scan_id"], "stage": "read_scan", "reason": err.reason})
+            rejected.append(
+                {
+                    "file": str(err.path),
+                    "row": target["scan_id"],
+                    "item": target["scan_id"],
+                    "stage": "read_scan",
+                    "reason": err.reason,
+                }
+            )
             continue
         lesions, lesion_problems = {}, []
         if target["source"] == "cbis-ddsm":
@@ -156,12 +185,28 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
         found = regions(result, settings_for_scan, temperature)
         for rank, region in enumerate(found, start=1):
             hit = ";".join(lesions_hit(region["box"], lesions))
-            found_rows.append({"scan_id": target["scan_id"], "rank": rank, "box": ",".join(map(str, region["box"])),
-                               "score": region["score"], "calibrated": region["calibrated"], "lesions_hit": hit})  # fmt: skip
-        scans.append({**target.to_dict(), "rows": scan.shape[0], "cols": scan.shape[1],
-                      "windows_scored": len(result.scores), "windows_total": result.windows_total,
-                      "max_score": float(result.scores.max()) if len(result.scores) else float("nan"),
-                      "lesions": ";".join(lesions), "lesion_problems": "; ".join(lesion_problems)})  # fmt: skip
+            found_rows.append(
+                {
+                    "scan_id": target["scan_id"],
+                    "rank": rank,
+                    "box": ",".join(map(str, region["box"])),
+                    "score": region["score"],
+                    "calibrated": region["calibrated"],
+                    "lesions_hit": hit,
+                }
+            )
+        scans.append(
+            {
+                **target.to_dict(),
+                "rows": scan.shape[0],
+                "cols": scan.shape[1],
+                "windows_scored": len(result.scores),
+                "windows_total": result.windows_total,
+                "max_score": float(result.scores.max()) if len(result.scores) else float("nan"),
+                "lesions": ";".join(lesions),
+                "lesion_problems": "; ".join(lesion_problems),
+            }
+        )
         image8, factor = thumbnail(scan, 512)
         arrays[f"{target['scan_id']}/heatmap"] = result.heatmap.astype(np.float32)
         arrays[f"{target['scan_id']}/thumbnail"] = image8
@@ -173,8 +218,16 @@ def score_scans(targets_path: str, cbis_rois_path: str | None, mias_rois_path: s
     print(f"{len(scans)} scans scored, {len(rejected)} rejected")
 
 
-def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_paths: list[str], threshold: float,
-                   metrics_out: str, froc_out: str, froc_plot: str, cases_plot: str) -> None:  # fmt: skip
+def evaluate_scans(
+    scans_paths: list[str],
+    regions_paths: list[str],
+    heatmaps_paths: list[str],
+    threshold: float,
+    metrics_out: str,
+    froc_out: str,
+    froc_plot: str,
+    cases_plot: str,
+) -> None:
     """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
@@ -182,7 +235,11 @@ def evaluate_scans(scans_paths: list[str], regions_paths: list[str], heatmaps_pa
     for name, part in scans.groupby("set", sort=True):
         result["sets"][name], curve = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
         curves.append(curve.assign(set=name))
-    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
+    curve = (
+        pd.concat(curves, ignore_index=True)
+        if curves
+        else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
+    )
     write_table(curve, froc_out)
     draw_froc(curve, froc_plot)
     arrays = {}

@@ -18,23 +18,39 @@ def index_cbis(csv_paths: list[str], rois_out: str, rejected_out: str, summary_o
     rois, rejected = read_case_descriptions(csv_paths)
     accepted = list(zip(rois["source_file"], rois["row"].astype(int)))
     counts = account(csv_records(csv_paths), accepted, list(zip(rejected["file"], rejected["row"].astype(int))))
-    summary = {"collection": "cbis-ddsm", "unit": "CSV records (one ROI each)", **counts,
-               "patients": int(rois["patient_id"].nunique()), "scans": int(rois["scan_id"].nunique())}  # fmt: skip
+    summary = {
+        "collection": "cbis-ddsm",
+        "unit": "CSV records (one ROI each)",
+        **counts,
+        "patients": int(rois["patient_id"].nunique()),
+        "scans": int(rois["scan_id"].nunique()),
+    }
     _write_index(summary, summary_out, {rois_out: rois, rejected_out: rejected})
 
 
 def index_ddsm(root: str, scans_out: str, rejected_out: str, summary_out: str) -> None:
     scans, rejected = find_normal_scans(root)
     counts = account(listed_scans(root), scans["scan_id"].tolist(), rejected["item"].tolist())
-    summary = {"collection": "ddsm", "unit": "views listed in .ics files (an unreadable .ics counts once)", **counts,
-               "patients": int(scans["patient_id"].nunique()), "cases": int(scans["case"].nunique())}  # fmt: skip
+    summary = {
+        "collection": "ddsm",
+        "unit": "views listed in .ics files (an unreadable .ics counts once)",
+        **counts,
+        "patients": int(scans["patient_id"].nunique()),
+        "cases": int(scans["case"].nunique()),
+    }
     _write_index(summary, summary_out, {scans_out: scans, rejected_out: rejected})
 
 
 def index_mias(info_path: str, images_out: str, rois_out: str, rejected_out: str, summary_out: str) -> None:
     images, rois, rejected, counts = index_info(info_path)
-    summary = {"collection": "mini-mias", "unit": "Info.txt annotation rows", **counts,
-               "images": len(images), "abnormal_images": int(images["label_normal"].sum()), "rois": len(rois)}  # fmt: skip
+    summary = {
+        "collection": "mini-mias",
+        "unit": "Info.txt annotation rows",
+        **counts,
+        "images": len(images),
+        "abnormal_images": int(images["label_normal"].sum()),
+        "rois": len(rois),
+    }
     _write_index(summary, summary_out, {images_out: images, rois_out: rois, rejected_out: rejected})
 
 

@@ -18,8 +18,18 @@ from mammo.tables import REJECTED_COLUMNS, account, read_table, write_json, writ
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
 
-def tiles_cbis(rois_path: str, root: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int,
-               tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
+def tiles_cbis(
+    rois_path: str,
+    root: str,
+    dataset: str,
+    recipe: dict,
+    audit: dict,
+    chunk: int,
+    chunks: int,
+    tiles_out: str,
+    table_out: str,
+    rejected_out: str,
+) -> None:
     """ROI tiles of one chunk of scans, the recipe's background negatives if any, and the shortcut audit's tissue tiles."""
     rois = read_table(rois_path)
     rois = in_chunk(rois, "scan_id", chunk, chunks)
@@ -36,8 +46,9 @@ def _background(settings: dict) -> BackgroundTiles:
     return BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], tiling(settings), thresholds)
 
 
-def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int,
-               tiles_out: str, table_out: str, rejected_out: str) -> None:  # fmt: skip
+def tiles_ddsm(
+    scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int, tiles_out: str, table_out: str, rejected_out: str
+) -> None:
     scans = read_table(scans_path)
     scans = in_chunk(scans, "case", chunk, chunks)
     normals = recipe["normals"]
@@ -46,14 +57,24 @@ def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: 
     write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
 
 
-def tiles_mias(images_path: str, rois_path: str, dataset: str, recipe: dict,
-               tiles_out: str, table_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+def tiles_mias(
+    images_path: str,
+    rois_path: str,
+    dataset: str,
+    recipe: dict,
+    tiles_out: str,
+    table_out: str,
+    rejected_out: str,
+    summary_out: str,
+) -> None:
     """The external test set of one recipe; every ROI and normal scan is tiled or rejected (summary.json says so)."""
     images, rois = read_table(images_path), read_table(rois_path)
     mias = recipe["mias"]
     method = roi_method(recipe["roi"], tile=mias["tile"])
     thresholds = NormalThresholds(**mias["thresholds"])
-    tiles, table, rejected = mias_tiles(images, rois, dataset, method, thresholds, tiling(mias), mias["scale"], recipe["seed"], tiles_out)
+    tiles, table, rejected = mias_tiles(
+        images, rois, dataset, method, thresholds, tiling(mias), mias["scale"], recipe["seed"], tiles_out
+    )
     table["split"], table["kept"] = "mias", True
     write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
     write_json(mias_summary(images, rois, table, rejected), summary_out)
@@ -67,11 +88,16 @@ def mias_summary(images: pd.DataFrame, rois: pd.DataFrame, table: pd.DataFrame, 
     beside = table["scan_id"].isin(abnormal_scans) & table["method"].isin(["lesion_free", "edge"])
     lesion_free = table["method"] == "lesion_free"
     tiled = table.loc[~beside, "tile_id"].str.split("/").str[1].unique().tolist()
-    return {"collection": "mini-mias", "unit": "ROIs with coordinates and normal scans",
-            **account(items, tiled, rejected["item"].tolist()), "tiles": len(table),
-            "lesion_free_tiles": int(lesion_free.sum()), "lesion_free_scans": int(table.loc[lesion_free, "scan_id"].nunique()),
-            "edge_tiles": int((table["method"] == "edge").sum()),
-            "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()}}  # fmt: skip
+    return {
+        "collection": "mini-mias",
+        "unit": "ROIs with coordinates and normal scans",
+        **account(items, tiled, rejected["item"].tolist()),
+        "tiles": len(table),
+        "lesion_free_tiles": int(lesion_free.sum()),
+        "lesion_free_scans": int(table.loc[lesion_free, "scan_id"].nunique()),
+        "edge_tiles": int((table["method"] == "edge").sum()),
+        "per_class": {str(k): int(v) for k, v in table["class_code"].value_counts().sort_index().items()},
+    }
 
 
 def tiling(settings: dict) -> NormalTiling:
@@ -89,8 +115,16 @@ def write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> 
     print(f"{len(table)} tiles, {len(rejected)} rejected")
 
 
-def split_dataset(tile_tables: list[str], rejected_tables: list[str], sources: dict[str, str], recipe: dict,
-                  tiles_out: str, audit_out: str, rejected_out: str, summary_out: str) -> None:  # fmt: skip
+def split_dataset(
+    tile_tables: list[str],
+    rejected_tables: list[str],
+    sources: dict[str, str],
+    recipe: dict,
+    tiles_out: str,
+    audit_out: str,
+    rejected_out: str,
+    summary_out: str,
+) -> None:
     """Assign patient-level splits, balance, and reconcile: every input ROI/scan is tiled or rejected.
 
     The shortcut audit's tissue tiles are set apart (never trained on) and follow their patient's split.

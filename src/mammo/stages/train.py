@@ -22,8 +22,9 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
     train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir)
 
 
-def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: list[str], settings: dict, evaluation: dict,
-                   out: dict[str, str]) -> None:  # fmt: skip
+def evaluate_model(
+    model_path: str, sets: dict[str, list[str]], tile_tables: list[str], settings: dict, evaluation: dict, out: dict[str, str]
+) -> None:
     """Predict each set once per test-time contrast (no augmentation); fit the temperature and choose the
     operating points on validation; write metrics.json and the tables behind its figures.
 
@@ -61,17 +62,23 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
             for code, class_name in enumerate(LABEL_SETS[config.labels][0]):
                 table[f"p_{class_name}"] = probabilities[name][:, code]
     val = tables["val"]
-    thresholds = {"fixed": settings["threshold"],
-                  **ev.operating_points(val["label_normal"], val["p_abnormal"], evaluation["min_recall"], evaluation["min_specificity"])}  # fmt: skip
+    thresholds = {
+        "fixed": settings["threshold"],
+        **ev.operating_points(val["label_normal"], val["p_abnormal"], evaluation["min_recall"], evaluation["min_specificity"]),
+    }
     result = {
-        "model": config.model, "labels": config.labels, "test_contrast": settings["test_contrast"],
+        "model": config.model,
+        "labels": config.labels,
+        "test_contrast": settings["test_contrast"],
         "score": "P(abnormal) = 1 - P(normal), raw model output; thresholds apply to it",
         "bootstrap": {"replicates": replicates, "unit": "patient", "seed": seed, "interval": "95% percentile"},
         "calibration": {"method": "temperature scaling", "fitted_on": "val", **fit},
-        "operating_points": {name: {"threshold": value, "chosen_on": "config (the study's fixed threshold)" if name == "fixed" else "val"}
-                             for name, value in thresholds.items()},
+        "operating_points": {
+            name: {"threshold": value, "chosen_on": "config (the study's fixed threshold)" if name == "fixed" else "val"}
+            for name, value in thresholds.items()
+        },
         "sets": {},
-    }  # fmt: skip
+    }
     sweeps, reliability, subgroups = [], [], []
     for name, table in tables.items():
         multi = probabilities[name] if config.num_classes > 2 else None
@@ -80,14 +87,24 @@ def evaluate_model(model_path: str, sets: dict[str, list[str]], tile_tables: lis
         for kind, column in (("raw", "p_abnormal"), ("calibrated", "p_abnormal_calibrated")):
             reliability.append(ev.reliability_bins(table["label_normal"], table[column], bins).assign(set=name, calibration=kind))
         rows = ev.subgroup_metrics(table, settings["threshold"], replicates, seed)
-        subgroups += [{"set": name, **{k: v for k, v in row.items() if k not in ("ci95", "confusion_matrix")}, **_flat_intervals(row)} for row in rows]
+        subgroups += [
+            {"set": name, **{k: v for k, v in row.items() if k not in ("ci95", "confusion_matrix")}, **_flat_intervals(row)}
+            for row in rows
+        ]
         result["sets"][name]["subgroups"] = {"threshold": "fixed", "rows": rows}
     result["contrast_sweep"] = {}
     for contrast in evaluation["contrast_sweep"]:
         swept = probabilities if contrast == settings["test_contrast"] else {name: predict(name, contrast) for name in sets}
         result["contrast_sweep"][str(contrast)] = {
-            name: ev.binary_metrics(tables[name]["label_normal"], ev.p_abnormal(swept[name]), settings["threshold"],
-                                    tables[name]["patient_id"], replicates, seed, bins)  # fmt: skip
+            name: ev.binary_metrics(
+                tables[name]["label_normal"],
+                ev.p_abnormal(swept[name]),
+                settings["threshold"],
+                tables[name]["patient_id"],
+                replicates,
+                seed,
+                bins,
+            )
             for name in sets
         }
     write_table(pd.concat(tables.values(), ignore_index=True), out["predictions"])
