@@ -321,8 +321,13 @@ def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
     return folder
 
 
+def scan_with(model: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`mammo scan ARGS --model MODEL` (run in `cwd`), its output captured."""
+    return subprocess.run([MAMMO, "scan", *args, "--model", str(model)], capture_output=True, text=True, cwd=cwd)
+
+
 def run_scan(folder: Path, *args: str, model: str = "model.keras") -> subprocess.CompletedProcess:
-    return subprocess.run([MAMMO, "scan", *args, "--model", str(folder / model)], capture_output=True, text=True, cwd=folder)
+    return scan_with(folder / model, *args, cwd=folder)
 
 
 @pytest.mark.parametrize(
@@ -379,19 +384,7 @@ def test_cli_names_a_bad_model_card_before_scoring(scan_cli_inputs, tmp_path, ca
         valid = write_test_card(tmp_path)
         card = json.dumps({**valid, "temperature": -1})
     (tmp_path / "model.json").write_text(card)
-    result = subprocess.run(
-        [
-            MAMMO,
-            "scan",
-            str(scan_cli_inputs / "scan.png"),
-            "--model",
-            str(tmp_path / "model.keras"),
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = scan_with(tmp_path / "model.keras", str(scan_cli_inputs / "scan.png"), "--out", str(tmp_path / "out"))
     assert result.returncode == 1 and "model.json: not a model card" in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
@@ -401,20 +394,7 @@ def test_cli_takes_contrast_from_the_card_unless_told(scan_cli_inputs, tmp_path)
     write_test_card(tmp_path, test_contrast=1.8)
     for extra, expected in (((), 1.8), (("--contrast", "1.2"), 1.2)):
         out = tmp_path / f"out{expected}"
-        result = subprocess.run(
-            [
-                MAMMO,
-                "scan",
-                str(scan_cli_inputs / "scan.png"),
-                "--model",
-                str(tmp_path / "model.keras"),
-                "--out",
-                str(out),
-                *extra,
-            ],
-            capture_output=True,
-            text=True,
-        )
+        result = scan_with(tmp_path / "model.keras", str(scan_cli_inputs / "scan.png"), "--out", str(out), *extra)
         assert result.returncode == 0, result.stderr
         assert json.loads((out / "scan.regions.json").read_text())["test_contrast"] == expected
     # no card: contrast 1.0, uncalibrated, and it says so
