@@ -214,19 +214,22 @@ def test_edge_tiles_are_scanned_windows_the_thresholds_reject_away_from_lesions(
     lesions = np.zeros(film.shape, bool)
     lesions[550:650, 550:650] = True
     margin = 60
-    found = edge_tiles(film, lesions, EdgeTiles(10**6, windowing), thresholds, margin, np.random.default_rng(0))
+    found = edge_tiles(film, lesions, EdgeTiles(10**6, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
     assert found
     breast = breast_mask(to_uint8(film))
     for tile, (top, left, bottom, right) in found:
         assert tile.shape == (TILE_SIZE, TILE_SIZE) and bottom - top == right - left == TILE_SIZE
         assert breast[top:bottom, left:right].mean() >= 0.75  # a window whole-film scanning scores
-        assert not thresholds.accepts(tile)  # ... that the tissue grid never gives
+        in_grid = 0.07 * 1200 <= top and bottom <= 0.93 * 1200 and 0.07 * 1200 <= left and right <= 0.93 * 1200
+        assert not (in_grid and thresholds.accepts(tile))  # ... that the tissue grid never gives
         assert not lesions[max(top - margin, 0) : bottom + margin, max(left - margin, 0) : right + margin].any()
         assert (tile == 0).sum() == (~breast[top:bottom, left:right]).sum()  # cut as scanned: black outside the breast
     # the pectoral corner, the skin line and the background-touching windows are there; capped and seeded
     assert any(top == 0 and left == 0 for _, (top, left, _, _) in found)
-    capped = edge_tiles(film, lesions, EdgeTiles(3, windowing), thresholds, margin, np.random.default_rng(0))
-    again = edge_tiles(film, lesions, EdgeTiles(3, windowing), thresholds, margin, np.random.default_rng(0))
+    chest_wall = [tile for tile, (top, left, _, _) in found if left == 0 and top >= 600]
+    assert any(thresholds.accepts(tile) for tile in chest_wall)  # tissue at the film's edge, which the grid leaves out
+    capped = edge_tiles(film, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
+    again = edge_tiles(film, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
     assert len(capped) == 3 and [box for _, box in capped] == [box for _, box in again]
     assert all((a == b).all() for (a, _), (b, _) in zip(capped, again))
 
@@ -237,7 +240,7 @@ def test_edge_tiles_of_real_films_are_normal_clear_of_lesions_and_counted(real_f
     thresholds = NormalThresholds(mean_min=38, var_min=20, var_max=2000)
     tiling = NormalTiling(tile=299, stride=200, border_crop=0.07)
     lesion_free = BackgroundTiles(10**9, 0.0, 60, tiling, thresholds)
-    edges = EdgeTiles(8, Windowing(stride=299, min_tissue=0.75))
+    edges = EdgeTiles(8, Windowing(stride=299, min_tissue=0.75), 0.07)
     _, table, rejected = mias_tiles(
         chosen, rois, "cv", Method2(tile=299), thresholds, tiling, 2.58, 1, "t.npy", lesion_free, edges
     )

@@ -212,11 +212,13 @@ def ddsm_normal_tiles(
 
 @dataclass(frozen=True)
 class EdgeTiles:
-    """Negative tiles from the windows a whole-film scan scores but the tissue thresholds never pass (skin line,
-    pectoral muscle, chest-wall film border), so that the model has seen them as normal before it scans a film."""
+    """Negative tiles from the windows a whole-film scan scores but the tissue grid never gives: those the tissue
+    thresholds reject (skin line, pectoral muscle, labels) and those reaching into the border the grid leaves out
+    (the chest-wall film edge), so that the model has seen them as normal before it scans a film."""
 
     per_film: int
     windowing: Windowing  # the whole-film scan's windows (stride, min_tissue), at the tile scale
+    border_crop: float  # the tissue grid's border, as a share of each side (NormalTiling.border_crop)
 
 
 def edge_tiles(
@@ -227,7 +229,8 @@ def edge_tiles(
     margin: int,
     rng: np.random.Generator,
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """Up to `per_film` scanned windows of a film that fail `thresholds` and stay `margin` pixels clear of every lesion.
+    """Up to `per_film` scanned windows of a film that the tissue grid never gives (they fail `thresholds` or reach
+    into its border) and that stay `margin` pixels clear of every lesion.
 
     They are cut as the scan sees them: the breast segmented, everything outside it black.
     """
@@ -236,12 +239,18 @@ def edge_tiles(
     image8 = np.where(breast, image8, 0).astype(np.uint8)
     grown = cv2.dilate(lesions.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) if margin else lesions
     touched = cv2.integral(grown.astype(np.uint8))
+    rows, cols = image8.shape
+    first_row, last_row = params.border_crop * rows, (1 - params.border_crop) * rows
+    first_col, last_col = params.border_crop * cols, (1 - params.border_crop) * cols
     corners, _ = tissue_windows(breast, params.windowing)
     candidates = []
     for top, left in corners:
         bottom, right = top + TILE_SIZE, left + TILE_SIZE
+        if touched[bottom, right] - touched[top, right] - touched[bottom, left] + touched[top, left]:
+            continue
         tile = image8[top:bottom, left:right]
-        if touched[bottom, right] - touched[top, right] - touched[bottom, left] + touched[top, left] or thresholds.accepts(tile):
+        in_grid = first_row <= top and bottom <= last_row and first_col <= left and right <= last_col
+        if in_grid and thresholds.accepts(tile):
             continue
         candidates.append((tile, (int(top), int(left), int(bottom), int(right))))
     if len(candidates) > params.per_film:
