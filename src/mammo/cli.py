@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from dataclasses import fields
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
 from mammo.io.mias import is_archive, read_info, unpack_archive
+from mammo.io.scan import read_scan
 from mammo.runner import run_stage
 from mammo.sources import window_scale_of
 from mammo.stages.scans import analyse_scans, scan_stem
@@ -131,13 +136,6 @@ def check_download(root, cbis, mias, ddsm) -> dict:
 def convert_scan(source: str, target: str, raw: bool) -> None:
     """One scan to a 16-bit PNG or .npy, written beside the target first and renamed: a failed write (a full disk)
     leaves neither a partial file nor a damaged earlier one."""
-    import os
-    from pathlib import Path
-
-    import cv2
-    import numpy as np
-
-    from mammo.io.scan import read_scan
 
     target_path = Path(target)
     if target_path.suffix.lower() not in (".npy", ".png"):

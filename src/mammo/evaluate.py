@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 
 from mammo.labels import CLASS_NAMES, LABEL_SETS
 
@@ -230,7 +231,6 @@ TEMPERATURE_BOUNDS = (0.25, 20.0)  # below 0.25 a fit would only sharpen a valid
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> dict:
     """Temperature that minimises the negative log-likelihood of the labels (fitted on validation), with the
     likelihood before and after and whether the fit stopped at a bound (a perfectly separated set has no optimum)."""
-    from scipy.optimize import minimize_scalar
 
     def nll(temperature: float) -> float:
         return negative_log_likelihood(scale_temperature(probabilities, temperature), labels)

@@ -1,4 +1,8 @@
-"""Load a trained tile model and turn it into a batch predictor (used by evaluation and whole-scan analysis)."""
+"""Load a trained tile model and turn it into a batch predictor (used by evaluation and whole-scan analysis).
+
+TensorFlow is imported inside the functions that run a model: the command line imports this module for every
+command, and `mammo check` should not pay for TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from mammo.tiles import TILE_SIZE
 
 def load_tile_model(path: str | Path):
     """A Keras model of this pipeline: uint8 299x299x1 tiles in, class probabilities out; else a clear error."""
-    import keras
+    import keras  # lazily: see the module's docstring
 
     path = Path(path)
     if not path.exists():
@@ -42,8 +46,8 @@ def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
 
 def configure_tensorflow(seed: int, threads: int) -> None:
     """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU (training) and same scores."""
-    import keras
-    import tensorflow as tf
+    import keras  # lazily: see the module's docstring
+    import tensorflow as tf  # lazily: see the module's docstring
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -56,7 +60,7 @@ def configure_tensorflow(seed: int, threads: int) -> None:
 
 def apply_contrast(image, factor: float):
     """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazily: see the module's docstring
 
     if factor == 1.0:
         return image
@@ -66,7 +70,7 @@ def apply_contrast(image, factor: float):
 
 def predictor(model, contrast: float = 1.0):
     """uint8 (n, 299, 299) -> class probabilities (n, classes), with the test-time contrast, compiled once."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazily: see the module's docstring
 
     @tf.function(reduce_retracing=True)
     def run(batch):

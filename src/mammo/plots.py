@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib
 
+from mammo.heatmap import overlay
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -100,7 +102,6 @@ def scan_cases(
     scans: pd.DataFrame, regions: pd.DataFrame, arrays: dict, threshold: float, out: str | Path, per_kind: int = 2
 ) -> None:
     """Heatmaps of the most confident right and wrong scans: true/false positives and negatives at the threshold."""
-    from mammo.heatmap import overlay
 
     scored = scans[scans["windows_scored"] > 0]
     abnormal, normal = scored[scored["label_normal"] == 1], scored[scored["label_normal"] == 0]

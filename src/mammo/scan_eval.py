@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.evaluate import binary_metrics
+from mammo.io.cbis import resolve
 from mammo.sources import windowing_scale
 
 TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
@@ -26,7 +27,6 @@ def scan_targets(
     Patients come from the split (never a training or validation patient); all of a test patient's
     scans are scored, including normal scans that gave no tile.
     """
-    from mammo.io.cbis import resolve
 
     test_patients = set(tiles.loc[tiles["split"] == "test", "patient_id"])
     cbis = cbis_rois[[f"cbis:{p}" in test_patients for p in cbis_rois["patient_id"]]].drop_duplicates("scan_id")

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tensorboard.plugins.pr_curve import summary
 
 from mammo import records
 from mammo.inference import apply_contrast, configure_tensorflow
@@ -157,7 +158,6 @@ class ValidationPRCurve(keras.callbacks.Callback):
         self.metric, self.writer = metric, tf.summary.create_file_writer(str(log_dir / "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
-        from tensorboard.plugins.pr_curve import summary
 
         counts = [
             keras.ops.convert_to_numpy(variable).astype("float64")

@@ -8,17 +8,21 @@ cross-validation (nested), so no test fold ever informs a choice. Malignant is t
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold, cross_validate
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 PUBLISHED_ACCURACY = 0.975  # the data's original authors, repeated 10-fold cross-validation
 
 
 def models(seed: int) -> dict:
     """name -> (estimator, parameter grid); each is put behind a StandardScaler."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.svm import SVC
-    from sklearn.tree import DecisionTreeClassifier
 
     return {
         "svm_rbf": (SVC(kernel="rbf"), {"C": [1, 10, 100], "gamma": ["scale", 0.01]}),
@@ -32,7 +36,6 @@ def models(seed: int) -> dict:
 
 def load() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features, labels (1 = malignant) and feature names of the WDBC data bundled with scikit-learn."""
-    from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
     return data.data, (data.target == 0).astype(int), list(data.feature_names)  # sklearn codes malignant as 0
@@ -40,9 +43,6 @@ def load() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def nested_cv(seed: int, repeats: int, inner_folds: int = 5, jobs: int = 1) -> dict:
     """Mean and standard deviation over the outer folds of accuracy, recall and ROC-AUC, per model."""
-    from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold, cross_validate
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     features, labels, _ = load()
     outer = RepeatedStratifiedKFold(n_splits=10, n_repeats=repeats, random_state=seed)

@@ -23,7 +23,7 @@ def register(name: str):
 def probabilities(x, num_classes: int, **dense_options):
     """The output layer of every model: softmax over the classes, kept in float32 under mixed precision so
     that saved models give float32 probabilities with full resolution for thresholds, ROC and calibration."""
-    import keras
+    import keras  # TensorFlow loads with the first model built: the registry's names are read without it
 
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities", **dense_options)(x)
 
