@@ -98,7 +98,8 @@ def render(schema: dict) -> str:
 
 
 def _escaped(text: str) -> str:
-    """Markdown table text: placeholders such as <ds> shown, not taken for HTML tags; pipes kept inside the cell."""
+    """Markdown table text: names in angle brackets such as <ds> shown as written, not taken for HTML tags; pipes kept
+    inside the cell."""
     return text.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 

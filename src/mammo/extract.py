@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from mammo.heatmap import Windowing, breast_mask, tissue_windows
+from mammo.heatmap import Windowing, segmented, tissue_windows
 from mammo.intensity import INVERTED_INTENSITY, inverted_intensity, to_uint8
 from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
@@ -29,6 +29,7 @@ from mammo.tiles import (
     NormalThresholds,
     NormalTiling,
     augment,
+    box_sum,
     item_rng,
     mask_box,
     normal_tiles,
@@ -137,10 +138,7 @@ def background_tiles(scan16: np.ndarray, lesions: np.ndarray, params: Background
     integral = cv2.integral(lesions.astype(np.uint8))
     candidates = []
     for tile, box in normal_tiles(scan16, params.thresholds, rng, params.tiling):
-        top, left = max(box[0] - params.margin, 0), max(box[1] - params.margin, 0)
-        bottom, right = min(box[2] + params.margin, lesions.shape[0]), min(box[3] + params.margin, lesions.shape[1])
-        covered = integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
-        if covered <= params.max_overlap * (bottom - top) * (right - left):
+        if _lesion_share(integral, box, params.margin) <= params.max_overlap:
             candidates.append((tile, box))
     if len(candidates) > params.per_scan:
         chosen = np.sort(rng.choice(len(candidates), params.per_scan, replace=False))
@@ -234,11 +232,8 @@ def edge_tiles(
 
     They are cut as the scan sees them: the breast segmented, everything outside it black.
     """
-    image8 = to_uint8(scan16)
-    breast = breast_mask(image8)
-    image8 = np.where(breast, image8, 0).astype(np.uint8)
-    grown = cv2.dilate(lesions.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) if margin else lesions
-    touched = cv2.integral(grown.astype(np.uint8))
+    image8, breast = segmented(to_uint8(scan16))
+    integral = cv2.integral(lesions.astype(np.uint8))
     rows, cols = image8.shape
     first_row, last_row = params.border_crop * rows, (1 - params.border_crop) * rows
     first_col, last_col = params.border_crop * cols, (1 - params.border_crop) * cols
@@ -246,7 +241,7 @@ def edge_tiles(
     candidates = []
     for top, left in corners:
         bottom, right = top + TILE_SIZE, left + TILE_SIZE
-        if touched[bottom, right] - touched[top, right] - touched[bottom, left] + touched[top, left]:
+        if _lesion_share(integral, (top, left, bottom, right), margin) > 0:
             continue
         tile = image8[top:bottom, left:right]
         in_grid = first_row <= top and bottom <= last_row and first_col <= left and right <= last_col
@@ -256,6 +251,15 @@ def edge_tiles(
     if len(candidates) > params.per_film:
         candidates = [candidates[i] for i in np.sort(rng.choice(len(candidates), params.per_film, replace=False))]
     return [(augment(tile, rng), box) for tile, box in candidates]
+
+
+def _lesion_share(integral: np.ndarray, box, margin: int) -> float:
+    """Share of a box, grown by `margin` on every side (clipped to the image), that lies on the lesion masks whose
+    summed-area table is `integral`."""
+    rows, cols = integral.shape[0] - 1, integral.shape[1] - 1
+    top, left = max(box[0] - margin, 0), max(box[1] - margin, 0)
+    bottom, right = min(box[2] + margin, rows), min(box[3] + margin, cols)
+    return box_sum(integral, top, left, bottom, right) / ((bottom - top) * (right - left))
 
 
 def mias_tiles(

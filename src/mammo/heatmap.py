@@ -18,7 +18,7 @@ import numpy as np
 
 from mammo.evaluate import p_abnormal
 from mammo.intensity import to_uint8
-from mammo.tiles import NATIVE_TILE, TILE_SIZE
+from mammo.tiles import NATIVE_TILE, TILE_SIZE, box_sum
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class probabilities (n, classes)
 
@@ -88,6 +88,12 @@ def breast_mask(image8: np.ndarray, saturated: int = 250) -> np.ndarray:
     return breast.astype(bool)
 
 
+def segmented(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-bit image with everything outside the breast black (labels, borders), and the breast mask."""
+    breast = breast_mask(image8)
+    return np.where(breast, image8, 0).astype(np.uint8), breast
+
+
 def window_starts(length: int, step: int, size: int = TILE_SIZE) -> np.ndarray:
     """Starts along one axis every `step`, the last flush with the far edge so the whole axis is covered.
 
@@ -109,12 +115,7 @@ def tissue_windows(mask: np.ndarray, windowing: Windowing) -> tuple[np.ndarray, 
     integral = cv2.integral(mask.astype(np.uint8))
     tops, lefts = np.meshgrid(rows, cols, indexing="ij")
     tops, lefts = tops.ravel(), lefts.ravel()
-    inside = (
-        integral[tops + TILE_SIZE, lefts + TILE_SIZE]
-        - integral[tops, lefts + TILE_SIZE]
-        - integral[tops + TILE_SIZE, lefts]
-        + integral[tops, lefts]
-    )
+    inside = box_sum(integral, tops, lefts, tops + TILE_SIZE, lefts + TILE_SIZE)
     keep = inside >= windowing.min_tissue * TILE_SIZE * TILE_SIZE
     return np.stack([tops[keep], lefts[keep]], axis=1), len(tops)
 
@@ -129,9 +130,7 @@ def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterato
 
 def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
     """Score every breast window of a scan and assemble the heatmap."""
-    image8 = working_image(scan16, windowing)
-    breast = breast_mask(image8)
-    image8 = np.where(breast, image8, 0).astype(np.uint8)  # labels and borders outside the breast become background
+    image8, breast = segmented(working_image(scan16, windowing))
     corners, total = tissue_windows(breast, windowing)
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)

@@ -29,17 +29,24 @@ class Source:
     file_columns: tuple[str, ...]  # index columns naming the files a job reads (relative to the root for CBIS-DDSM)
     window_scale: float  # Windowing.scale of its scans: CBIS-DDSM pixels per scan pixel (1: the DDSM collections)
     suffixes: tuple[str, ...]  # its scan files, by the end of their names (lower case)
+    under_root: bool = False  # paths in the index are relative to the collection's root (mammo.io.cbis.resolve)
 
     def files(self, rows: pd.DataFrame, root: str | Path = "") -> list[Path]:
         """The image files that these index rows name."""
-        if self.name == "cbis-ddsm":  # CSV paths are relative and may sit under a CBIS-DDSM/ folder (resolve)
-            return sorted({resolve(root, relative) for column in self.file_columns for relative in rows[column]})
-        return sorted({Path(path) for column in self.file_columns for path in rows[column]})
+        paths = {path for column in self.file_columns for path in rows[column]}
+        return sorted({resolve(root, path) if self.under_root else Path(path) for path in paths})
 
 
 SOURCES = {
+    # CBIS-DDSM's CSVs name files relative to the download, sometimes under a CBIS-DDSM/ folder of it
     "cbis": Source(
-        "cbis-ddsm", "cbis", "scan_id", ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"), 1.0, (".dcm",)
+        "cbis-ddsm",
+        "cbis",
+        "scan_id",
+        ("image_file_path", "cropped_image_file_path", "roi_mask_file_path"),
+        1.0,
+        (".dcm",),
+        under_root=True,
     ),
     "ddsm": Source("ddsm", "ddsm", "case", ("path",), 1.0, (".ljpeg", ".ljpeg.gz", ".ljpeg.1")),
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale

@@ -36,6 +36,12 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+def box_sum(integral: np.ndarray, top, left, bottom, right):
+    """Sum of the image over rows top..bottom-1 and columns left..right-1, from its summed-area table (cv2.integral);
+    the corners may be arrays."""
+    return integral[bottom, right] - integral[top, right] - integral[bottom, left] + integral[top, left]
+
+
 def downscale(tile: np.ndarray, size: int = TILE_SIZE) -> np.ndarray:
     """Area interpolation for downscaling (the study used bilinear); a tile already at size is returned as is."""
     if tile.shape == (size, size):
