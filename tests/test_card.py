@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mammo.card import FORMAT, card_path, model_card, read_card, tables_sha256, write_card
+from mammo.card import FORMAT, card_path, file_sha256, model_card, read_card, tables_sha256, write_card
 
 SETTINGS = {
     "model": "1.0.0.35",
@@ -22,13 +22,22 @@ SETTINGS = {
     "test_contrast": 1.5,
     "threshold": 0.5,
 }
+ENGINE = {"engine": "openvino", "version": "2026.4.1", "precision": "float32", "model_file": "model.onnx"}
 
 
 @pytest.fixture
 def card(tmp_path) -> dict:
     (tmp_path / "tiles.tsv").write_text("tile_id\tlabel_normal\nds9/a/0\t1\n")
+    for name in ("model.keras", "model.onnx"):
+        (tmp_path / name).write_bytes(name.encode())
     return model_card(
-        SETTINGS, "mixed_bfloat16", 1.7, {"fixed": 0.5, "best_f1": 0.31, "recall_0.90": None}, [str(tmp_path / "tiles.tsv")]
+        SETTINGS,
+        "mixed_bfloat16",
+        1.7,
+        {"fixed": 0.5, "best_f1": 0.31, "recall_0.90": None},
+        [str(tmp_path / "tiles.tsv")],
+        [str(tmp_path / "model.keras"), str(tmp_path / "model.onnx")],
+        ENGINE,
     )
 
 
@@ -41,6 +50,8 @@ def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp
     assert read["test_contrast"] == 1.5 and read["temperature"] == 1.7 and read["thresholds"]["recall_0.90"] is None
     assert read["input"]["tile"] == 299 and read["input"]["dtype"] == "uint8"
     assert read["trained_on"]["sha256"] == tables_sha256([str(tmp_path / "tiles.tsv")])
+    assert read["weights"] == {name: file_sha256(tmp_path / name) for name in ("model.keras", "model.onnx")}
+    assert read["evaluated_with"] == {"engine": "openvino", "version": "2026.4.1", "precision": "float32"}
 
 
 def test_the_tile_table_hash_changes_with_the_table(tmp_path):
@@ -64,6 +75,8 @@ def test_a_model_without_a_card_has_none(tmp_path):
         (lambda c: {**c, "thresholds": {"best_f1": 0.3}}, "'fixed' is a required property"),
         (lambda c: {**c, "input": {**c["input"], "tile": 224}}, "input"),
         (lambda c: {**c, "surprise": 1}, "surprise"),
+        (lambda c: {**c, "weights": {"model.onnx": "abc"}}, "weights"),
+        (lambda c: {k: v for k, v in c.items() if k != "evaluated_with"}, "'evaluated_with' is a required property"),
     ],
 )
 def test_read_card_names_the_file_and_the_problem(card, tmp_path, change, problem):
@@ -80,6 +93,7 @@ def test_write_card_refuses_an_invalid_card(card, tmp_path):
 
 
 def test_inference_needs_neither_training_nor_tensorflow_to_import():
-    code = "import sys, mammo.inference, mammo.card; print(sorted(m for m in sys.modules if m in ('mammo.train', 'tensorflow')))"
+    modules = "('mammo.train', 'tensorflow', 'keras', 'openvino', 'onnxruntime')"
+    code = f"import sys, mammo.inference, mammo.card; print(sorted(m for m in sys.modules if m in {modules}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]

@@ -43,7 +43,7 @@ def _pins(requirements) -> dict[str, str]:
 
 def test_conda_environment_pins_mirror_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    package_pins = _pins(project["dependencies"])
+    package_pins = _pins(project["dependencies"] + project["optional-dependencies"]["workflow"])
     # The workflow engine and its plugins run the rules; they are not needed inside them.
     package_pins = {name: version for name, version in package_pins.items() if not name.startswith("snakemake")}
     environment = yaml.safe_load((ROOT / "envs" / "mammo.yaml").read_text())

@@ -41,6 +41,8 @@ SCHEMA = {
         "temperature",
         "thresholds",
         "trained_on",
+        "weights",
+        "evaluated_with",
         "code_version",
     ],
     "properties": {
@@ -74,6 +76,17 @@ SCHEMA = {
                 "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             },
         },
+        "weights": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "description": "sha256 of each model file the card judged (model.keras, its export model.onnx)",
+        },
+        "evaluated_with": {
+            "type": "object",
+            "required": ["engine", "version", "precision"],
+            "description": "the inference engine that produced the figures the thresholds were chosen on",
+        },
         "code_version": {"type": "string"},
     },
 }
@@ -81,6 +94,10 @@ SCHEMA = {
 
 def card_path(model_path: str | Path) -> Path:
     return Path(model_path).with_name(CARD_FILE)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def tables_sha256(paths: list[str]) -> str:
@@ -91,9 +108,17 @@ def tables_sha256(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def model_card(settings: dict, dtype_policy: str, temperature: float, thresholds: dict, tile_tables: list[str]) -> dict:
+def model_card(
+    settings: dict,
+    dtype_policy: str,
+    temperature: float,
+    thresholds: dict,
+    tile_tables: list[str],
+    model_files: list[str],
+    engine: dict,
+) -> dict:
     """The card of a model trained with the config entry `settings`, judged with `temperature` and `thresholds`
-    (checked against the schema when written)."""
+    through `engine` (Engine.describe) on the weights in `model_files` (checked against the schema when written)."""
     return {
         "format": FORMAT,
         "model": settings["model"],
@@ -113,6 +138,8 @@ def model_card(settings: dict, dtype_policy: str, temperature: float, thresholds
         "temperature": temperature,
         "thresholds": thresholds,
         "trained_on": {"tile_tables": [str(path) for path in tile_tables], "sha256": tables_sha256(tile_tables)},
+        "weights": {Path(path).name: file_sha256(path) for path in model_files},
+        "evaluated_with": {key: engine[key] for key in ("engine", "version", "precision")},
         "code_version": __version__,
     }
 

@@ -15,6 +15,7 @@ import numpy as np
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
+from mammo.inference import ENGINES, PRECISIONS
 from mammo.io.mias import is_archive, read_info, unpack_archive
 from mammo.io.scan import read_scan
 from mammo.runner import run_stage
@@ -69,7 +70,18 @@ def main(argv: list[str] | None = None) -> None:
         help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; "
         "or the mini-MIAS archive all-mias.tar.gz (every film in it)",
     )
-    scan.add_argument("--model", required=True, help="a trained model, e.g. results/ds9/model_1.0.0.35/model.keras")
+    scan.add_argument(
+        "--model",
+        required=True,
+        help="a trained model: model.keras, or its export model.onnx (no TensorFlow needed), its card model.json beside it",
+    )
+    scan.add_argument(
+        "--engine", choices=("auto", *ENGINES), default="auto", help="what runs the model (auto: the fastest installed)"
+    )
+    scan.add_argument(
+        "--precision", choices=PRECISIONS, default="float32", help="bfloat16: OpenVINO on CPUs with bfloat16 arithmetic"
+    )
+    scan.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1, help="CPU threads of the engine")
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
     scan.add_argument(
@@ -95,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             for path in paths:
                 scale = args.scale if args.scale is not None else window_scale_of(path)
                 scans.append((path, scan_stem(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)))
-            run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, force=args.force)
+            inference = {"engine": args.engine, "precision": args.precision, "threads": args.threads}
+            run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, inference, force=args.force)
     if args.command == "check":
         if not (args.root or args.cbis or args.mias or args.ddsm):
             parser.error("check needs a data root or --cbis/--mias/--ddsm")

@@ -1,16 +1,31 @@
-"""Load a trained tile model and turn it into a batch predictor (used by evaluation and whole-scan analysis).
+"""Run a trained tile model: the Keras model, or its portable export (ONNX) through OpenVINO or ONNX Runtime.
 
-TensorFlow is imported inside the functions that run a model: the command line imports this module for every
-command, and `mammo check` should not pay for TensorFlow.
+Every engine runs the same graph, `tile_graph`: uint8 tiles (n, 299, 299) and the test-time contrast of each tile
+(n, 1) in, class probabilities out, the contrast applied inside. Evaluation, whole-scan scoring and `mammo scan`
+open an engine with `open_engine` and record its name and precision in their outputs.
+
+TensorFlow, Keras and the runtimes are imported inside the functions that need them: the command line imports
+this module for every command, `mammo check` should not pay for TensorFlow, and an inference-only install
+(`pip install .`, no TensorFlow) runs the exported model.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from mammo.card import CARD_FILE, file_sha256, read_card
 from mammo.tiles import TILE_SIZE
+
+ENGINES = ("openvino", "onnxruntime", "tensorflow")  # "auto" tries them in this order: fastest first (BENCHMARKS.md)
+PRECISIONS = ("float32", "bfloat16")
+EXPORT_SUFFIX = ".onnx"
+_PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
 
 
 def load_tile_model(path: str | Path):
@@ -59,7 +74,7 @@ def configure_tensorflow(seed: int, threads: int) -> None:
 
 
 def apply_contrast(image, factor: float):
-    """The study's `adjust_contrast` on the uint8 image, clipped back to uint8."""
+    """The study's `adjust_contrast` on the uint8 image, clipped back to uint8 (training's augmentation)."""
     import tensorflow as tf  # lazily: see the module's docstring
 
     if factor == 1.0:
@@ -68,13 +83,144 @@ def apply_contrast(image, factor: float):
     return tf.cast(tf.clip_by_value(adjusted, 0.0, 255.0), tf.uint8)
 
 
-def predictor(model, contrast: float = 1.0):
-    """uint8 (n, 299, 299) -> class probabilities (n, classes), with the test-time contrast, compiled once."""
+def tile_graph(model):
+    """The model behind the test-time contrast: (uint8 tiles (n, 299, 299), contrast (n, 1)) -> probabilities.
+
+    The contrast is `apply_contrast` written in Keras operations, so that it exports: (x - mean) * f + mean per
+    tile, clipped to 0..255 and truncated to whole grey levels as the cast to uint8 does; a factor of 1 leaves the
+    tile as it is (computing it would round some grey levels down by one).
+    """
+    import keras  # lazily: see the module's docstring
+    from keras import ops
+
+    tiles = keras.Input((TILE_SIZE, TILE_SIZE), dtype="uint8", name="tiles")
+    contrast = keras.Input((1,), dtype="float32", name="contrast")
+    image = ops.expand_dims(ops.cast(tiles, "float32"), -1)
+    factor = ops.reshape(contrast, (-1, 1, 1, 1))
+    mean = ops.mean(image, axis=(1, 2), keepdims=True)
+    adjusted = ops.floor(ops.clip((image - mean) * factor + mean, 0.0, 255.0))
+    image = ops.where(ops.equal(factor, 1.0), image, adjusted)
+    graph = keras.Model([tiles, contrast], model(image), name=f"{model.name}_tiles")
+    graph([np.zeros((1, TILE_SIZE, TILE_SIZE), np.uint8), np.ones((1, 1), np.float32)])  # built, as export needs
+    return graph
+
+
+def export_onnx(model_path: str | Path, target: str | Path) -> None:
+    """The Keras model at `model_path` as ONNX (its `tile_graph`), written beside the target first and renamed."""
+    target = Path(target)
+    partial = target.with_name(f".{target.name}.partial{EXPORT_SUFFIX}")
+    tile_graph(load_tile_model(model_path)).export(str(partial), format="onnx", verbose=False)
+    partial.replace(target)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A tile model opened by one engine: `run(tiles, contrast)` gives the class probabilities of uint8 tiles."""
+
+    name: str
+    precision: str
+    model_file: str
+    run: Callable[[np.ndarray, float], np.ndarray] = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return importlib.metadata.version(_PACKAGES[self.name] if self.name != "tensorflow" else "keras")
+
+    def describe(self) -> dict:
+        """What outputs record about the engine that produced them."""
+        return {"engine": self.name, "version": self.version, "precision": self.precision, "model_file": self.model_file}
+
+    def predictor(self, contrast: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+        """uint8 (n, 299, 299) -> checked class probabilities (n, classes), all at one test-time contrast."""
+        return lambda batch: check_probabilities(self.run(np.ascontiguousarray(batch), contrast), self.model_file)
+
+
+def installed_engines() -> list[str]:
+    return [name for name in ENGINES if importlib.util.find_spec(_PACKAGES[name]) is not None]
+
+
+def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32", threads: int = 2) -> Engine:
+    """The model at `model_path` (model.keras or its export model.onnx; either finds the other beside it) through
+    `engine`: "auto" takes the first installed of ENGINES that can run a file at hand. float32 agrees with Keras
+    to 1e-6 in every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it)."""
+    model_path = Path(model_path)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if engine not in ("auto", *ENGINES):
+        raise ValueError(f"engine {engine!r}: one of auto, {', '.join(ENGINES)}")
+    keras_file, onnx_file = model_path.with_suffix(".keras"), model_path.with_suffix(EXPORT_SUFFIX)
+    if not (keras_file.exists() or onnx_file.exists()):
+        raise FileNotFoundError(f"{model_path}: model file not found")
+    installed = installed_engines()
+    runnable = [name for name in installed if (keras_file if name == "tensorflow" else onnx_file).exists()]
+    if precision == "bfloat16":
+        runnable = [name for name in runnable if name == "openvino"]
+    if engine == "auto":
+        if not runnable:
+            raise ValueError(
+                f"{model_path}: no installed engine ({', '.join(installed) or 'none'}) runs it at {precision}; "
+                f"{'bfloat16 needs OpenVINO and ' if precision == 'bfloat16' else ''}"
+                f"an exported {onnx_file.name} needs OpenVINO or ONNX Runtime, {keras_file.name} needs TensorFlow"
+            )
+        engine = runnable[0]
+    elif engine not in installed:
+        raise ValueError(f"engine {engine}: the package {_PACKAGES[engine]} is not installed")
+    elif engine not in runnable:
+        wanted = keras_file if engine == "tensorflow" else onnx_file
+        reason = f"{wanted} not found" if not wanted.exists() else f"{engine} runs float32 only"
+        raise ValueError(f"{model_path}: engine {engine} cannot run it ({reason})")
+    model_file = keras_file if engine == "tensorflow" else onnx_file
+    _check_card(read_card(model_file), model_file, keras_file)
+    if engine == "tensorflow":
+        configure_tensorflow(0, threads)  # the seed is unused by inference; the threads bound it
+        return Engine(engine, precision, str(keras_file), _tensorflow_runner(keras_file))
+    opener = _openvino_runner if engine == "openvino" else _onnxruntime_runner
+    return Engine(engine, precision, str(onnx_file), opener(onnx_file, precision, threads))
+
+
+def _check_card(card: dict | None, model_file: Path, keras_file: Path) -> None:
+    """The card judged these very weights: a model file changed since (retrained, exported again) is refused."""
+    if card is None:
+        return
+    for path in {model_file, keras_file}:
+        recorded = card["weights"].get(path.name)
+        if path.exists() and recorded and recorded != file_sha256(path):
+            raise ValueError(f"{path}: changed since its card {CARD_FILE} was written; evaluate the model again")
+
+
+def _contrast_column(batch: np.ndarray, contrast: float) -> np.ndarray:
+    return np.full((len(batch), 1), contrast, np.float32)
+
+
+def _tensorflow_runner(keras_file: Path):
     import tensorflow as tf  # lazily: see the module's docstring
 
-    @tf.function(reduce_retracing=True)
-    def run(batch):
-        return model(apply_contrast(batch[..., None], contrast), training=False)
+    graph = tile_graph(load_tile_model(keras_file))
 
-    name = getattr(model, "name", "model")
-    return lambda batch: check_probabilities(run(tf.convert_to_tensor(np.ascontiguousarray(batch))).numpy(), name)
+    @tf.function(reduce_retracing=True)
+    def run(tiles, contrast):
+        return graph([tiles, contrast], training=False)
+
+    return lambda batch, contrast: run(
+        tf.convert_to_tensor(batch), tf.convert_to_tensor(_contrast_column(batch, contrast))
+    ).numpy()
+
+
+def _openvino_runner(onnx_file: Path, precision: str, threads: int):
+    import openvino  # lazily: see the module's docstring
+
+    hint = {"float32": "f32", "bfloat16": "bf16"}[precision]
+    compiled = openvino.Core().compile_model(
+        str(onnx_file), "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}
+    )
+    request = compiled.create_infer_request()
+    return lambda batch, contrast: request.infer([batch, _contrast_column(batch, contrast)])[compiled.output(0)].copy()
+
+
+def _onnxruntime_runner(onnx_file: Path, precision: str, threads: int):
+    import onnxruntime  # lazily: see the module's docstring
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    return lambda batch, contrast: session.run(None, {"tiles": batch, "contrast": _contrast_column(batch, contrast)})[0]

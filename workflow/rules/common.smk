@@ -51,6 +51,7 @@ wildcard_constraints:
     shard=r"\d+",
     shards=r"\d+",
     name="|".join(map(re.escape, config["scans"].get("files", {}))) or "(?!)",
+    trained=r"[^/]+/model_[^/]+(/fold_\d+)?",
 
 
 def data_root(key):
@@ -184,3 +185,8 @@ def transfer_source(dataset, model):
             f"models.{model}.init: {source!r} is not another model of this config"
         )
     return [f"results/{dataset}/model_{source}/model.keras"]
+
+
+def exported(model):
+    """The ONNX export of a trained model.keras (rule export_model)."""
+    return model.removesuffix(".keras") + ".onnx"

@@ -105,6 +105,7 @@ rule evaluate_mias_cv:
     """One fold's model on its inner validation (temperature, operating points) and on its held-out women."""
     input:
         model=rules.train_mias_cv.output.model,
+        onnx=exported(rules.train_mias_cv.output.model),
         val=rules.train_mias_cv.input.val,
         test=["results/mias_cv/fold_{fold}/records/test-0-of-1.tfrecord"],
         tiles=[rules.mias_cv_fold.output.split],
@@ -131,6 +132,7 @@ rule evaluate_mias_cv:
             **config["evaluation"],
             "contrast_sweep": [config["models"][wc.model]["test_contrast"]],
         },
+        inference=config["inference"],
     script:
         "../scripts/evaluate.py"
 
@@ -176,6 +178,7 @@ rule score_films_mias_cv:
         scans=scan_files("mias"),
         mias_rois=rules.index_mias.output.rois,
         model=rules.train_mias_cv.output.model,
+        onnx=exported(rules.train_mias_cv.output.model),
         card=rules.evaluate_mias_cv.output.card,
     output:
         scans="results/mias_cv/model_{model}/scans/fold_{fold}.scans.tsv",
@@ -195,6 +198,7 @@ rule score_films_mias_cv:
     params:
         cbis_root="",
         settings=lambda wc: config["models"][wc.model],
+        inference=config["inference"],
         windowing=windowing_settings(),
         chunks=1,
     script:

@@ -2,6 +2,7 @@ rule shortcut_audit:
     """Does the score tell CBIS-DDSM from DDSM normal tissue? Collection AUC with its patient-bootstrap interval."""
     input:
         model=rules.train.output.model,
+        onnx=exported(rules.train.output.model),
         tiles=rules.split.output.tiles,
         audit=rules.split.output.audit,
         arrays=lambda wc: chunk_outputs(wc.dataset, "npy"),
@@ -26,6 +27,7 @@ rule shortcut_audit:
     params:
         settings=lambda wc: config["models"][wc.model],
         evaluation=config["evaluation"],
+        inference=config["inference"],
     script:
         "../scripts/shortcut_audit.py"
 

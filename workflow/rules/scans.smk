@@ -32,6 +32,7 @@ rule score_scans:
         cbis_rois=rules.index_cbis.output.rois,
         mias_rois=rules.index_mias.output.rois,
         model=rules.train.output.model,
+        onnx=exported(rules.train.output.model),
         card=rules.evaluate.output.card,
     output:
         scans="results/{dataset}/model_{model}/scans/chunk_{chunk}.scans.tsv",
@@ -51,6 +52,7 @@ rule score_scans:
     params:
         cbis_root=config["data"]["cbis_ddsm"],
         settings=lambda wc: config["models"][wc.model],
+        inference=config["inference"],
         windowing=windowing_settings(),
         chunks=config["chunks"],
     script:
@@ -99,6 +101,7 @@ rule analyse_scan:
     input:
         scan=lambda wc: config["scans"]["files"][wc.name],
         model=rules.train.output.model,
+        onnx=exported(rules.train.output.model),
         card=rules.evaluate.output.card,
     output:
         heatmap="results/{dataset}/model_{model}/scan/{name}.heatmap.npy",
@@ -121,6 +124,7 @@ rule analyse_scan:
         runtime=10,
     params:
         windowing=lambda wc: scan_windowing(wc.name),
+        inference=config["inference"],
         out_dir=subpath(output.regions, parent=True),
     script:
         "../scripts/analyse_scan.py"

@@ -24,12 +24,35 @@ rule train:
         "../scripts/train.py"
 
 
+rule export_model:
+    """The trained model as ONNX beside it, test-time contrast inside the graph: OpenVINO or ONNX Runtime run it
+    without TensorFlow (mammo.inference), in this workflow and in `mammo scan`.
+    """
+    input:
+        model="results/{trained}/model.keras",
+    output:
+        onnx="results/{trained}/model.onnx",
+    log:
+        "logs/{trained}/export.log",
+    benchmark:
+        "benchmarks/{trained}/export.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,  # peak RSS 1.4 GB for model 1.0.0.35
+        runtime=10,
+    script:
+        "../scripts/export_model.py"
+
+
 rule evaluate:
     """Metrics over the whole validation, test and external MIAS sets (no augmentation, test-time contrast only):
     patient-bootstrap intervals, temperature and operating points from validation, subgroups, contrast sweep.
     """
     input:
         model=rules.train.output.model,
+        onnx=exported(rules.train.output.model),
         val=lambda wc: shard_paths(wc.dataset, "val"),
         test=lambda wc: shard_paths(wc.dataset, "test"),
         mias=lambda wc: shard_paths(wc.dataset, "mias"),
@@ -54,6 +77,7 @@ rule evaluate:
     params:
         settings=lambda wc: config["models"][wc.model],
         evaluation={k: v for k, v in config["evaluation"].items() if k != "shortcut"},
+        inference=config["inference"],
     script:
         "../scripts/evaluate.py"
 

@@ -10,5 +10,6 @@ with logged(snakemake.log[0], "analyse_scan"):
         snakemake.input.model,
         params.out_dir,
         Windowing(**params.windowing),
+        {**params.inference, "threads": snakemake.threads},
         stem=snakemake.wildcards.name,
     )

@@ -4,10 +4,11 @@ with logged(snakemake.log[0], "evaluate_model"):
     from mammo.stages.train import evaluate_model
 
     evaluate_model(
-        snakemake.input.model,
+        [snakemake.input.model, snakemake.input.onnx],
         {name: list(snakemake.input[name]) for name in ("val", "test", "mias") if name in snakemake.input.keys()},
         list(snakemake.input.tiles),
         {**snakemake.params.settings, "threads": snakemake.threads},
         snakemake.params.evaluation,
+        snakemake.params.inference,
         dict(snakemake.output.items()),
     )

@@ -11,6 +11,7 @@ with logged(snakemake.log[0], "score_scans"):
         params.cbis_root,
         inputs.model,
         {**params.settings, "threads": snakemake.threads},
+        params.inference,
         params.windowing,
         int(snakemake.wildcards.get("chunk", 0)),
         params.chunks,

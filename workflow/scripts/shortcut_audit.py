@@ -9,6 +9,7 @@ with logged(snakemake.log[0], "shortcut_audit"):
         snakemake.input.audit,
         {**snakemake.params.settings, "threads": snakemake.threads},
         snakemake.params.evaluation,
+        snakemake.params.inference,
         snakemake.output.result,
         snakemake.output.plot,
     )

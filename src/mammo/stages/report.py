@@ -10,14 +10,21 @@ import pandas as pd
 
 from mammo.comparison import markdown, study_tables
 from mammo.evaluate import binary_metrics, p_abnormal
-from mammo.inference import configure_tensorflow, load_tile_model, predictor
+from mammo.inference import open_engine
 from mammo.plots import collection_scores
 from mammo.records import tile_loader
 from mammo.tables import read_table, write_json
 
 
 def shortcut_audit(
-    model_path: str, tiles_path: str, audit_path: str, settings: dict, evaluation: dict, result_out: str, plot_out: str
+    model_path: str,
+    tiles_path: str,
+    audit_path: str,
+    settings: dict,
+    evaluation: dict,
+    inference: dict,
+    result_out: str,
+    plot_out: str,
 ) -> None:
     """Does the model's score tell the collections apart on normal tissue alone? CBIS-DDSM tissue away from
     every ROI against DDSM normal tissue, both from held-out (validation and test) patients; AUC 0.5 = no shortcut."""
@@ -26,8 +33,8 @@ def shortcut_audit(
     ddsm = tiles[(tiles["source"] == "ddsm") & tiles["split"].isin(held_out)]
     cbis = audit[audit["split"].isin(held_out)]
     both = pd.concat([cbis, ddsm], ignore_index=True)
-    configure_tensorflow(settings["seed"], settings["threads"])
-    predict = predictor(load_tile_model(model_path), settings["test_contrast"])
+    engine = open_engine(model_path, inference["engine"], inference["precision"], settings["threads"])
+    predict = engine.predictor(settings["test_contrast"])
     images = tile_loader()
     scores = [
         predict(np.stack([images(row) for _, row in both.iloc[start : start + 32].iterrows()]))
@@ -45,6 +52,7 @@ def shortcut_audit(
             name: (float(part.mean()) if len(part) else None)
             for name, part in (("cbis-ddsm", both["p_abnormal"][is_cbis]), ("ddsm", both["p_abnormal"][~is_cbis]))
         },
+        "inference": engine.describe(),
         "collection_auc": auc,
         "ci95": metrics["ci95"]["roc_auc"],
         "flag_above": evaluation["shortcut"]["flag_auc"],

@@ -15,7 +15,7 @@ from mammo.card import CARD_FILE, read_card
 from mammo.extract import mias_centre, roi_mask
 from mammo.graph import in_chunk
 from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
-from mammo.inference import configure_tensorflow, load_tile_model, predictor
+from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
@@ -24,18 +24,27 @@ from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
-def analyse_scan(scan_path: str, model_path: str, out_dir: str, windowing, stem: str | None = None, force: bool = False) -> dict:
+def analyse_scan(
+    scan_path: str, model_path: str, out_dir: str, windowing, inference: dict, stem: str | None = None, force: bool = False
+) -> dict:
     """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
-    return analyse_scans([(scan_path, stem or scan_stem(scan_path), windowing)], model_path, out_dir, force=force)[0]
+    scans = [(scan_path, stem or scan_stem(scan_path), windowing)]
+    return analyse_scans(scans, model_path, out_dir, inference=inference, force=force)[0]
 
 
 def analyse_scans(
-    scans: list[tuple], model_path: str, out_dir: str, contrast: float | None = None, force: bool = False
+    scans: list[tuple],
+    model_path: str,
+    out_dir: str,
+    contrast: float | None = None,
+    inference: dict | None = None,
+    force: bool = False,
 ) -> list[dict]:
     """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
 
-    The test-time contrast and the temperature come from the model's card (`contrast` overrides the first); a model
-    without a card is scored at contrast 1.0 without calibration, and says so.
+    The model runs through `inference` (engine, precision, threads; default: the fastest installed engine at
+    float32). The test-time contrast and the temperature come from the model's card (`contrast` overrides the
+    first); a model without a card is scored at contrast 1.0 without calibration, and says so.
 
     Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
     be analysed (unreadable, no breast window) does not stop the others: the failures are raised at the end, after
@@ -60,7 +69,8 @@ def analyse_scans(
         print(f"no {CARD_FILE} beside {model_path} (a model not evaluated yet): contrast {contrast or 1.0}, no calibration")
     temperature = card["temperature"] if card else None
     contrast = contrast or (card["test_contrast"] if card else 1.0)
-    predict = predictor(load_tile_model(model_path), contrast)
+    engine = open_engine(model_path, **(inference or {}))
+    predict = engine.predictor(contrast)
     summaries, failures = [], []
     for scan_path, stem, windowing in tqdm(scans, desc="scans", disable=len(scans) == 1):
         started = time.perf_counter()
@@ -88,6 +98,7 @@ def analyse_scans(
             "model": str(model_path),
             "test_contrast": contrast,
             "temperature": temperature,
+            "inference": engine.describe(),
             "shape": list(result.shape),
             "stride": windowing.stride,
             "scale": windowing.scale,
@@ -135,6 +146,7 @@ def score_scans(
     cbis_root: str,
     model_path: str,
     settings: dict,
+    inference: dict,
     windowing: dict,
     chunk: int,
     chunks: int,
@@ -149,11 +161,12 @@ def score_scans(
     targets = in_chunk(targets, "scan_id", chunk, chunks)
     cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
     mias_rois = read_table(mias_rois_path)
-    configure_tensorflow(settings["seed"], settings["threads"])
     card = read_card(model_path)
     if card is None:
         raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
-    predict = predictor(load_tile_model(model_path), card["test_contrast"])
+    engine = open_engine(model_path, inference["engine"], inference["precision"], settings["threads"])
+    print(f"inference: {engine.describe()}")
+    predict = engine.predictor(card["test_contrast"])
     temperature = card["temperature"]
     scans, found_rows, rejected, arrays = [], [], [], {}
     for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):

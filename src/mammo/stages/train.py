@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from mammo import evaluate as ev
 from mammo import plots
 from mammo.card import model_card, write_card
-from mammo.inference import configure_tensorflow, load_tile_model
+from mammo.inference import configure_tensorflow, open_engine
 from mammo.labels import LABEL_SETS
 from mammo.records import read_dataset, tile_loader
 from mammo.tables import read_table, write_json, write_table
-from mammo.train import TrainConfig, make_dataset, train
+from mammo.train import TrainConfig, dtype_policy, make_dataset, train
 
 
 def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str) -> None:
@@ -23,16 +24,23 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
 
 
 def evaluate_model(
-    model_path: str, sets: dict[str, list[str]], tile_tables: list[str], settings: dict, evaluation: dict, out: dict[str, str]
+    model_files: list[str],
+    sets: dict[str, list[str]],
+    tile_tables: list[str],
+    settings: dict,
+    evaluation: dict,
+    inference: dict,
+    out: dict[str, str],
 ) -> None:
-    """Predict each set once per test-time contrast (no augmentation); fit the temperature and choose the
-    operating points on validation; write metrics.json and the tables behind its figures.
+    """Predict each set once per test-time contrast (no augmentation) through the configured inference engine; fit
+    the temperature and choose the operating points on validation; write metrics.json and the tables behind its
+    figures. `model_files`: model.keras and its export model.onnx (the card records both).
 
     `out` names the files: metrics, predictions, card (the model card, mammo.card), sweep, reliability, subgroups.
     """
     config = TrainConfig.from_settings(settings)
     configure_tensorflow(config.seed, config.threads)
-    model = load_tile_model(model_path)
+    engine = open_engine(model_files[0], inference["engine"], inference["precision"], config.threads)
     attributes = pd.concat([read_table(path) for path in tile_tables], ignore_index=True).set_index("tile_id")
     replicates, seed, bins = evaluation["bootstrap"], evaluation["seed"], evaluation["calibration_bins"]
 
@@ -48,8 +56,10 @@ def evaluate_model(
     def predict(name: str, contrast: float) -> np.ndarray:
         if not len(tables[name]):
             return np.zeros((0, config.num_classes))
-        images = make_dataset(sets[name], config.labels, config.batch_size, contrast).map(lambda image, *_: image)
-        return model.predict(images, verbose=2).astype(np.float64)  # float64: the TSV round-trips it exactly
+        images = make_dataset(sets[name], config.labels, config.batch_size).map(lambda image, *_: image[..., 0])
+        batches = tqdm(images.as_numpy_iterator(), total=int(images.cardinality()), desc=f"{name} at contrast {contrast}")
+        run = engine.predictor(contrast)
+        return np.concatenate([run(batch) for batch in batches]).astype(np.float64)  # float64: the TSV round-trips it
 
     probabilities = {name: predict(name, settings["test_contrast"]) for name in sets}
     classes = np.asarray(LABEL_SETS[config.labels][1])  # the model's class of each 5-class code
@@ -70,6 +80,7 @@ def evaluate_model(
         "model": config.model,
         "labels": config.labels,
         "test_contrast": settings["test_contrast"],
+        "inference": engine.describe(),
         "score": "P(abnormal) = 1 - P(normal), raw model output; thresholds apply to it",
         "bootstrap": {"replicates": replicates, "unit": "patient", "seed": seed, "interval": "95% percentile"},
         "calibration": {"method": "temperature scaling", "fitted_on": "val", **fit},
@@ -111,7 +122,10 @@ def evaluate_model(
     write_table(pd.concat(sweeps, ignore_index=True), out["sweep"])
     write_table(pd.concat(reliability, ignore_index=True), out["reliability"])
     write_table(pd.DataFrame(subgroups), out["subgroups"])
-    write_card(model_card(settings, model.dtype_policy.name, temperature, thresholds, tile_tables), out["card"])
+    card = model_card(
+        settings, dtype_policy(config.mixed_precision), temperature, thresholds, tile_tables, model_files, engine.describe()
+    )
+    write_card(card, out["card"])
     write_json(result, out["metrics"])
 
 
