@@ -366,7 +366,13 @@ def write_test_card(folder: Path, temperature: float = 1.0, test_contrast: float
     settings = {"model": "1.0.0.35", "labels": "binary", "epochs": 1, "test_contrast": test_contrast}
     engine = {"engine": "tensorflow", "version": "3", "precision": "float32"}
     card = model_card(
-        settings, "float32", temperature, {"fixed": 0.5, "best_f1": 0.3}, [str(folder / "tiles.tsv")], [folder / "model.keras"], engine
+        settings,
+        "float32",
+        temperature,
+        {"fixed": 0.5, "best_f1": 0.3},
+        [str(folder / "tiles.tsv")],
+        [folder / "model.keras"],
+        engine,
     )
     write_card(card, card_path(folder / "model.keras"))
     return card
