@@ -404,6 +404,64 @@ def test_mammo_scan_with_the_model_and_its_card_gives_the_workflows_regions(tiny
     assert [region["calibrated"] for region in found] == pytest.approx(expected["calibrated"].tolist(), abs=1e-6)
 
 
+@pytest.fixture(scope="module")
+def inference_only_install(tmp_path_factory) -> Path:
+    """`pip install .` (the inference-only install) of this tree into a fresh virtual environment: no TensorFlow."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("inference_only")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "src", folder / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    result = subprocess.run([venv / "bin/python", "-m", "pip", "install", "--quiet", str(folder)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return venv
+
+
+@pytest.mark.workflow
+def test_inference_only_install_scans_like_the_keras_path(tiny_run, inference_only_install, tmp_path):
+    """The export and its card alone, in an environment without TensorFlow: `mammo scan` finds the regions that
+    the Keras model finds through TensorFlow, on a CBIS-DDSM DICOM, a DDSM LJPEG and a mini-MIAS film of the demo."""
+    import subprocess
+    import sys
+
+    python = inference_only_install / "bin/python"
+    assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode == 1
+    assert subprocess.run([python, "-c", "import keras"], capture_output=True).returncode == 1
+    trained = tiny_run / "results/ds9/model_1.0.0.35"
+    (tmp_path / "deployed").mkdir()
+    for name in ("model.onnx", "model.json"):
+        shutil.copy(trained / name, tmp_path / "deployed" / name)
+    targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t")
+    scans = [str(tiny_run / targets[targets["source"] == source]["path"].iloc[0]) for source in ("cbis-ddsm", "ddsm")]
+    scans.append(str(next((tiny_run / "resources/demo/mias").glob("*.pgm"))))
+    windowing = tiny_config()["scans"]
+    options = ["--stride", str(windowing["stride"]), "--min-tissue", str(windowing["min_tissue"]), "--threads", "2"]
+    runs = {
+        "export": [inference_only_install / "bin/mammo", "--model", tmp_path / "deployed/model.onnx"],
+        "keras": [Path(sys.executable).with_name("mammo"), "--model", trained / "model.keras", "--engine", "tensorflow"],
+    }
+    found = {}
+    for name, (command, *model) in runs.items():
+        result = subprocess.run(
+            [command, "scan", *scans, *map(str, model), *options, "--out", tmp_path / name], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        found[name] = {path.name: json.loads(path.read_text()) for path in (tmp_path / name).glob("*.regions.json")}
+    assert len(found["export"]) == len(scans) and found["export"].keys() == found["keras"].keys()
+    for stem, exported in found["export"].items():
+        keras_run = found["keras"][stem]
+        assert exported["inference"]["engine"] == "openvino" and keras_run["inference"]["engine"] == "tensorflow"
+        assert [region["box"] for region in exported["regions"]] == [region["box"] for region in keras_run["regions"]], stem
+        scores = [[region["score"] for region in run["regions"]] for run in (exported, keras_run)]
+        assert scores[0] == pytest.approx(scores[1], abs=1e-4), stem
+        heatmaps = [np.load(tmp_path / name / stem.replace("regions.json", "heatmap.npy")) for name in runs]
+        assert np.abs(heatmaps[0] - heatmaps[1]).max() < 1e-4, stem
+
+
 @pytest.mark.workflow
 def test_tiny_run_draws_plots_and_builds_the_report(tiny_run):
     from html.parser import HTMLParser
