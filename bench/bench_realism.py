@@ -82,9 +82,9 @@ def realism_auc(real: np.ndarray, real_groups: np.ndarray, demo: np.ndarray, dem
 
 def transfer(model_path: Path, tiles: np.ndarray, table: pd.DataFrame, contrast: float) -> dict:
     from mammo.evaluate import binary_metrics, p_abnormal
-    from mammo.inference import load_tile_model, predictor
+    from mammo.inference import open_engine
 
-    predict = predictor(load_tile_model(model_path), contrast)
+    predict = open_engine(model_path).predictor(contrast)
     scores = p_abnormal(np.concatenate([predict(tiles[start : start + 64]) for start in range(0, len(tiles), 64)]))
     metrics = binary_metrics(table["label_normal"], scores, 0.5, table["patient_id"], 1000, 3)
     return {key: metrics[key] for key in ("n", "roc_auc", "pr_auc", "accuracy", "recall", "specificity")} | {

@@ -296,6 +296,8 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
     assert summary["shape"] == [1500, 900] and summary["windows_scored"] > 0 and len(summary["regions"]) <= 3
     assert all(region["calibrated"] is not None for region in summary["regions"])
     assert summary["temperature"] == 2.0 and summary["test_contrast"] == 1.5  # both from the model card
+    assert summary["inference"]["engine"] == "tensorflow"  # not exported: only TensorFlow runs model.keras
+    assert "oneDNN" not in result.stderr + result.stdout and "oneDNN" in (tmp_path / "out/tensorflow.log").read_text()
     assert abs(heatmap.shape[0] / heatmap.shape[1] - 1500 / 900) < 0.3
     assert cv2.imread(str(tmp_path / "out/scan.overlay.png")).shape[:2] == (1024, 614)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -15,10 +16,10 @@ import numpy as np
 from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
-from mammo.inference import ENGINES, PRECISIONS
+from mammo.inference import ENGINES, PRECISIONS, choose_engine
 from mammo.io.mias import is_archive, read_info, unpack_archive
 from mammo.io.scan import read_scan
-from mammo.runner import run_stage
+from mammo.runner import output_to, run_stage
 from mammo.sources import window_scale_of
 from mammo.stages.scans import analyse_scans, scan_stem
 
@@ -108,7 +109,13 @@ def main(argv: list[str] | None = None) -> None:
                 scale = args.scale if args.scale is not None else window_scale_of(path)
                 scans.append((path, scan_stem(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)))
             inference = {"engine": args.engine, "precision": args.precision, "threads": args.threads}
+            start_up = Path(unpacked) / "tensorflow.log"
+            if run_stage(None, choose_engine, args.model, args.engine, args.precision) == "tensorflow":
+                with output_to(start_up):  # TensorFlow's start-up lines: into the output folder's log, not the terminal
+                    import tensorflow  # noqa: F401
             run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, inference, force=args.force)
+            if start_up.exists():
+                shutil.copy(start_up, Path(args.out) / start_up.name)
     if args.command == "check":
         if not (args.root or args.cbis or args.mias or args.ddsm):
             parser.error("check needs a data root or --cbis/--mias/--ddsm")

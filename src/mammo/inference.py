@@ -139,10 +139,10 @@ def installed_engines() -> list[str]:
     return [name for name in ENGINES if importlib.util.find_spec(_PACKAGES[name]) is not None]
 
 
-def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32", threads: int = 2) -> Engine:
-    """The model at `model_path` (model.keras or its export model.onnx; either finds the other beside it) through
-    `engine`: "auto" takes the first installed of ENGINES that can run a file at hand. float32 agrees with Keras
-    to 1e-6 in every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it)."""
+def choose_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32") -> str:
+    """The engine that `open_engine` will use for the model at `model_path` (model.keras or its export
+    model.onnx; either finds the other beside it): "auto" takes the first installed of ENGINES that can run a file
+    at hand; a named engine that cannot is refused with the reason."""
     model_path = Path(model_path)
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
@@ -162,13 +162,21 @@ def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "
                 f"{'bfloat16 needs OpenVINO and ' if precision == 'bfloat16' else ''}"
                 f"an exported {onnx_file.name} needs OpenVINO or ONNX Runtime, {keras_file.name} needs TensorFlow"
             )
-        engine = runnable[0]
-    elif engine not in installed:
+        return runnable[0]
+    if engine not in installed:
         raise ValueError(f"engine {engine}: the package {_PACKAGES[engine]} is not installed")
-    elif engine not in runnable:
+    if engine not in runnable:
         wanted = keras_file if engine == "tensorflow" else onnx_file
         reason = f"{wanted} not found" if not wanted.exists() else f"{engine} runs float32 only"
         raise ValueError(f"{model_path}: engine {engine} cannot run it ({reason})")
+    return engine
+
+
+def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32", threads: int = 2) -> Engine:
+    """The model at `model_path` through the engine `choose_engine` names. float32 agrees with Keras to 1e-6 in
+    every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it)."""
+    engine = choose_engine(model_path, engine, precision)
+    keras_file, onnx_file = Path(model_path).with_suffix(".keras"), Path(model_path).with_suffix(EXPORT_SUFFIX)
     model_file = keras_file if engine == "tensorflow" else onnx_file
     _check_card(read_card(model_file), model_file, keras_file)
     if engine == "tensorflow":

@@ -27,7 +27,7 @@ def logged(log_path: str | Path | None, name: str = "stage", benchmark_path: str
     """
     started = time.perf_counter()
     message = None
-    with _output_to(log_path) as stream:
+    with output_to(log_path) as stream:
         try:
             yield
         except USER_ERRORS as err:
@@ -52,7 +52,7 @@ def run_stage(log_path: str | Path | None, stage, *args, benchmark_path: str | N
 
 
 @contextlib.contextmanager
-def _output_to(log_path: str | Path | None):
+def output_to(log_path: str | Path | None):
     """Python's stdout/stderr and descriptors 1 and 2 into the log file, restored afterwards; no log: unchanged."""
     if not log_path:
         yield sys.stderr

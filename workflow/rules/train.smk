@@ -40,7 +40,7 @@ rule export_model:
         "../../envs/mammo.yaml"
     threads: 1
     resources:
-        mem_mb=3000,  # peak RSS 1.4 GB for model 1.0.0.35
+        mem_mb=4000,  # peak RSS 2.9 GB for model 1.0.0.35 (benchmarks/)
         runtime=10,
     script:
         "../scripts/export_model.py"
