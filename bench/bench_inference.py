@@ -62,19 +62,12 @@ def test_tiles(records: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bfloat16_keras(model_path: Path):
-    """Keras under mixed_bfloat16: the trained weights in a model built under that policy, behind the tile graph."""
-    import keras
+    """Keras under mixed_bfloat16: the trained weights in every layer computing in bfloat16, behind the tile graph."""
     import tensorflow as tf
 
-    from mammo.inference import load_tile_model, tile_graph
+    from mammo.inference import load_tile_model, tile_graph, with_dtype_policy
 
-    trained = load_tile_model(model_path)
-    # each layer's saved config names its dtype policy (float32): clone every layer under mixed_bfloat16 instead
-    model = keras.models.clone_model(
-        trained, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
-    )
-    model.set_weights(trained.get_weights())
-    graph = tile_graph(model)
+    graph = tile_graph(with_dtype_policy(load_tile_model(model_path), "mixed_bfloat16"))
     run = tf.function(lambda tiles, contrast: tf.cast(graph([tiles, contrast], training=False), tf.float32))
     return lambda batch: run(tf.constant(batch), tf.ones((len(batch), 1))).numpy()
 

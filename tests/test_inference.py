@@ -77,6 +77,24 @@ def test_bfloat16_openvino_stays_within_its_bound(exported, tiles):
     assert engine.describe()["precision"] == "bfloat16"
 
 
+def test_a_model_trained_in_mixed_bfloat16_exports_and_runs_in_float32(tiles, tmp_path):
+    import keras
+
+    from mammo.models import build
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        build("1.0.0.46", 2).save(tmp_path / "model.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    export_onnx(tmp_path / "model.keras", tmp_path / "model.onnx")  # OpenVINO refuses an export with bfloat16 nodes
+    keras_scores = open_engine(tmp_path / "model.keras", "tensorflow").predictor(1.5)(tiles)
+    assert keras_scores.dtype == np.float32
+    for name in ("openvino", "onnxruntime"):
+        scores = open_engine(tmp_path / "model.keras", name).predictor(1.5)(tiles)
+        assert np.abs(scores - keras_scores).max() < FLOAT32_AGREEMENT, name
+
+
 def test_auto_takes_the_fastest_engine_that_has_its_file(exported, tmp_path):
     assert open_engine(exported / "model.keras").name == "openvino"  # its export lies beside it
     assert open_engine(exported / "model.onnx").name == "openvino"

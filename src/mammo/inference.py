@@ -105,11 +105,29 @@ def tile_graph(model):
     return graph
 
 
+def with_dtype_policy(model, policy: str):
+    """The model with every layer computing under `policy` (the same weights): a model trained in mixed bfloat16
+    runs in float32, or the reverse. Each layer's saved config names its policy, so the layers are cloned."""
+    import keras  # lazily: see the module's docstring
+
+    if all(layer.dtype_policy.name == policy for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)):
+        return model
+    clone = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": policy}),
+        recursive=True,
+    )
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def export_onnx(model_path: str | Path, target: str | Path) -> None:
-    """The Keras model at `model_path` as ONNX (its `tile_graph`), written beside the target first and renamed."""
+    """The Keras model at `model_path` in float32 (however it was trained) as ONNX (its `tile_graph`), written
+    beside the target first and renamed; the engines lower it to bfloat16 where asked."""
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial{EXPORT_SUFFIX}")
-    tile_graph(load_tile_model(model_path)).export(str(partial), format="onnx", verbose=False)
+    model = with_dtype_policy(load_tile_model(model_path), "float32")
+    tile_graph(model).export(str(partial), format="onnx", verbose=False)
     partial.replace(target)
 
 
@@ -203,7 +221,7 @@ def _contrast_column(batch: np.ndarray, contrast: float) -> np.ndarray:
 def _tensorflow_runner(keras_file: Path):
     import tensorflow as tf  # lazily: see the module's docstring
 
-    graph = tile_graph(load_tile_model(keras_file))
+    graph = tile_graph(with_dtype_policy(load_tile_model(keras_file), "float32"))  # what the exports compute
 
     @tf.function(reduce_retracing=True)
     def run(tiles, contrast):
