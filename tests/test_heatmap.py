@@ -476,3 +476,75 @@ def test_each_collection_answers_its_window_scale_and_files():
     assert window_scale_of("x/000000.dcm") == window_scale_of("A_0001_1.LEFT_CC.LJPEG") == window_scale_of("scan.png") == 1.0
     rows = pd.DataFrame({"path": ["b.pgm", "a.pgm", "a.pgm"]})
     assert SOURCES["mias"].files(rows) == [Path("a.pgm"), Path("b.pgm")] and SOURCES["mias"].chunk_key is None
+
+
+# ----------------------------------------------------------------------------- scan identity
+def test_scan_identity_of_each_collection(tmp_path):
+    from mammo.io.dicom import write_dicom
+    from mammo.sources import scan_identity
+
+    pixels = np.zeros((8, 8), np.uint16)
+    write_dicom(tmp_path / "000000.dcm", pixels, "Calc-Training_P_00038_RIGHT_MLO", "1.2", "1.2.3")
+    write_dicom(tmp_path / "000001.dcm", pixels, "Calc-Training_P_00038_RIGHT_MLO_2", "1.2", "1.2.3")  # an ROI mask
+    write_dicom(tmp_path / "other.dcm", pixels, "somebody", "1.2", "1.2.3")
+    (tmp_path / "broken.dcm").write_bytes(b"not a dicom")
+    assert scan_identity(tmp_path / "000000.dcm") == "P_00038_RIGHT_MLO"
+    assert scan_identity(tmp_path / "000001.dcm") == "P_00038_RIGHT_MLO_2"
+    assert scan_identity(tmp_path / "other.dcm") == "other" and scan_identity(tmp_path / "broken.dcm") == "broken"
+    assert scan_identity("cases/normals/normal_01/case0002/A_0002_1.LEFT_CC.LJPEG") == "A_0002_1_LEFT_CC"
+    assert scan_identity("A_0002_1.RIGHT_MLO.LJPEG.gz") == "A_0002_1_RIGHT_MLO"
+    assert scan_identity("mdb001.pgm") == "mdb001" and scan_identity("my.scan.png") == "my.scan"
+
+
+def test_scan_identity_of_a_real_cbis_ddsm_film(shared):
+    """The convention pinned to a real film: folder Mass-Test_P_00173_LEFT_CC, file 000000.dcm, PatientID alike."""
+    from mammo.sources import scan_files, scan_identity
+
+    (film,) = scan_files(shared / "data/cbis-ddsm-real")
+    assert film.name == "000000.dcm" and scan_identity(film) == "P_00173_LEFT_CC"
+
+
+def test_a_folder_of_cbis_ddsm_holds_one_scan_per_film(demo_root, tmp_path):
+    from mammo.sources import scan_files, scan_identity
+
+    films = scan_files(demo_root / "cbis")
+    breasts = set()  # Mass-Training_P_00001_LEFT_CC and Calc-Training_P_00001_LEFT_CC name one film
+    for table in (demo_root / "cbis").glob("*_case_description_*_set.csv"):
+        breasts |= {path.split("/")[0].split("_", 1)[1] for path in pd.read_csv(table)["image file path"]}
+    identities = [scan_identity(path) for path in films]
+    assert sorted(identities) == sorted(breasts)  # every film once, no ROI crop or mask
+    assert all(path.name == "000000.dcm" for path in films)
+    shutil.copy(films[0], tmp_path / "copy.dcm")  # the same film under another name: still one scan
+    (tmp_path / "sub").mkdir()
+    shutil.copy(films[0], tmp_path / "sub" / "copy.dcm")
+    assert len(scan_files(tmp_path)) == 1
+
+
+def test_cli_names_outputs_by_scan_identity_and_never_overwrites(scan_cli_inputs, demo_root, tmp_path):
+    """Two CBIS-DDSM films, both called 000000.dcm: two sets of outputs named by breast and view, a summary; the
+    same command again says what it would overwrite and writes nothing."""
+    from mammo.sources import scan_files, scan_identity
+
+    films = scan_files(demo_root / "cbis")[:2]
+    result = run_scan(scan_cli_inputs, *map(str, films), "--out", str(tmp_path / "out"), "--min-tissue", "0.3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = sorted(path.name for path in (tmp_path / "out").glob("*.regions.json"))
+    assert names == sorted(f"{scan_identity(path)}.regions.json" for path in films) and len(set(names)) == 2
+    assert "2 of 2 scans analysed" in result.stdout
+    written = {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()}
+    again = run_scan(scan_cli_inputs, *map(str, films), "--out", str(tmp_path / "out"), "--min-tissue", "0.3")
+    assert again.returncode == 1 and "not overwritten (use --force" in again.stderr and names[0].split(".")[0] in again.stderr
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "out").iterdir()} == written
+
+
+def test_cli_scans_every_scan_under_a_folder(scan_cli_inputs, demo_root, tmp_path):
+    (tmp_path / "scans" / "deep").mkdir(parents=True)
+    for path in sorted((demo_root / "mias").glob("*.pgm"))[:2]:
+        shutil.copy(path, tmp_path / "scans" / "deep" / path.name)
+    (tmp_path / "scans" / "notes.txt").write_text("not a scan")
+    result = run_scan(scan_cli_inputs, str(tmp_path / "scans"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / "out").glob("*.regions.json"))) == 2 and "2 of 2 scans analysed" in result.stdout
+    (tmp_path / "empty").mkdir()
+    result = run_scan(scan_cli_inputs, str(tmp_path / "empty"), "--out", str(tmp_path / "none"))
+    assert result.returncode == 1 and "no scan files under it" in result.stderr

@@ -20,8 +20,8 @@ from mammo.inference import ENGINES, PRECISIONS, choose_engine
 from mammo.io.mias import is_archive, read_info, unpack_archive
 from mammo.io.scan import read_scan
 from mammo.runner import output_to, run_stage
-from mammo.sources import window_scale_of
-from mammo.stages.scans import analyse_scans, scan_stem
+from mammo.sources import scan_files, scan_identity, window_scale_of
+from mammo.stages.scans import analyse_scans
 
 
 def _positive(kind):
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument(
         "input",
         nargs="+",
-        help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; "
+        help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; a folder (every scan under it); "
         "or the mini-MIAS archive all-mias.tar.gz (every film in it)",
     )
     scan.add_argument(
@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
             scans = []
             for path in paths:
                 scale = args.scale if args.scale is not None else window_scale_of(path)
-                scans.append((path, scan_stem(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top)))
+                scans.append(
+                    (path, scan_identity(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top))
+                )
             inference = {"engine": args.engine, "precision": args.precision, "threads": args.threads}
             start_up = Path(unpacked) / "tensorflow.log"
             if run_stage(None, choose_engine, args.model, args.engine, args.precision) == "tensorflow":
@@ -131,10 +133,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
-    """The scans named on the command line, a mini-MIAS archive standing for every film it holds (checked and unpacked)."""
+    """The scans named on the command line: a folder stands for every scan under it, a mini-MIAS archive for every
+    film it holds (checked and unpacked)."""
     paths = []
     for number, name in enumerate(inputs):
-        if is_archive(name):
+        if Path(name).is_dir():
+            found = scan_files(name)
+            if not found:
+                raise ValueError(f"{name}: no scan files under it (.dcm, .LJPEG, .pgm, .png)")
+            paths += map(str, found)
+        elif is_archive(name):
             info = unpack_archive(name, Path(unpack_into) / str(number))
             paths += [str(info.parent / f"{refnum}.pgm") for refnum in sorted(set(read_info(info)[0]["refnum"]))]
         else:

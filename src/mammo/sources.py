@@ -5,12 +5,15 @@ collection's reader and its quirks live in mammo.io.<collection>.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pydicom
 
 from mammo.io.cbis import resolve
+from mammo.io.ics import VIEWS
 from mammo.io.mias import MIAS_SCALE
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
@@ -60,3 +63,44 @@ def window_scale_of(path: str | Path) -> float:
     """Windowing.scale for a scan file of any collection, by its name (1 for a file of none, e.g. a PNG)."""
     name = str(path).lower()
     return next((source.window_scale for source in SOURCES.values() if name.endswith(source.suffixes)), 1.0)
+
+
+# Quirk: every CBIS-DDSM film is called 000000.dcm; its PatientID names the breast and view (Mass-Test_P_00173_LEFT_CC),
+# and that of its ROI crops and masks adds the abnormality's number (Mass-Test_P_00173_LEFT_CC_1)
+_CBIS_PATIENT_ID = re.compile(r"^(?:Mass|Calc)-(?:Training|Test)_(P_\d+_(?:LEFT|RIGHT)_(?:CC|MLO))(_\d+)?$")
+SCAN_SUFFIXES = tuple(sorted({suffix for source in SOURCES.values() for suffix in source.suffixes} | {".png"}))
+
+
+def scan_identity(path: str | Path) -> str:
+    """The name of a scan's whole-scan outputs: <patient>_<side>_<view> for CBIS-DDSM (from the DICOM's PatientID)
+    and DDSM (A_0002_1.LEFT_CC.LJPEG -> A_0002_1_LEFT_CC), the file name without its format suffixes otherwise."""
+    name = Path(path).name.removesuffix(".gz")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    if name.lower().endswith(".dcm"):
+        found = _CBIS_PATIENT_ID.match(_patient_id(path))
+        return found.group(1) + (found.group(2) or "") if found else stem
+    case, _, view = stem.rpartition(".")
+    return f"{case}_{view}" if case and view in VIEWS else stem
+
+
+def scan_files(folder: str | Path) -> list[Path]:
+    """Every scan file under a folder (the suffixes of the collections, and PNG), sorted. CBIS-DDSM's ROI crops and
+    masks lie beside its films and are not scans; it ships a breast's film once per abnormality type (under Mass-
+    and Calc-): that film is scanned once."""
+    found = sorted(path for path in Path(folder).rglob("*") if path.is_file() and path.name.lower().endswith(SCAN_SUFFIXES))
+    films, seen = [], set()
+    for path in found:
+        cbis = _CBIS_PATIENT_ID.match(_patient_id(path)) if path.name.lower().endswith(".dcm") else None
+        if cbis and (cbis.group(2) or cbis.group(1) in seen):
+            continue
+        seen.add(cbis.group(1) if cbis else None)
+        films.append(path)
+    return films
+
+
+def _patient_id(path: str | Path) -> str:
+    """A DICOM's PatientID; empty where the header cannot be read (reading the scan itself names the problem)."""
+    try:
+        return str(pydicom.dcmread(path, stop_before_pixels=True).get("PatientID", ""))
+    except (OSError, pydicom.errors.InvalidDicomError):
+        return ""

@@ -21,14 +21,16 @@ from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
 from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
+from mammo.sources import scan_identity
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
 def analyse_scan(
     scan_path: str, model_path: str, out_dir: str, windowing, inference: dict, stem: str | None = None, force: bool = False
 ) -> dict:
-    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: the file's); returns the JSON."""
-    scans = [(scan_path, stem or scan_stem(scan_path), windowing)]
+    """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: its identity,
+    mammo.sources.scan_identity); returns the JSON."""
+    scans = [(scan_path, stem or scan_identity(scan_path), windowing)]
     return analyse_scans(scans, model_path, out_dir, inference=inference, force=force)[0]
 
 
@@ -122,12 +124,6 @@ def analyse_scans(
     if failures:
         raise ValueError(f"{len(failures)} of {len(scans)} scans could not be analysed: {'; '.join(failures[:3])}")
     return summaries
-
-
-def scan_stem(path: str | Path) -> str:
-    """A scan's file name without its format suffixes: A_0002_1.LEFT_CC.LJPEG.gz -> A_0002_1.LEFT_CC."""
-    name = Path(path).name.removesuffix(".gz")
-    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def list_scan_targets(
