@@ -192,3 +192,53 @@ def test_unsupported_transfer_syntax_is_a_clear_error(tmp_path):
     with pytest.raises(FormatError, match="transfer syntax") as info:
         read_dicom(path)
     assert str(path) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- presentation (full-field digital)
+def test_window_centre_and_width_are_applied(tmp_path):
+    """DICOM's linear window (PS3.3 C.11.2.1.2.1) over 12 bits: below the window black, above it white, the
+    window itself stretched over the 16-bit range; the first of two windows is the one used."""
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.WindowCenter, dataset.WindowWidth = [2048.5, 1000], [1024, 500]
+    dataset.save_as(tmp_path / "window.dcm")
+    image = read_dicom(tmp_path / "window.dcm").astype(np.float64)
+    centre, width = 2048.5 - 0.5, 1024 - 1.0
+    expected = np.clip(((pixels - centre) / width + 0.5), 0, 1) * FULL
+    assert np.abs(image - expected).max() <= 1
+    assert image[pixels < 1536].max() == 0 and image[pixels > 2560].min() == FULL
+
+
+def test_monochrome1_with_a_window_is_windowed_then_inverted(tmp_path):
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.WindowCenter, dataset.WindowWidth = 2048.5, 1024
+    dataset.save_as(tmp_path / "window.dcm")
+    dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.save_as(tmp_path / "window_mono1.dcm")
+    assert np.array_equal(read_dicom(tmp_path / "window_mono1.dcm"), FULL - read_dicom(tmp_path / "window.dcm"))
+
+
+def test_voi_lut_sequence_is_applied(tmp_path):
+    """A VOI LUT table (here the square root of the 12-bit value, into 12 bits) wins over a window beside it."""
+    from pydicom.dataset import Dataset
+
+    pixels, dataset = _twelve_bit(tmp_path)
+    table = np.round(np.sqrt(np.arange(4096) / 4095) * 4095).astype(np.uint16)
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 12]
+    lut.LUTData = table.astype("<u2").tobytes()  # OW, as scanners write it
+    dataset.VOILUTSequence = [lut]
+    dataset.WindowCenter, dataset.WindowWidth = 100, 10
+    dataset.save_as(tmp_path / "lut.dcm")
+    expected = np.round(table[pixels] * (FULL / 4095)).astype(np.uint16)
+    assert np.array_equal(read_dicom(tmp_path / "lut.dcm"), expected)
+
+
+def test_for_processing_images_are_refused_with_the_reason(tmp_path):
+    pixels, dataset = _twelve_bit(tmp_path)
+    dataset.PresentationIntentType = "FOR PROCESSING"
+    dataset.save_as(tmp_path / "raw.dcm")
+    with pytest.raises(FormatError, match="raw.dcm.*FOR PROCESSING image"):
+        read_dicom(tmp_path / "raw.dcm")
+    dataset.PresentationIntentType = "FOR PRESENTATION"
+    dataset.save_as(tmp_path / "presented.dcm")
+    assert read_dicom(tmp_path / "presented.dcm").shape == pixels.shape

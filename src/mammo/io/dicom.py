@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mammo.io import FormatError
@@ -15,8 +16,10 @@ DIGITAL_MAMMOGRAPHY_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"
 
 
 def read_dicom(path: str | Path) -> np.ndarray:
-    """A single-frame greyscale DICOM as uint16 over its declared range (see to_shared_space); MONOCHROME1 is
-    inverted so bright = dense."""
+    """A single-frame greyscale DICOM as uint16, presented as its header says, the same for every collection:
+    the VOI LUT or window where the header has one (the first of several; full-field digital mammograms carry
+    them, CBIS-DDSM's films do not), else the declared stored range (to_shared_space); MONOCHROME1 inverted so
+    bright = dense. "FOR PROCESSING" images (raw detector data, no presentation) are refused."""
     try:
         dataset = pydicom.dcmread(path)
         # pydicom parses elements when first used: a damaged header fails here, with one of many exception types
@@ -25,15 +28,18 @@ def read_dicom(path: str | Path) -> np.ndarray:
             key: dataset.get(key)
             for key in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")
         }
+        intent = str(dataset.get("PresentationIntentType", "")).upper()
     except OSError as err:
         raise FormatError(path, f"not a readable DICOM file ({err})") from None
     except Exception as err:  # pydicom's parse errors: InvalidDicomError, BytesLengthException, ValueError, ...
         raise FormatError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from None
     if not has_pixels:
         raise FormatError(path, "DICOM has no pixel data")
+    if intent == "FOR PROCESSING":
+        raise FormatError(path, "a FOR PROCESSING image (raw detector data): only FOR PRESENTATION images are read")
     try:
         pixels = dataset.pixel_array
-        image = to_shared_space(pixels, header)
+        image = _presented(pixels, dataset) if _has_voi(dataset) else to_shared_space(pixels, header)
     except Exception as err:  # pydicom raises several types for unsupported syntaxes, short data and bad pixel modules
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise FormatError(path, f"cannot decode pixel data (transfer syntax {syntax}): {err}") from None
@@ -42,6 +48,24 @@ def read_dicom(path: str | Path) -> np.ndarray:
     if header["PhotometricInterpretation"] == "MONOCHROME1":
         image = np.iinfo(np.uint16).max - image
     return image
+
+
+def _has_voi(dataset) -> bool:
+    return "VOILUTSequence" in dataset or ("WindowCenter" in dataset and "WindowWidth" in dataset)
+
+
+def _presented(pixels: np.ndarray, dataset) -> np.ndarray:
+    """The modality and VOI transforms of the header (pydicom's), their output range stretched to uint16."""
+    values = apply_voi_lut(apply_modality_lut(pixels, dataset), dataset, index=0, prefer_lut=True)
+    if "VOILUTSequence" in dataset:
+        low, high = 0.0, 2.0 ** int(dataset.VOILUTSequence[0].LUTDescriptor[2]) - 1  # the LUT's output bits
+    else:  # a window: the output range of DICOM's linear function, as pydicom's apply_windowing takes it
+        bits, signed = int(dataset.BitsStored), int(dataset.PixelRepresentation) == 1
+        low, high = (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1) if signed else (0.0, 2.0**bits - 1)
+        slope, intercept = float(dataset.get("RescaleSlope", 1)), float(dataset.get("RescaleIntercept", 0))
+        low, high = low * slope + intercept, high * slope + intercept
+    scaled = (np.asarray(values, np.float64) - low) / (high - low) * np.iinfo(np.uint16).max
+    return np.round(np.clip(scaled, 0, np.iinfo(np.uint16).max)).astype(np.uint16)
 
 
 def to_shared_space(pixels: np.ndarray, header: dict) -> np.ndarray:
