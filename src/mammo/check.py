@@ -9,6 +9,7 @@ from mammo.io import FormatError
 from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans
 from mammo.io.mias import extract_archive, is_archive, read_info
+from mammo.io.vindr import BREAST_CSV, read_vindr
 
 
 def check_cbis(csv_paths: list[str | Path], root: str | Path | None = None) -> dict:
@@ -62,6 +63,22 @@ def check_ddsm(root: str | Path) -> dict:
     }
 
 
+def check_vindr(root: str | Path) -> dict:
+    """Image rows (breast-level CSV), studies (VinDr's patients), images and their DICOMs, boxed findings by type;
+    the rejected rows of both CSVs."""
+    images, findings, rejected = read_vindr(root)
+    missing = rejected.loc[rejected["reason"].str.endswith(".dicom not found"), "reason"].str.removesuffix(" not found")
+    return {
+        "rows": int(len(images) + rejected["file"].str.endswith(BREAST_CSV).sum()),
+        "patients": int(images["patient_id"].nunique()),
+        "scans": int(len(images)),
+        "files_found": int(len(images)),
+        "missing_files": missing.tolist(),
+        "rejected": _rows(rejected),
+        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+    }
+
+
 def check_root(root: str | Path) -> dict:
     """Check the collections laid out under one data root (cbis-ddsm/, ddsm/, mias/)."""
     root = Path(root)
@@ -73,8 +90,10 @@ def check_root(root: str | Path) -> dict:
         report["ddsm"] = check_ddsm(root / "ddsm")
     if (root / "mias" / "Info.txt").exists():
         report["mias"] = check_mias(root / "mias" / "Info.txt")
+    if (root / "vindr" / BREAST_CSV).exists():
+        report["vindr"] = check_vindr(root / "vindr")
     if not report:
-        raise FormatError(root, "no cbis-ddsm/*_case_description_*.csv, ddsm/ or mias/Info.txt under this folder")
+        raise FormatError(root, f"no cbis-ddsm/*_case_description_*.csv, ddsm/, mias/Info.txt or vindr/{BREAST_CSV} here")
     return report
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mammo.check import check_cbis, check_ddsm, check_mias, check_root, format_report
+from mammo.check import check_cbis, check_ddsm, check_mias, check_root, check_vindr, format_report
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
 from mammo.inference import ENGINES, PRECISIONS, choose_engine
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--cbis", nargs="+", metavar="CSV", help="CBIS-DDSM case description CSVs")
     check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt, or the official archive all-mias.tar.gz")
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
+    check.add_argument("--vindr", metavar="DIR", help="VinDr-Mammo folder holding the annotation CSVs and images/")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     scan = commands.add_parser("scan", help="heatmaps and top regions of full scans from a trained tile model")
     scan.add_argument(
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
             if start_up.exists():
                 shutil.copy(start_up, Path(args.out) / start_up.name)
     if args.command == "check":
-        if not (args.root or args.cbis or args.mias or args.ddsm):
-            parser.error("check needs a data root or --cbis/--mias/--ddsm")
-        report = run_stage(None, check_download, args.root, args.cbis, args.mias, args.ddsm)
+        if not (args.root or args.cbis or args.mias or args.ddsm or args.vindr):
+            parser.error("check needs a data root or --cbis/--mias/--ddsm/--vindr")
+        report = run_stage(None, check_download, args.root, args.cbis, args.mias, args.ddsm, args.vindr)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.command == "convert":
         run_stage(None, convert_scan, args.input, args.output, args.raw)
@@ -150,7 +151,7 @@ def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
     return paths
 
 
-def check_download(root, cbis, mias, ddsm) -> dict:
+def check_download(root, cbis, mias, ddsm, vindr) -> dict:
     report = check_root(root) if root else {}
     if cbis:
         report["cbis-ddsm"] = check_cbis(cbis)
@@ -158,6 +159,8 @@ def check_download(root, cbis, mias, ddsm) -> dict:
         report["ddsm"] = check_ddsm(ddsm)
     if mias:
         report["mias"] = check_mias(mias)
+    if vindr:
+        report["vindr"] = check_vindr(vindr)
     return report
 
 

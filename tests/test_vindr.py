@@ -1,0 +1,138 @@
+"""VinDr-Mammo reader: both CSVs in the layout of the PhysioNet download (see ../shared/README.md), DICOMs written
+by pydicom; every row accepted or rejected with its reason, BI-RADS mapped by one table, split kept by study."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo.io import FormatError
+from mammo.io.dicom import write_dicom
+from mammo.io.vindr import BREAST_CSV, FINDING_CSV, read_vindr
+
+MAMMO = Path(sys.executable).with_name("mammo")
+IMAGE = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width"]
+
+# study, image, laterality, view, breast BI-RADS, density, split, DICOM written
+BREASTS = [
+    ("s1", "i1", "L", "CC", "BI-RADS 1", "DENSITY B", "training", True),
+    ("s1", "i2", "R", "MLO", "BI-RADS 4", "DENSITY B", "training", True),
+    ("s2", "i3", "L", "CC", "BI-RADS 2", "DENSITY C", "test", True),
+    ("s2", "i4", "L", "MLO", "BI-RADS 2", "DENSITY C", "training", True),  # study s2 in both splits
+    ("s3", "i5", "X", "CC", "BI-RADS 1", "DENSITY A", "training", True),  # laterality
+    ("s3", "i6", "R", "CC", "BI-RADS 1", "DENSITY A", "training", False),  # no DICOM
+    ("s4", "i7", "R", "CC", "BI-RADS 5", "DENSITY D", "test", True),
+]
+# image, categories, finding BI-RADS, box (xmin, ymin, xmax, ymax) or None
+FINDINGS = [
+    ("i1", "['No Finding']", "", None),
+    ("i2", "['Mass', 'Skin Retraction']", "BI-RADS 4", (10.5, 20.0, 30.0, 44.0)),
+    ("i2", "['Suspicious Calcification']", "BI-RADS 3", (1, 1, 5, 5)),
+    ("i7", "['Architectural Distortion']", "BI-RADS 5", (0, 0, 48, 64)),  # the whole image
+    ("i7", "['Mass']", "BI-RADS 5", (40, 40, 70, 50)),  # leaves the 64x48 image (width 48)
+    ("i7", "Mass", "BI-RADS 5", (1, 1, 2, 2)),  # not a list literal
+    ("i7", "['Mass']", "BI-RADS 1", (1, 1, 2, 2)),  # a negative with a box
+    ("i5", "['Mass']", "BI-RADS 4", (1, 1, 2, 2)),  # its image was rejected
+]
+
+
+@pytest.fixture
+def vindr(tmp_path) -> Path:
+    rows = []
+    for study, image, side, view, birads, density, split, written in BREASTS:
+        rows.append(
+            {
+                "study_id": study,
+                "series_id": f"{study}.1",
+                "image_id": image,
+                "laterality": side,
+                "view_position": view,
+                "height": 64,
+                "width": 48,
+                "breast_birads": birads,
+                "breast_density": density,
+                "split": split,
+            }
+        )
+        if written:
+            (tmp_path / "images" / study).mkdir(parents=True, exist_ok=True)
+            write_dicom(tmp_path / "images" / study / f"{image}.dicom", np.zeros((64, 48), np.uint16), study, "1.2", "1.2.3")
+    breasts = pd.DataFrame(rows)
+    breasts.to_csv(tmp_path / BREAST_CSV, index=False)
+    by_image = breasts.set_index("image_id")
+    findings = []
+    for image, categories, birads, box in FINDINGS:
+        row = {column: by_image.loc[image, column] for column in IMAGE if column != "image_id"}
+        box = box or ("", "", "", "")
+        findings.append(
+            {
+                **row,
+                "image_id": image,
+                "breast_birads": by_image.loc[image, "breast_birads"],
+                "breast_density": by_image.loc[image, "breast_density"],
+                "finding_categories": categories,
+                "finding_birads": birads,
+                **dict(zip(("xmin", "ymin", "xmax", "ymax"), box)),
+                "split": by_image.loc[image, "split"],
+            }
+        )
+    pd.DataFrame(findings).to_csv(tmp_path / FINDING_CSV, index=False)
+    return tmp_path
+
+
+def test_images_are_indexed_by_study_with_birads_labels(vindr):
+    images, _, rejected = read_vindr(vindr)
+    assert list(images["scan_id"]) == ["i1", "i2", "i3", "i7"]
+    assert list(images["patient_id"]) == ["s1", "s1", "s2", "s4"] and list(images["split"]) == ["train", "train", "test", "test"]
+    assert list(images["label_normal"]) == [0, 1, 1, 1]  # BI-RADS 1 is the only normal breast
+    assert list(images["side"]) == ["LEFT", "RIGHT", "LEFT", "RIGHT"] and list(images["density"]) == ["B", "B", "C", "D"]
+    assert images.loc[0, "path"].endswith("images/s1/i1.dicom")
+    reasons = dict(zip(rejected["item"], rejected["reason"]))
+    assert "study s2 is in both splits" in reasons["i4"]
+    assert "laterality 'X'" in reasons["i5"] and "images/s3/i6.dicom not found" in reasons["i6"]
+    assert (rejected.loc[rejected["item"] == "i4", "row"] == 5).all()  # the CSV line
+
+
+def test_findings_take_their_type_and_birads_pathology_from_one_table(vindr):
+    _, findings, rejected = read_vindr(vindr)
+    assert list(findings["scan_id"]) == ["i2", "i2", "i7"]
+    mass, calcification, distortion = (findings.iloc[i] for i in range(3))
+    assert (mass["abnormality_type"], mass["pathology"], mass["class_code"]) == ("mass", "MALIGNANT", 4)
+    assert (mass["box_left"], mass["box_top"], mass["box_right"], mass["box_bottom"]) == (10, 20, 30, 44)
+    assert mass["categories"] == "Mass; Skin Retraction"
+    assert (calcification["abnormality_type"], calcification["pathology"], calcification["class_code"]) == (
+        "calcification",
+        "BENIGN",
+        1,
+    )
+    assert distortion["abnormality_type"] == "other" and np.isnan(distortion["class_code"])
+    reasons = [reason for item, reason in zip(rejected["item"], rejected["reason"]) if "#" in item]
+    assert len(reasons) == 4
+    assert any("leaves the 48x64 image" in reason for reason in reasons)
+    assert any("is not a list of names" in reason for reason in reasons)
+    assert any("'BI-RADS 1' is not BI-RADS 2-5" in reason for reason in reasons)
+    assert any("image i5 is not an accepted row" in reason for reason in reasons)
+
+
+def test_missing_csv_or_column_is_a_clear_error(vindr):
+    (vindr / FINDING_CSV).unlink()
+    with pytest.raises(FormatError, match="finding_annotations.csv: not found"):
+        read_vindr(vindr)
+    pd.read_csv(vindr / BREAST_CSV).drop(columns="split").to_csv(vindr / BREAST_CSV, index=False)
+    with pytest.raises(FormatError, match="breast-level_annotations.csv: missing columns split"):
+        read_vindr(vindr)
+
+
+def test_mammo_check_counts_a_vindr_download(vindr):
+    result = subprocess.run([MAMMO, "check", "--vindr", str(vindr), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["vindr"]
+    assert (report["rows"], report["patients"], report["scans"]) == (7, 3, 4)
+    assert report["missing_files"] == ["images/s3/i6.dicom"] and len(report["rejected"]) == 3 + 4
+    assert report["findings"] == {"calcification": 1, "mass": 1, "other": 1}
