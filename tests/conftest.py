@@ -16,7 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 
-SMALL_DEMO = dict(seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8)
+SMALL_DEMO = dict(
+    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8, vindr_studies=3
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +34,17 @@ def _demo(tmp_path_factory) -> tuple[Path, dict]:
     from mammo.demo.collections import DemoSpec, generate
 
     root = tmp_path_factory.mktemp("demo")
-    counts = generate(root / "cbis", root / "ddsm", root / "mias", DemoSpec(**SMALL_DEMO))
+    counts = generate(root / "cbis", root / "ddsm", root / "mias", DemoSpec(**SMALL_DEMO), vindr_root=root / "vindr")
     return root, counts
 
 
 @pytest.fixture(scope="session")
 def demo_root(_demo) -> Path:
-    """Root holding cbis/, ddsm/ and mias/ of a small generated demo (a few seconds, once per session)."""
+    """Root holding cbis/, ddsm/, mias/ and vindr/ of a small generated demo (a few seconds, once per session)."""
     return _demo[0]
 
 
 @pytest.fixture(scope="session")
 def demo_counts(_demo) -> dict:
-    """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, mias_images."""
+    """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, mias_images, vindr_images, vindr_boxes."""
     return _demo[1]

@@ -20,9 +20,14 @@ def test_demo_root_is_complete(demo_root, demo_counts, tmp_path):
     shutil.copytree(demo_root / "cbis", root / "cbis-ddsm")
     shutil.copytree(demo_root / "ddsm", root / "ddsm")
     shutil.copytree(demo_root / "mias", root / "mias")
+    shutil.copytree(demo_root / "vindr", root / "vindr")
     result = run(str(root), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    vindr = report.pop("vindr")
+    assert vindr["scans"] == demo_counts["vindr_images"] == 12 and vindr["patients"] == 3 and vindr["missing_files"] == []
+    assert [row["reason"] for row in vindr["rejected"]] == [next(r["reason"] for r in vindr["rejected"])]  # one, by design
+    assert "leaves the" in vindr["rejected"][0]["reason"] and sum(vindr["findings"].values()) == demo_counts["vindr_boxes"] - 1
     assert report["cbis-ddsm"]["rows"] == demo_counts["cbis_rois"]
     assert report["ddsm"]["scans"] == demo_counts["ddsm_normal_scans"] == 16
     assert report["ddsm"]["patients"] == 4

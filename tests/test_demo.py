@@ -197,7 +197,7 @@ TINY = dict(scale=0.05, cbis_train_patients=1, cbis_test_patients=1, ddsm_normal
 
 
 def _generate(folder, seed):
-    generate(folder / "cbis", folder / "ddsm", folder / "mias", DemoSpec(seed=seed, **TINY))
+    generate(folder / "cbis", folder / "ddsm", folder / "mias", DemoSpec(seed=seed, **TINY), vindr_root=folder / "vindr")
     return {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 

@@ -136,3 +136,38 @@ def test_mammo_check_counts_a_vindr_download(vindr):
     assert (report["rows"], report["patients"], report["scans"]) == (7, 3, 4)
     assert report["missing_files"] == ["images/s3/i6.dicom"] and len(report["rejected"]) == 3 + 4
     assert report["findings"] == {"calcification": 1, "mass": 1, "other": 1}
+
+
+def test_the_demos_vindr_collection_reads_back(demo_root, demo_counts):
+    """Studies of four views, BI-RADS 1 breasts normal, every fifth study in test, boxes around the lesions and
+    one box past the image's edge rejected; the presented images bright where the breast is."""
+    from mammo.io.dicom import read_dicom
+
+    images, findings, rejected = read_vindr(demo_root / "vindr")
+    assert len(images) == demo_counts["vindr_images"] == 12 and images["patient_id"].nunique() == 3
+    assert (images.groupby("patient_id").size() == 4).all()
+    assert len(findings) == demo_counts["vindr_boxes"] - 1 and len(rejected) == 1 and "leaves the" in rejected["reason"][0]
+    assert set(findings["abnormality_type"]) <= {"mass", "calcification"} and (findings["finding_birads"] > 1).all()
+    assert images.loc[images["breast_birads"] == 1, "label_normal"].eq(0).all()
+    for _, finding in findings.iterrows():
+        image = read_dicom(images.set_index("scan_id").loc[finding["scan_id"], "path"])
+        box = image[finding["box_top"] : finding["box_bottom"], finding["box_left"] : finding["box_right"]]
+        assert box.mean() > np.median(image)  # the lesion lies in the breast, which the presentation makes bright
+
+
+def test_the_three_presentations_of_one_image_agree(tmp_path):
+    """A window, the same window over MONOCHROME1 values and a VOI LUT doing the same: read back through pydicom's
+    transforms, one image to 1% of the range (the window's half-pixel offsets aside)."""
+    from mammo.demo import anatomy
+    from mammo.demo.collections import _presented_ffdm
+    from mammo.io.dicom import read_dicom
+
+    od, breast = anatomy.normal_breast((300, 240), np.random.default_rng(5), chest_wall_left=True)
+    read = {}
+    for variant in ("window", "monochrome1", "voi_lut"):
+        pixels, header = _presented_ffdm(od, breast, variant)
+        write_dicom(tmp_path / f"{variant}.dcm", pixels, "p", "1.2", "1.2.3", header=header)
+        read[variant] = read_dicom(tmp_path / f"{variant}.dcm").astype(np.float64)
+    for variant in ("monochrome1", "voi_lut"):
+        assert np.abs(read[variant] - read["window"]).max() < 0.01 * 65535, variant
+    assert read["window"][breast].mean() > 4 * read["window"][~breast].mean()  # bright = dense

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow command-line tools")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo collections (DDSM normals, CBIS-DDSM, mini-MIAS)")
-    demo.add_argument("out", help="folder to write cbis-ddsm/, ddsm/ and mias/ into")
+    demo.add_argument("out", help="folder to write cbis-ddsm/, ddsm/, mias/ and vindr/ into")
     demo.add_argument("--workers", type=int, default=1, help="processes for the DDSM scans")
     for field in fields(DemoSpec):
         demo.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "demo":
         spec = DemoSpec(**{field.name: getattr(args, field.name) for field in fields(DemoSpec)})
         roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias")]
-        counts = run_stage(None, generate, *roots, spec, args.workers)
+        counts = run_stage(None, generate, *roots, spec, args.workers, vindr_root=f"{args.out}/vindr")
         print(json.dumps(counts))
 
 

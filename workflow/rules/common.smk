@@ -5,6 +5,7 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import ARCHIVE_SUFFIXES, is_archive
+from mammo.io.vindr import VINDR_CSVS
 from mammo.sources import window_scale_of
 from mammo.graph import selected_runs
 from mammo.graph import chunk_scan_files
@@ -81,6 +82,12 @@ def mias_info(checked=True):
     name = Path(source).name
     stem = next(name[: -len(s)] for s in ARCHIVE_SUFFIXES if name.lower().endswith(s))
     return f"resources/mias/{stem}/Info.txt"
+
+
+def vindr_inputs():
+    """VinDr-Mammo's annotation CSVs, where the config names a VinDr-Mammo folder (data.vindr)."""
+    root = config["data"].get("vindr")
+    return [f"{root}/{name}" for name in VINDR_CSVS] if root else []
 
 
 def ddsm_inputs():

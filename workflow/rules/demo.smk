@@ -6,6 +6,7 @@ if config["data"]["demo"]:
             csvs=cbis_csvs(),
             ics=ddsm_inputs(),
             mias_info=f"{config['data']['mias']}/Info.txt",
+            vindr=vindr_inputs(),
         log:
             "logs/demo_data.log",
         benchmark:
@@ -19,5 +20,6 @@ if config["data"]["demo"]:
         params:
             demo=config.get("demo", {}),
             roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
+            vindr_root=config["data"].get("vindr"),
         script:
             "../scripts/demo_data.py"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from tqdm import tqdm
 
 from mammo.demo import anatomy
@@ -24,6 +25,7 @@ from mammo.io.dicom import write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
+from mammo.io.vindr import BREAST_CSV, FINDING_CSV
 
 CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
 DDSM_SIZE = (6000, 3500)
@@ -69,15 +71,27 @@ class DemoSpec:
     cbis_test_patients: int = 8
     ddsm_normal_cases: int = 56
     mias_images: int = 16
+    vindr_studies: int = 5
 
 
-def generate(cbis_root: str | Path, ddsm_root: str | Path, mias_root: str | Path, spec: DemoSpec, workers: int = 1) -> dict:
-    """Write the three collections; return counts per collection. Same spec -> same files, whatever `workers`."""
-    return {
+def generate(
+    cbis_root: str | Path,
+    ddsm_root: str | Path,
+    mias_root: str | Path,
+    spec: DemoSpec,
+    workers: int = 1,
+    vindr_root: str | Path | None = None,
+) -> dict:
+    """Write the collections (VinDr-Mammo where `vindr_root` is given); return counts per collection. Same spec ->
+    same files, whatever `workers`."""
+    counts = {
         "cbis_rois": write_cbis(Path(cbis_root), spec, workers),
         "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
         "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
     }
+    if vindr_root is not None:
+        counts["vindr_images"], counts["vindr_boxes"] = write_vindr(Path(vindr_root), spec)
+    return counts
 
 
 def _rng(seed: int, *keys) -> np.random.Generator:
@@ -316,3 +330,102 @@ NOTES
 =================================================================
 
 """
+
+
+# --------------------------------------------------------------------------- VinDr-Mammo
+VINDR_SIZE = (3500, 2800)  # rows x columns, of the order of VinDr-Mammo's full-field digital images
+VINDR_BREAST_HEADER = [
+    "study_id",
+    "series_id",
+    "image_id",
+    "laterality",
+    "view_position",
+    "height",
+    "width",
+    "breast_birads",
+    "breast_density",
+    "split",
+]
+VINDR_FINDING_HEADER = VINDR_BREAST_HEADER[:-1] + [
+    "finding_categories",
+    "finding_birads",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "split",
+]
+
+
+def write_vindr(root: Path, spec: DemoSpec) -> tuple[int, int]:
+    """A VinDr-Mammo-style collection: studies of four views as 12-bit FOR PRESENTATION DICOMs (a window, a window
+    on MONOCHROME1 pixels, or a VOI LUT table: the variants of the real vendors), breast-level and finding CSVs
+    with boxes around the generated lesions, one box drawn past the image's edge. Returns (images, boxes)."""
+    rng = _rng(spec.seed, "vindr")
+    breasts, findings = [], []
+    for number in range(spec.vindr_studies):
+        study, series = _hex_id(rng), _hex_id(rng)
+        split = "test" if number % 5 == 4 else "training"  # the official split is by study, about 4:1
+        density = f"DENSITY {rng.choice(list('ABCD'))}"
+        for side in ("L", "R"):
+            kind = rng.choice(["normal", "normal", "mass", "calcification"])
+            malignant = bool(rng.random() < 0.5)
+            for view in ("CC", "MLO"):
+                image_id = _hex_id(rng)
+                shape = _scaled_shape(VINDR_SIZE, spec.scale, rng)
+                od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=side == "L")
+                boxes = []
+                if kind != "normal":
+                    add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
+                    ys, xs = np.nonzero(add(od, breast, rng, malignant, spec.scale * MEAN_ROI * rng.uniform(0.6, 1.5)).mask)
+                    boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+                birads = 1 if kind == "normal" else (5 if malignant else 3)
+                pixels, header = _presented_ffdm(od, breast, ("window", "monochrome1", "voi_lut")[number % 3])
+                header.update(ImageLaterality=side, ViewPosition=view, PresentationIntentType="FOR PRESENTATION")
+                write_dicom(root / "images" / study / f"{image_id}.dicom", pixels, study, _uid(rng), _uid(rng), _uid(rng), header)
+                image = [study, series, image_id, side, view, shape[0], shape[1], f"BI-RADS {birads}", density]
+                breasts.append(image + [split])
+                category = {"mass": "['Mass']", "calcification": "['Suspicious Calcification']"}.get(kind, "['No Finding']")
+                for box in boxes or [["", "", "", ""]]:
+                    findings.append(image + [category, f"BI-RADS {birads}" if boxes else "", *box, split])
+    boxed = [row for row in findings if row[-2] != ""]
+    if boxed:  # Quirk of real annotations: a box drawn past the image's right edge (the reader rejects it)
+        boxed[-1][-3] = boxed[-1][6] + 40
+    _write_csv(root / BREAST_CSV, VINDR_BREAST_HEADER, breasts)
+    _write_csv(root / FINDING_CSV, VINDR_FINDING_HEADER, findings)
+    return len(breasts), len(boxed)
+
+
+def _presented_ffdm(od: np.ndarray, breast: np.ndarray, variant: str) -> tuple[np.ndarray, dict]:
+    """12-bit detector values (bright = dense) and the header that presents them: a window over the breast's
+    range; the same window on inverted (MONOCHROME1) values; or a VOI LUT table doing what the window does."""
+    values = (od_to_uint16(od) >> 4).astype(np.uint16)
+    low, high = float(np.percentile(values[breast], 1)), float(values[breast].max())
+    header = {"BitsStored": 12, "HighBit": 11}
+    if variant == "monochrome1":
+        values = 4095 - values
+        low, high = 4095 - high, 4095 - low
+        header["PhotometricInterpretation"] = "MONOCHROME1"
+    if variant == "voi_lut":
+        table = np.round(np.clip((np.arange(4096) - low) / (high - low), 0, 1) * 4095).astype(np.uint16)
+        lut = pydicom.Dataset()
+        lut.LUTDescriptor = [4096, 0, 12]
+        lut.LUTData = table.astype("<u2").tobytes()
+        header["VOILUTSequence"] = pydicom.Sequence([lut])
+    else:
+        header.update(WindowCenter=round((low + high) / 2, 1), WindowWidth=round(high - low, 1))
+    return values, header
+
+
+def _hex_id(rng: np.random.Generator) -> str:
+    """A 32-hex-digit id, as VinDr-Mammo's study and image ids."""
+    return "".join("0123456789abcdef"[d] for d in rng.integers(0, 16, 32))
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(buffer.getvalue())

@@ -88,9 +88,16 @@ def to_shared_space(pixels: np.ndarray, header: dict) -> np.ndarray:
 
 
 def write_dicom(
-    path: str | Path, pixels: np.ndarray, patient_id: str, study_uid: str, series_uid: str, instance_uid: str | None = None
+    path: str | Path,
+    pixels: np.ndarray,
+    patient_id: str,
+    study_uid: str,
+    series_uid: str,
+    instance_uid: str | None = None,
+    header: dict | None = None,
 ) -> None:
-    """Write an uncompressed little-endian MONOCHROME2 DICOM, as CBIS-DDSM ships them.
+    """Write an uncompressed little-endian MONOCHROME2 DICOM, as CBIS-DDSM ships them; `header` sets further
+    elements by keyword (a full-field digital image's BitsStored, PhotometricInterpretation, window, ...).
 
     Pass `instance_uid` for byte-identical files across runs (a random UID is drawn otherwise).
     """
@@ -116,5 +123,7 @@ def write_dicom(
     dataset.HighBit = bits - 1
     dataset.PixelRepresentation = 0
     dataset.PixelData = pixels.tobytes()
+    for keyword, value in (header or {}).items():
+        setattr(dataset, keyword, value)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(path, enforce_file_format=True)

@@ -20,6 +20,7 @@ from mammo.tables import REJECTED_COLUMNS, account
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"
+VINDR_CSVS = (BREAST_CSV, FINDING_CSV)
 IMAGE_COLUMNS = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width", "split"]
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 SIDES = {"L": "LEFT", "R": "RIGHT"}
