@@ -78,3 +78,92 @@ def test_bad_overlays_raise_naming_the_file(tmp_path, text, message):
     with pytest.raises(FormatError, match=message) as info:
         read_overlay(path)
     assert str(path) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- DDSM abnormal cases (the real layout)
+def _square(column: int, row: int, side: int) -> str:
+    """A BOUNDARY chain code tracing a square clockwise from its top-left corner."""
+    return f"{column} {row} " + " ".join(["2"] * side + ["4"] * side + ["6"] * side + ["0"] * side) + " #"
+
+
+def _abnormality(number: int, lesion: str, boundary: str, pathology: str = "MALIGNANT", core: str | None = None) -> str:
+    outlines = f"BOUNDARY\n{boundary}\n" + (f"\tCORE\n\t{core}\n" if core else "")
+    return (
+        f"ABNORMALITY {number}\nLESION_TYPE {lesion}\nASSESSMENT 4\nSUBTLETY 3\nPATHOLOGY {pathology}\n"
+        f"TOTAL_OUTLINES {1 + bool(core)}\n{outlines}"
+    )
+
+
+@pytest.fixture
+def ddsm_cases(tmp_path):
+    """cases/cancers/cancer_01/case0001 (two views outlined, one overlay missing) and cases/normals/normal_01/case3001."""
+    import numpy as np
+
+    from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
+    from mammo.io.ljpeg import encode_ljpeg
+
+    def case(folder, name, outlined):
+        folder.mkdir(parents=True)
+        views = {}
+        for view in ("LEFT_CC", "LEFT_MLO", "RIGHT_CC", "RIGHT_MLO"):
+            (folder / f"{name.replace('-', '_')}.{view}.LJPEG").write_bytes(encode_ljpeg(np.full((60, 40), 900, np.uint16), 12))
+            views[view] = ViewGeometry(60, 40, 12, 43.5, overlay=view in outlined)
+        header = CaseHeader(name=name, digitizer="HOWTEK 43.5", density=2, patient_age=55, views=views)
+        (folder / f"{name}.ics").write_text(format_ics(header, "1 1 1995", "6 4 1999"))
+
+    root = tmp_path / "cases"
+    cancer = root / "cancers/cancer_01/case0001"
+    case(cancer, "A-0001-1", {"LEFT_CC", "LEFT_MLO", "RIGHT_CC"})
+    (cancer / "A_0001_1.LEFT_CC.OVERLAY").write_text(
+        "TOTAL_ABNORMALITIES 4\n"
+        + _abnormality(1, "MASS SHAPE ROUND MARGINS SPICULATED", _square(5, 5, 10), core=_square(8, 8, 3))
+        + _abnormality(
+            2, "CALCIFICATION TYPE PLEOMORPHIC DISTRIBUTION CLUSTERED", _square(35, 50, 8), "BENIGN"
+        )  # partly off the right edge
+        + _abnormality(3, "MASS SHAPE OVAL MARGINS CIRCUMSCRIBED", _square(35, 30, 20))  # mostly off the right edge
+        + _abnormality(4, "OTHER", _square(1, 1, 4))
+    )
+    (cancer / "A_0001_1.LEFT_MLO.OVERLAY").write_text("TOTAL_ABNORMALITIES 1\nABNORMALITY 1\nBOUNDARY\n1 1 2\n")  # not ended
+    case(root / "normals/normal_01/case3001", "A-3001-1", set())
+    return root
+
+
+def test_abnormal_cases_index_every_outline_or_its_reason(ddsm_cases):
+    from mammo.io.ddsm import find_abnormal_rois
+
+    rois, rejected = find_abnormal_rois(ddsm_cases)
+    assert list(rois["roi_id"]) == ["A-0001-1.LEFT_CC.1", "A-0001-1.LEFT_CC.2"]
+    mass, calcification = rois.iloc[0], rois.iloc[1]
+    assert (mass["abnormality_type"], mass["pathology"], mass["cores"], mass["volume"]) == ("mass", "MALIGNANT", 1, "cancer_01")
+    assert mass["lesion_type"] == "SHAPE ROUND MARGINS SPICULATED" and mass["patient_id"] == "A-0001"
+    assert calcification["abnormality_type"] == "calcification" and 0 < calcification["outside_share"] < 0.5  # clipped
+    reasons = dict(zip(rejected["item"], rejected["reason"]))
+    assert "of its BOUNDARY lies outside the 60x40 image" in reasons["A-0001-1.LEFT_CC.3"]
+    assert "lesion type OTHER is neither MASS nor CALCIFICATION" in reasons["A-0001-1.LEFT_CC.4"]
+    assert "not ended" in reasons["A-0001-1.LEFT_MLO"]
+    assert "its .OVERLAY is not found" in reasons["A-0001-1.RIGHT_CC"]
+
+
+def test_normal_index_rejects_the_views_of_an_abnormal_case(ddsm_cases):
+    """A root holding cases/ with cancers/ beside normals/: the cancer case's views are not normal tissue."""
+    from mammo.io.ddsm import find_normal_scans
+
+    scans, rejected = find_normal_scans(ddsm_cases)
+    assert sorted(scans["case"].unique()) == ["A-3001-1"] and len(scans) == 4
+    assert len(rejected) == 4 and rejected["reason"].str.contains("an abnormal case").all()
+
+
+def test_mammo_check_counts_outlined_abnormalities(ddsm_cases):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mammo = Path(sys.executable).with_name("mammo")
+    result = subprocess.run([mammo, "check", "--ddsm", str(ddsm_cases), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ddsm"]["scans"] == 4 and len(report["ddsm"]["rejected"]) == 4  # the normal case; the cancer's views
+    abnormal = report["ddsm-abnormal"]
+    assert (abnormal["rows"], abnormal["patients"], abnormal["scans"]) == (6, 1, 1) and len(abnormal["rejected"]) == 4
+    assert abnormal["missing_files"] == [str(ddsm_cases / "cancers/cancer_01/case0001/A_0001_1.RIGHT_CC.OVERLAY")]

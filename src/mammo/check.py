@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mammo.io import FormatError
 from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
-from mammo.io.ddsm import find_normal_scans
+from mammo.io.ddsm import find_abnormal_rois, find_normal_scans
 from mammo.io.mias import extract_archive, is_archive, read_info
 from mammo.io.vindr import BREAST_CSV, read_vindr
 
@@ -63,6 +63,23 @@ def check_ddsm(root: str | Path) -> dict:
     }
 
 
+def check_ddsm_abnormal(root: str | Path) -> dict | None:
+    """The abnormalities outlined in `.OVERLAY` files under a DDSM root (cases/cancers/, benigns/, ...): rows are
+    abnormalities and views that failed; None where the root holds no abnormal case."""
+    rois, rejected = find_abnormal_rois(root)
+    if not len(rois) and not len(rejected):
+        return None
+    missing = rejected.loc[rejected["reason"].str.contains("not found"), "file"].tolist()
+    return {
+        "rows": int(len(rois) + len(rejected)),
+        "patients": int(rois["patient_id"].nunique()) if len(rois) else 0,
+        "scans": int(rois["scan_id"].nunique()) if len(rois) else 0,
+        "files_found": int(rois["scan_id"].nunique()) if len(rois) else 0,
+        "missing_files": missing,
+        "rejected": _rows(rejected),
+    }
+
+
 def check_vindr(root: str | Path) -> dict:
     """Image rows (breast-level CSV), studies (VinDr's patients), images and their DICOMs, boxed findings by type;
     the rejected rows of both CSVs."""
@@ -88,6 +105,8 @@ def check_root(root: str | Path) -> dict:
         report["cbis-ddsm"] = check_cbis(csvs)
     if (root / "ddsm").is_dir():
         report["ddsm"] = check_ddsm(root / "ddsm")
+        if abnormal := check_ddsm_abnormal(root / "ddsm"):
+            report["ddsm-abnormal"] = abnormal
     if (root / "mias" / "Info.txt").exists():
         report["mias"] = check_mias(root / "mias" / "Info.txt")
     if (root / "vindr" / BREAST_CSV).exists():

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mammo.check import check_cbis, check_ddsm, check_mias, check_root, check_vindr, format_report
+from mammo.check import check_cbis, check_ddsm, check_ddsm_abnormal, check_mias, check_root, check_vindr, format_report
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
 from mammo.inference import ENGINES, PRECISIONS, choose_engine
@@ -157,6 +157,8 @@ def check_download(root, cbis, mias, ddsm, vindr) -> dict:
         report["cbis-ddsm"] = check_cbis(cbis)
     if ddsm:
         report["ddsm"] = check_ddsm(ddsm)
+        if abnormal := check_ddsm_abnormal(ddsm):
+            report["ddsm-abnormal"] = abnormal
     if mias:
         report["mias"] = check_mias(mias)
     if vindr:

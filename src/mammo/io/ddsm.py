@@ -1,4 +1,5 @@
-"""DDSM normal cases: find scans under the data root and read them into the CBIS 16-bit space."""
+"""DDSM cases: find the normal scans and the abnormalities outlined in `.OVERLAY` files under a root, and read
+scans into the CBIS 16-bit space."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mammo.intensity import raw_to_uint16
 from mammo.io import FormatError
 from mammo.io.ics import read_ics
 from mammo.io.ljpeg import decode_ljpeg
+from mammo.io.overlay import Outline, read_overlay
 from mammo.tables import REJECTED_COLUMNS
 
 SCAN_COLUMNS = [
@@ -42,14 +44,24 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         except FormatError as err:
             rejected.append({"file": str(ics_path), "row": "", "item": str(ics_path), "stage": "index", "reason": err.reason})
             continue
+        abnormal = any(geometry.overlay for geometry in header.views.values())
         for view, geometry in header.views.items():
-            # Quirk: .ics names use dashes (A-0002-1), image names underscores (A_0002_1).
-            base = ics_path.parent / f"{header.name.replace('-', '_')}.{view}.LJPEG"
-            path = base if base.exists() else base.with_name(base.name + ".gz")
+            path = scan_path(ics_path, header.name, view)
+            if abnormal:  # a case from cancers/ or benigns/ under the root: its other views are not normal tissue either
+                rejected.append(
+                    {
+                        "file": str(ics_path),
+                        "row": view,
+                        "item": f"{header.name}.{view}",
+                        "stage": "index",
+                        "reason": "an abnormal case (its .ics marks OVERLAY views): not a normal scan",
+                    }
+                )
+                continue
             if not path.exists():
                 rejected.append(
                     {
-                        "file": str(base),
+                        "file": str(path.with_suffix("")) if path.suffix == ".gz" else str(path),
                         "row": view,
                         "item": f"{header.name}.{view}",
                         "stage": "index",
@@ -74,6 +86,130 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 }
             )
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def scan_path(ics_path: Path, name: str, view: str) -> Path:
+    """The LJPEG of a view beside its `.ics` (gzipped where only that exists)."""
+    # Quirk: .ics names use dashes (A-0002-1), image names underscores (A_0002_1).
+    base = ics_path.parent / f"{name.replace('-', '_')}.{view}.LJPEG"
+    return base if base.exists() or not base.with_name(base.name + ".gz").exists() else base.with_name(base.name + ".gz")
+
+
+ROI_COLUMNS = [
+    "roi_id",
+    "scan_id",
+    "patient_id",
+    "case",
+    "view",
+    "path",
+    "overlay_path",
+    "volume",
+    "abnormality_type",
+    "lesion_type",
+    "pathology",
+    "assessment",
+    "subtlety",
+    "cores",
+    "outside_share",
+]
+DDSM_TYPES = {"MASS": "mass", "CALCIFICATION": "calcification"}
+MAX_OUTSIDE_SHARE = 0.5  # an outline mostly off the image is a wrong outline, not a lesion at the edge
+
+
+def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per abnormality outlined in the `.OVERLAY` of each view that its `.ics` marks OVERLAY, under root
+    (the real layout: cases/{cancers,benigns,benign_without_callbacks}/<volume>/caseNNNN/); `volume` is the
+    folder two levels up (cancer_01, ...). Rejected with the reason: an overlay or LJPEG not found, an overlay
+    that does not parse, an abnormality without a BOUNDARY, a BOUNDARY more than half outside the image (one
+    partly outside is clipped, its share outside kept), a lesion type that is neither MASS nor CALCIFICATION."""
+    rows, rejected = [], []
+
+    def reject(file, view, item, reason):
+        rejected.append({"file": str(file), "row": view, "item": item, "stage": "index_abnormal", "reason": reason})
+
+    for ics_path in case_headers(root):
+        try:
+            header = read_ics(ics_path)
+        except FormatError:
+            continue  # find_normal_scans rejects an unreadable header
+        for view, geometry in header.views.items():
+            if not geometry.overlay:
+                continue
+            scan_id = f"{header.name}.{view}"
+            path = scan_path(ics_path, header.name, view)
+            overlay_path = ics_path.parent / f"{header.name.replace('-', '_')}.{view}.OVERLAY"
+            if not overlay_path.exists():
+                reject(overlay_path, view, scan_id, ".ics marks this view OVERLAY but its .OVERLAY is not found")
+                continue
+            if not path.exists():
+                reject(path, view, scan_id, "the LJPEG of an outlined view is not found")
+                continue
+            try:
+                abnormalities = read_overlay(overlay_path)
+            except FormatError as err:
+                reject(overlay_path, view, scan_id, err.reason)
+                continue
+            shape = (geometry.lines, geometry.pixels_per_line)
+            for abnormality in abnormalities:
+                roi_id = f"{scan_id}.{abnormality.number}"
+                lesion = (abnormality.lesion_types or [{"type": None}])[0]["type"]
+                boundary = abnormality.boundary
+                if boundary is None:
+                    reject(overlay_path, view, roi_id, f"abnormality {abnormality.number} has no BOUNDARY outline")
+                    continue
+                outside = _outside_share(boundary, shape)
+                if outside > MAX_OUTSIDE_SHARE:
+                    reject(
+                        overlay_path,
+                        view,
+                        roi_id,
+                        f"abnormality {abnormality.number}: {outside:.0%} of its BOUNDARY lies outside the {shape[0]}x{shape[1]} image",
+                    )
+                    continue
+                if lesion not in DDSM_TYPES:
+                    reject(
+                        overlay_path,
+                        view,
+                        roi_id,
+                        f"abnormality {abnormality.number}: lesion type {lesion} is neither MASS nor CALCIFICATION",
+                    )
+                    continue
+                rows.append(
+                    {
+                        "roi_id": roi_id,
+                        "scan_id": scan_id,
+                        "patient_id": header.patient_id,
+                        "case": header.name,
+                        "view": view,
+                        "path": str(path),
+                        "overlay_path": str(overlay_path),
+                        "volume": ics_path.parent.parent.name,
+                        "abnormality_type": DDSM_TYPES[lesion],
+                        "lesion_type": " ".join(f"{k} {v}" for k, v in lesion_type_items(abnormality.lesion_types[0])),
+                        "pathology": abnormality.pathology,
+                        "assessment": abnormality.assessment,
+                        "subtlety": abnormality.subtlety,
+                        "cores": sum(outline.kind == "CORE" for outline in abnormality.outlines),
+                        "outside_share": round(outside, 4),
+                    }
+                )
+    return pd.DataFrame(rows, columns=ROI_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def lesion_type_items(lesion: dict) -> list[tuple[str, str]]:
+    """A LESION_TYPE's descriptors (SHAPE, MARGINS, DISTRIBUTION, ...) in file order, without its type."""
+    return [(key, value) for key, value in lesion.items() if key != "type"]
+
+
+def _outside_share(outline: Outline, shape: tuple[int, int]) -> float:
+    """The share of the outline's filled area that lies outside the image (drawn on a canvas holding both)."""
+    polygon = outline.polygon()
+    top, left = (int(value) for value in np.minimum(polygon.min(axis=0), 0))
+    bottom, right = (int(value) for value in np.maximum(polygon.max(axis=0) + 1, shape))
+    shifted = Outline(outline.kind, outline.start_col - left, outline.start_row - top, outline.directions)
+    whole = shifted.mask((bottom - top, right - left))
+    total = whole.sum()
+    return float(1 - whole[-top : shape[0] - top, -left : shape[1] - left].sum() / total) if total else 1.0
 
 
 def case_headers(root: str | Path) -> list[Path]:
