@@ -17,7 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT_ROOT.parent / "shared"
 
 SMALL_DEMO = dict(
-    seed=3, scale=0.15, cbis_train_patients=3, cbis_test_patients=2, ddsm_normal_cases=4, mias_images=8, vindr_studies=3
+    seed=3,
+    scale=0.15,
+    cbis_train_patients=3,
+    cbis_test_patients=2,
+    ddsm_normal_cases=4,
+    mias_images=8,
+    vindr_studies=3,
+    ddsm_abnormal_cases=3,
 )
 
 
@@ -46,5 +53,6 @@ def demo_root(_demo) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_counts(_demo) -> dict:
-    """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, mias_images, vindr_images, vindr_boxes."""
+    """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, ddsm_abnormal_rois, mias_images,
+    vindr_images, vindr_boxes."""
     return _demo[1]

@@ -11,7 +11,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from mammo.demo.collections import CALC_HEADER, MASS_HEADER, DemoSpec, ddsm_ics_paths, generate, write_ddsm_normals
+from mammo.demo.collections import (
+    CALC_HEADER,
+    MASS_HEADER,
+    DemoSpec,
+    ddsm_abnormal_case,
+    ddsm_ics_paths,
+    generate,
+    write_ddsm_normals,
+)
 from mammo.io.cbis import CSV_NAMES, is_mask, read_case_descriptions, resolve
 from mammo.io.ddsm import find_normal_scans, read_normal_scan
 from mammo.io.dicom import read_dicom
@@ -136,7 +144,8 @@ def test_scan_intensities_use_the_cbis_scale(demo_root, cbis_records):
 def test_ics_files_where_expected(demo_root):
     root = demo_root / "ddsm"
     expected = ddsm_ics_paths(DemoSpec(ddsm_normal_cases=4))
-    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.ics")) == sorted(expected)
+    abnormal = [f"{folder}/{name}.ics" for folder, name in map(ddsm_abnormal_case, range(3))]
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.ics")) == sorted(expected + abnormal)
     for relative in expected:
         header = read_ics(root / relative)
         assert (root / relative).read_text().startswith("\nics_version 1.0\n")
@@ -159,12 +168,12 @@ def test_each_ljpeg_decodes_to_the_ics_geometry(demo_root):
             expected_bits = 16 if header.digitizer_family == "DBA" else 12
             assert geometry.bits_per_pixel == expected_bits
             count += 1
-    assert count == 16
+    assert count == 16 + 3 * 4  # normal and abnormal cases
 
 
 def test_ddsm_index_and_read(demo_root, demo_counts):
     scans, rejected = find_normal_scans(demo_root / "ddsm")
-    assert len(rejected) == 0
+    assert len(rejected) == 3 * 4 and rejected["reason"].str.startswith("an abnormal case").all()  # the abnormal volumes
     assert len(scans) == demo_counts["ddsm_normal_scans"] == 16
     assert scans["patient_id"].nunique() == 4
     assert set(scans["site"]) <= {"MGH", "WFU", "ISMD"}

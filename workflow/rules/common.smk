@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 

@@ -20,6 +20,8 @@ if config["data"]["demo"]:
         params:
             demo=config.get("demo", {}),
             roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
-            vindr_root=config["data"].get("vindr"),
+            vindr_root=lambda wildcards, output: (
+                os.path.dirname(output.vindr[0]) if output.vindr else None
+            ),
         script:
             "../scripts/demo_data.py"

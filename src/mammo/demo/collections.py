@@ -25,6 +25,7 @@ from mammo.io.dicom import write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
+from mammo.io.overlay import Abnormality, Outline, chain_code, format_overlay
 from mammo.io.vindr import BREAST_CSV, FINDING_CSV
 
 CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
@@ -72,6 +73,7 @@ class DemoSpec:
     ddsm_normal_cases: int = 56
     mias_images: int = 16
     vindr_studies: int = 5
+    ddsm_abnormal_cases: int = 6
 
 
 def generate(
@@ -87,6 +89,7 @@ def generate(
     counts = {
         "cbis_rois": write_cbis(Path(cbis_root), spec, workers),
         "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
+        "ddsm_abnormal_rois": write_ddsm_abnormal(Path(ddsm_root), spec, workers),
         "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
     }
     if vindr_root is not None:
@@ -225,26 +228,53 @@ def ddsm_ics_paths(spec: DemoSpec) -> list[str]:
 
 
 def write_ddsm_normals(root: Path, spec: DemoSpec, workers: int = 1) -> int:
-    jobs = [(root, spec, index) for index in range(spec.ddsm_normal_cases)]
+    jobs = [(root, spec, index, False) for index in range(spec.ddsm_normal_cases)]
     return sum(_map(_write_ddsm_case, jobs, workers, "DDSM normal cases"))
 
 
+DDSM_VOLUMES = ("cancer", "benign", "benign_without_callback")  # cases/<volume>s/<volume>_NN/caseNNNN/
+DDSM_PATHOLOGY = {"cancer": "MALIGNANT", "benign": "BENIGN", "benign_without_callback": "BENIGN_WITHOUT_CALLBACK"}
+
+
+def ddsm_abnormal_case(index: int) -> tuple[str, str]:
+    """(case folder, case name) of the index-th demo abnormal case, e.g. (cancers/cancer_01/case1001, A-1001-1)."""
+    volume, letter, number = DDSM_VOLUMES[index % 3], "ABCD"[index % 4], 1001 + index
+    return f"{volume}s/{volume}_{index // 8 + 1:02d}/case{number:04d}", f"{letter}-{number:04d}-1"
+
+
+def write_ddsm_abnormal(root: Path, spec: DemoSpec, workers: int = 1) -> int:
+    """Abnormal cases in DDSM's volumes: one breast's two views outlined in `.OVERLAY` files whose BOUNDARY chain
+    codes trace the generated lesions; the first case's outline runs off the image's right edge and back (a quirk
+    of real overlays). Returns the abnormalities written."""
+    jobs = [(root, spec, index, True) for index in range(spec.ddsm_abnormal_cases)]
+    return sum(_map(_write_ddsm_case, jobs, workers, "DDSM abnormal cases"))
+
+
 def _write_ddsm_case(job) -> int:
-    root, spec, index = job
-    rng = _rng(spec.seed, "ddsm", index)
-    folder, name = ddsm_case(index)
+    """A normal case (returns its views) or an abnormal one (returns its outlined abnormalities)."""
+    root, spec, index, abnormal = job
+    rng = _rng(spec.seed, "ddsm-abnormal" if abnormal else "ddsm", index)
+    folder, name = (ddsm_abnormal_case if abnormal else ddsm_case)(index)
     letter = name[0]
     digitizer, family, site, bits, resolution = DIGITIZERS[letter][int(rng.integers(len(DIGITIZERS[letter])))]
     case_dir = root / folder
     case_dir.mkdir(parents=True, exist_ok=True)
-    geometry = {}
+    outlined_side = rng.choice(["LEFT", "RIGHT"]) if abnormal else None
+    geometry, outlines = {}, 0
     for view in VIEWS:
         shape = _scaled_shape(DDSM_SIZE, spec.scale, rng)
-        od, _ = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
+        od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
         _add_film_artefacts(od, rng)
+        outlined = view.startswith(str(outlined_side))
+        if outlined:
+            volume = folder.split("/")[1].rsplit("_", 1)[0]
+            _write_outlined_view(
+                case_dir / f"{name.replace('-', '_')}.{view}.OVERLAY", od, breast, rng, spec, volume, index == 0 and outlines == 0
+            )
+            outlines += 1
         raw = od_to_raw(od, family, site, bits)  # the digitizer's grey levels: low on black film
         (case_dir / f"{name.replace('-', '_')}.{view}.LJPEG").write_bytes(encode_ljpeg(raw, bits))
-        geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=False)
+        geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=outlined)
     header = CaseHeader(
         name=name,
         digitizer=digitizer,
@@ -254,7 +284,31 @@ def _write_ddsm_case(job) -> int:
     )
     dates = f"{rng.integers(1, 29)} {rng.integers(1, 13)} 199{rng.integers(0, 8)}", "6 4 1999"
     (case_dir / f"{name}.ics").write_text(format_ics(header, *dates))
-    return len(VIEWS)
+    return outlines if abnormal else len(VIEWS)
+
+
+def _write_outlined_view(path: Path, od, breast, rng, spec: DemoSpec, volume: str, off_the_edge: bool) -> None:
+    """Draw a lesion into the view and write its `.OVERLAY`: the BOUNDARY chain code traces its outline."""
+    kind = "mass" if rng.random() < 0.5 else "calcification"
+    malignant = volume == "cancer"
+    add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
+    lesion = add(od, breast, rng, malignant, spec.scale * MEAN_ROI * rng.uniform(0.6, 1.5))
+    boundary = chain_code(lesion.mask)
+    if off_the_edge:  # east past the right edge, then back to the start: the outline's area is unchanged
+        steps = od.shape[1] - boundary.start_col + 5
+        directions = np.concatenate([[2] * steps, [6] * steps, boundary.directions])
+        boundary = Outline("BOUNDARY", boundary.start_col, boundary.start_row, directions)
+    if kind == "mass":
+        lesion_type = {
+            "type": "MASS",
+            "SHAPE": "IRREGULAR" if malignant else "OVAL",
+            "MARGINS": "SPICULATED" if malignant else "CIRCUMSCRIBED",
+        }
+    else:
+        lesion_type = {"type": "CALCIFICATION", "TYPE": "PLEOMORPHIC" if malignant else "PUNCTATE", "DISTRIBUTION": "CLUSTERED"}
+    assessment = int(rng.integers(4, 6)) if malignant else int(rng.integers(2, 4))
+    abnormality = Abnormality(1, [lesion_type], assessment, int(rng.integers(1, 6)), DDSM_PATHOLOGY[volume], 1, [boundary])
+    path.write_text(format_overlay([abnormality]))
 
 
 def _add_film_artefacts(od: np.ndarray, rng: np.random.Generator) -> None:

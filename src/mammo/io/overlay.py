@@ -12,6 +12,7 @@ from mammo.io import FormatError
 
 # Chain-code directions: 0=N 1=NE 2=E 3=SE 4=S 5=SW 6=W 7=NW, as (d_row, d_col).
 STEPS = np.array([(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)])
+_DIRECTION = {tuple(step): direction for direction, step in enumerate(STEPS.tolist())}
 _FIELDS = ("ASSESSMENT", "SUBTLETY", "PATHOLOGY", "TOTAL_OUTLINES")
 
 
@@ -90,6 +91,35 @@ def parse_overlay(text: str, path: str | Path = "<overlay>") -> list[Abnormality
 
 def read_overlay(path: str | Path) -> list[Abnormality]:
     return parse_overlay(Path(path).read_text(errors="replace"), path)
+
+
+def chain_code(mask: np.ndarray, kind: str = "BOUNDARY") -> Outline:
+    """The outline tracing the border of a mask's largest region, as a chain code from its first border pixel."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    points = max(contours, key=len)[:, 0, ::-1]  # OpenCV's (x, y) -> (row, column)
+    steps = np.diff(np.vstack([points, points[:1]]), axis=0)
+    directions = np.array([_DIRECTION[tuple(step)] for step in steps.tolist() if step != [0, 0]], dtype=np.int64)
+    return Outline(kind, int(points[0, 1]), int(points[0, 0]), directions)
+
+
+def format_overlay(abnormalities: list[Abnormality]) -> str:
+    """An `.OVERLAY` in the layout of the real files (the counterpart of parse_overlay)."""
+    lines = [f"TOTAL_ABNORMALITIES {len(abnormalities)}"]
+    for abnormality in abnormalities:
+        lines.append(f"ABNORMALITY {abnormality.number}")
+        for lesion in abnormality.lesion_types:
+            lines.append(" ".join(["LESION_TYPE", lesion["type"], *(f"{k} {v}" for k, v in lesion.items() if k != "type")]))
+        lines += [
+            f"ASSESSMENT {abnormality.assessment}",
+            f"SUBTLETY {abnormality.subtlety}",
+            f"PATHOLOGY {abnormality.pathology}",
+            f"TOTAL_OUTLINES {len(abnormality.outlines)}",
+        ]
+        for outline in abnormality.outlines:
+            indent = "\t" if outline.kind == "CORE" else ""
+            chain = " ".join(map(str, [outline.start_col, outline.start_row, *outline.directions.tolist()]))
+            lines += [f"{indent}{outline.kind}", f"{indent}{chain} #"]
+    return "\n".join(lines) + "\n"
 
 
 def _int(values: list[str], key: str, path) -> int:
