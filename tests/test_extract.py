@@ -122,7 +122,7 @@ def test_missing_scan_rejects_each_of_its_rois(cbis_copy, tmp_path):
 
 def test_normal_tiles_per_scanner_and_rejections(demo_root, tmp_path):
     root = tmp_path / "ddsm"
-    shutil.copytree(demo_root / "ddsm", root)
+    shutil.copytree(demo_root / "ddsm" / "normals", root / "normals")  # the normal cases only
     scans, index_rejected = find_normal_scans(root)
     assert index_rejected.empty and len(scans) == 16
     images, table, rejected = ddsm_normal_tiles(scans, "ds9", THRESHOLDS, SMALL_TILING, SEED, "n.npy")
