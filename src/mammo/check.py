@@ -70,11 +70,12 @@ def check_ddsm_abnormal(root: str | Path) -> dict | None:
     if not len(rois) and not len(rejected):
         return None
     missing = rejected.loc[rejected["reason"].str.contains("not found"), "file"].tolist()
+    scans = int(rois["scan_id"].nunique())
     return {
         "rows": int(len(rois) + len(rejected)),
-        "patients": int(rois["patient_id"].nunique()) if len(rois) else 0,
-        "scans": int(rois["scan_id"].nunique()) if len(rois) else 0,
-        "files_found": int(rois["scan_id"].nunique()) if len(rois) else 0,
+        "patients": int(rois["patient_id"].nunique()),
+        "scans": scans,
+        "files_found": scans,
         "missing_files": missing,
         "rejected": _rows(rejected),
     }

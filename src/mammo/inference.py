@@ -157,6 +157,11 @@ def installed_engines() -> list[str]:
     return [name for name in ENGINES if importlib.util.find_spec(_PACKAGES[name]) is not None]
 
 
+def model_files(model_path: str | Path) -> tuple[Path, Path]:
+    """(model.keras, model.onnx) of a model named by either."""
+    return Path(model_path).with_suffix(".keras"), Path(model_path).with_suffix(EXPORT_SUFFIX)
+
+
 def choose_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32") -> str:
     """The engine that `open_engine` will use for the model at `model_path` (model.keras or its export
     model.onnx; either finds the other beside it): "auto" takes the first installed of ENGINES that can run a file
@@ -166,7 +171,7 @@ def choose_engine(model_path: str | Path, engine: str = "auto", precision: str =
         raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     if engine not in ("auto", *ENGINES):
         raise ValueError(f"engine {engine!r}: one of auto, {', '.join(ENGINES)}")
-    keras_file, onnx_file = model_path.with_suffix(".keras"), model_path.with_suffix(EXPORT_SUFFIX)
+    keras_file, onnx_file = model_files(model_path)
     if not (keras_file.exists() or onnx_file.exists()):
         raise FileNotFoundError(f"{model_path}: model file not found")
     installed = installed_engines()
@@ -194,7 +199,7 @@ def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "
     """The model at `model_path` through the engine `choose_engine` names. float32 agrees with Keras to 1e-6 in
     every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it)."""
     engine = choose_engine(model_path, engine, precision)
-    keras_file, onnx_file = Path(model_path).with_suffix(".keras"), Path(model_path).with_suffix(EXPORT_SUFFIX)
+    keras_file, onnx_file = model_files(model_path)
     model_file = keras_file if engine == "tensorflow" else onnx_file
     _check_card(read_card(model_file), model_file, keras_file)
     if engine == "tensorflow":

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from mammo.demo import anatomy
 from mammo.intensity import od_to_raw, od_to_uint16, to_uint8
+from mammo.io.ddsm import view_file
 from mammo.io.dicom import write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
@@ -269,11 +270,17 @@ def _write_ddsm_case(job) -> int:
         if outlined:
             volume = folder.split("/")[1].rsplit("_", 1)[0]
             _write_outlined_view(
-                case_dir / f"{name.replace('-', '_')}.{view}.OVERLAY", od, breast, rng, spec, volume, index == 0 and outlines == 0
+                view_file(case_dir / f"{name}.ics", name, view, "OVERLAY"),
+                od,
+                breast,
+                rng,
+                spec,
+                volume,
+                index == 0 and outlines == 0,
             )
             outlines += 1
         raw = od_to_raw(od, family, site, bits)  # the digitizer's grey levels: low on black film
-        (case_dir / f"{name.replace('-', '_')}.{view}.LJPEG").write_bytes(encode_ljpeg(raw, bits))
+        view_file(case_dir / f"{name}.ics", name, view, "LJPEG").write_bytes(encode_ljpeg(raw, bits))
         geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=outlined)
     header = CaseHeader(
         name=name,

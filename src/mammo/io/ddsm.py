@@ -13,7 +13,7 @@ from mammo.intensity import raw_to_uint16
 from mammo.io import FormatError
 from mammo.io.ics import read_ics
 from mammo.io.ljpeg import decode_ljpeg
-from mammo.io.overlay import Outline, read_overlay
+from mammo.io.overlay import Outline, lesion_descriptors, read_overlay
 from mammo.tables import REJECTED_COLUMNS
 
 SCAN_COLUMNS = [
@@ -61,7 +61,7 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             if not path.exists():
                 rejected.append(
                     {
-                        "file": str(path.with_suffix("")) if path.suffix == ".gz" else str(path),
+                        "file": str(path),
                         "row": view,
                         "item": f"{header.name}.{view}",
                         "stage": "index",
@@ -88,11 +88,17 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
+def view_file(ics_path: Path, name: str, view: str, suffix: str) -> Path:
+    """A view's file (LJPEG, OVERLAY) beside its `.ics`."""
+    # Quirk: .ics names use dashes (A-0002-1), image and overlay names underscores (A_0002_1).
+    return ics_path.parent / f"{name.replace('-', '_')}.{view}.{suffix}"
+
+
 def scan_path(ics_path: Path, name: str, view: str) -> Path:
     """The LJPEG of a view beside its `.ics` (gzipped where only that exists)."""
-    # Quirk: .ics names use dashes (A-0002-1), image names underscores (A_0002_1).
-    base = ics_path.parent / f"{name.replace('-', '_')}.{view}.LJPEG"
-    return base if base.exists() or not base.with_name(base.name + ".gz").exists() else base.with_name(base.name + ".gz")
+    base = view_file(ics_path, name, view, "LJPEG")
+    gzipped = base.with_name(base.name + ".gz")
+    return gzipped if gzipped.exists() and not base.exists() else base
 
 
 ROI_COLUMNS = [
@@ -137,7 +143,7 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 continue
             scan_id = f"{header.name}.{view}"
             path = scan_path(ics_path, header.name, view)
-            overlay_path = ics_path.parent / f"{header.name.replace('-', '_')}.{view}.OVERLAY"
+            overlay_path = view_file(ics_path, header.name, view, "OVERLAY")
             if not overlay_path.exists():
                 reject(overlay_path, view, scan_id, ".ics marks this view OVERLAY but its .OVERLAY is not found")
                 continue
@@ -185,7 +191,7 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "overlay_path": str(overlay_path),
                         "volume": ics_path.parent.parent.name,
                         "abnormality_type": DDSM_TYPES[lesion],
-                        "lesion_type": " ".join(f"{k} {v}" for k, v in lesion_type_items(abnormality.lesion_types[0])),
+                        "lesion_type": lesion_descriptors(abnormality.lesion_types[0]),
                         "pathology": abnormality.pathology,
                         "assessment": abnormality.assessment,
                         "subtlety": abnormality.subtlety,
@@ -194,11 +200,6 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     }
                 )
     return pd.DataFrame(rows, columns=ROI_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
-
-
-def lesion_type_items(lesion: dict) -> list[tuple[str, str]]:
-    """A LESION_TYPE's descriptors (SHAPE, MARGINS, DISTRIBUTION, ...) in file order, without its type."""
-    return [(key, value) for key, value in lesion.items() if key != "type"]
 
 
 def _outside_share(outline: Outline, shape: tuple[int, int]) -> float:

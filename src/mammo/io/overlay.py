@@ -108,7 +108,7 @@ def format_overlay(abnormalities: list[Abnormality]) -> str:
     for abnormality in abnormalities:
         lines.append(f"ABNORMALITY {abnormality.number}")
         for lesion in abnormality.lesion_types:
-            lines.append(" ".join(["LESION_TYPE", lesion["type"], *(f"{k} {v}" for k, v in lesion.items() if k != "type")]))
+            lines.append(f"LESION_TYPE {lesion['type']} {lesion_descriptors(lesion)}".rstrip())
         lines += [
             f"ASSESSMENT {abnormality.assessment}",
             f"SUBTLETY {abnormality.subtlety}",
@@ -120,6 +120,11 @@ def format_overlay(abnormalities: list[Abnormality]) -> str:
             chain = " ".join(map(str, [outline.start_col, outline.start_row, *outline.directions.tolist()]))
             lines += [f"{indent}{outline.kind}", f"{indent}{chain} #"]
     return "\n".join(lines) + "\n"
+
+
+def lesion_descriptors(lesion: dict) -> str:
+    """A LESION_TYPE's descriptors as written after its type, in file order: `SHAPE ROUND MARGINS SPICULATED`."""
+    return " ".join(f"{key} {value}" for key, value in lesion.items() if key != "type")
 
 
 def _int(values: list[str], key: str, path) -> int:
