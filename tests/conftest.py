@@ -24,7 +24,7 @@ SMALL_DEMO = dict(
     ddsm_normal_cases=4,
     mias_images=8,
     vindr_studies=3,
-    ddsm_abnormal_cases=3,
+    ddsm_abnormal_cases=4,  # cases 1 and 3: CBIS-DDSM women (their films copied)
 )
 
 

@@ -25,9 +25,9 @@ def test_demo_root_is_complete(demo_root, demo_counts, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     abnormal = report.pop("ddsm-abnormal")  # the demo's DDSM abnormal cases: outlined, and not normal tissue
-    assert abnormal["rows"] == demo_counts["ddsm_abnormal_rois"] == 6 and abnormal["rejected"] == []
+    assert abnormal["rows"] == demo_counts["ddsm_abnormal_rois"] == 7 and abnormal["rejected"] == []
     ddsm_rejected = report["ddsm"].pop("rejected")
-    assert len(ddsm_rejected) == 3 * 4 and all("an abnormal case" in row["reason"] for row in ddsm_rejected)
+    assert len(ddsm_rejected) == 4 * 4 and all("an abnormal case" in row["reason"] for row in ddsm_rejected)
     report["ddsm"]["rejected"] = []
     vindr = report.pop("vindr")
     assert vindr["scans"] == demo_counts["vindr_images"] == 12 and vindr["patients"] == 3 and vindr["missing_files"] == []

@@ -21,7 +21,7 @@ from mammo.demo.collections import (
     write_ddsm_normals,
 )
 from mammo.io.cbis import CSV_NAMES, is_mask, read_case_descriptions, resolve
-from mammo.io.ddsm import find_normal_scans, read_normal_scan
+from mammo.io.ddsm import find_normal_scans, read_ddsm_scan
 from mammo.io.dicom import read_dicom
 from mammo.io.ics import read_ics
 from mammo.io.mias import read_info, read_pgm
@@ -144,7 +144,7 @@ def test_scan_intensities_use_the_cbis_scale(demo_root, cbis_records):
 def test_ics_files_where_expected(demo_root):
     root = demo_root / "ddsm"
     expected = ddsm_ics_paths(DemoSpec(ddsm_normal_cases=4))
-    abnormal = [f"{folder}/{name}.ics" for folder, name in map(ddsm_abnormal_case, range(3))]
+    abnormal = [f"{folder}/{name}.ics" for folder, name in map(ddsm_abnormal_case, range(4))]
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*.ics")) == sorted(expected + abnormal)
     for relative in expected:
         header = read_ics(root / relative)
@@ -168,17 +168,17 @@ def test_each_ljpeg_decodes_to_the_ics_geometry(demo_root):
             expected_bits = 16 if header.digitizer_family == "DBA" else 12
             assert geometry.bits_per_pixel == expected_bits
             count += 1
-    assert count == 16 + 3 * 4  # normal and abnormal cases
+    assert count == 16 + 4 * 4  # normal and abnormal cases
 
 
 def test_ddsm_index_and_read(demo_root, demo_counts):
     scans, rejected = find_normal_scans(demo_root / "ddsm")
-    assert len(rejected) == 3 * 4 and rejected["reason"].str.startswith("an abnormal case").all()  # the abnormal volumes
+    assert len(rejected) == 4 * 4 and rejected["reason"].str.startswith("an abnormal case").all()  # the abnormal volumes
     assert len(scans) == demo_counts["ddsm_normal_scans"] == 16
     assert scans["patient_id"].nunique() == 4
     assert set(scans["site"]) <= {"MGH", "WFU", "ISMD"}
     for _, scan in scans.iterrows():
-        image = read_normal_scan(scan)
+        image = read_ddsm_scan(scan)
         assert image.dtype == np.uint16
         assert image.shape == (scan["lines"], scan["pixels_per_line"])
         # film artefacts are near the top of the OD scale, background near the bottom

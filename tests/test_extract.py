@@ -38,7 +38,7 @@ def cbis_copy(demo_root, tmp_path_factory):
 
 def test_every_roi_gives_three_labelled_tiles(cbis_copy):
     root, rois = cbis_copy
-    images, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "tiles.npy")
+    images, table, rejected, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "tiles.npy")
     assert rejected.empty
     assert images.shape == (3 * len(rois), 299, 299) and images.dtype == np.uint8
     per_roi = table.assign(roi_id=table["tile_id"].str.split("/").str[1]).groupby("roi_id")
@@ -54,15 +54,15 @@ def test_every_roi_gives_three_labelled_tiles(cbis_copy):
 
 def test_tiles_do_not_depend_on_chunking_or_order(cbis_copy):
     root, rois = cbis_copy
-    whole, table, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    whole, table, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     parts = [cbis_tiles(in_chunk(rois, "scan_id", c, 2), root, "ds9", Method2(), SEED, "t.npy") for c in (0, 1)]
     by_id = {tile_id: whole[i] for i, tile_id in enumerate(table["tile_id"])}
-    for images, part_table, _ in parts:
+    for images, part_table, _, _ in parts:
         for i, tile_id in enumerate(part_table["tile_id"]):
             assert np.array_equal(images[i], by_id[tile_id])
-    again, _, _ = cbis_tiles(rois.iloc[::-1], root, "ds9", Method2(), SEED, "t.npy")
+    again, _, _, _ = cbis_tiles(rois.iloc[::-1], root, "ds9", Method2(), SEED, "t.npy")
     assert sorted(map(bytes, again)) == sorted(map(bytes, whole))
-    other, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED + 1, "t.npy")
+    other, _, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED + 1, "t.npy")
     assert not np.array_equal(other, whole)
 
 
@@ -72,8 +72,8 @@ def test_mask_is_told_from_crop_by_content(cbis_copy):
     swapped[["cropped_image_file_path", "roi_mask_file_path"]] = rois[
         ["roi_mask_file_path", "cropped_image_file_path"]
     ].to_numpy()
-    expected, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
-    images, _, rejected = cbis_tiles(swapped, root, "ds9", Method2(), SEED, "t.npy")
+    expected, _, _, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    images, _, rejected, _ = cbis_tiles(swapped, root, "ds9", Method2(), SEED, "t.npy")
     assert rejected.empty
     assert np.array_equal(images, expected)
 
@@ -96,8 +96,8 @@ def test_mask_of_another_size_is_resized_or_rejected(cbis_copy, tmp_path):
     mask = pydicom.dcmread(resolve(root, first["roi_mask_file_path"])).pixel_array
     _rewrite_mask(root, first, mask.repeat(2, axis=0).repeat(2, axis=1))  # same aspect ratio, twice the size: resized
     _rewrite_mask(root, second, np.full((50, 200), 255, np.uint8))  # other aspect ratio: rejected
-    expected, expected_table, _ = cbis_tiles(rois.iloc[[0]], source, "ds9", Method2(), SEED, "t.npy")
-    images, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    expected, expected_table, _, _ = cbis_tiles(rois.iloc[[0]], source, "ds9", Method2(), SEED, "t.npy")
+    images, table, rejected, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     tiled = set(table["tile_id"].str.split("/").str[1])
     assert first["roi_id"] in tiled
     resized = table["tile_id"].str.contains(first["roi_id"], regex=False).to_numpy()
@@ -113,7 +113,7 @@ def test_missing_scan_rejects_each_of_its_rois(cbis_copy, tmp_path):
     shutil.copytree(source, root)
     victim = rois["image_file_path"].iloc[0]
     resolve(root, victim).unlink()
-    _, table, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    _, table, rejected, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     assert set(rejected["item"]) == set(rois.loc[rois["image_file_path"] == victim, "roi_id"])
     assert (rejected["reason"] == "file not found").all()
     assert rejected["file"].str.endswith(victim).all()
@@ -175,8 +175,8 @@ def test_tcia_downloader_layout_is_resolved(cbis_copy, tmp_path):
             shutil.copy(resolve(source, relative), target)
     assert not (root / rois["image_file_path"].iloc[0]).exists()
     assert resolve(root, rois["image_file_path"].iloc[0]).name == "1-1.dcm"
-    expected, _, _ = cbis_tiles(rois, source, "ds9", Method2(), SEED, "t.npy")
-    images, _, rejected = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
+    expected, _, _, _ = cbis_tiles(rois, source, "ds9", Method2(), SEED, "t.npy")
+    images, _, rejected, _ = cbis_tiles(rois, root, "ds9", Method2(), SEED, "t.npy")
     assert rejected.empty
     assert np.array_equal(images, expected)
 
@@ -240,8 +240,8 @@ def test_cbis_background_and_audit_tiles_are_normal_tiles_of_the_same_patient(cb
     params = BackgroundTiles(
         per_scan=3, max_overlap=0.0, margin=20, tiling=SMALL_TILING, thresholds=NormalThresholds(30, 10, 3000)
     )
-    plain_images, plain, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy")
-    images, table, rejected = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", {"background": params, "audit": params})
+    plain_images, plain, _, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy")
+    images, table, rejected, _ = cbis_tiles(rois, root, "ds9b", Method2(), SEED, "t.npy", {"background": params, "audit": params})
     assert rejected.empty and len(table) == len(images)
     patient_of_scan = dict(zip(rois["scan_id"], "cbis:" + rois["patient_id"]))
     for name in ("background", "audit"):

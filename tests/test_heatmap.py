@@ -233,6 +233,12 @@ def test_scan_targets_take_test_patients_only():
     assert targets["scan_id"].tolist() == ["mias:mdb001", "A.1", "A.2", "P1_L"]
     assert targets.set_index("scan_id").loc["mias:mdb001", "scale"] == pytest.approx(5.16)  # windows as the 2.58x tiles
     assert targets.set_index("scan_id")["label_normal"].to_dict() == {"mias:mdb001": 1, "A.1": 0, "A.2": 0, "P1_L": 1}
+    # a recipe with DDSM's outlined cases: a test woman's outlined views are abnormal targets, once per view
+    tiles.loc[len(tiles)] = ["ddsm:C-3", "test"]
+    outlined = pd.DataFrame({"patient_id": ["C-3", "C-3", "D-4"], "scan_id": ["C.1", "C.1", "D.1"], "path": ["c1", "c1", "d1"]})
+    targets = scan_targets(tiles, rois, scans, mias, "root", 2.58, outlined)
+    assert targets.set_index("scan_id")["label_normal"].to_dict() == {"mias:mdb001": 1, "A.1": 0, "A.2": 0, "C.1": 1, "P1_L": 1}
+    assert targets.set_index("scan_id").loc["C.1", "source"] == "ddsm"
 
 
 def test_circle_mask_and_lesion_hits():

@@ -117,13 +117,14 @@ def ddsm_cases(tmp_path):
     cancer = root / "cancers/cancer_01/case0001"
     case(cancer, "A-0001-1", {"LEFT_CC", "LEFT_MLO", "RIGHT_CC"})
     (cancer / "A_0001_1.LEFT_CC.OVERLAY").write_text(
-        "TOTAL_ABNORMALITIES 4\n"
+        "TOTAL_ABNORMALITIES 5\n"
         + _abnormality(1, "MASS SHAPE ROUND MARGINS SPICULATED", _square(5, 5, 10), core=_square(8, 8, 3))
         + _abnormality(
             2, "CALCIFICATION TYPE PLEOMORPHIC DISTRIBUTION CLUSTERED", _square(35, 50, 8), "BENIGN"
         )  # partly off the right edge
         + _abnormality(3, "MASS SHAPE OVAL MARGINS CIRCUMSCRIBED", _square(35, 30, 20))  # mostly off the right edge
         + _abnormality(4, "OTHER", _square(1, 1, 4))
+        + _abnormality(5, "MASS SHAPE ROUND MARGINS OBSCURED", _square(20, 20, 5), "UNPROVEN")
     )
     (cancer / "A_0001_1.LEFT_MLO.OVERLAY").write_text("TOTAL_ABNORMALITIES 1\nABNORMALITY 1\nBOUNDARY\n1 1 2\n")  # not ended
     case(root / "normals/normal_01/case3001", "A-3001-1", set())
@@ -142,6 +143,8 @@ def test_abnormal_cases_index_every_outline_or_its_reason(ddsm_cases):
     reasons = dict(zip(rejected["item"], rejected["reason"]))
     assert "of its BOUNDARY lies outside the 60x40 image" in reasons["A-0001-1.LEFT_CC.3"]
     assert "lesion type OTHER is neither MASS nor CALCIFICATION" in reasons["A-0001-1.LEFT_CC.4"]
+    assert "pathology UNPROVEN is not a label to learn" in reasons["A-0001-1.LEFT_CC.5"]
+    assert (mass["class_code"], calcification["class_code"]) == (4, 1)  # malignant mass, benign calcification
     assert "not ended" in reasons["A-0001-1.LEFT_MLO"]
     assert "its .OVERLAY is not found" in reasons["A-0001-1.RIGHT_CC"]
 
@@ -167,7 +170,7 @@ def test_mammo_check_counts_outlined_abnormalities(ddsm_cases):
     report = json.loads(result.stdout)
     assert report["ddsm"]["scans"] == 4 and len(report["ddsm"]["rejected"]) == 4  # the normal case; the cancer's views
     abnormal = report["ddsm-abnormal"]
-    assert (abnormal["rows"], abnormal["patients"], abnormal["scans"]) == (6, 1, 1) and len(abnormal["rejected"]) == 4
+    assert (abnormal["rows"], abnormal["patients"], abnormal["scans"]) == (7, 1, 1) and len(abnormal["rejected"]) == 5
     assert abnormal["missing_files"] == [str(ddsm_cases / "cancers/cancer_01/case0001/A_0001_1.RIGHT_CC.OVERLAY")]
 
 
@@ -189,35 +192,23 @@ def test_chain_code_traces_a_mask_and_round_trips_through_the_file_format():
 
 
 def test_the_demos_abnormal_cases_outline_their_lesions(demo_root, demo_counts):
-    """Every outlined view of the demo's DDSM volumes indexed; the outlines lie on bright (dense) tissue of their
-    scans; the first case's outline runs off the right edge and is clipped, not rejected."""
+    """Every outlined view of the demo's DDSM volumes indexed (two generated cases with an outline per view; cases 1
+    and 3 copy a CBIS-DDSM breast: an outline per ROI); the outlines lie on bright (dense) tissue of their scans; the
+    first case's outline runs off the right edge and is clipped, not rejected."""
     import numpy as np
-    import pandas as pd
 
-    from mammo.io.ddsm import find_abnormal_rois, read_normal_scan
+    from mammo.io.ddsm import find_abnormal_rois, outline_mask, read_ddsm_scan
     from mammo.io.ics import read_ics
 
     rois, rejected = find_abnormal_rois(demo_root / "ddsm")
-    assert len(rois) == demo_counts["ddsm_abnormal_rois"] == 6 and rejected.empty
+    assert len(rois) == demo_counts["ddsm_abnormal_rois"] == 7 and rejected.empty
     assert set(rois["volume"].str.rsplit("_", n=1).str[0]) == {"cancer", "benign", "benign_without_callback"}
-    assert set(rois.loc[rois["volume"].str.startswith("cancer"), "pathology"]) == {"MALIGNANT"}
+    generated = rois[rois["case"].isin(["A-1001-1", "C-1003-1"])]
+    assert len(generated) == 4 and set(generated.loc[generated["volume"].str.startswith("cancer"), "pathology"]) == {"MALIGNANT"}
     for _, roi in rois.iterrows():
-        header = read_ics(next(Path(roi["path"]).parent.glob("*.ics")))
-        geometry = header.views[roi["view"]]
-        scan = read_normal_scan(
-            pd.Series(
-                {
-                    "path": roi["path"],
-                    "lines": geometry.lines,
-                    "pixels_per_line": geometry.pixels_per_line,
-                    "bits": geometry.bits_per_pixel,
-                    "digitizer": header.digitizer_family,
-                    "site": header.site,
-                }
-            )
-        )
-        outline = read_overlay(roi["overlay_path"])[0].boundary
-        inside = outline.mask(scan.shape)
+        scan = read_ddsm_scan(roi)  # an ROI row carries its view's geometry and digitizer
+        inside = outline_mask(roi, scan.shape)
+        assert (inside == read_overlay(roi["overlay_path"])[0].boundary.mask(scan.shape)).all()
         assert scan[inside].mean() > np.median(scan), roi["roi_id"]
     first = rois[rois["case"] == "A-1001-1"].iloc[0]
     polygon = read_overlay(first["overlay_path"])[0].boundary.polygon()

@@ -160,13 +160,13 @@ def test_a_negative_ddsm_scan_is_rejected_and_counted(demo_ddsm, monkeypatch):
     scans, _ = find_normal_scans(demo_ddsm)
     scans = scans.head(4)
     negative = scans.iloc[1]["scan_id"]
-    real_reader = extract.read_normal_scan
+    real_reader = extract.read_ddsm_scan
 
     def reader(scan):
         image = real_reader(scan)
         return np.iinfo(np.uint16).max - image if scan["scan_id"] == negative else image
 
-    monkeypatch.setattr("mammo.extract.read_normal_scan", reader)
+    monkeypatch.setattr("mammo.extract.read_ddsm_scan", reader)
     thresholds = {d: NormalThresholds(0, 0, 1e9) for d in scans["digitizer"].unique()}
     _, table, rejected = ddsm_normal_tiles(scans, "t", thresholds, NormalTiling(tile=100, stride=100), 0, "t.npy")
     assert rejected["reason"].tolist() == [INVERTED_INTENSITY]

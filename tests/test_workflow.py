@@ -293,7 +293,7 @@ def test_tiny_run_reports_subgroups_thresholds_and_the_shortcut_audit(tiny_run):
     split_of = tiles.drop_duplicates("patient_id").set_index("patient_id")["split"]
     assert (audit["split"] == audit["patient_id"].map(split_of)).all()  # audit tiles follow their patient
     shortcut = json.loads((model_dir / "shortcut.json").read_text())
-    assert shortcut["tiles"]["cbis-ddsm"] == int(audit["split"].isin(["val", "test"]).sum())
+    assert shortcut["tiles"]["roi_scans"] == int(audit["split"].isin(["val", "test"]).sum())
     assert shortcut["flagged"] == (shortcut["collection_auc"] is not None and shortcut["collection_auc"] > shortcut["flag_above"])
     for table in ("binary_test", "multiclass_test", "mias"):
         assert (tiny_run / f"results/tables/{table}.csv").exists()

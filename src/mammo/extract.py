@@ -17,10 +17,11 @@ from mammo.heatmap import Windowing, segmented, tissue_windows
 from mammo.intensity import INVERTED_INTENSITY, inverted_intensity, to_uint8
 from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
-from mammo.io.ddsm import read_normal_scan
+from mammo.io.ddsm import outline_mask, read_ddsm_scan
 from mammo.io.dicom import read_dicom
 from mammo.io.mias import read_mias_scan
 from mammo.labels import label_normal
+from mammo.same_film import FINGERPRINT_COLUMNS, fingerprint_row
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
 from mammo.tiles import (
     TILE_SIZE,
@@ -50,6 +51,63 @@ class BackgroundTiles:
     thresholds: NormalThresholds  # mostly breast tissue, as for DDSM normal tiles
 
 
+class CbisRois:
+    """How CBIS-DDSM's indexed ROIs are read: scans and masks are DICOMs named relative to the download."""
+
+    source, scan_column, mask_column = "cbis-ddsm", "image_file_path", "roi_mask_file_path"
+
+    def __init__(self, root: str | Path):
+        self.root = root
+
+    def read_scan(self, first: pd.Series) -> np.ndarray:
+        return read_dicom(_existing(resolve(self.root, first["image_file_path"])))
+
+    def mask(self, roi: pd.Series, shape: tuple[int, int]) -> np.ndarray:
+        return roi_mask(self.root, roi, shape)
+
+    def scan_fields(self, first: pd.Series) -> dict:
+        return {
+            "source": self.source,
+            "patient_id": f"cbis:{first['patient_id']}",
+            "scan_id": first["scan_id"],
+            "view": f"{first['side']}_{first['view']}",
+            "density": first["breast_density"],
+            "scanner": "cbis",
+            "division": first["division"],
+        }
+
+    def reject(self, path, roi: pd.Series, stage: str, reason: str) -> dict:
+        return _reject(path, roi, stage, reason)
+
+
+class DdsmRois:
+    """How DDSM's outlined abnormalities are read: the view's LJPEG through its digitizer's optical density, the
+    BOUNDARY chain code of its `.OVERLAY` filled (clipped to the image); DDSM has no official division."""
+
+    source, scan_column, mask_column = "ddsm", "path", "overlay_path"
+
+    def read_scan(self, first: pd.Series) -> np.ndarray:
+        _existing(Path(first["path"]))
+        return read_ddsm_scan(first)
+
+    def mask(self, roi: pd.Series, shape: tuple[int, int]) -> np.ndarray:
+        return outline_mask(roi, shape)
+
+    def scan_fields(self, first: pd.Series) -> dict:
+        return {
+            "source": self.source,
+            "patient_id": f"ddsm:{first['patient_id']}",
+            "scan_id": first["scan_id"],
+            "view": first["view"],
+            "density": first["density"],
+            "scanner": first["digitizer"],
+            "division": "",
+        }
+
+    def reject(self, path, roi: pd.Series, stage: str, reason: str) -> dict:
+        return {"file": str(path), "row": roi["view"], "item": roi["roi_id"], "stage": stage, "reason": reason}
+
+
 def cbis_tiles(
     rois: pd.DataFrame,
     root: str | Path,
@@ -58,45 +116,64 @@ def cbis_tiles(
     seed: int,
     tiles_file: str,
     negatives: dict[str, BackgroundTiles] | None = None,
-) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """The recipe's extraction method for every ROI; the scan is read once for all its ROIs.
+):
+    """:func:`roi_tiles` of CBIS-DDSM ROIs (rois.tsv of index_cbis) under the download's root."""
+    return roi_tiles(rois, CbisRois(root), dataset, method, seed, tiles_file, negatives)
+
+
+def ddsm_abnormal_tiles(
+    rois: pd.DataFrame,
+    dataset: str,
+    method: Method1 | Method2,
+    seed: int,
+    tiles_file: str,
+    negatives: dict[str, BackgroundTiles] | None = None,
+):
+    """:func:`roi_tiles` of DDSM's outlined abnormalities (rois.tsv of index_ddsm_abnormal)."""
+    return roi_tiles(rois, DdsmRois(), dataset, method, seed, tiles_file, negatives)
+
+
+def roi_tiles(
+    rois: pd.DataFrame,
+    reader: CbisRois | DdsmRois,
+    dataset: str,
+    method: Method1 | Method2,
+    seed: int,
+    tiles_file: str,
+    negatives: dict[str, BackgroundTiles] | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The recipe's extraction method for every ROI of a collection whose lesions are masks (CBIS-DDSM's mask
+    DICOMs, DDSM's outlines); the scan is read once for all its ROIs.
 
     `negatives` maps a method name ("background": training negatives of ds9b, "audit": tiles for the
-    shortcut audit) to the lesion-free tiles to cut from each scan as well.
+    shortcut audit) to the lesion-free tiles to cut from each scan as well. The fourth table holds a content
+    fingerprint of every scan read (mammo.same_film), so that a breast in two collections is recognised.
     """
-    images, rows, rejected = [], [], []
-    for image_path, scan_rois in tqdm(rois.groupby("image_file_path", sort=True), desc="CBIS-DDSM scans"):
-        try:
-            scan = _positive(read_dicom(_existing(resolve(root, image_path))), image_path)
-        except FormatError as err:
-            rejected += [_reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
-            continue
+    images, rows, rejected, prints = [], [], [], []
+    for image_path, scan_rois in tqdm(rois.groupby(reader.scan_column, sort=True), desc=f"{reader.source} scans"):
         first = scan_rois.iloc[0]
-        scan_fields = {
-            "dataset": dataset,
-            "source": "cbis-ddsm",
-            "patient_id": f"cbis:{first['patient_id']}",
-            "scan_id": first["scan_id"],
-            "view": f"{first['side']}_{first['view']}",
-            "density": first["breast_density"],
-            "scanner": "cbis",
-            "division": first["division"],
-        }
+        try:
+            scan = _positive(reader.read_scan(first), image_path)
+        except FormatError as err:
+            rejected += [reader.reject(err.path, roi, "read_scan", err.reason) for _, roi in scan_rois.iterrows()]
+            continue
+        scan_fields = {"dataset": dataset, **reader.scan_fields(first)}
+        prints.append(fingerprint_row(scan, scan_fields, image_path))
         lesions = np.zeros(scan.shape, bool)
         for _, roi in scan_rois.iterrows():
             try:
-                mask = roi_mask(root, roi, scan.shape)
+                mask = reader.mask(roi, scan.shape)
             except FormatError as err:
-                rejected.append(_reject(err.path, roi, "read_mask", err.reason))
+                rejected.append(reader.reject(err.path, roi, "read_mask", err.reason))
                 continue
             lesions |= mask
             box = mask_box(mask)
             if box is None:
-                rejected.append(_reject(roi["roi_mask_file_path"], roi, "read_mask", "ROI mask is empty"))
+                rejected.append(reader.reject(roi[reader.mask_column], roi, "read_mask", "ROI mask is empty"))
                 continue
             tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
             if not tiles:
-                rejected.append(_reject(image_path, roi, "extract", "every crop was mostly background"))
+                rejected.append(reader.reject(image_path, roi, "extract", "every crop was mostly background"))
                 continue
             for number, tile in enumerate(tiles):
                 rows.append(
@@ -112,7 +189,12 @@ def cbis_tiles(
                     _tile_row(scan_fields, f"{dataset}/{first['scan_id']}/{name}{number}", name, box, tiles_file, len(images))
                 )
                 images.append(tile)
-    return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+    return (
+        _stack(images),
+        pd.DataFrame(rows, columns=TILE_COLUMNS),
+        pd.DataFrame(rejected, columns=REJECTED_COLUMNS),
+        pd.DataFrame(prints, columns=FINGERPRINT_COLUMNS),
+    )
 
 
 def _tile_row(scan_fields: dict, tile_id: str, method: str, box, tiles_file: str, tile_index: int, lesion=None) -> dict:
@@ -179,7 +261,7 @@ def ddsm_normal_tiles(
     images, rows, rejected = [], [], []
     for _, scan in tqdm(scans.iterrows(), total=len(scans), desc="DDSM normal scans"):
         try:
-            image = _positive(read_normal_scan(scan), scan["path"])
+            image = _positive(read_ddsm_scan(scan), scan["path"])
         except FormatError as err:
             rejected.append(_reject_scan(err.path, scan, "read_scan", err.reason))
             continue

@@ -302,11 +302,12 @@ def error_montage(errors: pd.DataFrame, images, out: str | Path, per_kind: int =
 
 
 def collection_scores(scored: pd.DataFrame, result: dict, out: str | Path) -> None:
-    """Histograms of P(abnormal) on normal tissue per collection, titled with the collection AUC of the audit."""
+    """Histograms of P(abnormal) on normal tissue per group (column `group`: the scans with ROIs, the normal scans),
+    titled with the collection AUC of the audit."""
     figure, axis = plt.subplots(figsize=(7, 4))
     edges = np.linspace(0, 1, 21)
-    for source, part in scored.groupby("source", sort=True):
-        axis.hist(part["p_abnormal"], bins=edges, alpha=0.6, density=True, label=f"{source} ({len(part)} tiles)")
+    for group, part in scored.groupby("group", sort=True):
+        axis.hist(part["p_abnormal"], bins=edges, alpha=0.6, density=True, label=f"{group} ({len(part)} tiles)")
     auc, (low, high) = result["collection_auc"], result["ci95"]
     described = "undefined" if auc is None else f"{auc:.3f} [{low:.3f}, {high:.3f}]"
     verdict = "  FLAGGED: the score tells the collections apart" if result["flagged"] else ""

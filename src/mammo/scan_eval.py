@@ -21,16 +21,26 @@ def scan_targets(
     mias_images: pd.DataFrame,
     cbis_root: str,
     mias_scale: float,
+    ddsm_rois: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM normal) and every mini-MIAS scan.
+    """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM's outlined views where the recipe reads
+    them, DDSM normal) and every mini-MIAS scan.
 
     Patients come from the split (never a training or validation patient); all of a test patient's
-    scans are scored, including normal scans that gave no tile.
+    scans are scored, including normal scans that gave no tile. A DDSM film that is also a CBIS-DDSM film is scored
+    once, as CBIS-DDSM's (its DDSM woman took the CBIS-DDSM patient id in the split).
     """
 
     test_patients = set(tiles.loc[tiles["split"] == "test", "patient_id"])
-    cbis = cbis_rois[[f"cbis:{p}" in test_patients for p in cbis_rois["patient_id"]]].drop_duplicates("scan_id")
-    ddsm = ddsm_scans[[f"ddsm:{p}" in test_patients for p in ddsm_scans["patient_id"]]]
+
+    def of_test_patients(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
+        return table[(prefix + table["patient_id"].astype(str)).isin(test_patients)].drop_duplicates("scan_id")
+
+    cbis = of_test_patients(cbis_rois, "cbis:")
+    ddsm = of_test_patients(ddsm_scans, "ddsm:")
+    outlined = of_test_patients(
+        pd.DataFrame(columns=["scan_id", "patient_id", "path"]) if ddsm_rois is None else ddsm_rois, "ddsm:"
+    )
     parts = [
         pd.DataFrame(
             {
@@ -43,16 +53,19 @@ def scan_targets(
                 "label_normal": 1,
             }
         ),
-        pd.DataFrame(
-            {
-                "scan_id": ddsm["scan_id"],
-                "set": "test",
-                "source": "ddsm",
-                "patient_id": "ddsm:" + ddsm["patient_id"],
-                "path": ddsm["path"],
-                "scale": 1.0,
-                "label_normal": 0,
-            }
+        *(
+            pd.DataFrame(
+                {
+                    "scan_id": table["scan_id"],
+                    "set": "test",
+                    "source": "ddsm",
+                    "patient_id": "ddsm:" + table["patient_id"],
+                    "path": table["path"],
+                    "scale": 1.0,
+                    "label_normal": label,
+                }
+            )
+            for table, label in ((outlined, 1), (ddsm, 0))
         ),
         pd.DataFrame(
             {

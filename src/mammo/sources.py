@@ -24,6 +24,9 @@ def windowing_scale(tile_scale: float) -> float:
     return tile_scale * NATIVE_TILE / TILE_SIZE
 
 
+DDSM_SUFFIXES = (".ljpeg", ".ljpeg.gz", ".ljpeg.1")
+
+
 @dataclass(frozen=True)
 class Source:
     name: str  # the `source` value of tile and target tables
@@ -51,7 +54,9 @@ SOURCES = {
         (".dcm",),
         under_root=True,
     ),
-    "ddsm": Source("ddsm", "ddsm", "case", ("path",), 1.0, (".ljpeg", ".ljpeg.gz", ".ljpeg.1")),
+    "ddsm": Source("ddsm", "ddsm", "case", ("path",), 1.0, DDSM_SUFFIXES),
+    # DDSM's abnormal cases: a view's LJPEG and the .OVERLAY that outlines its abnormalities
+    "ddsm_abnormal": Source("ddsm", "ddsm_abnormal", "case", ("path", "overlay_path"), 1.0, DDSM_SUFFIXES),
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale
     "mias": Source("mias", "mias", None, ("path",), windowing_scale(MIAS_SCALE), (".pgm",)),
 }

@@ -2,7 +2,9 @@
 
 CBIS-DDSM keeps its train/test divisions; its test patients are halved into
 test and validation by patient, stratified by class, in a seeded random order
-(never file order). Normal patients are divided 80/10/10. No patient is ever
+(never file order). Normal patients, and abnormal patients of a collection
+without an official division (DDSM's outlined cases; stratified by class), are
+divided 80/10/10. No patient is ever
 in two splits: :func:`check_patient_disjoint` proves it.
 """
 
@@ -23,12 +25,15 @@ def assign_splits(tiles: pd.DataFrame, seed: int, normal_fractions=(0.8, 0.1, 0.
     rng = np.random.default_rng(seed)
     split_of: dict[str, str] = {}
     abnormal = tiles[tiles["label_normal"] == 1]
-    divisions = abnormal.groupby("patient_id")["division"].agg(set)
+    # "": no official division (DDSM), beside CBIS-DDSM's where one woman's films are in both collections
+    divisions = abnormal.groupby("patient_id")["division"].agg(lambda d: set(d.fillna("")) - {""})
     # A patient in both official divisions would cross splits: keep all their ROIs in train.
     train_patients = sorted(p for p, d in divisions.items() if "train" in d)
     test_patients = sorted(p for p, d in divisions.items() if d == {"test"})
+    undivided = abnormal[abnormal["patient_id"].isin([p for p, d in divisions.items() if not d])]
     split_of.update({p: "train" for p in train_patients})
     split_of.update(_halve_stratified(abnormal[abnormal["patient_id"].isin(test_patients)], rng))
+    split_of.update(_divide_stratified(undivided, normal_fractions, rng))
     normal_patients = sorted(set(tiles.loc[tiles["label_normal"] == 0, "patient_id"]) - set(split_of))
     split_of.update(_divide(normal_patients, normal_fractions, rng))
     result = tiles.copy()
@@ -37,16 +42,36 @@ def assign_splits(tiles: pd.DataFrame, seed: int, normal_fractions=(0.8, 0.1, 0.
     return result
 
 
+def _strata(tiles: pd.DataFrame) -> dict[int, list[str]]:
+    """Patients by their most frequent class (ties: the lowest code), in code order."""
+    stratum = tiles.groupby("patient_id")["class_code"].agg(lambda codes: codes.value_counts().sort_index().idxmax())
+    return {int(code): sorted(stratum.index[stratum == code]) for code in sorted(stratum.unique())}
+
+
 def _halve_stratified(tiles: pd.DataFrame, rng: np.random.Generator) -> dict[str, str]:
     """Half of each class stratum's patients to test, half to validation, alternating across strata."""
-    stratum = tiles.groupby("patient_id")["class_code"].agg(lambda codes: codes.value_counts().sort_index().idxmax())
     assignment, toggle = {}, 0
-    for code in sorted(stratum.unique()):
-        patients = np.array(sorted(stratum.index[stratum == code]))
+    for stratum in _strata(tiles).values():
+        patients = np.array(stratum)
         rng.shuffle(patients)
         for patient in patients:
             assignment[str(patient)] = ("test", "val")[toggle]
             toggle ^= 1
+    return assignment
+
+
+def _divide_stratified(tiles: pd.DataFrame, fractions, rng: np.random.Generator) -> dict[str, str]:
+    """Patients divided by `fractions` with their classes spread over the splits: strata one after another (each
+    shuffled), each patient to the split furthest below its share so far (ties: train, val, test)."""
+    shares = np.asarray(fractions, float) / np.sum(fractions)
+    assigned, assignment = np.zeros(len(SPLITS)), {}
+    for stratum in _strata(tiles).values():
+        patients = np.array(stratum, dtype=object)
+        rng.shuffle(patients)
+        for patient in patients:
+            chosen = int(np.argmax(shares * (assigned.sum() + 1) - assigned))
+            assigned[chosen] += 1
+            assignment[str(patient)] = SPLITS[chosen]
     return assignment
 
 

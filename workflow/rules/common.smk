@@ -107,12 +107,59 @@ def shard_paths(dataset, split):
     ]
 
 
+def abnormal_sources(dataset):
+    """The index kinds (mammo.sources.SOURCES) whose ROIs a recipe tiles: its `abnormal` choice."""
+    choice = config["datasets"][dataset].get("abnormal", "cbis")
+    return {
+        "cbis": ["cbis"],
+        "ddsm": ["ddsm_abnormal"],
+        "both": ["cbis", "ddsm_abnormal"],
+    }[choice]
+
+
 def chunk_outputs(dataset, kind):
+    """One output of every tile job of a recipe: its abnormal sources' jobs and the DDSM normals' (fingerprints: the
+    abnormal sources' only)."""
+    sources = abnormal_sources(dataset)
+    if kind != "fingerprints.tsv":
+        sources = [*sources, "ddsm"]
     return [
         f"results/{dataset}/tiles/{source}_{chunk}.{kind}"
-        for source in ("cbis", "ddsm")
+        for source in sources
         for chunk in CHUNKS
     ]
+
+
+def lesion_indexes(dataset):
+    """The ROI indexes of a recipe's abnormal sources (cbis_rois, ddsm_rois): where whole-scan scoring finds lesions."""
+    paths = {
+        "cbis": {"cbis_rois": "results/sources/cbis/rois.tsv"},
+        "ddsm_abnormal": {"ddsm_rois": "results/sources/ddsm_abnormal/rois.tsv"},
+    }
+    return {
+        key: path
+        for source in abnormal_sources(dataset)
+        for key, path in paths[source].items()
+    }
+
+
+def split_inputs(wildcards):
+    """The split's inputs: every tile job's outputs and the indexes (with their rejected rows) the recipe reads."""
+    dataset = wildcards.dataset
+    inputs = {
+        **lesion_indexes(dataset),
+        **{
+            f"{key}_rejected": path.replace("rois.tsv", "rejected.tsv")
+            for key, path in lesion_indexes(dataset).items()
+        },
+        "tables": chunk_outputs(dataset, "tsv"),
+        "tiles": chunk_outputs(dataset, "npy"),
+        "rejected": chunk_outputs(dataset, "rejected.tsv"),
+        "fingerprints": chunk_outputs(dataset, "fingerprints.tsv"),
+        "ddsm_scans": "results/sources/ddsm/scans.tsv",
+        "ddsm_rejected": "results/sources/ddsm/rejected.tsv",
+    }
+    return inputs
 
 
 def split_tiles(wildcards):
@@ -169,6 +216,7 @@ def scan_files(kind):
     index = {
         "cbis": lambda wc: checkpoints.index_cbis.get().output.rois,
         "ddsm": lambda wc: checkpoints.index_ddsm.get().output.scans,
+        "ddsm_abnormal": lambda wc: checkpoints.index_ddsm_abnormal.get().output.rois,
         "mias": lambda wc: checkpoints.index_mias.get().output.images,
         "targets": lambda wc: checkpoints.scan_targets.get(dataset=wc.dataset).output[
             0

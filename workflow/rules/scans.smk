@@ -1,8 +1,8 @@
 checkpoint scan_targets:
     """The scans to analyse whole: every scan of the test split's patients, and every mini-MIAS scan."""
     input:
+        unpack(lambda wc: lesion_indexes(wc.dataset)),
         tiles=rules.split.output.tiles,
-        cbis_rois=rules.index_cbis.output.rois,
         ddsm_scans=rules.index_ddsm.output.scans,
         mias_images=rules.index_mias.output.images,
     output:
@@ -27,9 +27,9 @@ checkpoint scan_targets:
 rule score_scans:
     """Sliding-window heatmaps and top regions of one chunk of whole scans."""
     input:
+        unpack(lambda wc: lesion_indexes(wc.dataset)),
         targets=rules.scan_targets.output[0],
         scans=scan_files("targets"),
-        cbis_rois=rules.index_cbis.output.rois,
         mias_rois=rules.index_mias.output.rois,
         model=rules.train.output.model,
         onnx=exported(rules.train.output.model),

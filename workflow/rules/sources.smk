@@ -44,6 +44,30 @@ checkpoint index_ddsm:
         "../scripts/index_ddsm.py"
 
 
+checkpoint index_ddsm_abnormal:
+    """One row per abnormality outlined in DDSM's .OVERLAY files (cases/cancers, benigns, benign_without_callbacks)."""
+    input:
+        lambda wc: ddsm_inputs(),
+    output:
+        rois="results/sources/ddsm_abnormal/rois.tsv",
+        rejected="results/sources/ddsm_abnormal/rejected.tsv",
+        summary="results/sources/ddsm_abnormal/summary.json",
+    log:
+        "logs/sources/index_ddsm_abnormal.log",
+    benchmark:
+        "benchmarks/sources/index_ddsm_abnormal.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        root=lambda wildcards: config["data"]["ddsm"],
+    script:
+        "../scripts/index_ddsm_abnormal.py"
+
+
 if is_archive(config["data"]["mias"]):
 
     rule unpack_mias:

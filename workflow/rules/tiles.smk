@@ -1,5 +1,6 @@
 rule tiles_cbis:
-    """Extraction method 2 for the CBIS-DDSM ROIs of one chunk of scans, and lesion-free tiles of the same scans."""
+    """The recipe's ROI extraction for the CBIS-DDSM ROIs of one chunk of scans, lesion-free tiles of the same scans,
+    and each scan's fingerprint (the same film in DDSM is found by it)."""
     input:
         rois=rules.index_cbis.output.rois,
         scans=scan_files("cbis"),
@@ -7,6 +8,7 @@ rule tiles_cbis:
         tiles="results/{dataset}/tiles/cbis_{chunk}.npy",
         table="results/{dataset}/tiles/cbis_{chunk}.tsv",
         rejected="results/{dataset}/tiles/cbis_{chunk}.rejected.tsv",
+        fingerprints="results/{dataset}/tiles/cbis_{chunk}.fingerprints.tsv",
     log:
         "logs/{dataset}/tiles_cbis_{chunk}.log",
     cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
@@ -25,6 +27,36 @@ rule tiles_cbis:
         chunks=config["chunks"],
     script:
         "../scripts/tiles_cbis.py"
+
+
+rule tiles_ddsm_abnormal:
+    """The same ROI extraction for the outlines of one chunk of DDSM abnormal cases (recipes with abnormal ddsm or
+    both), lesion-free tiles of the same scans, and each scan's fingerprint."""
+    input:
+        rois=rules.index_ddsm_abnormal.output.rois,
+        scans=scan_files("ddsm_abnormal"),
+    output:
+        tiles="results/{dataset}/tiles/ddsm_abnormal_{chunk}.npy",
+        table="results/{dataset}/tiles/ddsm_abnormal_{chunk}.tsv",
+        rejected="results/{dataset}/tiles/ddsm_abnormal_{chunk}.rejected.tsv",
+        fingerprints="results/{dataset}/tiles/ddsm_abnormal_{chunk}.fingerprints.tsv",
+    log:
+        "logs/{dataset}/tiles_ddsm_abnormal_{chunk}.log",
+    cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_ddsm_abnormal_{wc.chunk}.tsv",
+        recipe=lambda wc: recipe_part(wc.dataset, "roi", "cbis_background"),
+        audit=config["evaluation"]["shortcut"]["tiles"],
+        chunks=config["chunks"],
+    script:
+        "../scripts/tiles_ddsm_abnormal.py"
 
 
 rule tiles_ddsm:
@@ -83,19 +115,15 @@ rule tiles_mias:
 
 
 rule split:
-    """Patient-level train/val/test split, class balance, reconciliation of every input."""
+    """Patient-level train/val/test split (one woman in both abnormal sources: one patient), class balance,
+    reconciliation of every input."""
     input:
-        tables=lambda wc: chunk_outputs(wc.dataset, "tsv"),
-        tiles=lambda wc: chunk_outputs(wc.dataset, "npy"),
-        rejected=lambda wc: chunk_outputs(wc.dataset, "rejected.tsv"),
-        cbis_rois=rules.index_cbis.output.rois,
-        cbis_rejected=rules.index_cbis.output.rejected,
-        ddsm_scans=rules.index_ddsm.output.scans,
-        ddsm_rejected=rules.index_ddsm.output.rejected,
+        unpack(split_inputs),
     output:
         tiles="results/{dataset}/tiles.tsv",
         audit="results/{dataset}/audit_tiles.tsv",
         rejected="results/{dataset}/rejected.tsv",
+        same_films="results/{dataset}/same_films.tsv",
         summary="results/{dataset}/summary.json",
     log:
         "logs/{dataset}/split.log",
@@ -108,7 +136,7 @@ rule split:
         mem_mb=1000,
         runtime=10,
     params:
-        recipe=lambda wc: recipe_part(wc.dataset, "abnormal_fraction"),
+        recipe=lambda wc: recipe_part(wc.dataset, "abnormal", "abnormal_fraction"),
     script:
         "../scripts/split.py"
 

@@ -6,8 +6,7 @@ with logged(snakemake.log[0], "score_scans"):
 
     score_scans(
         inputs.targets,
-        getattr(inputs, "cbis_rois", None),
-        inputs.mias_rois,
+        {key: inputs[key] for key in ("cbis_rois", "ddsm_rois", "mias_rois") if key in inputs.keys()},
         params.cbis_root,
         inputs.model,
         {**params.settings, "threads": snakemake.threads},

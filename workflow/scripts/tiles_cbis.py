@@ -11,7 +11,5 @@ with logged(snakemake.log[0], "tiles_cbis", benchmark_path=snakemake.params.benc
         snakemake.params.audit,
         int(snakemake.wildcards.chunk),
         snakemake.params.chunks,
-        snakemake.output.tiles,
-        snakemake.output.table,
-        snakemake.output.rejected,
+        dict(snakemake.output.items()),
     )

@@ -9,7 +9,5 @@ with logged(snakemake.log[0], "tiles_ddsm", benchmark_path=snakemake.params.benc
         snakemake.params.recipe,
         int(snakemake.wildcards.chunk),
         snakemake.params.chunks,
-        snakemake.output.tiles,
-        snakemake.output.table,
-        snakemake.output.rejected,
+        dict(snakemake.output.items()),
     )

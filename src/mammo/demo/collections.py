@@ -1,6 +1,9 @@
 """Write the demo collections exactly as the real downloads lay them out.
 
 * DDSM normals: normals/normal_NN/caseNNNN/X-NNNN-1.ics + X_NNNN_1.<VIEW>.LJPEG
+* DDSM abnormal cases: cancers/cancer_NN/caseNNNN/ etc., with an .OVERLAY per outlined view; every second case is a
+  woman of the demo's CBIS-DDSM (her film copied into the LJPEG, her masks traced as outlines), as CBIS-DDSM films are
+  DDSM films
 * CBIS-DDSM: <Type>-<Division>_P_NNNNN_<SIDE>_<VIEW>/<uid>/<uid>/000000.dcm, ROI folders
   with crop and mask (in either order), and the four case description CSVs
 * mini-MIAS: mdbNNN.pgm (P5, 1024x1024) and Info.txt
@@ -16,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pydicom
 from tqdm import tqdm
 
 from mammo.demo import anatomy
-from mammo.intensity import od_to_raw, od_to_uint16, to_uint8
+from mammo.intensity import od_to_raw, od_to_uint16, to_uint8, uint16_to_od
+from mammo.io.cbis import CSV_NAMES
 from mammo.io.ddsm import view_file
-from mammo.io.dicom import write_dicom
+from mammo.io.dicom import read_dicom, write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
@@ -74,7 +79,7 @@ class DemoSpec:
     ddsm_normal_cases: int = 56
     mias_images: int = 16
     vindr_studies: int = 5
-    ddsm_abnormal_cases: int = 6
+    ddsm_abnormal_cases: int = 12
 
 
 def generate(
@@ -90,7 +95,7 @@ def generate(
     counts = {
         "cbis_rois": write_cbis(Path(cbis_root), spec, workers),
         "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
-        "ddsm_abnormal_rois": write_ddsm_abnormal(Path(ddsm_root), spec, workers),
+        "ddsm_abnormal_rois": write_ddsm_abnormal(Path(ddsm_root), spec, workers, cbis_root=Path(cbis_root)),
         "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
     }
     if vindr_root is not None:
@@ -229,7 +234,7 @@ def ddsm_ics_paths(spec: DemoSpec) -> list[str]:
 
 
 def write_ddsm_normals(root: Path, spec: DemoSpec, workers: int = 1) -> int:
-    jobs = [(root, spec, index, False) for index in range(spec.ddsm_normal_cases)]
+    jobs = [(root, spec, index, False, None) for index in range(spec.ddsm_normal_cases)]
     return sum(_map(_write_ddsm_case, jobs, workers, "DDSM normal cases"))
 
 
@@ -243,45 +248,76 @@ def ddsm_abnormal_case(index: int) -> tuple[str, str]:
     return f"{volume}s/{volume}_{index // 8 + 1:02d}/case{number:04d}", f"{letter}-{number:04d}-1"
 
 
-def write_ddsm_abnormal(root: Path, spec: DemoSpec, workers: int = 1) -> int:
+def write_ddsm_abnormal(root: Path, spec: DemoSpec, workers: int = 1, cbis_root: Path | None = None) -> int:
     """Abnormal cases in DDSM's volumes: one breast's two views outlined in `.OVERLAY` files whose BOUNDARY chain
     codes trace the generated lesions; the first case's outline runs off the image's right edge and back (a quirk
-    of real overlays). Returns the abnormalities written."""
-    jobs = [(root, spec, index, True) for index in range(spec.ddsm_abnormal_cases)]
+    of real overlays). With `cbis_root` (written first), every second case is a CBIS-DDSM woman: the films of one of
+    her breasts become its LJPEGs (through the digitizer's optical density) and her ROI masks its outlines, as
+    CBIS-DDSM re-released DDSM films. Returns the abnormalities written."""
+    breasts = _cbis_breasts(cbis_root) if cbis_root is not None else []
+    jobs = []
+    for index in range(spec.ddsm_abnormal_cases):
+        breast = _fitting_breast(breasts, DDSM_PATHOLOGY[DDSM_VOLUMES[index % 3]]) if index % 2 else None
+        jobs.append((root, spec, index, True, breast))
     return sum(_map(_write_ddsm_case, jobs, workers, "DDSM abnormal cases"))
 
 
+def _fitting_breast(breasts: list[list[dict]], pathology: str) -> list[dict] | None:
+    """Take the first of the CBIS-DDSM breasts left whose ROIs fit a volume (cancers: any malignant; the benign volumes:
+    that pathology only), else the first left; None when none is left."""
+    fits = [
+        number
+        for number, films in enumerate(breasts)
+        if (pathologies := {roi["pathology_original"] for film in films for roi in film["rois"]})
+        and ("MALIGNANT" in pathologies if pathology == "MALIGNANT" else pathologies == {pathology})
+    ]
+    return breasts.pop(fits[0] if fits else 0) if breasts else None
+
+
+def _cbis_breasts(cbis_root: Path) -> list[list[dict]]:
+    """The demo's CBIS-DDSM breasts (one woman's side), each a list of its films with their ROI rows, in a seeded
+    order (not every second case the same kind of woman)."""
+    from mammo.io.cbis import read_case_descriptions  # the demo's CBIS-DDSM, read back as a user's would be
+
+    rois, _ = read_case_descriptions([cbis_root / name for name in CSV_NAMES])
+    breasts = []
+    for _, breast in rois.groupby(["patient_id", "side"], sort=True):
+        films = [{"root": cbis_root, "rois": film.to_dict("records")} for _, film in breast.groupby("view", sort=True)]
+        breasts.append(films)
+    order = np.random.default_rng(len(breasts)).permutation(len(breasts))
+    return [breasts[i] for i in order]
+
+
 def _write_ddsm_case(job) -> int:
-    """A normal case (returns its views) or an abnormal one (returns its outlined abnormalities)."""
-    root, spec, index, abnormal = job
+    """A normal case (returns its views) or an abnormal one (returns its outlined abnormalities); an abnormal case
+    given a CBIS-DDSM breast takes its films and masks for that side's views."""
+    root, spec, index, abnormal, breast = job
     rng = _rng(spec.seed, "ddsm-abnormal" if abnormal else "ddsm", index)
     folder, name = (ddsm_abnormal_case if abnormal else ddsm_case)(index)
     letter = name[0]
     digitizer, family, site, bits, resolution = DIGITIZERS[letter][int(rng.integers(len(DIGITIZERS[letter])))]
     case_dir = root / folder
     case_dir.mkdir(parents=True, exist_ok=True)
-    outlined_side = rng.choice(["LEFT", "RIGHT"]) if abnormal else None
+    copied = {f"{film['rois'][0]['side']}_{film['rois'][0]['view']}": film for film in breast or []}
+    outlined_side = next(iter(copied)).split("_")[0] if copied else (rng.choice(["LEFT", "RIGHT"]) if abnormal else None)
     geometry, outlines = {}, 0
     for view in VIEWS:
-        shape = _scaled_shape(DDSM_SIZE, spec.scale, rng)
-        od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
-        _add_film_artefacts(od, rng)
-        outlined = view.startswith(str(outlined_side))
-        if outlined:
-            volume = folder.split("/")[1].rsplit("_", 1)[0]
-            _write_outlined_view(
-                view_file(case_dir / f"{name}.ics", name, view, "OVERLAY"),
-                od,
-                breast,
-                rng,
-                spec,
-                volume,
-                index == 0 and outlines == 0,
-            )
-            outlines += 1
+        ics, count = case_dir / f"{name}.ics", 0
+        if view in copied:
+            od, count = _copied_film(copied[view], view_file(ics, name, view, "OVERLAY"))
+        else:
+            shape = _scaled_shape(DDSM_SIZE, spec.scale, rng)
+            od, breast_mask = anatomy.normal_breast(shape, rng, chest_wall_left=view.startswith("LEFT"))
+            _add_film_artefacts(od, rng)
+            if view.startswith(str(outlined_side)) and not copied:
+                volume = folder.split("/")[1].rsplit("_", 1)[0]
+                overlay = view_file(ics, name, view, "OVERLAY")
+                _write_outlined_view(overlay, od, breast_mask, rng, spec, volume, index == 0 and outlines == 0)
+                count = 1
+        outlines += count
         raw = od_to_raw(od, family, site, bits)  # the digitizer's grey levels: low on black film
-        view_file(case_dir / f"{name}.ics", name, view, "LJPEG").write_bytes(encode_ljpeg(raw, bits))
-        geometry[view] = ViewGeometry(shape[0], shape[1], bits, resolution, overlay=outlined)
+        view_file(ics, name, view, "LJPEG").write_bytes(encode_ljpeg(raw, bits))
+        geometry[view] = ViewGeometry(od.shape[0], od.shape[1], bits, resolution, overlay=count > 0)
     header = CaseHeader(
         name=name,
         digitizer=digitizer,
@@ -292,6 +328,36 @@ def _write_ddsm_case(job) -> int:
     dates = f"{rng.integers(1, 29)} {rng.integers(1, 13)} 199{rng.integers(0, 8)}", "6 4 1999"
     (case_dir / f"{name}.ics").write_text(format_ics(header, *dates))
     return outlines if abnormal else len(VIEWS)
+
+
+def _copied_film(film: dict, overlay_path: Path) -> tuple[np.ndarray, int]:
+    """A CBIS-DDSM film as optical density, and its ROI masks written as the view's `.OVERLAY` (one abnormality
+    each, with its CBIS-DDSM pathology, assessment, subtlety and descriptors); returns (od, abnormalities)."""
+    from mammo.extract import roi_mask  # tells the mask from the crop by content, as the reader does
+    from mammo.io.cbis import resolve
+
+    first = film["rois"][0]
+    image = read_dicom(resolve(film["root"], first["image_file_path"]))
+    abnormalities = []
+    for number, roi in enumerate(film["rois"], start=1):
+        mask = roi_mask(film["root"], pd.Series(roi), image.shape)
+        if roi["abnormality_type"] == "mass":
+            lesion_type = {"type": "MASS", "SHAPE": roi["shape_or_type"], "MARGINS": roi["margins_or_distribution"]}
+        else:
+            lesion_type = {"type": "CALCIFICATION", "TYPE": roi["shape_or_type"], "DISTRIBUTION": roi["margins_or_distribution"]}
+        abnormalities.append(
+            Abnormality(
+                number,
+                [lesion_type],
+                int(roi["assessment"]),
+                int(roi["subtlety"]),
+                roi["pathology_original"],
+                1,
+                [chain_code(mask)],
+            )
+        )
+    overlay_path.write_text(format_overlay(abnormalities))
+    return uint16_to_od(image), len(abnormalities)
 
 
 def _write_outlined_view(path: Path, od, breast, rng, spec: DemoSpec, volume: str, off_the_edge: bool) -> None:

@@ -14,6 +14,7 @@ from mammo.io import FormatError
 from mammo.io.ics import read_ics
 from mammo.io.ljpeg import decode_ljpeg
 from mammo.io.overlay import Outline, lesion_descriptors, read_overlay
+from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS
 
 SCAN_COLUMNS = [
@@ -115,10 +116,20 @@ ROI_COLUMNS = [
     "pathology",
     "assessment",
     "subtlety",
+    "class_code",
     "cores",
     "outside_share",
+    "abnormality",
+    "lines",
+    "pixels_per_line",
+    "bits",
+    "digitizer",
+    "site",
+    "density",
 ]
 DDSM_TYPES = {"MASS": "mass", "CALCIFICATION": "calcification"}
+# BENIGN_WITHOUT_CALLBACK is benign (as in CBIS-DDSM); UNPROVEN has no pathology to learn from
+DDSM_PATHOLOGIES = {"MALIGNANT": "MALIGNANT", "BENIGN": "BENIGN", "BENIGN_WITHOUT_CALLBACK": "BENIGN"}
 MAX_OUTSIDE_SHARE = 0.5  # an outline mostly off the image is a wrong outline, not a lesion at the edge
 
 
@@ -127,7 +138,8 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     (the real layout: cases/{cancers,benigns,benign_without_callbacks}/<volume>/caseNNNN/); `volume` is the
     folder two levels up (cancer_01, ...). Rejected with the reason: an overlay or LJPEG not found, an overlay
     that does not parse, an abnormality without a BOUNDARY, a BOUNDARY more than half outside the image (one
-    partly outside is clipped, its share outside kept), a lesion type that is neither MASS nor CALCIFICATION."""
+    partly outside is clipped, its share outside kept), a lesion type that is neither MASS nor CALCIFICATION, a
+    pathology that is not MALIGNANT, BENIGN or BENIGN_WITHOUT_CALLBACK (UNPROVEN)."""
     rows, rejected = [], []
 
     def reject(file, view, item, reason):
@@ -180,6 +192,14 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         f"abnormality {abnormality.number}: lesion type {lesion} is neither MASS nor CALCIFICATION",
                     )
                     continue
+                if abnormality.pathology not in DDSM_PATHOLOGIES:
+                    reject(
+                        overlay_path,
+                        view,
+                        roi_id,
+                        f"abnormality {abnormality.number}: pathology {abnormality.pathology} is not a label to learn",
+                    )
+                    continue
                 rows.append(
                     {
                         "roi_id": roi_id,
@@ -195,11 +215,32 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "pathology": abnormality.pathology,
                         "assessment": abnormality.assessment,
                         "subtlety": abnormality.subtlety,
+                        "class_code": class_code(DDSM_TYPES[lesion], DDSM_PATHOLOGIES[abnormality.pathology]),
                         "cores": sum(outline.kind == "CORE" for outline in abnormality.outlines),
                         "outside_share": round(outside, 4),
+                        "abnormality": abnormality.number,
+                        "lines": geometry.lines,
+                        "pixels_per_line": geometry.pixels_per_line,
+                        "bits": geometry.bits_per_pixel,
+                        "digitizer": header.digitizer_family,
+                        "site": header.site,
+                        "density": "" if header.density is None else header.density,
                     }
                 )
     return pd.DataFrame(rows, columns=ROI_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def outline_mask(roi: pd.Series, shape: tuple[int, int], kind: str = "BOUNDARY") -> np.ndarray:
+    """An indexed abnormality's outline (BOUNDARY, or its CORE outlines together) filled at the scan's shape, clipped
+    to the image; an overlay that changed since it was indexed is an error naming it."""
+    found = [a for a in read_overlay(roi["overlay_path"]) if a.number == int(roi["abnormality"])]
+    if not found:
+        raise FormatError(roi["overlay_path"], f"abnormality {roi['abnormality']} is no longer in the overlay")
+    mask = np.zeros(shape, bool)
+    for outline in found[0].outlines:
+        if outline.kind == kind:
+            mask |= outline.mask(shape)
+    return mask
 
 
 def _outside_share(outline: Outline, shape: tuple[int, int]) -> float:
@@ -229,21 +270,22 @@ def case_headers(root: str | Path) -> list[Path]:
     return found
 
 
-def listed_scans(root: str | Path) -> list[str]:
-    """What the `.ics` files under root list: a scan id per view, or the file itself when its header is unreadable."""
+def listed_scans(root: str | Path, outlined: bool = False) -> list[str]:
+    """What the `.ics` files under root list: a scan id per view (`outlined`: per view marked OVERLAY), or the file
+    itself when its header is unreadable (not with `outlined`: find_abnormal_rois leaves those to the normal index)."""
     listed = []
     for ics_path in case_headers(root):
         try:
             header = read_ics(ics_path)
         except FormatError:
-            listed.append(str(ics_path))
+            listed += [] if outlined else [str(ics_path)]
             continue
-        listed += [f"{header.name}.{view}" for view in header.views]
+        listed += [f"{header.name}.{view}" for view, geometry in header.views.items() if geometry.overlay or not outlined]
     return listed
 
 
-def read_normal_scan(scan: pd.Series) -> np.ndarray:
-    """Decode one indexed scan and map it through its digitizer's optical density to the 16-bit space."""
+def read_ddsm_scan(scan: pd.Series) -> np.ndarray:
+    """Decode one indexed scan (a normal scan, or the view of an abnormality) and map it through its digitizer's optical density to the 16-bit space."""
     raw = decode_ljpeg(scan["path"], int(scan["lines"]), int(scan["pixels_per_line"]))
     if raw.max() >= 2 ** int(scan["bits"]):
         raise FormatError(scan["path"], f"values exceed the {scan['bits']}-bit range given by the .ics")

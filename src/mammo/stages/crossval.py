@@ -69,7 +69,7 @@ def tiles_mias_cv(
         }
         for fold in range(settings["folds"])
     }
-    write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
+    write_chunk((tiles, table, rejected), {"tiles": tiles_out, "table": table_out, "rejected": rejected_out})
     write_json(summary, summary_out)
 
 

@@ -26,13 +26,15 @@ def shortcut_audit(
     result_out: str,
     plot_out: str,
 ) -> None:
-    """Does the model's score tell the collections apart on normal tissue alone? CBIS-DDSM tissue away from
-    every ROI against DDSM normal tissue, both from held-out (validation and test) patients; AUC 0.5 = no shortcut."""
+    """Does the model's score tell the collections apart on normal tissue alone? Tissue of the scans with ROIs
+    (CBIS-DDSM's, or DDSM's outlined cases) away from every ROI against DDSM normal tissue, both from held-out
+    (validation and test) patients; AUC 0.5 = no shortcut."""
     held_out = ("val", "test")
     tiles, audit = read_table(tiles_path), read_table(audit_path)
-    ddsm = tiles[(tiles["source"] == "ddsm") & tiles["split"].isin(held_out)]
-    cbis = audit[audit["split"].isin(held_out)]
-    both = pd.concat([cbis, ddsm], ignore_index=True)
+    normal = tiles[(tiles["source"] == "ddsm") & (tiles["method"] == "normal_grid") & tiles["split"].isin(held_out)]
+    beside_rois = audit[audit["split"].isin(held_out)]
+    groups = {"roi_scans": beside_rois, "normal_scans": normal}
+    both = pd.concat([part.assign(group=name) for name, part in groups.items()], ignore_index=True)
     engine = open_engine(model_path, inference["engine"], inference["precision"], settings["threads"])
     predict = engine.predictor(settings["test_contrast"])
     images = tile_loader()
@@ -41,16 +43,16 @@ def shortcut_audit(
         for start in range(0, len(both), 32)
     ]
     both["p_abnormal"] = p_abnormal(np.concatenate(scores)) if scores else []
-    is_cbis = (both["source"] == "cbis-ddsm").to_numpy()
-    metrics = binary_metrics(is_cbis, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
+    beside = (both["group"] == "roi_scans").to_numpy()
+    metrics = binary_metrics(beside, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
     auc = metrics["roc_auc"]
     result = {
-        "question": "does P(abnormal) separate CBIS-DDSM from DDSM normal tissue? (0.5: no)",
+        "question": "does P(abnormal) separate tissue of the scans with ROIs from DDSM normal tissue? (0.5: no)",
         "patients": "validation and test splits",
-        "tiles": {"cbis-ddsm": int(is_cbis.sum()), "ddsm": int((~is_cbis).sum())},
+        "roi_scans_from": sorted(beside_rois["source"].unique().tolist()),
+        "tiles": {name: int((both["group"] == name).sum()) for name in groups},
         "mean_p_abnormal": {
-            name: (float(part.mean()) if len(part) else None)
-            for name, part in (("cbis-ddsm", both["p_abnormal"][is_cbis]), ("ddsm", both["p_abnormal"][~is_cbis]))
+            name: (float(part.mean()) if len(part) else None) for name, part in both.groupby("group")["p_abnormal"]
         },
         "inference": engine.describe(),
         "collection_auc": auc,

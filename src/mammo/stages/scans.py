@@ -17,6 +17,7 @@ from mammo.graph import in_chunk
 from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
+from mammo.io.ddsm import outline_mask
 from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
@@ -126,19 +127,27 @@ def analyse_scans(
     return summaries
 
 
-def list_scan_targets(
-    tiles_path: str, cbis_rois_path: str, ddsm_scans_path: str, mias_images_path: str, cbis_root: str, mias_scale: float, out: str
-) -> None:
-    tables = [read_table(path) for path in (tiles_path, cbis_rois_path, ddsm_scans_path, mias_images_path)]
-    targets = scan_targets(*tables, cbis_root, mias_scale)
+def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float, out: str) -> None:
+    """The whole scans to score. `indexes`: the split's tiles and the source indexes (cbis_rois and ddsm_rois where
+    the recipe reads them, ddsm_scans, mias_images)."""
+    tables = {name: read_table(path) for name, path in indexes.items()}
+    cbis_rois = tables.get("cbis_rois", pd.DataFrame(columns=["scan_id", "patient_id", "image_file_path"]))
+    targets = scan_targets(
+        tables["tiles"],
+        cbis_rois,
+        tables["ddsm_scans"],
+        tables["mias_images"],
+        cbis_root,
+        mias_scale,
+        tables.get("ddsm_rois"),
+    )
     write_table(targets, out)
     print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
 
 
 def score_scans(
     targets_path: str,
-    cbis_rois_path: str | None,
-    mias_rois_path: str,
+    lesion_indexes: dict[str, str],
     cbis_root: str,
     model_path: str,
     settings: dict,
@@ -155,8 +164,10 @@ def score_scans(
     test-time contrast and temperature from the model's card."""
     targets = read_table(targets_path)
     targets = in_chunk(targets, "scan_id", chunk, chunks)
-    cbis_rois = read_table(cbis_rois_path) if cbis_rois_path else pd.DataFrame(columns=["scan_id"])
-    mias_rois = read_table(mias_rois_path)
+    indexes = {name: read_table(path) for name, path in lesion_indexes.items()}
+    cbis_rois = indexes.get("cbis_rois", pd.DataFrame(columns=["scan_id"]))
+    ddsm_rois = indexes.get("ddsm_rois", pd.DataFrame(columns=["scan_id"]))
+    mias_rois = indexes["mias_rois"]
     card = read_card(model_path)
     if card is None:
         raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
@@ -180,10 +191,12 @@ def score_scans(
             )
             continue
         lesions, lesion_problems = {}, []
-        if target["source"] == "cbis-ddsm":
-            for _, roi in cbis_rois[cbis_rois["scan_id"] == target["scan_id"]].iterrows():
+        masks = {"cbis-ddsm": (cbis_rois, lambda roi, shape: roi_mask(cbis_root, roi, shape)), "ddsm": (ddsm_rois, outline_mask)}
+        if target["source"] in masks:
+            rois, read_mask = masks[target["source"]]
+            for _, roi in rois[rois["scan_id"] == target["scan_id"]].iterrows():
                 try:
-                    lesions[roi["roi_id"]] = roi_mask(cbis_root, roi, scan.shape)
+                    lesions[roi["roi_id"]] = read_mask(roi, scan.shape)
                 except FormatError as err:
                     lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
         elif target["source"] == "mias":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammo.io.cbis import csv_records, read_case_descriptions
-from mammo.io.ddsm import find_normal_scans, listed_scans
+from mammo.io.ddsm import find_abnormal_rois, find_normal_scans, listed_scans
 from mammo.io.mias import index_info, unpack_archive
 from mammo.tables import account, write_json, write_table
 
@@ -39,6 +39,25 @@ def index_ddsm(root: str, scans_out: str, rejected_out: str, summary_out: str) -
         "cases": int(scans["case"].nunique()),
     }
     _write_index(summary, summary_out, {scans_out: scans, rejected_out: rejected})
+
+
+def index_ddsm_abnormal(root: str, rois_out: str, rejected_out: str, summary_out: str) -> None:
+    """The abnormalities outlined in DDSM's `.OVERLAY` files. Accounted per outlined view: its overlay was read (its
+    abnormalities indexed or rejected one by one) or the view was rejected whole (no overlay, no LJPEG, unreadable)."""
+    rois, rejected = find_abnormal_rois(root)
+    views = listed_scans(root, outlined=True)
+    whole = rejected["item"].isin(views)
+    read = sorted(set(rois["scan_id"]) | {item.rsplit(".", 1)[0] for item in rejected.loc[~whole, "item"]})
+    summary = {
+        "collection": "ddsm-abnormal",
+        "unit": "views marked OVERLAY in .ics files",
+        **account(views, read, rejected.loc[whole, "item"].tolist()),
+        "abnormalities": len(rois),
+        "abnormalities_rejected": int((~whole).sum()),
+        "patients": int(rois["patient_id"].nunique()),
+        "per_class": {str(k): int(v) for k, v in rois["class_code"].value_counts().sort_index().items()},
+    }
+    _write_index(summary, summary_out, {rois_out: rois, rejected_out: rejected})
 
 
 def index_mias(info_path: str, images_out: str, rois_out: str, rejected_out: str, summary_out: str) -> None:

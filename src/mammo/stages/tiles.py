@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import BackgroundTiles, cbis_tiles, ddsm_normal_tiles, mias_tiles
+from mammo.extract import BackgroundTiles, cbis_tiles, ddsm_abnormal_tiles, ddsm_normal_tiles, mias_tiles
 from mammo.graph import in_chunk
 from mammo.plots import montage
 from mammo.records import tile_loader
+from mammo.same_film import closest_other_film, same_films
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
@@ -26,19 +27,33 @@ def tiles_cbis(
     audit: dict,
     chunk: int,
     chunks: int,
-    tiles_out: str,
-    table_out: str,
-    rejected_out: str,
+    outputs: dict[str, str],
 ) -> None:
-    """ROI tiles of one chunk of scans, the recipe's background negatives if any, and the shortcut audit's tissue tiles."""
-    rois = read_table(rois_path)
-    rois = in_chunk(rois, "scan_id", chunk, chunks)
+    """ROI tiles of one chunk of CBIS-DDSM scans, the recipe's background negatives if any, the shortcut audit's
+    tissue tiles, and each scan's fingerprint. `outputs`: tiles, table, rejected, fingerprints."""
+    rois = in_chunk(read_table(rois_path), "scan_id", chunk, chunks)
+    found = cbis_tiles(
+        rois, root, dataset, roi_method(recipe["roi"]), recipe["seed"], outputs["tiles"], _negatives(recipe, audit)
+    )
+    write_chunk(found, outputs)
+
+
+def tiles_ddsm_abnormal(
+    rois_path: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int, outputs: dict[str, str]
+) -> None:
+    """The same for one chunk of DDSM abnormal cases: their outlines through the same ROI extraction."""
+    rois = in_chunk(read_table(rois_path), "case", chunk, chunks)
     method = roi_method(recipe["roi"])
+    found = ddsm_abnormal_tiles(rois, dataset, method, recipe["seed"], outputs["tiles"], _negatives(recipe, audit))
+    write_chunk(found, outputs)
+
+
+def _negatives(recipe: dict, audit: dict) -> dict[str, BackgroundTiles]:
+    """Lesion-free tiles of the abnormal scans: the shortcut audit's, and the recipe's training negatives if any."""
     negatives = {"audit": _background(audit)}
     if "cbis_background" in recipe:
         negatives["background"] = _background(recipe["cbis_background"])
-    images, table, rejected = cbis_tiles(rois, root, dataset, method, recipe["seed"], tiles_out, negatives)
-    write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+    return negatives
 
 
 def _background(settings: dict) -> BackgroundTiles:
@@ -46,15 +61,12 @@ def _background(settings: dict) -> BackgroundTiles:
     return BackgroundTiles(settings["per_scan"], settings["max_overlap"], settings["margin"], tiling(settings), thresholds)
 
 
-def tiles_ddsm(
-    scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int, tiles_out: str, table_out: str, rejected_out: str
-) -> None:
-    scans = read_table(scans_path)
-    scans = in_chunk(scans, "case", chunk, chunks)
+def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int, outputs: dict[str, str]) -> None:
+    """Normal-tissue tiles of one chunk of DDSM normal cases. `outputs`: tiles, table, rejected."""
+    scans = in_chunk(read_table(scans_path), "case", chunk, chunks)
     normals = recipe["normals"]
     thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
-    images, table, rejected = ddsm_normal_tiles(scans, dataset, thresholds, tiling(normals), recipe["seed"], tiles_out)
-    write_chunk(images, table, rejected, tiles_out, table_out, rejected_out)
+    write_chunk(ddsm_normal_tiles(scans, dataset, thresholds, tiling(normals), recipe["seed"], outputs["tiles"]), outputs)
 
 
 def tiles_mias(
@@ -76,7 +88,7 @@ def tiles_mias(
         images, rois, dataset, method, thresholds, tiling(mias), mias["scale"], recipe["seed"], tiles_out
     )
     table["split"], table["kept"] = "mias", True
-    write_chunk(tiles, table, rejected, tiles_out, table_out, rejected_out)
+    write_chunk((tiles, table, rejected), {"tiles": tiles_out, "table": table_out, "rejected": rejected_out})
     write_json(mias_summary(images, rois, table, rejected), summary_out)
 
 
@@ -107,30 +119,38 @@ def tiling(settings: dict) -> NormalTiling:
     return NormalTiling(tile=settings["tile"], stride=stride, border_crop=settings["border_crop"], downscale=downscale)
 
 
-def write_chunk(images, table, rejected, tiles_out, table_out, rejected_out) -> None:
-    Path(tiles_out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(tiles_out, images)
-    write_table(table, table_out)
-    write_table(rejected, rejected_out)
+def write_chunk(found: tuple, outputs: dict[str, str]) -> None:
+    """A tile job's outputs: `found` is (tiles, table, rejected) and, where the job reads ROI scans, their
+    fingerprints; `outputs` names their files (tiles, table, rejected, fingerprints)."""
+    images, table, rejected, *fingerprints = found
+    Path(outputs["tiles"]).parent.mkdir(parents=True, exist_ok=True)
+    np.save(outputs["tiles"], images)
+    write_table(table, outputs["table"])
+    write_table(rejected, outputs["rejected"])
+    if fingerprints:
+        write_table(fingerprints[0], outputs["fingerprints"])
     print(f"{len(table)} tiles, {len(rejected)} rejected")
 
 
 def split_dataset(
     tile_tables: list[str],
     rejected_tables: list[str],
+    fingerprint_tables: list[str],
     sources: dict[str, str],
     recipe: dict,
-    tiles_out: str,
-    audit_out: str,
-    rejected_out: str,
-    summary_out: str,
+    outputs: dict[str, str],
 ) -> None:
     """Assign patient-level splits, balance, and reconcile: every input ROI/scan is tiled or rejected.
 
-    The shortcut audit's tissue tiles are set apart (never trained on) and follow their patient's split.
+    With both abnormal sources, a DDSM film that is also a CBIS-DDSM film is used once (CBIS-DDSM's) and its woman is
+    one patient in both. The shortcut audit's tissue tiles are set apart (never trained on) and follow their
+    patient's split. `outputs`: tiles, audit, rejected, same_films, summary.
     """
     tiles = pd.concat([read_table(p) for p in tile_tables], ignore_index=True)
     rejected = pd.concat([read_table(p) for p in rejected_tables], ignore_index=True)[REJECTED_COLUMNS]
+    fingerprints = pd.concat([read_table(p) for p in fingerprint_tables], ignore_index=True)
+    tiles, dropped, same = prefer_cbis(tiles, fingerprints)
+    rejected = pd.concat([rejected, dropped], ignore_index=True)
     is_audit = tiles["method"] == "audit"
     audit, tiles = tiles[is_audit].copy(), tiles[~is_audit]
     tiles = splitting.assign_splits(tiles, recipe["seed"])
@@ -139,32 +159,98 @@ def split_dataset(
     audit["split"] = audit["patient_id"].map(patient_split).fillna("")  # "": a patient none of whose ROIs was tiled
     summary = splitting.summary(tiles)
     summary["reconciliation"] = reconcile(tiles, rejected, sources)
+    summary["same_films"] = {
+        "pairs": len(same),
+        "women": int(same["patient_id"].nunique()),
+        "lowest_correlation": float(same["correlation"].min()) if len(same) else None,
+        "closest_other_film": closest_other_film(*_by_collection(fingerprints)),
+    }
     summary["audit_tiles"] = {str(k): int(v) for k, v in audit["split"].value_counts().sort_index().items()}
-    write_table(tiles, tiles_out)
-    write_table(audit, audit_out)
-    write_table(rejected, rejected_out)
-    write_json(summary, summary_out)
+    write_table(tiles, outputs["tiles"])
+    write_table(audit, outputs["audit"])
+    write_table(rejected, outputs["rejected"])
+    write_table(same, outputs["same_films"])
+    write_json(summary, outputs["summary"])
+
+
+def _by_collection(fingerprints: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CBIS-DDSM's and DDSM's scans of a fingerprint table."""
+    return fingerprints[fingerprints["source"] == "cbis-ddsm"], fingerprints[fingerprints["source"] == "ddsm"]
+
+
+def prefer_cbis(tiles: pd.DataFrame, fingerprints: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Where a DDSM abnormal film is also a CBIS-DDSM film (same_films), its ROIs are rejected (CBIS-DDSM's outline
+    of the film is used) and its lesion-free tiles dropped, and every tile of that DDSM woman takes the CBIS-DDSM
+    patient id, so that the split keeps the woman whole. Returns the tiles, the rejected ROIs and the pairs."""
+    same = same_films(*_by_collection(fingerprints))
+    if not len(same):
+        return tiles, pd.DataFrame(columns=REJECTED_COLUMNS), same
+    film = dict(zip(same["other_scan_id"], same["scan_id"]))
+    correlation = dict(zip(same["other_scan_id"], same["correlation"]))
+    path = dict(zip(fingerprints["scan_id"], fingerprints["path"]))
+    from_ddsm = (tiles["source"] == "ddsm") & tiles["scan_id"].isin(film)
+    is_roi = tiles["method"].isin(["method1", "method2"])
+    dropped_rois = tiles[from_ddsm & is_roi].assign(roi_id=lambda t: t["tile_id"].str.split("/").str[1])
+    dropped_rois = dropped_rois.drop_duplicates("roi_id")
+    rejected = pd.DataFrame(
+        {
+            "file": dropped_rois["scan_id"].map(path),
+            "row": dropped_rois["view"],
+            "item": dropped_rois["roi_id"],
+            "stage": "same_film",
+            "reason": [
+                f"the same film as CBIS-DDSM {film[scan]} (correlation {correlation[scan]}): CBIS-DDSM's ROIs are used"
+                for scan in dropped_rois["scan_id"]
+            ],
+        },
+        columns=REJECTED_COLUMNS,
+    )
+    tiles = tiles[~from_ddsm].copy()
+    tiles["patient_id"] = tiles["patient_id"].replace(one_woman(same))
+    return tiles.reset_index(drop=True), rejected, same
+
+
+def one_woman(same: pd.DataFrame) -> dict[str, str]:
+    """Patient ids that name one woman: each DDSM patient of a shared film -> the CBIS-DDSM patient (the smallest,
+    should two CBIS-DDSM ids ever share a DDSM case: all of them then map to it as well)."""
+    parent: dict[str, str] = {}
+
+    def root(patient: str) -> str:
+        while parent.get(patient, patient) != patient:
+            patient = parent[patient]
+        return patient
+
+    for cbis, ddsm in zip(same["patient_id"], same["other_patient_id"]):
+        first, second = sorted((root(cbis), root(ddsm)), key=lambda p: (not p.startswith("cbis:"), p))
+        parent[second] = first
+    return {patient: root(patient) for patient in parent}
 
 
 def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, str]) -> dict:
-    """Count inputs per source and prove each is in the tile table or the rejected table."""
-    rois = read_table(sources["cbis_rois"])
-    scans = read_table(sources["ddsm_scans"])
-    roi_tiles = tiles[(tiles["source"] == "cbis-ddsm") & tiles["method"].isin(["method1", "method2"])]
-    tiled_rois = {tile_id.split("/")[1] for tile_id in roi_tiles["tile_id"]}
-    tiled_scans = set(tiles.loc[tiles["source"] == "ddsm", "scan_id"])
+    """Count inputs per source (CBIS-DDSM ROIs, DDSM abnormal ROIs, DDSM normal scans; those the recipe reads) and
+    prove each is in the tile table or the rejected table."""
     rejected_items = set(rejected["item"].astype(str))
-    lost_rois = sorted(set(rois["roi_id"]) - tiled_rois - rejected_items)
-    lost_scans = sorted(set(scans["scan_id"]) - tiled_scans - rejected_items)
-    if lost_rois or lost_scans:
-        raise ValueError(f"inputs neither tiled nor rejected: ROIs {lost_rois[:5]}, scans {lost_scans[:5]}")
-    return {
-        "cbis_rois": len(rois),
-        "cbis_rois_tiled": len(tiled_rois),
-        "ddsm_scans": len(scans),
-        "ddsm_scans_tiled": len(tiled_scans),
-        "rejected_rows": len(rejected),
-    }
+    roi_tiles = tiles[tiles["method"].isin(["method1", "method2"])]
+    counts = {}
+    for name, source, table_key, column in (
+        ("cbis_rois", "cbis-ddsm", "cbis_rois", "roi_id"),
+        ("ddsm_rois", "ddsm", "ddsm_rois", "roi_id"),
+        ("ddsm_scans", "ddsm", "ddsm_scans", "scan_id"),
+    ):
+        if table_key not in sources:
+            continue
+        inputs = set(read_table(sources[table_key])[column])
+        if column == "roi_id":
+            part = roi_tiles[roi_tiles["source"] == source]
+            tiled = {tile_id.split("/")[1] for tile_id in part["tile_id"]}
+        else:
+            tiled = set(tiles.loc[(tiles["source"] == source) & (tiles["method"] == "normal_grid"), "scan_id"])
+        lost = sorted(inputs - tiled - rejected_items)
+        if lost:
+            raise ValueError(f"{name}: inputs neither tiled nor rejected: {lost[:5]}")
+        counts[name], counts[f"{name}_tiled"] = len(inputs), len(tiled & inputs)
+    counts["rejected_rows"] = len(rejected)
+    return counts
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
