@@ -615,6 +615,58 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
 
 
 @pytest.mark.workflow
+def test_ds9_from_ddsm_outlines_and_from_both_collections(tiny_run):
+    """ds9 built from the demo's DDSM abnormal cases instead of CBIS-DDSM (ds9_ddsm), and from both (ds9_both): trained,
+    evaluated and scanned whole; with both, the DDSM films that are CBIS-DDSM films are used once and their women are
+    one patient in one split; every ROI of either collection is tiled or rejected."""
+    targets = [
+        f"results/{name}/model_1.0.0.35/{output}"
+        for name in ("ds9_ddsm", "ds9_both")
+        for output in ("metrics.json", "scans/metrics.json", "shortcut.json")
+    ]
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", *TINY)
+    ddsm_rois = pd.read_csv(tiny_run / "results/sources/ddsm_abnormal/rois.tsv", sep="\t")
+    cbis_rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
+    read = {
+        name: (
+            pd.read_csv(tiny_run / f"results/{name}/tiles.tsv", sep="\t", dtype={"patient_id": str}),
+            json.loads((tiny_run / f"results/{name}/summary.json").read_text()),
+            pd.read_csv(tiny_run / f"results/{name}/rejected.tsv", sep="\t", dtype=str, keep_default_na=False),
+        )
+        for name in ("ds9_ddsm", "ds9_both")
+    }
+    tiles, summary, _ = read["ds9_ddsm"]
+    assert set(tiles["source"]) == {"ddsm"} and summary["reconciliation"]["ddsm_rois_tiled"] == len(ddsm_rois)
+    for split in ("train", "val", "test"):
+        assert summary["splits"][split]["per_class"].keys() - {"0"}, split  # abnormal DDSM women in every split
+    targets_table = pd.read_csv(tiny_run / "results/ds9_ddsm/scans/targets.tsv", sep="\t")
+    outlined = targets_table[(targets_table["source"] == "ddsm") & (targets_table["label_normal"] == 1)]
+    assert len(outlined) > 0 and set(outlined["scan_id"]) <= set(ddsm_rois["scan_id"])
+    scans = pd.concat(
+        pd.read_csv(p, sep="\t") for p in (tiny_run / "results/ds9_ddsm/model_1.0.0.35/scans").glob("chunk_*.scans.tsv")
+    )
+    assert (scans.loc[scans["source"] == "ddsm", "lesions"].fillna("") != "").sum() == len(outlined)  # outlines as lesions
+    tiles, summary, rejected = read["ds9_both"]
+    same = pd.read_csv(tiny_run / "results/ds9_both/same_films.tsv", sep="\t")
+    assert same["other_patient_id"].nunique() == 4 and (same["correlation"] > 0.99).all()  # the demo's cases 1, 3, 5, 7
+    assert summary["same_films"]["closest_other_film"] < 0.9
+    assert not tiles["patient_id"].isin(same["other_patient_id"]).any()
+    assert not tiles.loc[tiles["source"] == "ddsm", "scan_id"].isin(same["other_scan_id"]).any()
+    assert (tiles.groupby("patient_id")["split"].nunique() == 1).all()
+    counts = summary["reconciliation"]
+    shared = set(rejected.loc[rejected["stage"] == "same_film", "item"])
+    assert shared == set(ddsm_rois.loc[ddsm_rois["scan_id"].isin(same["other_scan_id"]), "roi_id"])
+    assert counts["ddsm_rois_tiled"] + len(shared) == counts["ddsm_rois"] and counts["cbis_rois_tiled"] == len(cbis_rois)
+    assert {"cbis-ddsm", "ddsm"} <= set(tiles.loc[tiles["label_normal"] == 1, "source"])
+    for name, (_, summary, _) in read.items():
+        metrics = json.loads((tiny_run / f"results/{name}/model_1.0.0.35/metrics.json").read_text())
+        assert metrics["sets"]["test"]["n"] == summary["splits"]["test"]["tiles"]
+        assert metrics["sets"]["test"]["raw"]["roc_auc"] is not None
+        shortcut = json.loads((tiny_run / f"results/{name}/model_1.0.0.35/shortcut.json").read_text())
+        assert shortcut["roi_scans_from"] == (["ddsm"] if name == "ds9_ddsm" else ["cbis-ddsm", "ddsm"])
+
+
+@pytest.mark.workflow
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TARGET, "-n", "--configfile", *TINY)
     assert "Nothing to be done" in result.stdout + result.stderr

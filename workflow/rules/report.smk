@@ -1,5 +1,6 @@
 rule shortcut_audit:
-    """Does the score tell CBIS-DDSM from DDSM normal tissue? Collection AUC with its patient-bootstrap interval."""
+    """Does the score tell tissue of the scans with ROIs (CBIS-DDSM's, DDSM's outlined cases) from DDSM normal tissue?
+    Collection AUC with its patient-bootstrap interval."""
     input:
         model=rules.train.output.model,
         onnx=exported(rules.train.output.model),
