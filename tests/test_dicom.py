@@ -242,3 +242,45 @@ def test_for_processing_images_are_refused_with_the_reason(tmp_path):
     dataset.PresentationIntentType = "FOR PRESENTATION"
     dataset.save_as(tmp_path / "presented.dcm")
     assert read_dicom(tmp_path / "presented.dcm").shape == pixels.shape
+
+
+@pytest.mark.parametrize(
+    ("laterality", "orientation", "flipped"),
+    [
+        ("L", ["A", "R"], False),  # LCC as hung: chest wall at the left edge
+        ("R", ["P", "L"], False),  # RCC as hung: chest wall at the right edge
+        ("L", ["P", "L"], True),  # a left breast stored mirrored
+        ("R", ["A", "FL"], True),  # a right MLO stored mirrored
+        ("R", None, False),  # no orientation: taken as stored
+        (None, ["P", "L"], False),  # no laterality: taken as stored
+    ],
+)
+def test_a_mirrored_breast_is_flipped_to_the_one_orientation(tmp_path, laterality, orientation, flipped):
+    """Every collection's orientation: a left breast's chest wall at the image's left edge, a right breast's at its
+    right edge (DDSM, CBIS-DDSM, radiologists' hanging); PatientOrientation's row direction says where it is."""
+    pixels = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+    header = {}
+    if laterality:
+        header["ImageLaterality"] = laterality
+    if orientation:
+        header["PatientOrientation"] = orientation
+    write_dicom(tmp_path / "x.dcm", pixels, "P", "1.2", "1.3", header=header)
+    assert np.array_equal(read_dicom(tmp_path / "x.dcm"), pixels[:, ::-1] if flipped else pixels)
+
+
+def test_pixel_spacing_is_read_from_either_element(tmp_path):
+    from mammo.io.dicom import dicom_geometry
+
+    pixels = np.zeros((4, 4), np.uint16)
+    for header, expected in (
+        ({"PixelSpacing": [0.085, 0.085]}, 0.085),
+        ({"ImagerPixelSpacing": [0.1, 0.1]}, 0.1),
+        ({"PixelSpacing": [0.07, 0.07], "ImagerPixelSpacing": [0.1, 0.1]}, 0.07),  # the calibrated one first
+        ({}, None),
+    ):
+        write_dicom(tmp_path / "s.dcm", pixels, "P", "1.2", "1.3", header=header)
+        assert dicom_geometry(tmp_path / "s.dcm") == ((pytest.approx(expected) if expected else None), False)
+    write_dicom(tmp_path / "m.dcm", pixels, "P", "1.2", "1.3", header={"ImageLaterality": "R", "PatientOrientation": ["A", "L"]})
+    assert dicom_geometry(tmp_path / "m.dcm") == (None, True)  # read_dicom flips it: boxes drawn on it must follow
+    (tmp_path / "bad.dcm").write_bytes(b"not dicom")
+    assert dicom_geometry(tmp_path / "bad.dcm") == (None, False)

@@ -554,3 +554,60 @@ def test_cli_scans_every_scan_under_a_folder(scan_cli_inputs, demo_root, tmp_pat
     (tmp_path / "empty").mkdir()
     result = run_scan(scan_cli_inputs, str(tmp_path / "empty"), "--out", str(tmp_path / "none"))
     assert result.returncode == 1 and "no scan files under it" in result.stderr
+
+
+def test_scan_metrics_stage_takes_a_scan_without_breast_windows(tmp_path):
+    """A scan with no window of enough breast has no score (an empty cell in its chunk's table): the stage still
+    reports the set and draws the cases (it compared text with the threshold before)."""
+    from mammo.stages.scans import evaluate_scans
+    from mammo.tables import write_table
+
+    columns = {"set": "test", "source": "vindr", "patient_id": "vindr:s", "path": "x", "scale": 1.0, "rows": 64, "cols": 64}
+    columns |= {"lesions": "", "lesion_problems": ""}
+    scans = pd.DataFrame(
+        [
+            {
+                **columns,
+                "lesions": "a:1",
+                "scan_id": "a",
+                "label_normal": 1,
+                "windows_scored": 3,
+                "windows_total": 4,
+                "max_score": 0.9,
+            },
+            {**columns, "scan_id": "b", "label_normal": 0, "windows_scored": 2, "windows_total": 4, "max_score": 0.2},
+            {**columns, "scan_id": "c", "label_normal": 0, "windows_scored": 0, "windows_total": 4, "max_score": np.nan},
+        ]
+    )
+    write_table(scans.iloc[:2], tmp_path / "chunk_0.tsv")
+    write_table(scans.iloc[2:], tmp_path / "chunk_1.tsv")  # this chunk's max_score column is all empty
+    regions = pd.DataFrame(
+        {
+            "scan_id": ["a", "b"],
+            "rank": [1, 1],
+            "box": ["0,0,32,32", "0,0,32,32"],
+            "score": [0.9, 0.2],
+            "lesions_hit": ["a:1", ""],
+        }
+    )
+    write_table(regions, tmp_path / "regions.tsv")
+    arrays = {
+        f"{key}/{name}": value
+        for key in "abc"
+        for name, value in (
+            ("heatmap", np.zeros((4, 4), np.float32)),
+            ("thumbnail", np.zeros((64, 64), np.uint8)),
+            ("factor", np.float64(1.0)),
+        )
+    }
+    np.savez(tmp_path / "heatmaps.npz", **arrays)
+    out = {name: str(tmp_path / name) for name in ("metrics.json", "froc.tsv", "froc.png", "cases.png")}
+    evaluate_scans(
+        [str(tmp_path / "chunk_0.tsv"), str(tmp_path / "chunk_1.tsv")],
+        [str(tmp_path / "regions.tsv")],
+        [str(tmp_path / "heatmaps.npz")],
+        0.5,
+        *out.values(),
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["sets"]["test"]
+    assert metrics["scans"] == 3 and metrics["scans_without_breast_windows"] == 1 and metrics["roc_auc"] == 1.0

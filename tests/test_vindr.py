@@ -14,7 +14,7 @@ import pytest
 
 from mammo.io import FormatError
 from mammo.io.dicom import write_dicom
-from mammo.io.vindr import BREAST_CSV, FINDING_CSV, read_vindr
+from mammo.io.vindr import BREAST_CSV, CBIS_PIXEL_MM, FINDING_CSV, read_vindr, read_vindr_scan, vindr_box_mask, vindr_rois
 
 MAMMO = Path(sys.executable).with_name("mammo")
 IMAGE = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width"]
@@ -141,18 +141,17 @@ def test_mammo_check_counts_a_vindr_download(vindr):
 def test_the_demos_vindr_collection_reads_back(demo_root, demo_counts):
     """Studies of four views, BI-RADS 1 breasts normal, every fifth study in test, boxes around the lesions and
     one box past the image's edge rejected; the presented images bright where the breast is."""
-    from mammo.io.dicom import read_dicom
-
     images, findings, rejected = read_vindr(demo_root / "vindr")
     assert len(images) == demo_counts["vindr_images"] == 12 and images["patient_id"].nunique() == 3
     assert (images.groupby("patient_id").size() == 4).all()
     assert len(findings) == demo_counts["vindr_boxes"] - 1 and len(rejected) == 1 and "leaves the" in rejected["reason"][0]
     assert set(findings["abnormality_type"]) <= {"mass", "calcification"} and (findings["finding_birads"] > 1).all()
     assert images.loc[images["breast_birads"] == 1, "label_normal"].eq(0).all()
+    by_id = images.set_index("scan_id")
     for _, finding in findings.iterrows():
-        image = read_dicom(images.set_index("scan_id").loc[finding["scan_id"], "path"])
-        box = image[finding["box_top"] : finding["box_bottom"], finding["box_left"] : finding["box_right"]]
-        assert box.mean() > np.median(image)  # the lesion lies in the breast, which the presentation makes bright
+        image, factor, mirrored = read_vindr_scan(by_id.loc[finding["scan_id"], "path"])
+        box = vindr_box_mask(finding, image.shape, factor, mirrored, int(by_id.loc[finding["scan_id"], "width"]))
+        assert image[box].mean() > np.median(image)  # the lesion lies in the breast, which the presentation makes bright
 
 
 def test_the_three_presentations_of_one_image_agree(tmp_path):
@@ -171,3 +170,33 @@ def test_the_three_presentations_of_one_image_agree(tmp_path):
     for variant in ("monochrome1", "voi_lut"):
         assert np.abs(read[variant] - read["window"]).max() < 0.01 * 65535, variant
     assert read["window"][breast].mean() > 4 * read["window"][~breast].mean()  # bright = dense
+
+
+def test_an_image_comes_to_the_cbis_scale_and_its_boxes_follow_a_flip(tmp_path):
+    """Pixel spacing 0.09 mm -> upscaled 2x to the CBIS-DDSM scale (0.045 mm); a right breast stored with its chest
+    wall at the left edge (PatientOrientation A) is flipped, and a box drawn on the stored image follows it."""
+    stored = np.zeros((40, 30), np.uint16)
+    stored[10:20, 2:8] = 60000  # a bright lesion near the stored image's left edge
+    header = {"PixelSpacing": [2 * CBIS_PIXEL_MM] * 2, "ImageLaterality": "R", "PatientOrientation": ["A", "L"]}
+    write_dicom(tmp_path / "r.dicom", stored, "s", "1.2", "1.3", header=header)
+    image, factor, mirrored = read_vindr_scan(tmp_path / "r.dicom")
+    assert factor == pytest.approx(2.0) and mirrored and image.shape == (80, 60)
+    box = pd.Series({"box_top": 10, "box_left": 2, "box_bottom": 20, "box_right": 8})
+    mask = vindr_box_mask(box, image.shape, factor, mirrored, 30)
+    rows, cols = np.nonzero(mask)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (20, 40, 44, 56)  # now at the right edge
+    assert image[mask].mean() > 50000 and image[~mask].mean() < 5000
+    write_dicom(tmp_path / "n.dicom", stored, "s", "1.2", "1.3")
+    with pytest.raises(FormatError, match="no PixelSpacing"):
+        read_vindr_scan(tmp_path / "n.dicom")
+
+
+def test_rois_for_tiling_reject_findings_of_no_class_and_abnormal_breasts_without_a_box(vindr):
+    images, findings, _ = read_vindr(vindr)
+    rois, rejected = vindr_rois(images, findings)
+    assert sorted(rois["roi_id"]) == ["i2#3", "i2#4"] and rois["class_code"].tolist() == [4, 1]
+    assert {"path", "side", "view", "density", "split", "width"} <= set(rois.columns)
+    reasons = dict(zip(rejected["item"], rejected["reason"]))
+    assert "neither a mass nor a calcification" in reasons["i7#5"]
+    assert set(reasons) == {"i7#5", "i3"}
+    assert reasons["i3"].startswith("BI-RADS 2 breast without a boxed finding")  # neither normal tissue nor an ROI

@@ -663,7 +663,49 @@ def test_ds9_from_ddsm_outlines_and_from_both_collections(tiny_run):
         assert metrics["sets"]["test"]["n"] == summary["splits"]["test"]["tiles"]
         assert metrics["sets"]["test"]["raw"]["roc_auc"] is not None
         shortcut = json.loads((tiny_run / f"results/{name}/model_1.0.0.35/shortcut.json").read_text())
-        assert shortcut["roi_scans_from"] == (["ddsm"] if name == "ds9_ddsm" else ["cbis-ddsm", "ddsm"])
+        # held-out tissue beside ROIs comes from the recipe's ROI collections (whichever gave such tiles here)
+        assert set(shortcut["roi_scans_from"]) <= ({"ddsm"} if name == "ds9_ddsm" else {"cbis-ddsm", "ddsm"})
+        assert shortcut["tiles"]["normal_scans"] > 0
+
+
+@pytest.mark.workflow
+def test_ds9_from_a_vindr_collection(tiny_run):
+    """ds9's method on the demo's VinDr-Mammo-style collection (ds9_vindr): boxed findings as ROIs, BI-RADS 1 breasts
+    as normal tissue, each image at the CBIS-DDSM scale by its pixel spacing; trained, evaluated, scanned whole and
+    audited; the official split kept by study; every finding and image tiled or rejected."""
+    targets = [f"results/ds9_vindr/model_1.0.0.35/{name}" for name in ("metrics.json", "scans/metrics.json", "shortcut.json")]
+    snakemake(tiny_run, *targets, "results/ds9_vindr/montage.png", "--cores", "2", "--configfile", *TINY)
+    images = pd.read_csv(tiny_run / "results/sources/vindr/images.tsv", sep="\t", dtype=str)
+    findings = pd.read_csv(tiny_run / "results/sources/vindr/findings.tsv", sep="\t", dtype=str)
+    tiles = pd.read_csv(tiny_run / "results/ds9_vindr/tiles.tsv", sep="\t", dtype=str)
+    rejected = pd.read_csv(tiny_run / "results/ds9_vindr/rejected.tsv", sep="\t", dtype=str, keep_default_na=False)
+    summary = json.loads((tiny_run / "results/ds9_vindr/summary.json").read_text())
+    assert set(tiles["source"]) == {"vindr"} and set(tiles["patient_id"].str.removeprefix("vindr:")) <= set(images["patient_id"])
+    official = images.drop_duplicates("patient_id").set_index("patient_id")["split"]
+    first = tiles.drop_duplicates("patient_id")
+    split_of = pd.Series(first["split"].to_numpy(), index=first["patient_id"].str.removeprefix("vindr:"))
+    assert (split_of[official.reindex(split_of.index) == "train"] == "train").all()
+    assert set(split_of[official.reindex(split_of.index) == "test"]) == {"val", "test"}  # test studies halved
+    assert (tiles.groupby("patient_id")["split"].nunique() == 1).all()
+    normal_images = set(images.loc[images["breast_birads"] == "1", "scan_id"])
+    assert set(tiles.loc[tiles["method"] == "normal_grid", "scan_id"]) <= normal_images
+    counts = summary["reconciliation"]
+    assert counts["vindr_findings"] == len(findings) and counts["vindr_images"] == len(images)
+    for split in ("train", "val", "test"):
+        assert {"0"} < set(summary["splits"][split]["per_class"]), split  # normal and abnormal tiles in every split
+    assert rejected["reason"].str.contains("leaves the").sum() == 1  # the demo's box past the edge, from the index
+    targets_table = pd.read_csv(tiny_run / "results/ds9_vindr/scans/targets.tsv", sep="\t")
+    vindr = targets_table[targets_table["source"] == "vindr"]
+    assert len(vindr) > 0 and vindr["scale"].round(3).eq(round(0.085 / 0.045, 3)).all()
+    scans = pd.concat(
+        pd.read_csv(p, sep="\t") for p in (tiny_run / "results/ds9_vindr/model_1.0.0.35/scans").glob("chunk_*.scans.tsv")
+    )
+    abnormal = scans[(scans["source"] == "vindr") & (scans["label_normal"] == 1)]
+    assert len(abnormal) > 0 and (abnormal["lesions"].fillna("") != "").all()  # boxes as the lesions to hit
+    metrics = json.loads((tiny_run / "results/ds9_vindr/model_1.0.0.35/metrics.json").read_text())
+    assert metrics["sets"]["test"]["raw"]["roc_auc"] is not None
+    shortcut = json.loads((tiny_run / "results/ds9_vindr/model_1.0.0.35/shortcut.json").read_text())
+    assert set(shortcut["roi_scans_from"]) <= {"vindr"} and shortcut["tiles"]["normal_scans"] > 0
 
 
 @pytest.mark.workflow

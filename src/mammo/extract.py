@@ -20,6 +20,7 @@ from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.ddsm import outline_mask, read_ddsm_scan
 from mammo.io.dicom import read_dicom
 from mammo.io.mias import read_mias_scan
+from mammo.io.vindr import read_vindr_scan, vindr_box_mask
 from mammo.labels import label_normal
 from mammo.same_film import FINGERPRINT_COLUMNS, fingerprint_row
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
@@ -51,7 +52,7 @@ class BackgroundTiles:
     thresholds: NormalThresholds  # mostly breast tissue, as for DDSM normal tiles
 
 
-class CbisRois:
+class CbisScans:
     """How CBIS-DDSM's indexed ROIs are read: scans and masks are DICOMs named relative to the download."""
 
     source, scan_column, mask_column = "cbis-ddsm", "image_file_path", "roi_mask_file_path"
@@ -80,9 +81,10 @@ class CbisRois:
         return _reject(path, roi, stage, reason)
 
 
-class DdsmRois:
-    """How DDSM's outlined abnormalities are read: the view's LJPEG through its digitizer's optical density, the
-    BOUNDARY chain code of its `.OVERLAY` filled (clipped to the image); DDSM has no official division."""
+class DdsmScans:
+    """How DDSM's indexed scans are read (normal scans, and the views of outlined abnormalities): the LJPEG through
+    its digitizer's optical density, an abnormality's BOUNDARY chain code filled (clipped to the image); DDSM has
+    no official division."""
 
     source, scan_column, mask_column = "ddsm", "path", "overlay_path"
 
@@ -104,8 +106,48 @@ class DdsmRois:
             "division": "",
         }
 
-    def reject(self, path, roi: pd.Series, stage: str, reason: str) -> dict:
-        return {"file": str(path), "row": roi["view"], "item": roi["roi_id"], "stage": stage, "reason": reason}
+    def reject(self, path, row: pd.Series, stage: str, reason: str) -> dict:
+        """An abnormality (its view names the row) or a normal scan (its .ics names the row)."""
+        item, line = (row["roi_id"], row["view"]) if "roi_id" in row else (row["scan_id"], row["ics_path"])
+        return {"file": str(path), "row": line, "item": item, "stage": stage, "reason": reason}
+
+
+class VindrScans:
+    """How VinDr-Mammo's images are read: the DICOM presented and brought to the CBIS-DDSM scale by its pixel
+    spacing (read_vindr_scan); a finding's box is its mask (the method-2 box rule then cuts around it); a study
+    is the patient, the official split its division."""
+
+    source, scan_column, mask_column = "vindr", "path", "path"
+
+    def __init__(self):
+        self._read: dict[str, tuple[float, bool]] = {}  # path -> (factor, mirrored) of the scan read last
+
+    def read_scan(self, first: pd.Series) -> np.ndarray:
+        image, factor, mirrored = read_vindr_scan(_existing(Path(first["path"])))
+        self._read = {first["path"]: (factor, mirrored)}
+        return image
+
+    def mask(self, finding: pd.Series, shape: tuple[int, int]) -> np.ndarray:
+        factor, mirrored = self._read[finding["path"]]
+        return vindr_box_mask(finding, shape, factor, mirrored, int(finding["width"]))
+
+    def scan_fields(self, first: pd.Series) -> dict:
+        return {
+            "source": self.source,
+            "patient_id": f"vindr:{first['patient_id']}",
+            "scan_id": first["scan_id"],
+            "view": f"{first['side']}_{first['view']}",
+            "density": first["density"],
+            "scanner": "vindr",
+            "division": first["split"],
+        }
+
+    def reject(self, path, row: pd.Series, stage: str, reason: str) -> dict:
+        item = row["roi_id"] if "roi_id" in row else row["scan_id"]
+        return {"file": str(path), "row": item, "item": item, "stage": stage, "reason": reason}
+
+
+ScanReader = CbisScans | DdsmScans | VindrScans
 
 
 def cbis_tiles(
@@ -118,7 +160,7 @@ def cbis_tiles(
     negatives: dict[str, BackgroundTiles] | None = None,
 ):
     """:func:`roi_tiles` of CBIS-DDSM ROIs (rois.tsv of index_cbis) under the download's root."""
-    return roi_tiles(rois, CbisRois(root), dataset, method, seed, tiles_file, negatives)
+    return roi_tiles(rois, CbisScans(root), dataset, method, seed, tiles_file, negatives)
 
 
 def ddsm_abnormal_tiles(
@@ -130,12 +172,12 @@ def ddsm_abnormal_tiles(
     negatives: dict[str, BackgroundTiles] | None = None,
 ):
     """:func:`roi_tiles` of DDSM's outlined abnormalities (rois.tsv of index_ddsm_abnormal)."""
-    return roi_tiles(rois, DdsmRois(), dataset, method, seed, tiles_file, negatives)
+    return roi_tiles(rois, DdsmScans(), dataset, method, seed, tiles_file, negatives)
 
 
 def roi_tiles(
     rois: pd.DataFrame,
-    reader: CbisRois | DdsmRois,
+    reader: ScanReader,
     dataset: str,
     method: Method1 | Method2,
     seed: int,
@@ -258,36 +300,50 @@ def ddsm_normal_tiles(
     tiles_file: str,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Normal-tissue tiles of DDSM normal scans with per-scanner thresholds."""
+    return normal_scan_tiles(scans, DdsmScans(), dataset, thresholds, tiling, seed, tiles_file)
+
+
+def normal_scan_tiles(
+    scans: pd.DataFrame,
+    reader: ScanReader,
+    dataset: str,
+    thresholds: dict[str, NormalThresholds],
+    tiling: NormalTiling,
+    seed: int,
+    tiles_file: str,
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The tissue grid of normal scans, with the thresholds of each scan's scanner (DDSM's digitizers, "vindr")."""
     images, rows, rejected = [], [], []
-    for _, scan in tqdm(scans.iterrows(), total=len(scans), desc="DDSM normal scans"):
+    for _, scan in tqdm(scans.iterrows(), total=len(scans), desc=f"{reader.source} normal scans"):
         try:
-            image = _positive(read_ddsm_scan(scan), scan["path"])
+            image = _positive(reader.read_scan(scan), scan["path"])
         except FormatError as err:
-            rejected.append(_reject_scan(err.path, scan, "read_scan", err.reason))
+            rejected.append(reader.reject(err.path, scan, "read_scan", err.reason))
             continue
-        if scan["digitizer"] not in thresholds:
-            rejected.append(_reject_scan(scan["path"], scan, "extract", f"no tile thresholds for scanner {scan['digitizer']}"))
+        scan_fields = {"dataset": dataset, **reader.scan_fields(scan)}
+        if scan_fields["scanner"] not in thresholds:
+            rejected.append(
+                reader.reject(scan["path"], scan, "extract", f"no tile thresholds for scanner {scan_fields['scanner']}")
+            )
             continue
-        tiles = normal_tiles(image, thresholds[scan["digitizer"]], item_rng(seed, scan["scan_id"]), tiling)
+        tiles = normal_tiles(image, thresholds[scan_fields["scanner"]], item_rng(seed, scan["scan_id"]), tiling)
         if not tiles:
-            rejected.append(_reject_scan(scan["path"], scan, "extract", "no tile passed the tissue thresholds"))
+            rejected.append(reader.reject(scan["path"], scan, "extract", "no tile passed the tissue thresholds"))
             continue
-        scan_fields = {
-            "dataset": dataset,
-            "source": "ddsm",
-            "patient_id": f"ddsm:{scan['patient_id']}",
-            "scan_id": scan["scan_id"],
-            "view": scan["view"],
-            "density": scan["density"],
-            "scanner": scan["digitizer"],
-            "division": "",
-        }
         for number, (tile, box) in enumerate(tiles):
             rows.append(
                 _tile_row(scan_fields, f"{dataset}/{scan['scan_id']}/{number}", "normal_grid", box, tiles_file, len(images))
             )
             images.append(tile)
     return _stack(images), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def joined(first: tuple, second: tuple) -> tuple:
+    """Two tile results of one job as one (tiles, table, rejected[, fingerprints]): the second's tile_index shifted."""
+    table = second[1].assign(tile_index=second[1]["tile_index"] + len(first[0]))
+    parts = [np.concatenate([first[0], second[0]]), pd.concat([first[1], table], ignore_index=True)]
+    parts += [pd.concat([a, b], ignore_index=True) for a, b in zip(first[2:], second[2:])]
+    return (*parts, *first[len(second) :])
 
 
 @dataclass(frozen=True)
@@ -463,10 +519,6 @@ def _reject(path, roi: pd.Series, stage: str, reason: str) -> dict:
         "stage": stage,
         "reason": reason,
     }
-
-
-def _reject_scan(path, scan: pd.Series, stage: str, reason: str) -> dict:
-    return {"file": str(path), "row": scan["ics_path"], "item": scan["scan_id"], "stage": stage, "reason": reason}
 
 
 def _stack(images: list[np.ndarray]) -> np.ndarray:

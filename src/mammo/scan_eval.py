@@ -22,9 +22,10 @@ def scan_targets(
     cbis_root: str,
     mias_scale: float,
     ddsm_rois: pd.DataFrame | None = None,
+    vindr_images: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM's outlined views where the recipe reads
-    them, DDSM normal) and every mini-MIAS scan.
+    them, DDSM normal, VinDr-Mammo's images with their `scale` column) and every mini-MIAS scan.
 
     Patients come from the split (never a training or validation patient); all of a test patient's
     scans are scored, including normal scans that gave no tile. A DDSM film that is also a CBIS-DDSM film is scored
@@ -38,9 +39,9 @@ def scan_targets(
 
     cbis = of_test_patients(cbis_rois, "cbis:")
     ddsm = of_test_patients(ddsm_scans, "ddsm:")
-    outlined = of_test_patients(
-        pd.DataFrame(columns=["scan_id", "patient_id", "path"]) if ddsm_rois is None else ddsm_rois, "ddsm:"
-    )
+    none = pd.DataFrame(columns=["scan_id", "patient_id", "path", "scale", "label_normal"])
+    outlined = of_test_patients(none if ddsm_rois is None else ddsm_rois, "ddsm:")
+    vindr = of_test_patients(none if vindr_images is None else vindr_images, "vindr:")
     parts = [
         pd.DataFrame(
             {
@@ -66,6 +67,17 @@ def scan_targets(
                 }
             )
             for table, label in ((outlined, 1), (ddsm, 0))
+        ),
+        pd.DataFrame(
+            {
+                "scan_id": vindr["scan_id"],
+                "set": "test",
+                "source": "vindr",
+                "patient_id": "vindr:" + vindr["patient_id"],
+                "path": vindr["path"],
+                "scale": vindr["scale"],
+                "label_normal": vindr["label_normal"],
+            }
         ),
         pd.DataFrame(
             {

@@ -57,6 +57,8 @@ SOURCES = {
     "ddsm": Source("ddsm", "ddsm", "case", ("path",), 1.0, DDSM_SUFFIXES),
     # DDSM's abnormal cases: a view's LJPEG and the .OVERLAY that outlines its abnormalities
     "ddsm_abnormal": Source("ddsm", "ddsm_abnormal", "case", ("path", "overlay_path"), 1.0, DDSM_SUFFIXES),
+    # VinDr-Mammo: a study is the patient; each image's scale comes from its pixel spacing (read_vindr_scan)
+    "vindr": Source("vindr", "vindr", "patient_id", ("path",), 1.0, (".dicom",)),
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale
     "mias": Source("mias", "mias", None, ("path",), windowing_scale(MIAS_SCALE), (".pgm",)),
 }

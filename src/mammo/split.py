@@ -1,10 +1,10 @@
 """Patient-level splits and class balance.
 
-CBIS-DDSM keeps its train/test divisions; its test patients are halved into
-test and validation by patient, stratified by class, in a seeded random order
-(never file order). Normal patients, and abnormal patients of a collection
-without an official division (DDSM's outlined cases; stratified by class), are
-divided 80/10/10. No patient is ever
+Official train/test divisions are kept (CBIS-DDSM's, VinDr-Mammo's); test
+patients are halved into test and validation by patient, stratified by class,
+in a seeded random order (never file order). Normal patients, and abnormal
+patients of a collection without an official division (DDSM's outlined cases;
+stratified by class), are divided 80/10/10. No patient is ever
 in two splits: :func:`check_patient_disjoint` proves it.
 """
 
@@ -25,21 +25,29 @@ def assign_splits(tiles: pd.DataFrame, seed: int, normal_fractions=(0.8, 0.1, 0.
     rng = np.random.default_rng(seed)
     split_of: dict[str, str] = {}
     abnormal = tiles[tiles["label_normal"] == 1]
-    # "": no official division (DDSM), beside CBIS-DDSM's where one woman's films are in both collections
-    divisions = abnormal.groupby("patient_id")["division"].agg(lambda d: set(d.fillna("")) - {""})
-    # A patient in both official divisions would cross splits: keep all their ROIs in train.
-    train_patients = sorted(p for p, d in divisions.items() if "train" in d)
-    test_patients = sorted(p for p, d in divisions.items() if d == {"test"})
-    undivided = abnormal[abnormal["patient_id"].isin([p for p, d in divisions.items() if not d])]
-    split_of.update({p: "train" for p in train_patients})
-    split_of.update(_halve_stratified(abnormal[abnormal["patient_id"].isin(test_patients)], rng))
+    split_of.update(_follow_divisions(abnormal, rng))
+    undivided = abnormal[~abnormal["patient_id"].isin(split_of)]
     split_of.update(_divide_stratified(undivided, normal_fractions, rng))
-    normal_patients = sorted(set(tiles.loc[tiles["label_normal"] == 0, "patient_id"]) - set(split_of))
+    # patients with normal tiles only: an official division (VinDr-Mammo's BI-RADS 1 studies) is kept as well
+    rest = tiles[~tiles["patient_id"].isin(split_of)]
+    split_of.update(_follow_divisions(rest, rng))
+    normal_patients = sorted(set(rest["patient_id"]) - set(split_of))
     split_of.update(_divide(normal_patients, normal_fractions, rng))
     result = tiles.copy()
     result["split"] = result["patient_id"].map(split_of)
     check_patient_disjoint(result)
     return result
+
+
+def _follow_divisions(tiles: pd.DataFrame, rng: np.random.Generator) -> dict[str, str]:
+    """Patients of an official division: train stays train, test is halved into test and validation (stratified);
+    "" is no division (DDSM), beside CBIS-DDSM's where one woman's films are in both collections. A patient in
+    both official divisions would cross splits: all their tiles go to train."""
+    divisions = tiles.groupby("patient_id")["division"].agg(lambda d: set(d.fillna("")) - {""})
+    assignment = {p: "train" for p, d in divisions.items() if "train" in d}
+    test_patients = [p for p, d in divisions.items() if d == {"test"}]
+    assignment.update(_halve_stratified(tiles[tiles["patient_id"].isin(test_patients)], rng))
+    return assignment
 
 
 def _strata(tiles: pd.DataFrame) -> dict[int, list[str]]:

@@ -107,22 +107,38 @@ def shard_paths(dataset, split):
     ]
 
 
-def abnormal_sources(dataset):
-    """The index kinds (mammo.sources.SOURCES) whose ROIs a recipe tiles: its `abnormal` choice."""
-    choice = config["datasets"][dataset].get("abnormal", "cbis")
-    return {
-        "cbis": ["cbis"],
-        "ddsm": ["ddsm_abnormal"],
-        "both": ["cbis", "ddsm_abnormal"],
-    }[choice]
+# a recipe's `abnormal` choice -> (index kinds whose ROIs its tile jobs cut, index kinds of its normal scans)
+RECIPE_SOURCES = {
+    "cbis": (["cbis"], ["ddsm"]),
+    "ddsm": (["ddsm_abnormal"], ["ddsm"]),
+    "both": (["cbis", "ddsm_abnormal"], ["ddsm"]),
+    "vindr": (
+        ["vindr"],
+        [],
+    ),  # VinDr-Mammo's tile jobs cut its BI-RADS 1 breasts as well
+}
+# where each kind's index lies, by the names the split and whole-scan stages give its tables
+INDEX_TABLES = {
+    "cbis": {"cbis_rois": "results/sources/cbis/rois.tsv"},
+    "ddsm_abnormal": {"ddsm_rois": "results/sources/ddsm_abnormal/rois.tsv"},
+    "ddsm": {"ddsm_scans": "results/sources/ddsm/scans.tsv"},
+    "vindr": {
+        "vindr_images": "results/sources/vindr/images.tsv",
+        "vindr_findings": "results/sources/vindr/findings.tsv",
+    },
+}
+
+
+def recipe_sources(dataset):
+    """(ROI kinds, normal kinds) of a recipe."""
+    return RECIPE_SOURCES[config["datasets"][dataset].get("abnormal", "cbis")]
 
 
 def chunk_outputs(dataset, kind):
-    """One output of every tile job of a recipe: its abnormal sources' jobs and the DDSM normals' (fingerprints: the
-    abnormal sources' only)."""
-    sources = abnormal_sources(dataset)
-    if kind != "fingerprints.tsv":
-        sources = [*sources, "ddsm"]
+    """One output of every tile job of a recipe: its ROI sources' jobs and its normal scans' (fingerprints: the ROI
+    sources' only)."""
+    rois, normals = recipe_sources(dataset)
+    sources = rois if kind == "fingerprints.tsv" else rois + normals
     return [
         f"results/{dataset}/tiles/{source}_{chunk}.{kind}"
         for source in sources
@@ -131,35 +147,30 @@ def chunk_outputs(dataset, kind):
 
 
 def lesion_indexes(dataset):
-    """The ROI indexes of a recipe's abnormal sources (cbis_rois, ddsm_rois): where whole-scan scoring finds lesions."""
-    paths = {
-        "cbis": {"cbis_rois": "results/sources/cbis/rois.tsv"},
-        "ddsm_abnormal": {"ddsm_rois": "results/sources/ddsm_abnormal/rois.tsv"},
-    }
-    return {
-        key: path
-        for source in abnormal_sources(dataset)
-        for key, path in paths[source].items()
-    }
+    """The index tables of a recipe's ROI sources: where the split counts them and whole-scan scoring finds lesions."""
+    rois, _ = recipe_sources(dataset)
+    return {key: path for kind in rois for key, path in INDEX_TABLES[kind].items()}
 
 
 def split_inputs(wildcards):
     """The split's inputs: every tile job's outputs and the indexes (with their rejected rows) the recipe reads."""
     dataset = wildcards.dataset
-    inputs = {
-        **lesion_indexes(dataset),
-        **{
-            f"{key}_rejected": path.replace("rois.tsv", "rejected.tsv")
-            for key, path in lesion_indexes(dataset).items()
-        },
+    rois, normals = recipe_sources(dataset)
+    indexes = {
+        key: path for kind in rois + normals for key, path in INDEX_TABLES[kind].items()
+    }
+    rejected = {
+        f"{kind}_rejected": f"results/sources/{kind}/rejected.tsv"
+        for kind in rois + normals
+    }
+    return {
+        **indexes,
+        **rejected,
         "tables": chunk_outputs(dataset, "tsv"),
         "tiles": chunk_outputs(dataset, "npy"),
         "rejected": chunk_outputs(dataset, "rejected.tsv"),
         "fingerprints": chunk_outputs(dataset, "fingerprints.tsv"),
-        "ddsm_scans": "results/sources/ddsm/scans.tsv",
-        "ddsm_rejected": "results/sources/ddsm/rejected.tsv",
     }
-    return inputs
 
 
 def split_tiles(wildcards):
@@ -217,6 +228,7 @@ def scan_files(kind):
         "cbis": lambda wc: checkpoints.index_cbis.get().output.rois,
         "ddsm": lambda wc: checkpoints.index_ddsm.get().output.scans,
         "ddsm_abnormal": lambda wc: checkpoints.index_ddsm_abnormal.get().output.rois,
+        "vindr": lambda wc: checkpoints.index_vindr.get().output.images,
         "mias": lambda wc: checkpoints.index_mias.get().output.images,
         "targets": lambda wc: checkpoints.scan_targets.get(dataset=wc.dataset).output[
             0

@@ -68,6 +68,31 @@ checkpoint index_ddsm_abnormal:
         "../scripts/index_ddsm_abnormal.py"
 
 
+checkpoint index_vindr:
+    """One row per VinDr-Mammo image (study = patient, official split kept) and per boxed finding."""
+    input:
+        lambda wc: vindr_inputs(),
+    output:
+        images="results/sources/vindr/images.tsv",
+        findings="results/sources/vindr/findings.tsv",
+        rejected="results/sources/vindr/rejected.tsv",
+        summary="results/sources/vindr/summary.json",
+    log:
+        "logs/sources/index_vindr.log",
+    benchmark:
+        "benchmarks/sources/index_vindr.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        root=lambda wildcards: data_root("vindr"),
+    script:
+        "../scripts/index_vindr.py"
+
+
 if is_archive(config["data"]["mias"]):
 
     rule unpack_mias:

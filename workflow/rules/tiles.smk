@@ -59,6 +59,38 @@ rule tiles_ddsm_abnormal:
         "../scripts/tiles_ddsm_abnormal.py"
 
 
+rule tiles_vindr:
+    """One chunk of VinDr-Mammo studies (recipes with abnormal vindr): boxed findings through the same ROI extraction,
+    lesion-free tiles of their images, the tissue grid of BI-RADS 1 breasts, at the CBIS-DDSM scale.
+    """
+    input:
+        images=rules.index_vindr.output.images,
+        findings=rules.index_vindr.output.findings,
+        scans=scan_files("vindr"),
+    output:
+        tiles="results/{dataset}/tiles/vindr_{chunk}.npy",
+        table="results/{dataset}/tiles/vindr_{chunk}.tsv",
+        rejected="results/{dataset}/tiles/vindr_{chunk}.rejected.tsv",
+        fingerprints="results/{dataset}/tiles/vindr_{chunk}.fingerprints.tsv",
+    log:
+        "logs/{dataset}/tiles_vindr_{chunk}.log",
+    cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    params:
+        dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_vindr_{wc.chunk}.tsv",
+        recipe=lambda wc: recipe_part(wc.dataset, "roi", "normals", "cbis_background"),
+        audit=config["evaluation"]["shortcut"]["tiles"],
+        chunks=config["chunks"],
+    script:
+        "../scripts/tiles_vindr.py"
+
+
 rule tiles_ddsm:
     """Normal-tissue tiles of one chunk of DDSM normal cases."""
     input:

@@ -4,13 +4,12 @@ inputs = snakemake.input
 with logged(snakemake.log[0], "split_dataset"):
     from mammo.stages.tiles import split_dataset
 
-    indexes = ("cbis_rois", "ddsm_rois", "ddsm_scans")
-    index_rejected = ("cbis_rois_rejected", "ddsm_rois_rejected", "ddsm_rejected")
+    named = inputs.keys()
     split_dataset(
         list(inputs.tables),
-        [*inputs.rejected, *(inputs[key] for key in index_rejected if key in inputs.keys())],
+        [*inputs.rejected, *(inputs[key] for key in named if key.endswith("_rejected"))],
         list(inputs.fingerprints),
-        {key: inputs[key] for key in indexes if key in inputs.keys()},
+        {key: inputs[key] for key in named if key.endswith(("_rois", "_scans", "_images", "_findings"))},
         snakemake.params.recipe,
         dict(snakemake.output.items()),
     )

@@ -32,7 +32,7 @@ from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
 from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
 from mammo.io.overlay import Abnormality, Outline, chain_code, format_overlay
-from mammo.io.vindr import BREAST_CSV, FINDING_CSV
+from mammo.io.vindr import BREAST_CSV, CBIS_PIXEL_MM, FINDING_CSV
 
 CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
 DDSM_SIZE = (6000, 3500)
@@ -78,7 +78,7 @@ class DemoSpec:
     cbis_test_patients: int = 8
     ddsm_normal_cases: int = 56
     mias_images: int = 16
-    vindr_studies: int = 5
+    vindr_studies: int = 10
     ddsm_abnormal_cases: int = 12
 
 
@@ -461,6 +461,10 @@ NOTES
 
 # --------------------------------------------------------------------------- VinDr-Mammo
 VINDR_SIZE = (3500, 2800)  # rows x columns, of the order of VinDr-Mammo's full-field digital images
+VINDR_PIXEL_MM = 0.085  # about VinDr-Mammo's detector pixels: coarser than the CBIS-DDSM scale (CBIS_PIXEL_MM)
+# IHE Mammography's PatientOrientation per laterality and view: the chest wall at the left edge for a left breast
+VINDR_ORIENTATION = {("L", "CC"): ["A", "R"], ("L", "MLO"): ["A", "FR"], ("R", "CC"): ["P", "L"], ("R", "MLO"): ["P", "FL"]}
+_MIRRORED = {"A": "P", "P": "A"}
 VINDR_BREAST_HEADER = [
     "study_id",
     "series_id",
@@ -486,8 +490,11 @@ VINDR_FINDING_HEADER = VINDR_BREAST_HEADER[:-1] + [
 
 def write_vindr(root: Path, spec: DemoSpec) -> tuple[int, int]:
     """A VinDr-Mammo-style collection: studies of four views as 12-bit FOR PRESENTATION DICOMs (a window, a window
-    on MONOCHROME1 pixels, or a VOI LUT table: the variants of the real vendors), breast-level and finding CSVs
-    with boxes around the generated lesions, one box drawn past the image's edge. Returns (images, boxes)."""
+    on MONOCHROME1 pixels, or a VOI LUT table: the variants of the real vendors) with their pixel spacing (coarser
+    than the CBIS-DDSM scale by CBIS_PIXEL_MM / VINDR_PIXEL_MM: the images are drawn that much smaller, so that read
+    at the CBIS-DDSM scale they match the demo's other collections) and PatientOrientation (the second study's
+    right CC stored mirrored, as its orientation says), breast-level and finding CSVs with boxes around the
+    generated lesions in stored pixels, one box drawn past the image's edge. Returns (images, boxes)."""
     rng = _rng(spec.seed, "vindr")
     breasts, findings = [], []
     for number in range(spec.vindr_studies):
@@ -496,19 +503,33 @@ def write_vindr(root: Path, spec: DemoSpec) -> tuple[int, int]:
         density = f"DENSITY {rng.choice(list('ABCD'))}"
         for side in ("L", "R"):
             kind = rng.choice(["normal", "normal", "mass", "calcification"])
+            if split == "test":  # a finding on the left, none on the right: both classes in validation and test
+                kind = ("mass", "calcification")[number // 5 % 2] if side == "L" else "normal"
             malignant = bool(rng.random() < 0.5)
             for view in ("CC", "MLO"):
                 image_id = _hex_id(rng)
-                shape = _scaled_shape(VINDR_SIZE, spec.scale, rng)
+                shrink = CBIS_PIXEL_MM / VINDR_PIXEL_MM
+                shape = _scaled_shape(VINDR_SIZE, spec.scale * shrink, rng)
                 od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=side == "L")
+                orientation = list(VINDR_ORIENTATION[side, view])
+                if number == 1 and (side, view) == ("R", "CC"):  # stored mirrored: its orientation says so
+                    od, breast = od[:, ::-1].copy(), breast[:, ::-1].copy()
+                    orientation[0] = _MIRRORED[orientation[0]]
                 boxes = []
                 if kind != "normal":
                     add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
-                    ys, xs = np.nonzero(add(od, breast, rng, malignant, spec.scale * MEAN_ROI * rng.uniform(0.6, 1.5)).mask)
+                    size = spec.scale * shrink * MEAN_ROI * rng.uniform(0.6, 1.5)
+                    ys, xs = np.nonzero(add(od, breast, rng, malignant, size).mask)
                     boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
                 birads = 1 if kind == "normal" else (5 if malignant else 3)
                 pixels, header = _presented_ffdm(od, breast, ("window", "monochrome1", "voi_lut")[number % 3])
-                header.update(ImageLaterality=side, ViewPosition=view, PresentationIntentType="FOR PRESENTATION")
+                header.update(
+                    ImageLaterality=side,
+                    ViewPosition=view,
+                    PresentationIntentType="FOR PRESENTATION",
+                    PixelSpacing=[VINDR_PIXEL_MM, VINDR_PIXEL_MM],
+                    PatientOrientation=orientation,
+                )
                 write_dicom(root / "images" / study / f"{image_id}.dicom", pixels, study, _uid(rng), _uid(rng), _uid(rng), header)
                 image = [study, series, image_id, side, view, shape[0], shape[1], f"BI-RADS {birads}", density]
                 breasts.append(image + [split])

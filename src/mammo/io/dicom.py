@@ -19,7 +19,8 @@ def read_dicom(path: str | Path) -> np.ndarray:
     """A single-frame greyscale DICOM as uint16, presented as its header says, the same for every collection:
     the VOI LUT or window where the header has one (the first of several; full-field digital mammograms carry
     them, CBIS-DDSM's films do not), else the declared stored range (to_shared_space); MONOCHROME1 inverted so
-    bright = dense. "FOR PROCESSING" images (raw detector data, no presentation) are refused."""
+    bright = dense; a breast stored mirrored flipped to the one orientation of every collection (chest_wall_flip).
+    "FOR PROCESSING" images (raw detector data, no presentation) are refused."""
     try:
         dataset = pydicom.dcmread(path)
         # pydicom parses elements when first used: a damaged header fails here, with one of many exception types
@@ -29,6 +30,7 @@ def read_dicom(path: str | Path) -> np.ndarray:
             for key in ("PhotometricInterpretation", "BitsStored", "PixelRepresentation", "RescaleSlope", "RescaleIntercept")
         }
         intent = str(dataset.get("PresentationIntentType", "")).upper()
+        mirrored = chest_wall_flip(dataset)
     except OSError as err:
         raise FormatError(path, f"not a readable DICOM file ({err})") from None
     except Exception as err:  # pydicom's parse errors: InvalidDicomError, BytesLengthException, ValueError, ...
@@ -47,7 +49,7 @@ def read_dicom(path: str | Path) -> np.ndarray:
         raise FormatError(path, f"expected one greyscale frame, got array of shape {pixels.shape}")
     if header["PhotometricInterpretation"] == "MONOCHROME1":
         image = np.iinfo(np.uint16).max - image
-    return image
+    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
 
 
 def _has_voi(dataset) -> bool:
@@ -85,6 +87,39 @@ def to_shared_space(pixels: np.ndarray, header: dict) -> np.ndarray:
     values = stored * slope + intercept
     scaled = (values - ends.min()) / (ends.max() - ends.min()) * np.iinfo(np.uint16).max
     return np.round(np.clip(scaled, 0, np.iinfo(np.uint16).max)).astype(np.uint16)
+
+
+# The one orientation of every collection, as DDSM and CBIS-DDSM store films and radiologists hang them (IHE
+# Mammography): a left breast's chest wall at the image's left edge, a right breast's at its right edge. In DICOM the
+# first value of PatientOrientation is the direction of increasing column: A (toward the nipple) puts the chest wall
+# at the left edge, P at the right edge.
+_CHEST_WALL_ROW_DIRECTION = {"L": "A", "R": "P"}
+
+
+def chest_wall_flip(dataset) -> bool:
+    """Whether an image must be flipped left-right to that orientation: its laterality (ImageLaterality, else
+    Laterality) and PatientOrientation disagree with it. Without either, the image is taken as stored."""
+    side = str(dataset.get("ImageLaterality", "") or dataset.get("Laterality", "")).upper()
+    orientation = dataset.get("PatientOrientation")
+    if side not in _CHEST_WALL_ROW_DIRECTION or not orientation:
+        return False
+    row_direction = str(orientation[0] if not isinstance(orientation, str) else orientation.split("\\")[0]).upper()
+    return row_direction[:1] in ("A", "P") and row_direction[:1] != _CHEST_WALL_ROW_DIRECTION[side]
+
+
+def dicom_geometry(path: str | Path) -> tuple[float | None, bool]:
+    """(pixel spacing in mm, mirrored) of a DICOM: PixelSpacing, else ImagerPixelSpacing (the mean of rows and
+    columns; None where the header has neither), and whether read_dicom flips it (chest_wall_flip), so that
+    coordinates drawn on the stored image can follow. (None, False) where the header cannot be read (reading the
+    image names the problem)."""
+    try:
+        dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
+        values = [float(value) for value in spacing] if spacing else []
+        mirrored = chest_wall_flip(dataset)
+    except Exception:  # pydicom's parse errors, as in read_dicom
+        return None, False
+    return (float(np.mean(values)) if values and all(value > 0 for value in values) else None), mirrored
 
 
 def write_dicom(

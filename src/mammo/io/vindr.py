@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from mammo.io import FormatError
+from mammo.io.dicom import dicom_geometry, read_dicom
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
+from mammo.tiles import upscale
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"
@@ -142,6 +144,68 @@ _FINDING_OUTPUT = [
     "box_bottom",
     "box_right",
 ]
+
+
+def vindr_rois(images: pd.DataFrame, findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ROIs, rejected) for tiling: the boxed findings of the study's types, each with its image's fields (path,
+    side, view, density, split, width); rejected with the reason: a finding of neither type (no class of the study:
+    asymmetry, architectural distortion, ...), and an abnormal breast (BI-RADS 2-5) with no boxed finding (neither
+    normal tissue nor an ROI)."""
+    image_fields = images[["scan_id", "path", "side", "view", "density", "split", "width"]]
+    rois = findings.merge(image_fields, on="scan_id", how="inner")
+    other = rois["abnormality_type"] == "other"
+    rejected = [
+        {
+            "file": row["path"],
+            "row": row["roi_id"],
+            "item": row["roi_id"],
+            "stage": "index_vindr",
+            "reason": f"finding {row['categories']} is neither a mass nor a calcification: no class of the study",
+        }
+        for _, row in rois[other].iterrows()
+    ]
+    unboxed = images[(images["label_normal"] == 1) & ~images["scan_id"].isin(findings["scan_id"])]
+    rejected += [
+        {
+            "file": row["path"],
+            "row": row["scan_id"],
+            "item": row["scan_id"],
+            "stage": "index_vindr",
+            "reason": f"BI-RADS {row['breast_birads']} breast without a boxed finding: neither normal tissue nor an ROI",
+        }
+        for _, row in unboxed.iterrows()
+    ]
+    rois = rois[~other].assign(class_code=lambda table: table["class_code"].astype(int))
+    return rois.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+# The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
+# and CBIS-DDSM kept their pixels; a full-field digital image is brought to it by its own pixel spacing.
+CBIS_PIXEL_MM = 0.045
+
+
+def read_vindr_scan(path: str | Path) -> tuple[np.ndarray, float, bool]:
+    """(image, factor, mirrored): a VinDr-Mammo DICOM as read_dicom presents it (VOI LUT or window, MONOCHROME1,
+    orientation), upscaled by `factor` = its pixel spacing / CBIS_PIXEL_MM to the CBIS-DDSM scale; `mirrored`: it
+    was flipped, so its boxes are flipped too (vindr_box_mask)."""
+    spacing, mirrored = dicom_geometry(path)
+    if spacing is None:
+        raise FormatError(path, "no PixelSpacing or ImagerPixelSpacing: its scale to the CBIS-DDSM scale is unknown")
+    factor = spacing / CBIS_PIXEL_MM
+    return upscale(read_dicom(path), factor), factor, mirrored
+
+
+def vindr_box_mask(finding: pd.Series, shape: tuple[int, int], factor: float, mirrored: bool, width: int) -> np.ndarray:
+    """A finding's box (image pixels of the stored DICOM, `width` columns) as a mask of an image read with `factor`
+    and `mirrored` (read_vindr_scan), clipped to it: the box stands in for the lesion's outline."""
+    left, right = int(finding["box_left"]), int(finding["box_right"])
+    if mirrored:
+        left, right = width - right, width - left
+    top, bottom = (int(round(finding[key] * factor)) for key in ("box_top", "box_bottom"))
+    left, right = int(round(left * factor)), int(round(right * factor))
+    mask = np.zeros(shape, bool)
+    mask[max(top, 0) : min(bottom, shape[0]), max(left, 0) : min(right, shape[1])] = True
+    return mask
 
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -27,11 +27,12 @@ def shortcut_audit(
     plot_out: str,
 ) -> None:
     """Does the model's score tell the collections apart on normal tissue alone? Tissue of the scans with ROIs
-    (CBIS-DDSM's, or DDSM's outlined cases) away from every ROI against DDSM normal tissue, both from held-out
-    (validation and test) patients; AUC 0.5 = no shortcut."""
+    (CBIS-DDSM's, DDSM's outlined cases, VinDr-Mammo's images with findings) away from every ROI against the tissue
+    grid of the normal scans (DDSM's normal cases, VinDr-Mammo's BI-RADS 1 breasts), both from held-out (validation
+    and test) patients; AUC 0.5 = no shortcut, undefined where a group has no tile."""
     held_out = ("val", "test")
     tiles, audit = read_table(tiles_path), read_table(audit_path)
-    normal = tiles[(tiles["source"] == "ddsm") & (tiles["method"] == "normal_grid") & tiles["split"].isin(held_out)]
+    normal = tiles[(tiles["method"] == "normal_grid") & tiles["split"].isin(held_out)]
     beside_rois = audit[audit["split"].isin(held_out)]
     groups = {"roi_scans": beside_rois, "normal_scans": normal}
     both = pd.concat([part.assign(group=name) for name, part in groups.items()], ignore_index=True)
@@ -44,10 +45,15 @@ def shortcut_audit(
     ]
     both["p_abnormal"] = p_abnormal(np.concatenate(scores)) if scores else []
     beside = (both["group"] == "roi_scans").to_numpy()
-    metrics = binary_metrics(beside, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"])
-    auc = metrics["roc_auc"]
+    if beside.all() or not beside.any():
+        auc, interval = None, [None, None]
+    else:
+        metrics = binary_metrics(
+            beside, both["p_abnormal"], None, both["patient_id"], evaluation["bootstrap"], evaluation["seed"]
+        )
+        auc, interval = metrics["roc_auc"], metrics["ci95"]["roc_auc"]
     result = {
-        "question": "does P(abnormal) separate tissue of the scans with ROIs from DDSM normal tissue? (0.5: no)",
+        "question": "does P(abnormal) separate tissue of the scans with ROIs from that of normal scans? (0.5: no)",
         "patients": "validation and test splits",
         "roi_scans_from": sorted(beside_rois["source"].unique().tolist()),
         "tiles": {name: int((both["group"] == name).sum()) for name in groups},
@@ -56,7 +62,7 @@ def shortcut_audit(
         },
         "inference": engine.describe(),
         "collection_auc": auc,
-        "ci95": metrics["ci95"]["roc_auc"],
+        "ci95": interval,
         "flag_above": evaluation["shortcut"]["flag_auc"],
         "flagged": bool(auc is not None and auc > evaluation["shortcut"]["flag_auc"]),
     }

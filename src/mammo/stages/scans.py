@@ -18,7 +18,9 @@ from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
+from mammo.io.dicom import dicom_geometry
 from mammo.io.scan import read_scan
+from mammo.io.vindr import CBIS_PIXEL_MM, vindr_box_mask
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
 from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
@@ -132,6 +134,9 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
     the recipe reads them, ddsm_scans, mias_images)."""
     tables = {name: read_table(path) for name, path in indexes.items()}
     cbis_rois = tables.get("cbis_rois", pd.DataFrame(columns=["scan_id", "patient_id", "image_file_path"]))
+    vindr = tables.get("vindr_images")
+    if vindr is not None:  # scored at their own resolution: windows of CBIS-scale 598 pixels by their pixel spacing
+        vindr["scale"] = [(dicom_geometry(path)[0] or CBIS_PIXEL_MM) / CBIS_PIXEL_MM for path in vindr["path"]]
     targets = scan_targets(
         tables["tiles"],
         cbis_rois,
@@ -140,6 +145,7 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
         cbis_root,
         mias_scale,
         tables.get("ddsm_rois"),
+        vindr,
     )
     write_table(targets, out)
     print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
@@ -167,6 +173,9 @@ def score_scans(
     indexes = {name: read_table(path) for name, path in lesion_indexes.items()}
     cbis_rois = indexes.get("cbis_rois", pd.DataFrame(columns=["scan_id"]))
     ddsm_rois = indexes.get("ddsm_rois", pd.DataFrame(columns=["scan_id"]))
+    vindr_boxes = pd.DataFrame(columns=["scan_id"])
+    if "vindr_findings" in indexes:
+        vindr_boxes = indexes["vindr_findings"].merge(indexes["vindr_images"][["scan_id", "width"]], on="scan_id")
     mias_rois = indexes["mias_rois"]
     card = read_card(model_path)
     if card is None:
@@ -191,7 +200,14 @@ def score_scans(
             )
             continue
         lesions, lesion_problems = {}, []
-        masks = {"cbis-ddsm": (cbis_rois, lambda roi, shape: roi_mask(cbis_root, roi, shape)), "ddsm": (ddsm_rois, outline_mask)}
+        masks = {
+            "cbis-ddsm": (cbis_rois, lambda roi, shape: roi_mask(cbis_root, roi, shape)),
+            "ddsm": (ddsm_rois, outline_mask),
+            "vindr": (
+                vindr_boxes,
+                lambda roi, shape: vindr_box_mask(roi, shape, 1.0, dicom_geometry(target["path"])[1], roi["width"]),
+            ),
+        }
         if target["source"] in masks:
             rois, read_mask = masks[target["source"]]
             for _, roi in rois[rois["scan_id"] == target["scan_id"]].iterrows():
@@ -252,6 +268,8 @@ def evaluate_scans(
 ) -> None:
     """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
+    # a scan without a breast window has no score: an empty cell, which read_table keeps as text
+    scans["max_score"] = pd.to_numeric(scans["max_score"], errors="coerce")
     found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
     result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
     for name, part in scans.groupby("set", sort=True):

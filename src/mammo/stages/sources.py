@@ -11,6 +11,7 @@ import pandas as pd
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans, listed_scans
 from mammo.io.mias import index_info, unpack_archive
+from mammo.io.vindr import read_vindr
 from mammo.tables import account, write_json, write_table
 
 
@@ -58,6 +59,23 @@ def index_ddsm_abnormal(root: str, rois_out: str, rejected_out: str, summary_out
         "per_class": {str(k): int(v) for k, v in rois["class_code"].value_counts().sort_index().items()},
     }
     _write_index(summary, summary_out, {rois_out: rois, rejected_out: rejected})
+
+
+def index_vindr(root: str, images_out: str, findings_out: str, rejected_out: str, summary_out: str) -> None:
+    """VinDr-Mammo's two CSVs (read_vindr proves every row of both indexed or rejected)."""
+    images, findings, rejected = read_vindr(root)
+    summary = {
+        "collection": "vindr-mammo",
+        "unit": "breast-level rows (one image each) and boxed finding rows",
+        "inputs": int(len(images) + len(findings) + len(rejected)),
+        "accepted": int(len(images) + len(findings)),
+        "rejected": int(len(rejected)),
+        "images": len(images),
+        "studies": int(images["patient_id"].nunique()),
+        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+        "splits": {str(split): int(count) for split, count in images["split"].value_counts().sort_index().items()},
+    }
+    _write_index(summary, summary_out, {images_out: images, findings_out: findings, rejected_out: rejected})
 
 
 def index_mias(info_path: str, images_out: str, rois_out: str, rejected_out: str, summary_out: str) -> None:

@@ -10,8 +10,19 @@ import numpy as np
 import pandas as pd
 
 from mammo import split as splitting
-from mammo.extract import BackgroundTiles, cbis_tiles, ddsm_abnormal_tiles, ddsm_normal_tiles, mias_tiles
+from mammo.extract import (
+    BackgroundTiles,
+    VindrScans,
+    cbis_tiles,
+    ddsm_abnormal_tiles,
+    ddsm_normal_tiles,
+    joined,
+    mias_tiles,
+    normal_scan_tiles,
+    roi_tiles,
+)
 from mammo.graph import in_chunk
+from mammo.io.vindr import vindr_rois
 from mammo.plots import montage
 from mammo.records import tile_loader
 from mammo.same_film import closest_other_film, same_films
@@ -46,6 +57,30 @@ def tiles_ddsm_abnormal(
     method = roi_method(recipe["roi"])
     found = ddsm_abnormal_tiles(rois, dataset, method, recipe["seed"], outputs["tiles"], _negatives(recipe, audit))
     write_chunk(found, outputs)
+
+
+def tiles_vindr(
+    images_path: str,
+    findings_path: str,
+    dataset: str,
+    recipe: dict,
+    audit: dict,
+    chunk: int,
+    chunks: int,
+    outputs: dict[str, str],
+) -> None:
+    """One chunk of VinDr-Mammo studies: its boxed findings through the same ROI extraction (the box as the mask),
+    lesion-free tiles of their images, and the tissue grid of its BI-RADS 1 breasts, all at the CBIS-DDSM scale."""
+    images = in_chunk(read_table(images_path), "patient_id", chunk, chunks)
+    rois, unused = vindr_rois(images, read_table(findings_path))
+    method, seed = roi_method(recipe["roi"]), recipe["seed"]
+    found = roi_tiles(rois, VindrScans(), dataset, method, seed, outputs["tiles"], _negatives(recipe, audit))
+    normals = recipe["normals"]
+    thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
+    normal = images[images["breast_birads"] == 1]
+    found = joined(found, normal_scan_tiles(normal, VindrScans(), dataset, thresholds, tiling(normals), seed, outputs["tiles"]))
+    tiles, table, rejected, fingerprints = found
+    write_chunk((tiles, table, pd.concat([rejected, unused], ignore_index=True), fingerprints), outputs)
 
 
 def _negatives(recipe: dict, audit: dict) -> dict[str, BackgroundTiles]:
@@ -227,21 +262,21 @@ def one_woman(same: pd.DataFrame) -> dict[str, str]:
 
 
 def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, str]) -> dict:
-    """Count inputs per source (CBIS-DDSM ROIs, DDSM abnormal ROIs, DDSM normal scans; those the recipe reads) and
-    prove each is in the tile table or the rejected table."""
+    """Count inputs per source (CBIS-DDSM ROIs, DDSM abnormal ROIs, DDSM normal scans, VinDr-Mammo findings and
+    images; those the recipe reads) and prove each is in the tile table or the rejected table."""
     rejected_items = set(rejected["item"].astype(str))
-    roi_tiles = tiles[tiles["method"].isin(["method1", "method2"])]
     counts = {}
     for name, source, table_key, column in (
         ("cbis_rois", "cbis-ddsm", "cbis_rois", "roi_id"),
         ("ddsm_rois", "ddsm", "ddsm_rois", "roi_id"),
         ("ddsm_scans", "ddsm", "ddsm_scans", "scan_id"),
+        ("vindr_findings", "vindr", "vindr_findings", "roi_id"),
     ):
         if table_key not in sources:
             continue
         inputs = set(read_table(sources[table_key])[column])
         if column == "roi_id":
-            part = roi_tiles[roi_tiles["source"] == source]
+            part = roi_tiles_of(tiles, source)
             tiled = {tile_id.split("/")[1] for tile_id in part["tile_id"]}
         else:
             tiled = set(tiles.loc[(tiles["source"] == source) & (tiles["method"] == "normal_grid"), "scan_id"])
@@ -249,8 +284,19 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
         if lost:
             raise ValueError(f"{name}: inputs neither tiled nor rejected: {lost[:5]}")
         counts[name], counts[f"{name}_tiled"] = len(inputs), len(tiled & inputs)
+    if "vindr_images" in sources:  # every image: tiled, holding findings (counted above), or rejected
+        images, findings = read_table(sources["vindr_images"]), read_table(sources["vindr_findings"])
+        lost = sorted(set(images["scan_id"]) - set(tiles["scan_id"]) - set(findings["scan_id"]) - rejected_items)
+        if lost:
+            raise ValueError(f"vindr_images: inputs neither tiled nor rejected: {lost[:5]}")
+        counts["vindr_images"] = len(images)
     counts["rejected_rows"] = len(rejected)
     return counts
+
+
+def roi_tiles_of(tiles: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The ROI tiles (extraction method 1 or 2) of one source."""
+    return tiles[(tiles["source"] == source) & tiles["method"].isin(["method1", "method2"])]
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
