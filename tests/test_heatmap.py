@@ -475,11 +475,19 @@ def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp
     assert summary["scale"] == pytest.approx(5.16) and summary["windows_scored"] > 0
 
 
-def test_each_collection_answers_its_window_scale_and_files():
+def test_each_collection_answers_its_window_scale_and_files(tmp_path):
     """The registry of collections: mini-MIAS films are scanned at the scale their tiles were cut at (5.16 CBIS-DDSM
-    pixels a film pixel), the DDSM collections at 1; a file of no collection (a PNG) at 1."""
+    pixels a film pixel), the DDSM collections at 1; a file of no collection (a PNG) at 1; a DICOM by the pixel
+    spacing it states (a full-field digital image at 0.09 mm: 2), at 1 without one (CBIS-DDSM's films)."""
+    from mammo.io.dicom import write_dicom
+    from mammo.io.vindr import CBIS_PIXEL_MM
+
     assert window_scale_of("all-mias/mdb001.pgm") == pytest.approx(5.16) == SOURCES["mias"].window_scale
     assert window_scale_of("x/000000.dcm") == window_scale_of("A_0001_1.LEFT_CC.LJPEG") == window_scale_of("scan.png") == 1.0
+    write_dicom(
+        tmp_path / "i.dicom", np.zeros((8, 8), np.uint16), "s", "1.2", "1.3", header={"PixelSpacing": [2 * CBIS_PIXEL_MM] * 2}
+    )
+    assert window_scale_of(tmp_path / "i.dicom") == pytest.approx(2.0)
     rows = pd.DataFrame({"path": ["b.pgm", "a.pgm", "a.pgm"]})
     assert SOURCES["mias"].files(rows) == [Path("a.pgm"), Path("b.pgm")] and SOURCES["mias"].chunk_key is None
 

@@ -90,6 +90,25 @@ def test_real_cbis_film_has_a_dark_background_and_a_bright_breast(real_cbis_path
     assert not inverted_intensity(scan)
 
 
+def _breast_on_the_left(scan: np.ndarray) -> bool:
+    """Whether the breast (the brightest 40% of the middle rows) lies mostly in the image's left half."""
+    band = scan[scan.shape[0] // 4 : 3 * scan.shape[0] // 4].astype(np.float64)
+    return bool(np.nonzero(band > np.percentile(band, 60))[1].mean() < scan.shape[1] / 2)
+
+
+def test_real_films_pin_the_one_orientation(real_cbis_path, real_mias_films):
+    """The orientation read_dicom normalises to (a left breast's chest wall at the image's left edge, a right
+    breast's at its right edge) is that of the real films: CBIS-DDSM's LEFT_CC (its PatientOrientation "CC" says
+    nothing, so it is taken as stored), and mini-MIAS's even (left) and odd (right) films, but for a few whose
+    labels and artefacts fool this simple measure."""
+    from mammo.io.dicom import dicom_geometry
+
+    assert dicom_geometry(real_cbis_path) == (None, False) and _breast_on_the_left(read_dicom(real_cbis_path))
+    left = [_breast_on_the_left(read_mias_scan(path)) for path in real_mias_films if int(path.stem[3:]) % 2 == 0]
+    right = [not _breast_on_the_left(read_mias_scan(path)) for path in real_mias_films if int(path.stem[3:]) % 2 == 1]
+    assert np.mean(left) > 0.9 and np.mean(right) > 0.9, (np.mean(left), np.mean(right))
+
+
 def test_real_mias_films_have_the_polarity_of_the_real_cbis_film(real_mias_films):
     assert len(real_mias_films) == 216
     for path in real_mias_films:

@@ -13,8 +13,10 @@ import pandas as pd
 import pydicom
 
 from mammo.io.cbis import resolve
+from mammo.io.dicom import dicom_geometry
 from mammo.io.ics import VIEWS
 from mammo.io.mias import MIAS_SCALE
+from mammo.io.vindr import CBIS_PIXEL_MM
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
 
@@ -67,8 +69,13 @@ TARGETS = Source("targets", "targets", "scan_id", ("path",), 1.0, ())
 
 
 def window_scale_of(path: str | Path) -> float:
-    """Windowing.scale for a scan file of any collection, by its name (1 for a file of none, e.g. a PNG)."""
+    """Windowing.scale for a scan file of any collection: by its name (mini-MIAS PGM), by its pixel spacing for a
+    DICOM that states one (full-field digital: spacing / CBIS_PIXEL_MM; CBIS-DDSM's films state none), else 1."""
     name = str(path).lower()
+    if name.endswith((".dcm", ".dicom")):
+        spacing, _ = dicom_geometry(path)
+        if spacing is not None:
+            return spacing / CBIS_PIXEL_MM
     return next((source.window_scale for source in SOURCES.values() if name.endswith(source.suffixes)), 1.0)
 
 
