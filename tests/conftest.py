@@ -24,6 +24,7 @@ SMALL_DEMO = dict(
     ddsm_normal_cases=4,
     mias_images=8,
     vindr_studies=3,
+    own_patients=9,  # women 7 and 8: lesions as mask files
     ddsm_abnormal_cases=4,  # cases 1 and 3: CBIS-DDSM women (their films copied)
 )
 
@@ -41,13 +42,14 @@ def _demo(tmp_path_factory) -> tuple[Path, dict]:
     from mammo.demo.collections import DemoSpec, generate
 
     root = tmp_path_factory.mktemp("demo")
-    counts = generate(root / "cbis", root / "ddsm", root / "mias", DemoSpec(**SMALL_DEMO), vindr_root=root / "vindr")
+    spec = DemoSpec(**SMALL_DEMO)
+    counts = generate(root / "cbis", root / "ddsm", root / "mias", spec, vindr_root=root / "vindr", own_root=root / "own")
     return root, counts
 
 
 @pytest.fixture(scope="session")
 def demo_root(_demo) -> Path:
-    """Root holding cbis/, ddsm/, mias/ and vindr/ of a small generated demo (a few seconds, once per session)."""
+    """Root holding cbis/, ddsm/, mias/, vindr/ and own/ of a small generated demo (a few seconds, once per session)."""
     return _demo[0]
 
 

@@ -21,9 +21,13 @@ def test_demo_root_is_complete(demo_root, demo_counts, tmp_path):
     shutil.copytree(demo_root / "ddsm", root / "ddsm")
     shutil.copytree(demo_root / "mias", root / "mias")
     shutil.copytree(demo_root / "vindr", root / "vindr")
+    shutil.copytree(demo_root / "own", root / "own")
     result = run(str(root), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    own = report.pop("own")  # the demo's own CSV: its two rows a user might get wrong, rejected
+    assert own["rows"] == demo_counts["own_rows"] and own["patients"] == 9 and own["missing_files"] == ["not_scanned.png"]
+    assert len(own["rejected"]) == 2 and own["findings"] == {"calcification": 3, "mass": 3}
     abnormal = report.pop("ddsm-abnormal")  # the demo's DDSM abnormal cases: outlined, and not normal tissue
     assert abnormal["rows"] == demo_counts["ddsm_abnormal_rois"] == 7 and abnormal["rejected"] == []
     ddsm_rejected = report["ddsm"].pop("rejected")

@@ -267,12 +267,12 @@ def test_mammo_demo_writes_every_collection_and_its_counts(tmp_path):
     from pathlib import Path
 
     options = ["--scale", "0.05", "--cbis-train-patients", "1", "--cbis-test-patients", "2", "--ddsm-normal-cases", "3"]
-    options += ["--ddsm-abnormal-cases", "1", "--mias-images", "2", "--vindr-studies", "1"]
+    options += ["--ddsm-abnormal-cases", "1", "--mias-images", "2", "--vindr-studies", "1", "--own-patients", "3"]
     mammo = Path(sys.executable).with_name("mammo")
     result = subprocess.run([mammo, "demo", str(tmp_path), *options], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["ddsm_normal_scans"] == 12 and counts["ddsm_abnormal_rois"] == 2 and counts["vindr_images"] == 4
     assert counts["mias_images"] == 2 and counts["cbis_rois"] >= 3
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["cbis-ddsm", "ddsm", "mias", "vindr"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cbis-ddsm", "ddsm", "mias", "own", "vindr"]
     assert (tmp_path / "ddsm/cancers/cancer_01/case1001/A-1001-1.ics").exists()

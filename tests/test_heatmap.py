@@ -480,7 +480,7 @@ def test_each_collection_answers_its_window_scale_and_files(tmp_path):
     pixels a film pixel), the DDSM collections at 1; a file of no collection (a PNG) at 1; a DICOM by the pixel
     spacing it states (a full-field digital image at 0.09 mm: 2), at 1 without one (CBIS-DDSM's films)."""
     from mammo.io.dicom import write_dicom
-    from mammo.io.vindr import CBIS_PIXEL_MM
+    from mammo.io.listed import CBIS_PIXEL_MM
 
     assert window_scale_of("all-mias/mdb001.pgm") == pytest.approx(5.16) == SOURCES["mias"].window_scale
     assert window_scale_of("x/000000.dcm") == window_scale_of("A_0001_1.LEFT_CC.LJPEG") == window_scale_of("scan.png") == 1.0

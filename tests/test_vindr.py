@@ -14,7 +14,8 @@ import pytest
 
 from mammo.io import FormatError
 from mammo.io.dicom import write_dicom
-from mammo.io.vindr import BREAST_CSV, CBIS_PIXEL_MM, FINDING_CSV, read_vindr, read_vindr_scan, vindr_box_mask, vindr_rois
+from mammo.io.listed import CBIS_PIXEL_MM, finding_mask, listed_rois, read_listed_scan
+from mammo.io.vindr import BREAST_CSV, FINDING_CSV, read_vindr
 
 MAMMO = Path(sys.executable).with_name("mammo")
 IMAGE = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width"]
@@ -149,8 +150,8 @@ def test_the_demos_vindr_collection_reads_back(demo_root, demo_counts):
     assert images.loc[images["breast_birads"] == 1, "label_normal"].eq(0).all()
     by_id = images.set_index("scan_id")
     for _, finding in findings.iterrows():
-        image, factor, mirrored = read_vindr_scan(by_id.loc[finding["scan_id"], "path"])
-        box = vindr_box_mask(finding, image.shape, factor, mirrored, int(by_id.loc[finding["scan_id"], "width"]))
+        image, factor, mirrored = read_listed_scan(by_id.loc[finding["scan_id"], "path"])
+        box = finding_mask(finding, image.shape, factor, mirrored, int(by_id.loc[finding["scan_id"], "width"]))
         assert image[box].mean() > np.median(image)  # the lesion lies in the breast, which the presentation makes bright
 
 
@@ -179,24 +180,24 @@ def test_an_image_comes_to_the_cbis_scale_and_its_boxes_follow_a_flip(tmp_path):
     stored[10:20, 2:8] = 60000  # a bright lesion near the stored image's left edge
     header = {"PixelSpacing": [2 * CBIS_PIXEL_MM] * 2, "ImageLaterality": "R", "PatientOrientation": ["A", "L"]}
     write_dicom(tmp_path / "r.dicom", stored, "s", "1.2", "1.3", header=header)
-    image, factor, mirrored = read_vindr_scan(tmp_path / "r.dicom")
+    image, factor, mirrored = read_listed_scan(tmp_path / "r.dicom")
     assert factor == pytest.approx(2.0) and mirrored and image.shape == (80, 60)
     box = pd.Series({"box_top": 10, "box_left": 2, "box_bottom": 20, "box_right": 8})
-    mask = vindr_box_mask(box, image.shape, factor, mirrored, 30)
+    mask = finding_mask(box, image.shape, factor, mirrored, 30)
     rows, cols = np.nonzero(mask)
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (20, 40, 44, 56)  # now at the right edge
     assert image[mask].mean() > 50000 and image[~mask].mean() < 5000
     write_dicom(tmp_path / "n.dicom", stored, "s", "1.2", "1.3")
-    with pytest.raises(FormatError, match="no PixelSpacing"):
-        read_vindr_scan(tmp_path / "n.dicom")
+    with pytest.raises(FormatError, match="no pixel size"):
+        read_listed_scan(tmp_path / "n.dicom")
 
 
 def test_rois_for_tiling_reject_findings_of_no_class_and_abnormal_breasts_without_a_box(vindr):
     images, findings, _ = read_vindr(vindr)
-    rois, rejected = vindr_rois(images, findings)
+    rois, rejected = listed_rois(images, findings, "tiles_vindr")
     assert sorted(rois["roi_id"]) == ["i2#3", "i2#4"] and rois["class_code"].tolist() == [4, 1]
     assert {"path", "side", "view", "density", "split", "width"} <= set(rois.columns)
     reasons = dict(zip(rejected["item"], rejected["reason"]))
     assert "neither a mass nor a calcification" in reasons["i7#5"]
     assert set(reasons) == {"i7#5", "i3"}
-    assert reasons["i3"].startswith("BI-RADS 2 breast without a boxed finding")  # neither normal tissue nor an ROI
+    assert reasons["i3"].startswith("abnormal image without a located finding")  # BI-RADS 2, no box

@@ -709,6 +709,28 @@ def test_ds9_from_a_vindr_collection(tiny_run):
 
 
 @pytest.mark.workflow
+def test_ds9_from_your_own_images(tiny_run):
+    """ds9's method on the demo's own-images CSV (ds9_own; README, "Your own images"): lesions given as boxes,
+    circles and mask files tiled, normal images on the tissue grid, women split 80/10/10 with both classes in every
+    split, every CSV row an image's, a tiled lesion, or rejected."""
+    snakemake(tiny_run, "results/ds9_own/summary.json", "results/ds9_own/montage.png", "--cores", "2", "--configfile", *TINY)
+    images = pd.read_csv(tiny_run / "results/sources/own/images.tsv", sep="\t", dtype=str)
+    findings = pd.read_csv(tiny_run / "results/sources/own/findings.tsv", sep="\t", dtype=str, keep_default_na=False)
+    index = json.loads((tiny_run / "results/sources/own/summary.json").read_text())
+    assert index["inputs"] == index["accepted"] + index["rejected"] and index["rejected"] == 2
+    tiles = pd.read_csv(tiny_run / "results/ds9_own/tiles.tsv", sep="\t", dtype=str)
+    summary = json.loads((tiny_run / "results/ds9_own/summary.json").read_text())
+    assert set(tiles["source"]) == {"own"} and (tiles.groupby("patient_id")["split"].nunique() == 1).all()
+    assert summary["reconciliation"]["own_findings_tiled"] == summary["reconciliation"]["own_findings"] == len(findings)
+    assert (findings["mask_path"] != "").any() and (findings["centre_row"] != "").any() and (findings["box_top"] != "").any()
+    for split in ("train", "val", "test"):
+        assert {"0"} < set(summary["splits"][split]["per_class"]), split
+    assert set(tiles.loc[tiles["method"] == "normal_grid", "scan_id"]) <= set(
+        images.loc[images["label_normal"] == "0", "scan_id"]
+    )
+
+
+@pytest.mark.workflow
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TARGET, "-n", "--configfile", *TINY)
     assert "Nothing to be done" in result.stdout + result.stderr

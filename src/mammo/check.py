@@ -5,10 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from mammo.io import FormatError
 from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans
 from mammo.io.mias import extract_archive, is_archive, read_info
+from mammo.io.own import OWN_CSV, read_own
 from mammo.io.vindr import BREAST_CSV, read_vindr
 
 
@@ -97,8 +100,24 @@ def check_vindr(root: str | Path) -> dict:
     }
 
 
+def check_own(csv_path: str | Path) -> dict:
+    """A user's own CSV: its rows (images, or lesions of abnormal images), patients, images found, located lesions
+    by type; the rejected rows with their line and reason."""
+    images, findings, rejected = read_own(csv_path)
+    missing = rejected.loc[rejected["reason"].str.endswith(" not found"), "reason"].str.removesuffix(" not found")
+    return {
+        "rows": int(len(pd.read_csv(csv_path, dtype=str))),
+        "patients": int(images["patient_id"].nunique()),
+        "scans": int(len(images)),
+        "files_found": int(len(images)),
+        "missing_files": sorted(set(missing)),
+        "rejected": _rows(rejected),
+        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+    }
+
+
 def check_root(root: str | Path) -> dict:
-    """Check the collections laid out under one data root (cbis-ddsm/, ddsm/, mias/)."""
+    """Check the collections laid out under one data root (cbis-ddsm/, ddsm/, mias/, vindr/, own/images.csv)."""
     root = Path(root)
     report = {}
     csvs = [root / "cbis-ddsm" / name for name in CSV_NAMES if (root / "cbis-ddsm" / name).exists()]
@@ -112,8 +131,12 @@ def check_root(root: str | Path) -> dict:
         report["mias"] = check_mias(root / "mias" / "Info.txt")
     if (root / "vindr" / BREAST_CSV).exists():
         report["vindr"] = check_vindr(root / "vindr")
+    if (root / "own" / OWN_CSV).exists():
+        report["own"] = check_own(root / "own" / OWN_CSV)
     if not report:
-        raise FormatError(root, f"no cbis-ddsm/*_case_description_*.csv, ddsm/, mias/Info.txt or vindr/{BREAST_CSV} here")
+        raise FormatError(
+            root, f"no cbis-ddsm/*_case_description_*.csv, ddsm/, mias/Info.txt, vindr/{BREAST_CSV} or own/{OWN_CSV} here"
+        )
     return report
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mammo.check import check_cbis, check_ddsm, check_ddsm_abnormal, check_mias, check_root, check_vindr, format_report
+from mammo.check import (
+    check_cbis,
+    check_ddsm,
+    check_ddsm_abnormal,
+    check_mias,
+    check_own,
+    check_root,
+    check_vindr,
+    format_report,
+)
 from mammo.demo.collections import DemoSpec, generate
 from mammo.heatmap import Windowing
 from mammo.inference import ENGINES, PRECISIONS, choose_engine
@@ -48,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mammo", description="mammoflow command-line tools")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo collections (DDSM normals, CBIS-DDSM, mini-MIAS)")
-    demo.add_argument("out", help="folder to write cbis-ddsm/, ddsm/, mias/ and vindr/ into")
+    demo.add_argument("out", help="folder to write cbis-ddsm/, ddsm/, mias/, vindr/ and own/ into")
     demo.add_argument("--workers", type=int, default=1, help="processes for the DDSM scans")
     for field in fields(DemoSpec):
         demo.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
@@ -64,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--mias", metavar="INFO", help="mini-MIAS Info.txt, or the official archive all-mias.tar.gz")
     check.add_argument("--ddsm", metavar="DIR", help="DDSM folder holding normals/")
     check.add_argument("--vindr", metavar="DIR", help="VinDr-Mammo folder holding the annotation CSVs and images/")
+    check.add_argument("--own", metavar="CSV", help="a CSV of your own images (README, 'Your own images')")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     scan = commands.add_parser("scan", help="heatmaps and top regions of full scans from a trained tile model")
     scan.add_argument(
@@ -120,16 +130,16 @@ def main(argv: list[str] | None = None) -> None:
             if start_up.exists():
                 shutil.copy(start_up, Path(args.out) / start_up.name)
     if args.command == "check":
-        if not (args.root or args.cbis or args.mias or args.ddsm or args.vindr):
-            parser.error("check needs a data root or --cbis/--mias/--ddsm/--vindr")
-        report = run_stage(None, check_download, args.root, args.cbis, args.mias, args.ddsm, args.vindr)
+        if not (args.root or args.cbis or args.mias or args.ddsm or args.vindr or args.own):
+            parser.error("check needs a data root or --cbis/--mias/--ddsm/--vindr/--own")
+        report = run_stage(None, check_download, args.root, args.cbis, args.mias, args.ddsm, args.vindr, args.own)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.command == "convert":
         run_stage(None, convert_scan, args.input, args.output, args.raw)
     if args.command == "demo":
         spec = DemoSpec(**{field.name: getattr(args, field.name) for field in fields(DemoSpec)})
         roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias")]
-        counts = run_stage(None, generate, *roots, spec, args.workers, vindr_root=f"{args.out}/vindr")
+        counts = run_stage(None, generate, *roots, spec, args.workers, vindr_root=f"{args.out}/vindr", own_root=f"{args.out}/own")
         print(json.dumps(counts))
 
 
@@ -151,7 +161,7 @@ def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
     return paths
 
 
-def check_download(root, cbis, mias, ddsm, vindr) -> dict:
+def check_download(root, cbis, mias, ddsm, vindr, own) -> dict:
     report = check_root(root) if root else {}
     if cbis:
         report["cbis-ddsm"] = check_cbis(cbis)
@@ -163,6 +173,8 @@ def check_download(root, cbis, mias, ddsm, vindr) -> dict:
         report["mias"] = check_mias(mias)
     if vindr:
         report["vindr"] = check_vindr(vindr)
+    if own:
+        report["own"] = check_own(own)
     return report
 
 

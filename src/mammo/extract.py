@@ -19,8 +19,8 @@ from mammo.io import FormatError
 from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.ddsm import outline_mask, read_ddsm_scan
 from mammo.io.dicom import read_dicom
+from mammo.io.listed import finding_mask, read_listed_scan
 from mammo.io.mias import read_mias_scan
-from mammo.io.vindr import read_vindr_scan, vindr_box_mask
 from mammo.labels import label_normal
 from mammo.same_film import FINGERPRINT_COLUMNS, fingerprint_row
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
@@ -112,33 +112,35 @@ class DdsmScans:
         return {"file": str(path), "row": line, "item": item, "stage": stage, "reason": reason}
 
 
-class VindrScans:
-    """How VinDr-Mammo's images are read: the DICOM presented and brought to the CBIS-DDSM scale by its pixel
-    spacing (read_vindr_scan); a finding's box is its mask (the method-2 box rule then cuts around it); a study
-    is the patient, the official split its division."""
+class ListedScans:
+    """How a collection listed in tables of images and findings is read (mammo.io.listed: VinDr-Mammo, a user's own
+    CSV): each image at the CBIS-DDSM scale by its pixel size; a finding's box, circle or mask file is its mask (the
+    method-2 box rule then cuts around it); the collection's patient (VinDr-Mammo: the study) and official split,
+    if any, as its division."""
 
-    source, scan_column, mask_column = "vindr", "path", "path"
+    scan_column, mask_column = "path", "path"
 
-    def __init__(self):
+    def __init__(self, source: str):
+        self.source = source
         self._read: dict[str, tuple[float, bool]] = {}  # path -> (factor, mirrored) of the scan read last
 
     def read_scan(self, first: pd.Series) -> np.ndarray:
-        image, factor, mirrored = read_vindr_scan(_existing(Path(first["path"])))
+        image, factor, mirrored = read_listed_scan(_existing(Path(first["path"])), first.get("pixel_mm"))
         self._read = {first["path"]: (factor, mirrored)}
         return image
 
     def mask(self, finding: pd.Series, shape: tuple[int, int]) -> np.ndarray:
         factor, mirrored = self._read[finding["path"]]
-        return vindr_box_mask(finding, shape, factor, mirrored, int(finding["width"]))
+        return finding_mask(finding, shape, factor, mirrored, int(finding["width"]))
 
     def scan_fields(self, first: pd.Series) -> dict:
         return {
             "source": self.source,
-            "patient_id": f"vindr:{first['patient_id']}",
+            "patient_id": f"{self.source}:{first['patient_id']}",
             "scan_id": first["scan_id"],
             "view": f"{first['side']}_{first['view']}",
             "density": first["density"],
-            "scanner": "vindr",
+            "scanner": self.source,
             "division": first["split"],
         }
 
@@ -147,7 +149,7 @@ class VindrScans:
         return {"file": str(path), "row": item, "item": item, "stage": stage, "reason": reason}
 
 
-ScanReader = CbisScans | DdsmScans | VindrScans
+ScanReader = CbisScans | DdsmScans | ListedScans
 
 
 def cbis_tiles(

@@ -22,10 +22,11 @@ def scan_targets(
     cbis_root: str,
     mias_scale: float,
     ddsm_rois: pd.DataFrame | None = None,
-    vindr_images: pd.DataFrame | None = None,
+    listed: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Every scan of the test split's patients (CBIS-DDSM abnormal, DDSM's outlined views where the recipe reads
-    them, DDSM normal, VinDr-Mammo's images with their `scale` column) and every mini-MIAS scan.
+    them, DDSM normal, the images of listed collections, `listed`: source -> images with their `scale` column) and
+    every mini-MIAS scan.
 
     Patients come from the split (never a training or validation patient); all of a test patient's
     scans are scored, including normal scans that gave no tile. A DDSM film that is also a CBIS-DDSM film is scored
@@ -41,7 +42,7 @@ def scan_targets(
     ddsm = of_test_patients(ddsm_scans, "ddsm:")
     none = pd.DataFrame(columns=["scan_id", "patient_id", "path", "scale", "label_normal"])
     outlined = of_test_patients(none if ddsm_rois is None else ddsm_rois, "ddsm:")
-    vindr = of_test_patients(none if vindr_images is None else vindr_images, "vindr:")
+    listed = {source: of_test_patients(images, f"{source}:") for source, images in (listed or {}).items()}
     parts = [
         pd.DataFrame(
             {
@@ -68,16 +69,19 @@ def scan_targets(
             )
             for table, label in ((outlined, 1), (ddsm, 0))
         ),
-        pd.DataFrame(
-            {
-                "scan_id": vindr["scan_id"],
-                "set": "test",
-                "source": "vindr",
-                "patient_id": "vindr:" + vindr["patient_id"],
-                "path": vindr["path"],
-                "scale": vindr["scale"],
-                "label_normal": vindr["label_normal"],
-            }
+        *(
+            pd.DataFrame(
+                {
+                    "scan_id": images["scan_id"],
+                    "set": "test",
+                    "source": source,
+                    "patient_id": f"{source}:" + images["patient_id"],
+                    "path": images["path"],
+                    "scale": images["scale"],
+                    "label_normal": images["label_normal"],
+                }
+            )
+            for source, images in listed.items()
         ),
         pd.DataFrame(
             {

@@ -15,8 +15,8 @@ import pydicom
 from mammo.io.cbis import resolve
 from mammo.io.dicom import dicom_geometry
 from mammo.io.ics import VIEWS
+from mammo.io.listed import CBIS_PIXEL_MM
 from mammo.io.mias import MIAS_SCALE
-from mammo.io.vindr import CBIS_PIXEL_MM
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
 
@@ -61,6 +61,8 @@ SOURCES = {
     "ddsm_abnormal": Source("ddsm", "ddsm_abnormal", "case", ("path", "overlay_path"), 1.0, DDSM_SUFFIXES),
     # VinDr-Mammo: a study is the patient; each image's scale comes from its pixel spacing (read_vindr_scan)
     "vindr": Source("vindr", "vindr", "patient_id", ("path",), 1.0, (".dicom",)),
+    # a user's own images (mammo.io.own): DICOM or PNG, listed in one CSV
+    "own": Source("own", "own", "patient_id", ("path",), 1.0, ()),
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale
     "mias": Source("mias", "mias", None, ("path",), windowing_scale(MIAS_SCALE), (".pgm",)),
 }

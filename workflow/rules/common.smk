@@ -6,12 +6,15 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import ARCHIVE_SUFFIXES, is_archive
+from mammo.io.listed import LISTED_COLLECTIONS
 from mammo.io.vindr import VINDR_CSVS
 from mammo.sources import window_scale_of
 from mammo.graph import selected_runs
 from mammo.graph import chunk_scan_files
 
 SPLITS = ["train", "val", "test"]
+# collections listed in tables of images and findings (mammo.io.listed), tiled by rule tiles_listed
+LISTED = list(LISTED_COLLECTIONS)
 EXTERNAL_SETS = ["mias"]
 CHUNKS = list(range(config["chunks"]))
 STUDY_TABLES = list(TABLES)
@@ -54,6 +57,7 @@ wildcard_constraints:
     shards=r"\d+",
     name="|".join(map(re.escape, config["scans"].get("files", {}))) or "(?!)",
     trained=r"[^/]+/model_[^/]+(/fold_\d+)?",
+    listed="|".join(LISTED),
 
 
 def data_root(key):
@@ -91,6 +95,11 @@ def vindr_inputs():
     return [f"{root}/{name}" for name in VINDR_CSVS] if root else []
 
 
+def own_inputs():
+    """The CSV of a user's own images, where the config names one (data.own)."""
+    return [config["data"]["own"]] if config["data"].get("own") else []
+
+
 def ddsm_inputs():
     """The demo's .ics files (so the demo rule runs first), or the real data root."""
     if config["data"]["demo"]:
@@ -122,9 +131,12 @@ INDEX_TABLES = {
     "cbis": {"cbis_rois": "results/sources/cbis/rois.tsv"},
     "ddsm_abnormal": {"ddsm_rois": "results/sources/ddsm_abnormal/rois.tsv"},
     "ddsm": {"ddsm_scans": "results/sources/ddsm/scans.tsv"},
-    "vindr": {
-        "vindr_images": "results/sources/vindr/images.tsv",
-        "vindr_findings": "results/sources/vindr/findings.tsv",
+    **{
+        listed: {
+            f"{listed}_images": f"results/sources/{listed}/images.tsv",
+            f"{listed}_findings": f"results/sources/{listed}/findings.tsv",
+        }
+        for listed in LISTED
     },
 }
 
@@ -223,12 +235,15 @@ def model_report(name, caption):
 
 
 def scan_files(kind):
-    """Input function: the image files of one chunk job, read from its index (a checkpoint) once it exists."""
+    """Input function: the image files of one chunk job, read from its index (a checkpoint) once it exists. Kind
+    "listed": the collection named by the job's `listed` wildcard (vindr, own)."""
     index = {
         "cbis": lambda wc: checkpoints.index_cbis.get().output.rois,
         "ddsm": lambda wc: checkpoints.index_ddsm.get().output.scans,
         "ddsm_abnormal": lambda wc: checkpoints.index_ddsm_abnormal.get().output.rois,
-        "vindr": lambda wc: checkpoints.index_vindr.get().output.images,
+        "listed": lambda wc: getattr(checkpoints, f"index_{wc.listed}")
+        .get()
+        .output.images,
         "mias": lambda wc: checkpoints.index_mias.get().output.images,
         "targets": lambda wc: checkpoints.scan_targets.get(dataset=wc.dataset).output[
             0
@@ -238,7 +253,8 @@ def scan_files(kind):
 
     def files(wildcards):
         chunk = int(wildcards.get("chunk", 0))
-        return chunk_scan_files(index(wildcards), kind, chunk, config["chunks"], root)
+        source = wildcards.listed if kind == "listed" else kind
+        return chunk_scan_files(index(wildcards), source, chunk, config["chunks"], root)
 
     return files
 

@@ -7,6 +7,7 @@ if config["data"]["demo"]:
             ics=ddsm_inputs(),
             mias_info=f"{config['data']['mias']}/Info.txt",
             vindr=vindr_inputs(),
+            own=own_inputs(),
         log:
             "logs/demo_data.log",
         benchmark:
@@ -22,6 +23,9 @@ if config["data"]["demo"]:
             roots=[config["data"][key] for key in ("cbis_ddsm", "ddsm", "mias")],
             vindr_root=lambda wildcards, output: (
                 os.path.dirname(output.vindr[0]) if output.vindr else None
+            ),
+            own_root=lambda wildcards, output: (
+                os.path.dirname(output.own[0]) if output.own else None
             ),
         script:
             "../scripts/demo_data.py"

@@ -93,6 +93,29 @@ checkpoint index_vindr:
         "../scripts/index_vindr.py"
 
 
+checkpoint index_own:
+    """One row per image of a user's own CSV (data.own) and per lesion of its abnormal images."""
+    input:
+        csv=lambda wc: own_inputs() or data_root("own"),
+    output:
+        images="results/sources/own/images.tsv",
+        findings="results/sources/own/findings.tsv",
+        rejected="results/sources/own/rejected.tsv",
+        summary="results/sources/own/summary.json",
+    log:
+        "logs/sources/index_own.log",
+    benchmark:
+        "benchmarks/sources/index_own.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/index_own.py"
+
+
 if is_archive(config["data"]["mias"]):
 
     rule unpack_mias:

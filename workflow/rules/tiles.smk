@@ -59,21 +59,21 @@ rule tiles_ddsm_abnormal:
         "../scripts/tiles_ddsm_abnormal.py"
 
 
-rule tiles_vindr:
-    """One chunk of VinDr-Mammo studies (recipes with abnormal vindr): boxed findings through the same ROI extraction,
-    lesion-free tiles of their images, the tissue grid of BI-RADS 1 breasts, at the CBIS-DDSM scale.
-    """
+rule tiles_listed:
+    """One chunk of the patients of a listed collection (VinDr-Mammo, a user's own CSV; recipes with abnormal vindr or
+    own): located findings through the same ROI extraction, lesion-free tiles of their images, the tissue grid of the
+    normal images, at the CBIS-DDSM scale."""
     input:
-        images=rules.index_vindr.output.images,
-        findings=rules.index_vindr.output.findings,
-        scans=scan_files("vindr"),
+        images="results/sources/{listed}/images.tsv",
+        findings="results/sources/{listed}/findings.tsv",
+        scans=scan_files("listed"),
     output:
-        tiles="results/{dataset}/tiles/vindr_{chunk}.npy",
-        table="results/{dataset}/tiles/vindr_{chunk}.tsv",
-        rejected="results/{dataset}/tiles/vindr_{chunk}.rejected.tsv",
-        fingerprints="results/{dataset}/tiles/vindr_{chunk}.fingerprints.tsv",
+        tiles="results/{dataset}/tiles/{listed}_{chunk}.npy",
+        table="results/{dataset}/tiles/{listed}_{chunk}.tsv",
+        rejected="results/{dataset}/tiles/{listed}_{chunk}.rejected.tsv",
+        fingerprints="results/{dataset}/tiles/{listed}_{chunk}.fingerprints.tsv",
     log:
-        "logs/{dataset}/tiles_vindr_{chunk}.log",
+        "logs/{dataset}/tiles_{listed}_{chunk}.log",
     cache: True  # between workflows (--cache); Snakemake allows no benchmark: here, the stage writes one
     conda:
         "../../envs/mammo.yaml"
@@ -83,12 +83,12 @@ rule tiles_vindr:
         runtime=60,
     params:
         dataset=lambda wc: wc.dataset,  # part of the cache key: cached tiles name their dataset
-        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_vindr_{wc.chunk}.tsv",
+        benchmark=lambda wc: f"benchmarks/{wc.dataset}/tiles_{wc.listed}_{wc.chunk}.tsv",
         recipe=lambda wc: recipe_part(wc.dataset, "roi", "normals", "cbis_background"),
         audit=config["evaluation"]["shortcut"]["tiles"],
         chunks=config["chunks"],
     script:
-        "../scripts/tiles_vindr.py"
+        "../scripts/tiles_listed.py"
 
 
 rule tiles_ddsm:

@@ -4,10 +4,10 @@ inputs, params, output = snakemake.input, snakemake.params, snakemake.output
 with logged(snakemake.log[0], "score_scans"):
     from mammo.stages.scans import score_scans
 
-    lesions = ("cbis_rois", "ddsm_rois", "vindr_images", "vindr_findings", "mias_rois")
+    lesions = ("_rois", "_images", "_findings")
     score_scans(
         inputs.targets,
-        {key: inputs[key] for key in lesions if key in inputs.keys()},
+        {key: inputs[key] for key in inputs.keys() if key.endswith(lesions)},
         params.cbis_root,
         inputs.model,
         {**params.settings, "threads": snakemake.threads},

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pydicom
@@ -29,10 +30,12 @@ from mammo.io.cbis import CSV_NAMES
 from mammo.io.ddsm import view_file
 from mammo.io.dicom import read_dicom, write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
+from mammo.io.listed import CBIS_PIXEL_MM
 from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
 from mammo.io.overlay import Abnormality, Outline, chain_code, format_overlay
-from mammo.io.vindr import BREAST_CSV, CBIS_PIXEL_MM, FINDING_CSV
+from mammo.io.own import OWN_CSV
+from mammo.io.vindr import BREAST_CSV, FINDING_CSV
 
 CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
 DDSM_SIZE = (6000, 3500)
@@ -80,6 +83,7 @@ class DemoSpec:
     mias_images: int = 16
     vindr_studies: int = 10
     ddsm_abnormal_cases: int = 12
+    own_patients: int = 12
 
 
 def generate(
@@ -89,6 +93,7 @@ def generate(
     spec: DemoSpec,
     workers: int = 1,
     vindr_root: str | Path | None = None,
+    own_root: str | Path | None = None,
 ) -> dict:
     """Write the collections (VinDr-Mammo where `vindr_root` is given); return counts per collection. Same spec ->
     same files, whatever `workers`."""
@@ -100,6 +105,8 @@ def generate(
     }
     if vindr_root is not None:
         counts["vindr_images"], counts["vindr_boxes"] = write_vindr(Path(vindr_root), spec)
+    if own_root is not None:
+        counts["own_rows"] = write_own(Path(own_root), spec)
     return counts
 
 
@@ -577,3 +584,59 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     writer.writerows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- your own images
+OWN_PIXEL_MM = 0.056  # the demo's own images: a little coarser than the CBIS-DDSM scale (read 1.24x larger)
+OWN_HEADER = ["patient", "image", "laterality", "view", "label", "lesion_type"]
+OWN_HEADER += ["xmin", "ymin", "xmax", "ymax", "x", "y", "radius", "mask", "pixel_mm", "split"]
+
+
+def write_own(root: Path, spec: DemoSpec) -> int:
+    """A user's own images as README's "Your own images" describes them: women with a CC view of each breast, one
+    breast abnormal for two women in three; 16-bit and 8-bit PNGs with a pixel_mm column and DICOMs with their
+    PixelSpacing; each lesion given as a box, a centre and radius, or a mask file, in turn; no official split. Two
+    rows a user might get wrong are kept (the reader rejects them): a lesion without its type, an image not there.
+    Returns the CSV's rows."""
+    rng = _rng(spec.seed, "own")
+    shrink = CBIS_PIXEL_MM / OWN_PIXEL_MM
+    rows = []
+    for number in range(spec.own_patients):
+        patient = f"woman{number + 1:02d}"
+        abnormal_side = ("L", "R", None)[number % 3]
+        for side in ("L", "R"):
+            shape = _scaled_shape(CBIS_SIZE, spec.scale * shrink, rng)
+            od, breast = anatomy.normal_breast(shape, rng, chest_wall_left=side == "L")
+            kind = ("mass", "calcification")[number % 2] if side == abnormal_side else None
+            malignant = bool(rng.random() < 0.5)
+            lesion = None
+            if kind:
+                add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
+                lesion = add(od, breast, rng, malignant, spec.scale * shrink * MEAN_ROI * rng.uniform(0.6, 1.5))
+            image16 = od_to_uint16(od)
+            form = ("png16", "png8", "dicom")[(2 * number + (side == "R")) % 3]
+            name = f"images/{patient}_{side}CC." + ("dcm" if form == "dicom" else "png")
+            if form == "dicom":
+                header = {"PixelSpacing": [OWN_PIXEL_MM, OWN_PIXEL_MM], "ImageLaterality": side}
+                write_dicom(root / name, image16, patient, _uid(rng), _uid(rng), _uid(rng), header)
+            else:
+                (root / "images").mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / name), image16 if form == "png16" else to_uint8(image16))
+            row = [patient, name, side, "CC", "normal", *[""] * 9, "" if form == "dicom" else OWN_PIXEL_MM, ""]
+            if lesion is not None:
+                row[4], row[5] = ("malignant" if malignant else "benign"), kind
+                ys, xs = np.nonzero(lesion.mask)
+                if (number // 3) % 3 == 1:  # a centre and radius
+                    row[10:13] = [int(xs.mean()), int(ys.mean()), int(max(np.ptp(xs), np.ptp(ys)) / 2) + 1]
+                elif (number // 3) % 3 == 2:  # a mask file beside the image
+                    row[13] = f"images/{patient}_{side}CC_mask.png"
+                    cv2.imwrite(str(root / row[13]), lesion.mask.astype(np.uint8) * 255)
+                else:  # a box
+                    row[6:10] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+            rows.append(row)
+    broken = list(rows[-1])
+    rows.append([*broken[:1], "images/not_scanned.png", *broken[2:]])  # an image not there
+    unlabelled = next(row for row in rows if row[4] != "normal")
+    rows.append([*unlabelled[:5], "", *unlabelled[6:]])  # a second lesion row of that image, without its type
+    _write_csv(root / OWN_CSV, OWN_HEADER, rows)
+    return len(rows)

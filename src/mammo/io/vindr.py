@@ -15,15 +15,14 @@ import numpy as np
 import pandas as pd
 
 from mammo.io import FormatError
-from mammo.io.dicom import dicom_geometry, read_dicom
+from mammo.io.listed import FINDING_COLUMNS, IMAGE_COLUMNS
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
-from mammo.tiles import upscale
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"
 VINDR_CSVS = (BREAST_CSV, FINDING_CSV)
-IMAGE_COLUMNS = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width", "split"]
+CSV_IMAGE_COLUMNS = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width", "split"]
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 SIDES = {"L": "LEFT", "R": "RIGHT"}
 SPLITS = {"training": "train", "test": "test"}
@@ -47,7 +46,7 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     """
     root = Path(root)
     breast_csv, finding_csv = root / BREAST_CSV, root / FINDING_CSV
-    breasts = _read_csv(breast_csv, IMAGE_COLUMNS + ["breast_birads", "breast_density"])
+    breasts = _read_csv(breast_csv, CSV_IMAGE_COLUMNS + ["breast_birads", "breast_density"])
     images, rejected, image_keys = [], [], []
     studies_split: dict[str, str] = {}
     for number, row in breasts.iterrows():
@@ -70,6 +69,7 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
                 "view": row["view_position"],
                 "height": int(row["height"]),
                 "width": int(row["width"]),
+                "pixel_mm": np.nan,  # from each DICOM's pixel spacing
                 "breast_birads": birads,
                 "density": _DENSITY.match(row["breast_density"]).group(1),
                 "split": split,
@@ -79,7 +79,7 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     images = pd.DataFrame(images, columns=_IMAGE_OUTPUT)
     account(image_keys, list(images["scan_id"]), [r["item"] for r in rejected])
 
-    finding_rows = _read_csv(finding_csv, IMAGE_COLUMNS + ["finding_categories", "finding_birads", *BOX_COLUMNS])
+    finding_rows = _read_csv(finding_csv, CSV_IMAGE_COLUMNS + ["finding_categories", "finding_birads", *BOX_COLUMNS])
     known = images.set_index("scan_id")
     findings, finding_rejected, boxed = [], [], []
     for number, row in finding_rows.iterrows():
@@ -117,95 +117,8 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return images, findings, pd.DataFrame(rejected + finding_rejected, columns=REJECTED_COLUMNS)
 
 
-_IMAGE_OUTPUT = [
-    "scan_id",
-    "patient_id",
-    "path",
-    "side",
-    "view",
-    "height",
-    "width",
-    "breast_birads",
-    "density",
-    "split",
-    "label_normal",
-]
-_FINDING_OUTPUT = [
-    "roi_id",
-    "scan_id",
-    "patient_id",
-    "abnormality_type",
-    "categories",
-    "finding_birads",
-    "pathology",
-    "class_code",
-    "box_top",
-    "box_left",
-    "box_bottom",
-    "box_right",
-]
-
-
-def vindr_rois(images: pd.DataFrame, findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(ROIs, rejected) for tiling: the boxed findings of the study's types, each with its image's fields (path,
-    side, view, density, split, width); rejected with the reason: a finding of neither type (no class of the study:
-    asymmetry, architectural distortion, ...), and an abnormal breast (BI-RADS 2-5) with no boxed finding (neither
-    normal tissue nor an ROI)."""
-    image_fields = images[["scan_id", "path", "side", "view", "density", "split", "width"]]
-    rois = findings.merge(image_fields, on="scan_id", how="inner")
-    other = rois["abnormality_type"] == "other"
-    rejected = [
-        {
-            "file": row["path"],
-            "row": row["roi_id"],
-            "item": row["roi_id"],
-            "stage": "index_vindr",
-            "reason": f"finding {row['categories']} is neither a mass nor a calcification: no class of the study",
-        }
-        for _, row in rois[other].iterrows()
-    ]
-    unboxed = images[(images["label_normal"] == 1) & ~images["scan_id"].isin(findings["scan_id"])]
-    rejected += [
-        {
-            "file": row["path"],
-            "row": row["scan_id"],
-            "item": row["scan_id"],
-            "stage": "index_vindr",
-            "reason": f"BI-RADS {row['breast_birads']} breast without a boxed finding: neither normal tissue nor an ROI",
-        }
-        for _, row in unboxed.iterrows()
-    ]
-    rois = rois[~other].assign(class_code=lambda table: table["class_code"].astype(int))
-    return rois.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
-
-
-# The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
-# and CBIS-DDSM kept their pixels; a full-field digital image is brought to it by its own pixel spacing.
-CBIS_PIXEL_MM = 0.045
-
-
-def read_vindr_scan(path: str | Path) -> tuple[np.ndarray, float, bool]:
-    """(image, factor, mirrored): a VinDr-Mammo DICOM as read_dicom presents it (VOI LUT or window, MONOCHROME1,
-    orientation), upscaled by `factor` = its pixel spacing / CBIS_PIXEL_MM to the CBIS-DDSM scale; `mirrored`: it
-    was flipped, so its boxes are flipped too (vindr_box_mask)."""
-    spacing, mirrored = dicom_geometry(path)
-    if spacing is None:
-        raise FormatError(path, "no PixelSpacing or ImagerPixelSpacing: its scale to the CBIS-DDSM scale is unknown")
-    factor = spacing / CBIS_PIXEL_MM
-    return upscale(read_dicom(path), factor), factor, mirrored
-
-
-def vindr_box_mask(finding: pd.Series, shape: tuple[int, int], factor: float, mirrored: bool, width: int) -> np.ndarray:
-    """A finding's box (image pixels of the stored DICOM, `width` columns) as a mask of an image read with `factor`
-    and `mirrored` (read_vindr_scan), clipped to it: the box stands in for the lesion's outline."""
-    left, right = int(finding["box_left"]), int(finding["box_right"])
-    if mirrored:
-        left, right = width - right, width - left
-    top, bottom = (int(round(finding[key] * factor)) for key in ("box_top", "box_bottom"))
-    left, right = int(round(left * factor)), int(round(right * factor))
-    mask = np.zeros(shape, bool)
-    mask[max(top, 0) : min(bottom, shape[0]), max(left, 0) : min(right, shape[1])] = True
-    return mask
+_IMAGE_OUTPUT = [*IMAGE_COLUMNS, "breast_birads"]
+_FINDING_OUTPUT = [*FINDING_COLUMNS, "finding_birads"]
 
 
 def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:

@@ -18,9 +18,8 @@ from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
-from mammo.io.dicom import dicom_geometry
+from mammo.io.listed import LISTED_COLLECTIONS, finding_mask, listed_scale, mirrored
 from mammo.io.scan import read_scan
-from mammo.io.vindr import CBIS_PIXEL_MM, vindr_box_mask
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
 from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
@@ -134,9 +133,10 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
     the recipe reads them, ddsm_scans, mias_images)."""
     tables = {name: read_table(path) for name, path in indexes.items()}
     cbis_rois = tables.get("cbis_rois", pd.DataFrame(columns=["scan_id", "patient_id", "image_file_path"]))
-    vindr = tables.get("vindr_images")
-    if vindr is not None:  # scored at their own resolution: windows of CBIS-scale 598 pixels by their pixel spacing
-        vindr["scale"] = [(dicom_geometry(path)[0] or CBIS_PIXEL_MM) / CBIS_PIXEL_MM for path in vindr["path"]]
+    # listed collections are scored at their own resolution: windows of CBIS-scale 598 pixels by their pixel size
+    listed = {source: tables[f"{source}_images"] for source in LISTED_COLLECTIONS if f"{source}_images" in tables}
+    for images in listed.values():
+        images["scale"] = [listed_scale(path, pixel_mm) for path, pixel_mm in zip(images["path"], images["pixel_mm"])]
     targets = scan_targets(
         tables["tiles"],
         cbis_rois,
@@ -145,7 +145,7 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
         cbis_root,
         mias_scale,
         tables.get("ddsm_rois"),
-        vindr,
+        listed,
     )
     write_table(targets, out)
     print(targets.groupby(["set", "source", "label_normal"]).size().to_string())
@@ -173,9 +173,11 @@ def score_scans(
     indexes = {name: read_table(path) for name, path in lesion_indexes.items()}
     cbis_rois = indexes.get("cbis_rois", pd.DataFrame(columns=["scan_id"]))
     ddsm_rois = indexes.get("ddsm_rois", pd.DataFrame(columns=["scan_id"]))
-    vindr_boxes = pd.DataFrame(columns=["scan_id"])
-    if "vindr_findings" in indexes:
-        vindr_boxes = indexes["vindr_findings"].merge(indexes["vindr_images"][["scan_id", "width"]], on="scan_id")
+    listed = {
+        source: indexes[f"{source}_findings"].merge(indexes[f"{source}_images"][["scan_id", "width"]], on="scan_id")
+        for source in LISTED_COLLECTIONS
+        if f"{source}_findings" in indexes
+    }
     mias_rois = indexes["mias_rois"]
     card = read_card(model_path)
     if card is None:
@@ -203,10 +205,10 @@ def score_scans(
         masks = {
             "cbis-ddsm": (cbis_rois, lambda roi, shape: roi_mask(cbis_root, roi, shape)),
             "ddsm": (ddsm_rois, outline_mask),
-            "vindr": (
-                vindr_boxes,
-                lambda roi, shape: vindr_box_mask(roi, shape, 1.0, dicom_geometry(target["path"])[1], roi["width"]),
-            ),
+            **{
+                source: (findings, lambda roi, shape: finding_mask(roi, shape, 1.0, mirrored(target["path"]), roi["width"]))
+                for source, findings in listed.items()
+            },
         }
         if target["source"] in masks:
             rois, read_mask = masks[target["source"]]

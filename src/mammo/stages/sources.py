@@ -11,6 +11,7 @@ import pandas as pd
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans, listed_scans
 from mammo.io.mias import index_info, unpack_archive
+from mammo.io.own import read_own
 from mammo.io.vindr import read_vindr
 from mammo.tables import account, write_json, write_table
 
@@ -70,12 +71,35 @@ def index_vindr(root: str, images_out: str, findings_out: str, rejected_out: str
         "inputs": int(len(images) + len(findings) + len(rejected)),
         "accepted": int(len(images) + len(findings)),
         "rejected": int(len(rejected)),
-        "images": len(images),
-        "studies": int(images["patient_id"].nunique()),
-        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
-        "splits": {str(split): int(count) for split, count in images["split"].value_counts().sort_index().items()},
+        **_listed_counts(images, findings, rejected),
     }
     _write_index(summary, summary_out, {images_out: images, findings_out: findings, rejected_out: rejected})
+
+
+def index_own(csv_path: str, images_out: str, findings_out: str, rejected_out: str, summary_out: str) -> None:
+    """A user's own CSV of images (read_own proves every row an image's, a finding, or rejected)."""
+    images, findings, rejected = read_own(csv_path)
+    rows = len(pd.read_csv(csv_path, dtype=str))
+    summary = {
+        "collection": "own",
+        "unit": "CSV rows (an image, or a lesion of an abnormal image)",
+        "inputs": rows,
+        "accepted": rows - len(rejected),
+        "rejected": len(rejected),
+        **_listed_counts(images, findings, rejected),
+    }
+    _write_index(summary, summary_out, {images_out: images, findings_out: findings, rejected_out: rejected})
+
+
+def _listed_counts(images: pd.DataFrame, findings: pd.DataFrame, rejected: pd.DataFrame) -> dict:
+    return {
+        "images": len(images),
+        "patients": int(images["patient_id"].nunique()),
+        "abnormal_images": int(images["label_normal"].sum()),
+        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+        "rejected_rows": len(rejected),
+        "splits": {str(split): int(count) for split, count in images["split"].value_counts().sort_index().items()},
+    }
 
 
 def index_mias(info_path: str, images_out: str, rois_out: str, rejected_out: str, summary_out: str) -> None:

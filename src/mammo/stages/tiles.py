@@ -12,7 +12,7 @@ import pandas as pd
 from mammo import split as splitting
 from mammo.extract import (
     BackgroundTiles,
-    VindrScans,
+    ListedScans,
     cbis_tiles,
     ddsm_abnormal_tiles,
     ddsm_normal_tiles,
@@ -22,7 +22,7 @@ from mammo.extract import (
     roi_tiles,
 )
 from mammo.graph import in_chunk
-from mammo.io.vindr import vindr_rois
+from mammo.io.listed import LISTED_COLLECTIONS, listed_rois
 from mammo.plots import montage
 from mammo.records import tile_loader
 from mammo.same_film import closest_other_film, same_films
@@ -59,7 +59,8 @@ def tiles_ddsm_abnormal(
     write_chunk(found, outputs)
 
 
-def tiles_vindr(
+def tiles_listed(
+    source: str,
     images_path: str,
     findings_path: str,
     dataset: str,
@@ -69,17 +70,18 @@ def tiles_vindr(
     chunks: int,
     outputs: dict[str, str],
 ) -> None:
-    """One chunk of VinDr-Mammo studies: its boxed findings through the same ROI extraction (the box as the mask),
-    lesion-free tiles of their images, and the tissue grid of its BI-RADS 1 breasts, all at the CBIS-DDSM scale."""
+    """One chunk of the patients of a listed collection (VinDr-Mammo, a user's own CSV; mammo.io.listed): its
+    located findings through the same ROI extraction (a box, circle or mask file as the mask), lesion-free tiles of
+    their images, and the tissue grid of its normal images, all at the CBIS-DDSM scale."""
     images = in_chunk(read_table(images_path), "patient_id", chunk, chunks)
-    rois, unused = vindr_rois(images, read_table(findings_path))
+    rois, unused = listed_rois(images, read_table(findings_path), f"tiles_{source}")
     method, seed = roi_method(recipe["roi"]), recipe["seed"]
-    found = roi_tiles(rois, VindrScans(), dataset, method, seed, outputs["tiles"], _negatives(recipe, audit))
+    found = roi_tiles(rois, ListedScans(source), dataset, method, seed, outputs["tiles"], _negatives(recipe, audit))
     normals = recipe["normals"]
     thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
-    normal = images[images["breast_birads"] == 1]
-    found = joined(found, normal_scan_tiles(normal, VindrScans(), dataset, thresholds, tiling(normals), seed, outputs["tiles"]))
-    tiles, table, rejected, fingerprints = found
+    normal = images[images["label_normal"] == 0]
+    grid = normal_scan_tiles(normal, ListedScans(source), dataset, thresholds, tiling(normals), seed, outputs["tiles"])
+    tiles, table, rejected, fingerprints = joined(found, grid)
     write_chunk((tiles, table, pd.concat([rejected, unused], ignore_index=True), fingerprints), outputs)
 
 
@@ -270,7 +272,7 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
         ("cbis_rois", "cbis-ddsm", "cbis_rois", "roi_id"),
         ("ddsm_rois", "ddsm", "ddsm_rois", "roi_id"),
         ("ddsm_scans", "ddsm", "ddsm_scans", "scan_id"),
-        ("vindr_findings", "vindr", "vindr_findings", "roi_id"),
+        *((f"{source}_findings", source, f"{source}_findings", "roi_id") for source in LISTED_COLLECTIONS),
     ):
         if table_key not in sources:
             continue
@@ -284,12 +286,13 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
         if lost:
             raise ValueError(f"{name}: inputs neither tiled nor rejected: {lost[:5]}")
         counts[name], counts[f"{name}_tiled"] = len(inputs), len(tiled & inputs)
-    if "vindr_images" in sources:  # every image: tiled, holding findings (counted above), or rejected
-        images, findings = read_table(sources["vindr_images"]), read_table(sources["vindr_findings"])
-        lost = sorted(set(images["scan_id"]) - set(tiles["scan_id"]) - set(findings["scan_id"]) - rejected_items)
-        if lost:
-            raise ValueError(f"vindr_images: inputs neither tiled nor rejected: {lost[:5]}")
-        counts["vindr_images"] = len(images)
+    for source in LISTED_COLLECTIONS:  # every listed image: tiled, holding findings (counted above), or rejected
+        if f"{source}_images" in sources:
+            images, findings = read_table(sources[f"{source}_images"]), read_table(sources[f"{source}_findings"])
+            lost = sorted(set(images["scan_id"]) - set(tiles["scan_id"]) - set(findings["scan_id"]) - rejected_items)
+            if lost:
+                raise ValueError(f"{source}_images: inputs neither tiled nor rejected: {lost[:5]}")
+            counts[f"{source}_images"] = len(images)
     counts["rejected_rows"] = len(rejected)
     return counts
 

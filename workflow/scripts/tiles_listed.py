@@ -1,9 +1,10 @@
 from mammo.runner import logged
 
-with logged(snakemake.log[0], "tiles_vindr", benchmark_path=snakemake.params.benchmark):
-    from mammo.stages.tiles import tiles_vindr
+with logged(snakemake.log[0], "tiles_listed", benchmark_path=snakemake.params.benchmark):
+    from mammo.stages.tiles import tiles_listed
 
-    tiles_vindr(
+    tiles_listed(
+        snakemake.wildcards.listed,
         snakemake.input.images,
         snakemake.input.findings,
         snakemake.wildcards.dataset,
