@@ -117,14 +117,12 @@ def shard_paths(dataset, split):
 
 
 # a recipe's `abnormal` choice -> (index kinds whose ROIs its tile jobs cut, index kinds of its normal scans)
+# (a listed collection's tile jobs cut its normal images as well: it has no separate normal source)
 RECIPE_SOURCES = {
     "cbis": (["cbis"], ["ddsm"]),
     "ddsm": (["ddsm_abnormal"], ["ddsm"]),
     "both": (["cbis", "ddsm_abnormal"], ["ddsm"]),
-    "vindr": (
-        ["vindr"],
-        [],
-    ),  # VinDr-Mammo's tile jobs cut its BI-RADS 1 breasts as well
+    **{listed: ([listed], []) for listed in LISTED},
 }
 # where each kind's index lies, by the names the split and whole-scan stages give its tables
 INDEX_TABLES = {

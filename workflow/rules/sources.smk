@@ -96,7 +96,7 @@ checkpoint index_vindr:
 checkpoint index_own:
     """One row per image of a user's own CSV (data.own) and per lesion of its abnormal images."""
     input:
-        csv=lambda wc: own_inputs() or data_root("own"),
+        csv=lambda wc: data_root("own"),
     output:
         images="results/sources/own/images.tsv",
         findings="results/sources/own/findings.tsv",

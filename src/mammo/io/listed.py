@@ -47,7 +47,7 @@ def read_listed_scan(path: str | Path, pixel_mm: float | None = None) -> tuple[n
     MONOCHROME1, orientation), upscaled by `factor` = its pixel size / CBIS_PIXEL_MM (`pixel_mm`, else the DICOM's
     pixel spacing) to the CBIS-DDSM scale; `mirrored`: read_dicom flipped it, so its findings are flipped too."""
     spacing, mirrored = dicom_geometry(path) if _is_dicom(path) else (None, False)
-    if pixel_mm is not None and not pd.isna(pixel_mm):
+    if not _empty(pixel_mm):  # an index read back keeps an empty cell as ""
         spacing = float(pixel_mm)
     if spacing is None:
         raise FormatError(
