@@ -127,6 +127,7 @@ def ddsm_cases(tmp_path):
         + _abnormality(5, "MASS SHAPE ROUND MARGINS OBSCURED", _square(20, 20, 5), "UNPROVEN")
     )
     (cancer / "A_0001_1.LEFT_MLO.OVERLAY").write_text("TOTAL_ABNORMALITIES 1\nABNORMALITY 1\nBOUNDARY\n1 1 2\n")  # not ended
+    (cancer / "A_0001_1.RIGHT_ML.OVERLAY").write_text("TOTAL_ABNORMALITIES 0\n")  # a view name the .ics does not have
     case(root / "normals/normal_01/case3001", "A-3001-1", set())
     return root
 
@@ -147,6 +148,18 @@ def test_abnormal_cases_index_every_outline_or_its_reason(ddsm_cases):
     assert (mass["class_code"], calcification["class_code"]) == (4, 1)  # malignant mass, benign calcification
     assert "not ended" in reasons["A-0001-1.LEFT_MLO"]
     assert "its .OVERLAY is not found" in reasons["A-0001-1.RIGHT_CC"]
+    assert "does not list as OVERLAY (a mismatched view name?)" in reasons["A_0001_1.RIGHT_ML.OVERLAY"]
+
+
+def test_an_abnormalitys_core_is_its_own_mask(ddsm_cases):
+    """CORE outlines are kept apart from the BOUNDARY: outline_mask draws either, filled and clipped."""
+    from mammo.io.ddsm import find_abnormal_rois, outline_mask
+
+    rois, _ = find_abnormal_rois(ddsm_cases)
+    mass = rois.iloc[0]
+    boundary, core = outline_mask(mass, (60, 40)), outline_mask(mass, (60, 40), kind="CORE")
+    assert mass["cores"] == 1 and 0 < core.sum() < boundary.sum() and not (core & ~boundary).any()
+    assert not outline_mask(rois.iloc[1], (60, 40), kind="CORE").any()  # no CORE outline: an empty mask
 
 
 def test_normal_index_rejects_the_views_of_an_abnormal_case(ddsm_cases):
@@ -170,7 +183,7 @@ def test_mammo_check_counts_outlined_abnormalities(ddsm_cases):
     report = json.loads(result.stdout)
     assert report["ddsm"]["scans"] == 4 and len(report["ddsm"]["rejected"]) == 4  # the normal case; the cancer's views
     abnormal = report["ddsm-abnormal"]
-    assert (abnormal["rows"], abnormal["patients"], abnormal["scans"]) == (7, 1, 1) and len(abnormal["rejected"]) == 5
+    assert (abnormal["rows"], abnormal["patients"], abnormal["scans"]) == (8, 1, 1) and len(abnormal["rejected"]) == 6
     assert abnormal["missing_files"] == [str(ddsm_cases / "cancers/cancer_01/case0001/A_0001_1.RIGHT_CC.OVERLAY")]
 
 
@@ -214,3 +227,16 @@ def test_the_demos_abnormal_cases_outline_their_lesions(demo_root, demo_counts):
     polygon = read_overlay(first["overlay_path"])[0].boundary.polygon()
     assert polygon[:, 1].max() >= read_ics(next(Path(first["path"]).parent.glob("*.ics"))).views[first["view"]].pixels_per_line
     assert first["outside_share"] < 0.05
+
+
+def test_the_abnormal_index_accounts_for_every_outlined_view_and_stray_overlay(ddsm_cases, tmp_path):
+    import json
+
+    from mammo.stages.sources import index_ddsm_abnormal
+
+    outputs = [str(tmp_path / name) for name in ("rois.tsv", "rejected.tsv", "summary.json")]
+    index_ddsm_abnormal(str(ddsm_cases), *outputs)
+    summary = json.loads(Path(outputs[2]).read_text())
+    # LEFT_CC read (2 indexed, 3 rejected one by one), LEFT_MLO and RIGHT_CC rejected whole, one stray overlay
+    assert (summary["inputs"], summary["accepted"], summary["rejected"]) == (4, 1, 3)
+    assert summary["abnormalities"] == 2 and summary["abnormalities_rejected"] == 3

@@ -150,6 +150,8 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             header = read_ics(ics_path)
         except FormatError:
             continue  # find_normal_scans rejects an unreadable header
+        for stray in stray_overlays(ics_path, header):
+            reject(stray, "", stray.name, "an .OVERLAY for a view its .ics does not list as OVERLAY (a mismatched view name?)")
         for view, geometry in header.views.items():
             if not geometry.overlay:
                 continue
@@ -243,6 +245,12 @@ def outline_mask(roi: pd.Series, shape: tuple[int, int], kind: str = "BOUNDARY")
     return mask
 
 
+def stray_overlays(ics_path: Path, header) -> list[Path]:
+    """The `.OVERLAY` files beside a case's `.ics` that belong to none of the views it marks OVERLAY."""
+    expected = {view_file(ics_path, header.name, view, "OVERLAY").name for view, g in header.views.items() if g.overlay}
+    return sorted(path for path in ics_path.parent.glob("*.OVERLAY") if path.name not in expected)
+
+
 def _outside_share(outline: Outline, shape: tuple[int, int]) -> float:
     """The share of the outline's filled area that lies outside the image (drawn on a canvas holding both)."""
     polygon = outline.polygon()
@@ -271,8 +279,9 @@ def case_headers(root: str | Path) -> list[Path]:
 
 
 def listed_scans(root: str | Path, outlined: bool = False) -> list[str]:
-    """What the `.ics` files under root list: a scan id per view (`outlined`: per view marked OVERLAY), or the file
-    itself when its header is unreadable (not with `outlined`: find_abnormal_rois leaves those to the normal index)."""
+    """What the `.ics` files under root list: a scan id per view, or the file itself when its header is unreadable.
+    With `outlined`: a scan id per view marked OVERLAY and the name of each stray `.OVERLAY` beside it (unreadable
+    headers are left to the normal index)."""
     listed = []
     for ics_path in case_headers(root):
         try:
@@ -281,6 +290,7 @@ def listed_scans(root: str | Path, outlined: bool = False) -> list[str]:
             listed += [] if outlined else [str(ics_path)]
             continue
         listed += [f"{header.name}.{view}" for view, geometry in header.views.items() if geometry.overlay or not outlined]
+        listed += [path.name for path in stray_overlays(ics_path, header)] if outlined else []
     return listed
 
 

@@ -45,14 +45,15 @@ def index_ddsm(root: str, scans_out: str, rejected_out: str, summary_out: str) -
 
 def index_ddsm_abnormal(root: str, rois_out: str, rejected_out: str, summary_out: str) -> None:
     """The abnormalities outlined in DDSM's `.OVERLAY` files. Accounted per outlined view: its overlay was read (its
-    abnormalities indexed or rejected one by one) or the view was rejected whole (no overlay, no LJPEG, unreadable)."""
+    abnormalities indexed or rejected one by one) or the view was rejected whole (no overlay, no LJPEG, unreadable);
+    and per stray `.OVERLAY` (of a view the .ics does not mark), rejected."""
     rois, rejected = find_abnormal_rois(root)
     views = listed_scans(root, outlined=True)
     whole = rejected["item"].isin(views)
     read = sorted(set(rois["scan_id"]) | {item.rsplit(".", 1)[0] for item in rejected.loc[~whole, "item"]})
     summary = {
         "collection": "ddsm-abnormal",
-        "unit": "views marked OVERLAY in .ics files",
+        "unit": "views marked OVERLAY in .ics files, and stray .OVERLAY files",
         **account(views, read, rejected.loc[whole, "item"].tolist()),
         "abnormalities": len(rois),
         "abnormalities_rejected": int((~whole).sum()),
