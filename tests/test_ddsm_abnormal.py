@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammo.extract import cbis_tiles, ddsm_abnormal_tiles
+from mammo.extract import DdsmScans, cbis_tiles, roi_tiles
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, outline_mask, read_ddsm_scan
 from mammo.split import assign_splits, check_patient_disjoint
@@ -25,7 +25,7 @@ def both(demo_root):
     ddsm_rois, ddsm_rejected = find_abnormal_rois(demo_root / "ddsm")
     assert rejected.empty and ddsm_rejected.empty
     cbis = cbis_tiles(cbis_rois, demo_root / "cbis", "ds9_both", Method2(), SEED, "c.npy")
-    ddsm = ddsm_abnormal_tiles(ddsm_rois, "ds9_both", Method2(), SEED, "d.npy")
+    ddsm = roi_tiles(ddsm_rois, DdsmScans(), "ds9_both", Method2(), SEED, "d.npy")
     return cbis_rois, ddsm_rois, cbis, ddsm
 
 

@@ -165,18 +165,6 @@ def cbis_tiles(
     return roi_tiles(rois, CbisScans(root), dataset, method, seed, tiles_file, negatives)
 
 
-def ddsm_abnormal_tiles(
-    rois: pd.DataFrame,
-    dataset: str,
-    method: Method1 | Method2,
-    seed: int,
-    tiles_file: str,
-    negatives: dict[str, BackgroundTiles] | None = None,
-):
-    """:func:`roi_tiles` of DDSM's outlined abnormalities (rois.tsv of index_ddsm_abnormal)."""
-    return roi_tiles(rois, DdsmScans(), dataset, method, seed, tiles_file, negatives)
-
-
 def roi_tiles(
     rois: pd.DataFrame,
     reader: ScanReader,

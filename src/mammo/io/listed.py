@@ -120,6 +120,19 @@ def listed_rois(images: pd.DataFrame, findings: pd.DataFrame, stage: str) -> tup
     return rois.reset_index(drop=True), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
+def read_listed_csv(path: Path, required: list[str], where: str) -> pd.DataFrame:
+    """A listed collection's CSV as text, indexed by its line (line 1 is the header); a missing file or required
+    column is an error naming it (`where`: what the file is expected beside)."""
+    if not path.exists():
+        raise FormatError(path, f"not found ({where})")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise FormatError(path, f"missing columns {', '.join(missing)} (required: {', '.join(required)})")
+    table.index = table.index + 2
+    return table
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(rows, columns) of a DICOM or PNG from its header, without decoding the pixels."""
     if _is_dicom(path):

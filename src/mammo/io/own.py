@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.io import FormatError
-from mammo.io.listed import BOX, CIRCLE, FINDING_COLUMNS, IMAGE_COLUMNS, image_size
+from mammo.io.listed import BOX, CIRCLE, FINDING_COLUMNS, IMAGE_COLUMNS, image_size, read_listed_csv
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
 
@@ -34,15 +34,9 @@ def read_own(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     rejected with its line and reason. An image's rows must agree (patient, side, view, label, pixel size, split);
     an image whose rows disagree is rejected whole."""
     csv_path = Path(csv_path)
-    if not csv_path.exists():
-        raise FormatError(csv_path, "not found")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    missing = [column for column in REQUIRED if column not in table.columns]
-    if missing:
-        raise FormatError(csv_path, f"missing columns {', '.join(missing)} (required: {', '.join(REQUIRED)})")
+    table = read_listed_csv(csv_path, REQUIRED, "the CSV of your own images")
     for column in OPTIONAL:
         table[column] = table[column].str.strip() if column in table.columns else ""
-    table.index = table.index + 2  # the CSV line of each row (line 1 is the header)
     root = csv_path.parent
     images, findings, rejected = [], [], []
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mammo.io import FormatError
-from mammo.io.listed import FINDING_COLUMNS, IMAGE_COLUMNS
+from mammo.io.listed import FINDING_COLUMNS, IMAGE_COLUMNS, read_listed_csv
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
 
@@ -46,7 +45,8 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     """
     root = Path(root)
     breast_csv, finding_csv = root / BREAST_CSV, root / FINDING_CSV
-    breasts = _read_csv(breast_csv, CSV_IMAGE_COLUMNS + ["breast_birads", "breast_density"])
+    where = "a VinDr-Mammo download holds it beside images/"
+    breasts = read_listed_csv(breast_csv, CSV_IMAGE_COLUMNS + ["breast_birads", "breast_density"], where)
     images, rejected, image_keys = [], [], []
     studies_split: dict[str, str] = {}
     for number, row in breasts.iterrows():
@@ -79,7 +79,7 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     images = pd.DataFrame(images, columns=_IMAGE_OUTPUT)
     account(image_keys, list(images["scan_id"]), [r["item"] for r in rejected])
 
-    finding_rows = _read_csv(finding_csv, CSV_IMAGE_COLUMNS + ["finding_categories", "finding_birads", *BOX_COLUMNS])
+    finding_rows = read_listed_csv(finding_csv, CSV_IMAGE_COLUMNS + ["finding_categories", "finding_birads", *BOX_COLUMNS], where)
     known = images.set_index("scan_id")
     findings, finding_rejected, boxed = [], [], []
     for number, row in finding_rows.iterrows():
@@ -119,17 +119,6 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
 
 _IMAGE_OUTPUT = [*IMAGE_COLUMNS, "breast_birads"]
 _FINDING_OUTPUT = [*FINDING_COLUMNS, "finding_birads"]
-
-
-def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.exists():
-        raise FormatError(path, "not found (a VinDr-Mammo download holds it beside images/)")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [column for column in columns if column not in table.columns]
-    if missing:
-        raise FormatError(path, f"missing columns {', '.join(missing)}")
-    table.index = table.index + 2  # the CSV line of each row (line 1 is the header)
-    return table
 
 
 def _image_problem(row: pd.Series, root: Path) -> str | None:

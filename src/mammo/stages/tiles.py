@@ -12,9 +12,9 @@ import pandas as pd
 from mammo import split as splitting
 from mammo.extract import (
     BackgroundTiles,
+    CbisScans,
+    DdsmScans,
     ListedScans,
-    cbis_tiles,
-    ddsm_abnormal_tiles,
     ddsm_normal_tiles,
     joined,
     mias_tiles,
@@ -31,32 +31,23 @@ from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
 
 def tiles_cbis(
-    rois_path: str,
-    root: str,
-    dataset: str,
-    recipe: dict,
-    audit: dict,
-    chunk: int,
-    chunks: int,
-    outputs: dict[str, str],
+    rois_path: str, root: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int, outputs: dict[str, str]
 ) -> None:
     """ROI tiles of one chunk of CBIS-DDSM scans, the recipe's background negatives if any, the shortcut audit's
     tissue tiles, and each scan's fingerprint. `outputs`: tiles, table, rejected, fingerprints."""
-    rois = in_chunk(read_table(rois_path), "scan_id", chunk, chunks)
-    found = cbis_tiles(
-        rois, root, dataset, roi_method(recipe["roi"]), recipe["seed"], outputs["tiles"], _negatives(recipe, audit)
-    )
-    write_chunk(found, outputs)
+    _outlined_tiles(CbisScans(root), in_chunk(read_table(rois_path), "scan_id", chunk, chunks), dataset, recipe, audit, outputs)
 
 
 def tiles_ddsm_abnormal(
     rois_path: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int, outputs: dict[str, str]
 ) -> None:
     """The same for one chunk of DDSM abnormal cases: their outlines through the same ROI extraction."""
-    rois = in_chunk(read_table(rois_path), "case", chunk, chunks)
-    method = roi_method(recipe["roi"])
-    found = ddsm_abnormal_tiles(rois, dataset, method, recipe["seed"], outputs["tiles"], _negatives(recipe, audit))
-    write_chunk(found, outputs)
+    _outlined_tiles(DdsmScans(), in_chunk(read_table(rois_path), "case", chunk, chunks), dataset, recipe, audit, outputs)
+
+
+def _outlined_tiles(reader, rois: pd.DataFrame, dataset: str, recipe: dict, audit: dict, outputs: dict[str, str]) -> None:
+    method, seed = roi_method(recipe["roi"]), recipe["seed"]
+    write_chunk(roi_tiles(rois, reader, dataset, method, seed, outputs["tiles"], _negatives(recipe, audit)), outputs)
 
 
 def tiles_listed(
