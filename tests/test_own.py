@@ -17,8 +17,17 @@ from mammo.io import FormatError
 from mammo.io.dicom import write_dicom
 from mammo.io.listed import CBIS_PIXEL_MM, finding_mask, listed_rois, read_listed_scan
 from mammo.io.own import OWN_CSV, read_own
+from mammo.tiles import upscale
 
 MAMMO = Path(sys.executable).with_name("mammo")
+
+
+def _read_at_cbis_scale(path, pixel_mm=None):
+    """An image as the tile jobs read it: at the CBIS-DDSM scale (upscaled by its factor)."""
+    image, factor, mirrored = read_listed_scan(path, pixel_mm)
+    return upscale(image, factor), factor, mirrored
+
+
 HEADER = ["patient", "image", "laterality", "view", "label", "lesion_type", "xmin", "ymin", "xmax", "ymax"]
 HEADER += ["x", "y", "radius", "mask", "pixel_mm", "split"]
 
@@ -94,7 +103,7 @@ def test_lesions_are_drawn_where_they_lie_in_the_image_as_read(own):
     images, findings, _ = read_own(own / OWN_CSV)
     rois, _ = listed_rois(images, findings, "tiles_own")
     for _, roi in rois.iterrows():
-        image, factor, mirrored = read_listed_scan(roi["path"], roi["pixel_mm"])
+        image, factor, mirrored = _read_at_cbis_scale(roi["path"], roi["pixel_mm"])
         assert factor == pytest.approx(2.0) and image.shape == (120, 80) and not mirrored
         mask = finding_mask(roi, image.shape, factor, mirrored, int(roi["width"]))
         assert mask.sum() > 50 and image[mask].mean() > 40000, roi["roi_id"]

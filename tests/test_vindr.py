@@ -16,8 +16,17 @@ from mammo.io import FormatError
 from mammo.io.dicom import write_dicom
 from mammo.io.listed import CBIS_PIXEL_MM, finding_mask, listed_rois, read_listed_scan
 from mammo.io.vindr import BREAST_CSV, FINDING_CSV, read_vindr
+from mammo.tiles import upscale
 
 MAMMO = Path(sys.executable).with_name("mammo")
+
+
+def _read_at_cbis_scale(path, pixel_mm=None):
+    """An image as the tile jobs read it: at the CBIS-DDSM scale (upscaled by its factor)."""
+    image, factor, mirrored = read_listed_scan(path, pixel_mm)
+    return upscale(image, factor), factor, mirrored
+
+
 IMAGE = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width"]
 
 # study, image, laterality, view, breast BI-RADS, density, split, DICOM written
@@ -150,7 +159,7 @@ def test_the_demos_vindr_collection_reads_back(demo_root, demo_counts):
     assert images.loc[images["breast_birads"] == 1, "label_normal"].eq(0).all()
     by_id = images.set_index("scan_id")
     for _, finding in findings.iterrows():
-        image, factor, mirrored = read_listed_scan(by_id.loc[finding["scan_id"], "path"])
+        image, factor, mirrored = _read_at_cbis_scale(by_id.loc[finding["scan_id"], "path"])
         box = finding_mask(finding, image.shape, factor, mirrored, int(by_id.loc[finding["scan_id"], "width"]))
         assert image[box].mean() > np.median(image)  # the lesion lies in the breast, which the presentation makes bright
 
@@ -180,7 +189,7 @@ def test_an_image_comes_to_the_cbis_scale_and_its_boxes_follow_a_flip(tmp_path):
     stored[10:20, 2:8] = 60000  # a bright lesion near the stored image's left edge
     header = {"PixelSpacing": [2 * CBIS_PIXEL_MM] * 2, "ImageLaterality": "R", "PatientOrientation": ["A", "L"]}
     write_dicom(tmp_path / "r.dicom", stored, "s", "1.2", "1.3", header=header)
-    image, factor, mirrored = read_listed_scan(tmp_path / "r.dicom")
+    image, factor, mirrored = _read_at_cbis_scale(tmp_path / "r.dicom")
     assert factor == pytest.approx(2.0) and mirrored and image.shape == (80, 60)
     box = pd.Series({"box_top": 10, "box_left": 2, "box_bottom": 20, "box_right": 8})
     mask = finding_mask(box, image.shape, factor, mirrored, 30)
@@ -189,7 +198,7 @@ def test_an_image_comes_to_the_cbis_scale_and_its_boxes_follow_a_flip(tmp_path):
     assert image[mask].mean() > 50000 and image[~mask].mean() < 5000
     write_dicom(tmp_path / "n.dicom", stored, "s", "1.2", "1.3")
     with pytest.raises(FormatError, match="no pixel size"):
-        read_listed_scan(tmp_path / "n.dicom")
+        _read_at_cbis_scale(tmp_path / "n.dicom")
 
 
 def test_rois_for_tiling_reject_findings_of_no_class_and_abnormal_breasts_without_a_box(vindr):

@@ -127,7 +127,7 @@ class ListedScans:
     def read_scan(self, first: pd.Series) -> np.ndarray:
         image, factor, mirrored = read_listed_scan(_existing(Path(first["path"])), first.get("pixel_mm"))
         self._read = {first["path"]: (factor, mirrored)}
-        return image
+        return upscale(image, factor)
 
     def mask(self, finding: pd.Series, shape: tuple[int, int]) -> np.ndarray:
         factor, mirrored = self._read[finding["path"]]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pydicom
 from tqdm import tqdm
 
@@ -340,14 +339,14 @@ def _write_ddsm_case(job) -> int:
 def _copied_film(film: dict, overlay_path: Path) -> tuple[np.ndarray, int]:
     """A CBIS-DDSM film as optical density, and its ROI masks written as the view's `.OVERLAY` (one abnormality
     each, with its CBIS-DDSM pathology, assessment, subtlety and descriptors); returns (od, abnormalities)."""
-    from mammo.extract import roi_mask  # tells the mask from the crop by content, as the reader does
-    from mammo.io.cbis import resolve
+    from mammo.io.cbis import is_mask, resolve
 
     first = film["rois"][0]
     image = read_dicom(resolve(film["root"], first["image_file_path"]))
     abnormalities = []
     for number, roi in enumerate(film["rois"], start=1):
-        mask = roi_mask(film["root"], pd.Series(roi), image.shape)
+        files = (read_dicom(resolve(film["root"], roi[column])) for column in ("roi_mask_file_path", "cropped_image_file_path"))
+        mask = next(pixels for pixels in files if is_mask(pixels, image.shape)) > 0  # the mask told by content
         if roi["abnormality_type"] == "mass":
             lesion_type = {"type": "MASS", "SHAPE": roi["shape_or_type"], "MARGINS": roi["margins_or_distribution"]}
         else:

@@ -16,7 +16,6 @@ from mammo.io import FormatError
 from mammo.io.dicom import dicom_geometry
 from mammo.io.scan import read_scan
 from mammo.tables import REJECTED_COLUMNS
-from mammo.tiles import upscale
 
 LISTED_COLLECTIONS = ("vindr", "own")  # VinDr-Mammo (mammo.io.vindr), a user's own CSV (mammo.io.own)
 # The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
@@ -44,8 +43,9 @@ FINDING_COLUMNS += [*BOX, *CIRCLE, "mask_path"]
 
 def read_listed_scan(path: str | Path, pixel_mm: float | None = None) -> tuple[np.ndarray, float, bool]:
     """(image, factor, mirrored): an image as mammo.io.scan reads it (a DICOM presented: VOI LUT or window,
-    MONOCHROME1, orientation), upscaled by `factor` = its pixel size / CBIS_PIXEL_MM (`pixel_mm`, else the DICOM's
-    pixel spacing) to the CBIS-DDSM scale; `mirrored`: read_dicom flipped it, so its findings are flipped too."""
+    MONOCHROME1, orientation); `factor` = its pixel size / CBIS_PIXEL_MM (`pixel_mm`, else the DICOM's pixel
+    spacing), the upscaling that brings it to the CBIS-DDSM scale; `mirrored`: read_dicom flipped it, so its
+    findings are flipped too."""
     spacing, mirrored = dicom_geometry(path) if _is_dicom(path) else (None, False)
     if not _empty(pixel_mm):  # an index read back keeps an empty cell as ""
         spacing = float(pixel_mm)
@@ -53,8 +53,7 @@ def read_listed_scan(path: str | Path, pixel_mm: float | None = None) -> tuple[n
         raise FormatError(
             path, "no pixel size (a pixel_mm column, or the DICOM's PixelSpacing): its scale to the CBIS-DDSM scale is unknown"
         )
-    factor = spacing / CBIS_PIXEL_MM
-    return upscale(read_scan(path), factor), factor, mirrored
+    return read_scan(path), spacing / CBIS_PIXEL_MM, mirrored
 
 
 def listed_scale(path: str | Path, pixel_mm: float | None) -> float:
