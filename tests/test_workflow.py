@@ -714,7 +714,9 @@ def test_ds9_from_your_own_images(tiny_run):
     """ds9's method on the demo's own-images CSV (ds9_own; README, "Your own images"): lesions given as boxes,
     circles and mask files tiled, normal images on the tissue grid, women split 80/10/10 with both classes in every
     split, every CSV row an image's, a tiled lesion, or rejected."""
-    snakemake(tiny_run, "results/ds9_own/summary.json", "results/ds9_own/montage.png", "--cores", "2", "--configfile", *TINY)
+    targets = ["results/ds9_own/summary.json", "results/ds9_own/montage.png", "results/collections/montage.png"]
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", *TINY)
+    assert (tiny_run / "results/collections/montage.png").stat().st_size > 50_000  # every collection's tiles, a row each
     images = pd.read_csv(tiny_run / "results/sources/own/images.tsv", sep="\t", dtype=str)
     findings = pd.read_csv(tiny_run / "results/sources/own/findings.tsv", sep="\t", dtype=str, keep_default_na=False)
     index = json.loads((tiny_run / "results/sources/own/summary.json").read_text())

@@ -56,15 +56,21 @@ def roc_pr_curves(predictions: pd.DataFrame, out: str | Path) -> None:
     plt.close(figure)
 
 
-def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed: int = 0) -> None:
-    """Random tiles per class (rows) and split (blocks), for visual review; `images(row)` returns a tile."""
+def montage(
+    tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed: int = 0, rows: str = "class_code", blocks: str = "split"
+) -> None:
+    """Random tiles per class (rows) and split (blocks), for visual review; `images(row)` returns a tile. With
+    rows="source" and blocks="label_normal": each collection's normal and abnormal tiles side by side, which shows
+    its intensity mapping to the shared 8-bit tile space."""
     rng = np.random.default_rng(seed)
-    splits = [s for s in ("train", "val", "test", "mias") if s in set(tiles["split"])]
-    codes = sorted(CLASS_NAMES)
-    figure, axes = plt.subplots(len(codes), len(splits), figsize=(per_row * len(splits), 1.3 * len(codes)), squeeze=False)
-    for column, split in enumerate(splits):
-        for row, code in enumerate(codes):
-            chosen = tiles[(tiles["split"] == split) & (tiles["class_code"] == code)]
+    row_names, block_names = _montage_names(tiles, rows), _montage_names(tiles, blocks)
+    figure, axes = plt.subplots(
+        len(row_names), len(block_names), figsize=(per_row * len(block_names), 1.3 * len(row_names)), squeeze=False
+    )
+    for column, (block, block_name) in enumerate(block_names.items()):
+        for row, (value, row_name) in enumerate(row_names.items()):
+            matching = tiles[(tiles[blocks] == block) & (tiles[rows] == value)]
+            chosen = matching
             if len(chosen) > per_row:
                 chosen = chosen.iloc[np.sort(rng.choice(len(chosen), per_row, replace=False))]
             strip = np.zeros((150, 150 * per_row), dtype=np.uint8)
@@ -72,14 +78,22 @@ def montage(tiles: pd.DataFrame, images, out: str | Path, per_row: int = 8, seed
                 strip[:, slot * 150 : (slot + 1) * 150] = images(tile_row)[::2, ::2][:150, :150]
             axis = axes[row][column]
             axis.imshow(strip, cmap="gray", vmin=0, vmax=255)
-            axis.set_title(
-                f"{split}: {CLASS_NAMES[code]} ({len(tiles[(tiles['split'] == split) & (tiles['class_code'] == code)])})",
-                fontsize=9,
-            )
+            axis.set_title(f"{block_name}: {row_name} ({len(matching)})", fontsize=9)
             axis.axis("off")
     figure.tight_layout()
     figure.savefig(out, dpi=80)
     plt.close(figure)
+
+
+def _montage_names(tiles: pd.DataFrame, key: str) -> dict:
+    """The values of a montage's rows or blocks, in order, with their names."""
+    if key == "class_code":
+        return dict(CLASS_NAMES)
+    if key == "label_normal":
+        return {0: "normal", 1: "abnormal"}
+    present = set(tiles[key])
+    order = [s for s in ("train", "val", "test", "mias") if s in present] if key == "split" else sorted(present)
+    return {value: str(value) for value in order}
 
 
 def froc_plot(curve: pd.DataFrame, out: str | Path) -> None:

@@ -156,6 +156,23 @@ def chunk_outputs(dataset, kind):
     ]
 
 
+def collection_recipes():
+    """The first recipe of the config for each ROI source it names (`abnormal`: cbis, ddsm, vindr, own; both adds
+    none)."""
+    first = {}
+    for name, recipe in config["datasets"].items():
+        first.setdefault(recipe.get("abnormal", "cbis"), name)
+    return [name for choice, name in first.items() if choice != "both"]
+
+
+def collection_tables():
+    """The split tile tables of collection_recipes() and the mini-MIAS set of the first."""
+    recipes = collection_recipes()
+    return [f"results/{name}/tiles.tsv" for name in recipes] + [
+        f"results/{recipes[0]}/mias/tiles.tsv"
+    ]
+
+
 def lesion_indexes(dataset):
     """The index tables of a recipe's ROI sources: where the split counts them and whole-scan scoring finds lesions."""
     rois, _ = recipe_sources(dataset)

@@ -200,3 +200,37 @@ rule montage:
         seed=lambda wc: config["datasets"][wc.dataset]["seed"],
     script:
         "../scripts/montage.py"
+
+
+rule collections_montage:
+    """Normal and abnormal tiles of every collection side by side (one recipe per ROI source, the mini-MIAS set): how
+    each collection's intensities come to the shared 8-bit tile space."""
+    input:
+        tables=lambda wc: collection_tables(),
+        arrays=lambda wc: [
+            array
+            for dataset in collection_recipes()
+            for array in chunk_outputs(dataset, "npy")
+        ],
+        mias=lambda wc: f"results/{collection_recipes()[0]}/mias/tiles.npy",
+    output:
+        report(
+            "results/collections/montage.png",
+            caption="../report/collections.rst",
+            category="Datasets",
+            subcategory="collections",
+        ),
+    log:
+        "logs/collections_montage.log",
+    benchmark:
+        "benchmarks/collections_montage.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        seed=0,
+    script:
+        "../scripts/collections_montage.py"

@@ -296,3 +296,12 @@ def roi_tiles_of(tiles: pd.DataFrame, source: str) -> pd.DataFrame:
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
     tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
+
+
+def plot_collections(tile_tables: list[str], seed: int, out: str) -> None:
+    """Normal and abnormal tiles of each collection side by side (one recipe per ROI source and the mini-MIAS set):
+    how each collection's intensities come to the shared 8-bit tile space. A tile in several recipes (DDSM normals)
+    is drawn once."""
+    tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
+    tiles = tiles[~tiles["method"].isin(["audit"])].drop_duplicates(["source", "scan_id", "box", "method"])
+    montage(tiles, tile_loader(), out, seed=seed, rows="source", blocks="label_normal")
