@@ -278,3 +278,20 @@ def test_chunk_jobs_declare_the_image_files_they_read(demo_root, tmp_path):
     assert sorted(sum(ddsm, [])) == sorted(scans["path"])
     for chunk, files in enumerate(ddsm):  # a case's views stay in one chunk
         assert {chunk_of(case, 3) for case in scans.loc[scans["path"].isin(files), "case"]} <= {chunk}
+
+
+def test_joined_results_keep_each_rows_tile_index():
+    """Two tile results of one job written as one array: the second's rows point past the first's tiles."""
+    from mammo.extract import joined
+    from mammo.same_film import FINGERPRINT_COLUMNS
+
+    def result(count, start):
+        tiles = np.full((count, 299, 299), start, np.uint8)
+        table = pd.DataFrame({"tile_id": [f"t{start + i}" for i in range(count)], "tile_index": range(count)})
+        return tiles, table, pd.DataFrame({"item": [f"r{start}"]})
+
+    first = (*result(2, 0), pd.DataFrame(columns=FINGERPRINT_COLUMNS))
+    tiles, table, rejected, fingerprints = joined(first, result(3, 10))
+    assert len(tiles) == 5 and list(table["tile_index"]) == [0, 1, 2, 3, 4]
+    assert all(tiles[index][0, 0] == (0 if index < 2 else 10) for index in table["tile_index"])
+    assert list(rejected["item"]) == ["r0", "r10"] and fingerprints.empty

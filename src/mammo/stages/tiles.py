@@ -45,7 +45,9 @@ def tiles_ddsm_abnormal(
     _outlined_tiles(DdsmScans(), in_chunk(read_table(rois_path), "case", chunk, chunks), dataset, recipe, audit, outputs)
 
 
-def _outlined_tiles(reader, rois: pd.DataFrame, dataset: str, recipe: dict, audit: dict, outputs: dict[str, str]) -> None:
+def _outlined_tiles(
+    reader: CbisScans | DdsmScans, rois: pd.DataFrame, dataset: str, recipe: dict, audit: dict, outputs: dict[str, str]
+) -> None:
     method, seed = roi_method(recipe["roi"]), recipe["seed"]
     write_chunk(roi_tiles(rois, reader, dataset, method, seed, outputs["tiles"], _negatives(recipe, audit)), outputs)
 
