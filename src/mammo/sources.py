@@ -6,6 +6,7 @@ collection's reader and its quirks live in mammo.io.<collection>.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mammo.io.dicom import dicom_geometry
 from mammo.io.ics import VIEWS
 from mammo.io.listed import CBIS_PIXEL_MM
 from mammo.io.mias import MIAS_SCALE
+from mammo.io.own import read_own
+from mammo.io.vindr import VINDR_CSVS, read_vindr
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
 
@@ -66,6 +69,22 @@ SOURCES = {
     # mini-MIAS films are 200 microns a pixel: tiles are cut at 299 after upscaling them 2.58x to the CBIS-DDSM scale
     "mias": Source("mias", "mias", None, ("path",), windowing_scale(MIAS_SCALE), (".pgm",)),
 }
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A collection listed in tables of images and findings (mammo.io.listed): how its download is indexed."""
+
+    read: Callable[[str | Path], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]  # root -> images, findings, rejected
+    files: Callable[[str | Path], list[str]]  # root -> the files its index reads (the index rule's inputs)
+
+
+# Adding a listed collection: its reader module, an entry here and in SOURCES, its data.<name> root in the schema.
+LISTED = {
+    "vindr": Listed(read_vindr, lambda root: [f"{root}/{name}" for name in VINDR_CSVS]),
+    "own": Listed(read_own, lambda csv: [str(csv)]),  # data.own names the CSV itself
+}
+
 # whole-scan targets mix the collections: chunked by scan, each row naming its file
 TARGETS = Source("targets", "targets", "scan_id", ("path",), 1.0, ())
 

@@ -6,15 +6,13 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import ARCHIVE_SUFFIXES, is_archive
-from mammo.io.listed import LISTED_COLLECTIONS
-from mammo.io.vindr import VINDR_CSVS
-from mammo.sources import window_scale_of
+from mammo.sources import LISTED as LISTED_READERS, window_scale_of
 from mammo.graph import selected_runs
 from mammo.graph import chunk_scan_files
 
 SPLITS = ["train", "val", "test"]
 # collections listed in tables of images and findings (mammo.io.listed), tiled by rule tiles_listed
-LISTED = list(LISTED_COLLECTIONS)
+LISTED = list(LISTED_READERS)
 EXTERNAL_SETS = ["mias"]
 CHUNKS = list(range(config["chunks"]))
 STUDY_TABLES = list(TABLES)
@@ -89,15 +87,11 @@ def mias_info(checked=True):
     return f"resources/mias/{stem}/Info.txt"
 
 
-def vindr_inputs():
-    """VinDr-Mammo's annotation CSVs, where the config names a VinDr-Mammo folder (data.vindr)."""
-    root = config["data"].get("vindr")
-    return [f"{root}/{name}" for name in VINDR_CSVS] if root else []
-
-
-def own_inputs():
-    """The CSV of a user's own images, where the config names one (data.own)."""
-    return [config["data"]["own"]] if config["data"].get("own") else []
+def listed_inputs(name):
+    """The files a listed collection's index reads (VinDr-Mammo's two CSVs; your own CSV), where the config names
+    its root (data.<name>); none otherwise."""
+    root = config["data"].get(name)
+    return LISTED_READERS[name].files(root) if root else []
 
 
 def ddsm_inputs():

@@ -6,8 +6,8 @@ if config["data"]["demo"]:
             csvs=cbis_csvs(),
             ics=ddsm_inputs(),
             mias_info=f"{config['data']['mias']}/Info.txt",
-            vindr=vindr_inputs(),
-            own=own_inputs(),
+            vindr=listed_inputs("vindr"),
+            own=listed_inputs("own"),
         log:
             "logs/demo_data.log",
         benchmark:

@@ -68,19 +68,21 @@ checkpoint index_ddsm_abnormal:
         "../scripts/index_ddsm_abnormal.py"
 
 
-checkpoint index_vindr:
-    """One row per VinDr-Mammo image (study = patient, official split kept) and per boxed finding."""
+checkpoint index_listed:
+    """One row per image of a listed collection (VinDr-Mammo: data.vindr; your own CSV: data.own) and per located
+    finding; a study (VinDr-Mammo) or a woman is the patient, an official split is kept.
+    """
     input:
-        lambda wc: vindr_inputs(),
+        lambda wc: listed_inputs(wc.listed),
     output:
-        images="results/sources/vindr/images.tsv",
-        findings="results/sources/vindr/findings.tsv",
-        rejected="results/sources/vindr/rejected.tsv",
-        summary="results/sources/vindr/summary.json",
+        images="results/sources/{listed}/images.tsv",
+        findings="results/sources/{listed}/findings.tsv",
+        rejected="results/sources/{listed}/rejected.tsv",
+        summary="results/sources/{listed}/summary.json",
     log:
-        "logs/sources/index_vindr.log",
+        "logs/sources/index_{listed}.log",
     benchmark:
-        "benchmarks/sources/index_vindr.tsv"
+        "benchmarks/sources/index_{listed}.tsv"
     conda:
         "../../envs/mammo.yaml"
     threads: 1
@@ -88,32 +90,9 @@ checkpoint index_vindr:
         mem_mb=500,
         runtime=10,
     params:
-        root=lambda wildcards: data_root("vindr"),
+        root=lambda wc: data_root(wc.listed),
     script:
-        "../scripts/index_vindr.py"
-
-
-checkpoint index_own:
-    """One row per image of a user's own CSV (data.own) and per lesion of its abnormal images."""
-    input:
-        csv=lambda wc: data_root("own"),
-    output:
-        images="results/sources/own/images.tsv",
-        findings="results/sources/own/findings.tsv",
-        rejected="results/sources/own/rejected.tsv",
-        summary="results/sources/own/summary.json",
-    log:
-        "logs/sources/index_own.log",
-    benchmark:
-        "benchmarks/sources/index_own.tsv"
-    conda:
-        "../../envs/mammo.yaml"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
-    script:
-        "../scripts/index_own.py"
+        "../scripts/index_listed.py"
 
 
 if is_archive(config["data"]["mias"]):

@@ -17,7 +17,6 @@ from mammo.io.dicom import dicom_geometry
 from mammo.io.scan import read_scan
 from mammo.tables import REJECTED_COLUMNS
 
-LISTED_COLLECTIONS = ("vindr", "own")  # VinDr-Mammo (mammo.io.vindr), a user's own CSV (mammo.io.own)
 # The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
 # and CBIS-DDSM kept their pixels; a full-field digital image is brought to it by its own pixel size.
 CBIS_PIXEL_MM = 0.045

@@ -18,12 +18,12 @@ from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
-from mammo.io.listed import LISTED_COLLECTIONS, finding_mask, listed_scale, mirrored
+from mammo.io.listed import finding_mask, listed_scale, mirrored
 from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
 from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
-from mammo.sources import scan_identity
+from mammo.sources import LISTED, scan_identity
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
@@ -134,7 +134,7 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
     tables = {name: read_table(path) for name, path in indexes.items()}
     cbis_rois = tables.get("cbis_rois", pd.DataFrame(columns=["scan_id", "patient_id", "image_file_path"]))
     # listed collections are scored at their own resolution: windows of CBIS-scale 598 pixels by their pixel size
-    listed = {source: tables[f"{source}_images"] for source in LISTED_COLLECTIONS if f"{source}_images" in tables}
+    listed = {source: tables[f"{source}_images"] for source in LISTED if f"{source}_images" in tables}
     for images in listed.values():
         images["scale"] = [listed_scale(path, pixel_mm) for path, pixel_mm in zip(images["path"], images["pixel_mm"])]
     targets = scan_targets(
@@ -175,7 +175,7 @@ def score_scans(
     ddsm_rois = indexes.get("ddsm_rois", pd.DataFrame(columns=["scan_id"]))
     listed = {
         source: indexes[f"{source}_findings"].merge(indexes[f"{source}_images"][["scan_id", "width"]], on="scan_id")
-        for source in LISTED_COLLECTIONS
+        for source in LISTED
         if f"{source}_findings" in indexes
     }
     mias_rois = indexes["mias_rois"]

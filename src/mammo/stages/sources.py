@@ -11,8 +11,7 @@ import pandas as pd
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans, listed_scans
 from mammo.io.mias import index_info, unpack_archive
-from mammo.io.own import read_own
-from mammo.io.vindr import read_vindr
+from mammo.sources import LISTED
 from mammo.tables import account, write_json, write_table
 
 
@@ -63,30 +62,16 @@ def index_ddsm_abnormal(root: str, rois_out: str, rejected_out: str, summary_out
     _write_index(summary, summary_out, {rois_out: rois, rejected_out: rejected})
 
 
-def index_vindr(root: str, images_out: str, findings_out: str, rejected_out: str, summary_out: str) -> None:
-    """VinDr-Mammo's two CSVs (read_vindr proves every row of both indexed or rejected)."""
-    images, findings, rejected = read_vindr(root)
+def index_listed(kind: str, root: str, images_out: str, findings_out: str, rejected_out: str, summary_out: str) -> None:
+    """A listed collection (mammo.sources.LISTED: VinDr-Mammo, your own CSV): its reader proves every row of its
+    tables an image, a located finding or rejected."""
+    images, findings, rejected = LISTED[kind].read(root)
     summary = {
-        "collection": "vindr-mammo",
-        "unit": "breast-level rows (one image each) and boxed finding rows",
+        "collection": kind,
+        "unit": "rows: images and located findings accepted, rows rejected",
         "inputs": int(len(images) + len(findings) + len(rejected)),
         "accepted": int(len(images) + len(findings)),
         "rejected": int(len(rejected)),
-        **_listed_counts(images, findings, rejected),
-    }
-    _write_index(summary, summary_out, {images_out: images, findings_out: findings, rejected_out: rejected})
-
-
-def index_own(csv_path: str, images_out: str, findings_out: str, rejected_out: str, summary_out: str) -> None:
-    """A user's own CSV of images (read_own proves every row an image's, a finding, or rejected)."""
-    images, findings, rejected = read_own(csv_path)
-    rows = len(pd.read_csv(csv_path, dtype=str))
-    summary = {
-        "collection": "own",
-        "unit": "CSV rows (an image, or a lesion of an abnormal image)",
-        "inputs": rows,
-        "accepted": rows - len(rejected),
-        "rejected": len(rejected),
         **_listed_counts(images, findings, rejected),
     }
     _write_index(summary, summary_out, {images_out: images, findings_out: findings, rejected_out: rejected})

@@ -22,10 +22,11 @@ from mammo.extract import (
     roi_tiles,
 )
 from mammo.graph import in_chunk
-from mammo.io.listed import LISTED_COLLECTIONS, listed_rois
+from mammo.io.listed import listed_rois
 from mammo.plots import montage
 from mammo.records import tile_loader
 from mammo.same_film import closest_other_film, same_films
+from mammo.sources import LISTED
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
@@ -265,7 +266,7 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
         ("cbis_rois", "cbis-ddsm", "cbis_rois", "roi_id"),
         ("ddsm_rois", "ddsm", "ddsm_rois", "roi_id"),
         ("ddsm_scans", "ddsm", "ddsm_scans", "scan_id"),
-        *((f"{source}_findings", source, f"{source}_findings", "roi_id") for source in LISTED_COLLECTIONS),
+        *((f"{source}_findings", source, f"{source}_findings", "roi_id") for source in LISTED),
     ):
         if table_key not in sources:
             continue
@@ -279,7 +280,7 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
         if lost:
             raise ValueError(f"{name}: inputs neither tiled nor rejected: {lost[:5]}")
         counts[name], counts[f"{name}_tiled"] = len(inputs), len(tiled & inputs)
-    for source in LISTED_COLLECTIONS:  # every listed image: tiled, holding findings (counted above), or rejected
+    for source in LISTED:  # every listed image: tiled, holding findings (counted above), or rejected
         if f"{source}_images" in sources:
             images, findings = read_table(sources[f"{source}_images"]), read_table(sources[f"{source}_findings"])
             lost = sorted(set(images["scan_id"]) - set(tiles["scan_id"]) - set(findings["scan_id"]) - rejected_items)
