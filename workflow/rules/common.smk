@@ -250,9 +250,9 @@ def scan_files(kind):
         "cbis": lambda wc: checkpoints.index_cbis.get().output.rois,
         "ddsm": lambda wc: checkpoints.index_ddsm.get().output.scans,
         "ddsm_abnormal": lambda wc: checkpoints.index_ddsm_abnormal.get().output.rois,
-        "listed": lambda wc: getattr(checkpoints, f"index_{wc.listed}")
-        .get()
-        .output.images,
+        "listed": lambda wc: checkpoints.index_listed.get(
+            listed=wc.listed
+        ).output.images,
         "mias": lambda wc: checkpoints.index_mias.get().output.images,
         "targets": lambda wc: checkpoints.scan_targets.get(dataset=wc.dataset).output[
             0
