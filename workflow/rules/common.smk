@@ -173,13 +173,19 @@ def lesion_indexes(dataset):
     return {key: path for kind in rois for key, path in INDEX_TABLES[kind].items()}
 
 
+def recipe_indexes(dataset):
+    """The index tables of every source a recipe reads (its ROI sources and its normal scans)."""
+    rois, normals = recipe_sources(dataset)
+    return {
+        key: path for kind in rois + normals for key, path in INDEX_TABLES[kind].items()
+    }
+
+
 def split_inputs(wildcards):
     """The split's inputs: every tile job's outputs and the indexes (with their rejected rows) the recipe reads."""
     dataset = wildcards.dataset
     rois, normals = recipe_sources(dataset)
-    indexes = {
-        key: path for kind in rois + normals for key, path in INDEX_TABLES[kind].items()
-    }
+    indexes = recipe_indexes(dataset)
     rejected = {
         f"{kind}_rejected": f"results/sources/{kind}/rejected.tsv"
         for kind in rois + normals

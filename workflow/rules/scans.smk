@@ -1,9 +1,8 @@
 checkpoint scan_targets:
     """The scans to analyse whole: every scan of the test split's patients, and every mini-MIAS scan."""
     input:
-        unpack(lambda wc: lesion_indexes(wc.dataset)),
+        unpack(lambda wc: recipe_indexes(wc.dataset)),
         tiles=rules.split.output.tiles,
-        ddsm_scans=rules.index_ddsm.output.scans,
         mias_images=rules.index_mias.output.images,
     output:
         "results/{dataset}/scans/targets.tsv",

@@ -129,8 +129,8 @@ def analyse_scans(
 
 
 def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float, out: str) -> None:
-    """The whole scans to score. `indexes`: the split's tiles and the source indexes (cbis_rois and ddsm_rois where
-    the recipe reads them, ddsm_scans, mias_images)."""
+    """The whole scans to score. `indexes`: the split's tiles, mias_images and the indexes of the sources the recipe
+    reads (cbis_rois, ddsm_rois, ddsm_scans, <listed>_images and _findings)."""
     tables = {name: read_table(path) for name, path in indexes.items()}
     cbis_rois = tables.get("cbis_rois", pd.DataFrame(columns=["scan_id", "patient_id", "image_file_path"]))
     # listed collections are scored at their own resolution: windows of CBIS-scale 598 pixels by their pixel size
@@ -140,7 +140,7 @@ def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float
     targets = scan_targets(
         tables["tiles"],
         cbis_rois,
-        tables["ddsm_scans"],
+        tables.get("ddsm_scans", pd.DataFrame(columns=["scan_id", "patient_id", "path"])),
         tables["mias_images"],
         cbis_root,
         mias_scale,
