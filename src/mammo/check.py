@@ -10,6 +10,7 @@ import pandas as pd
 from mammo.io import FormatError
 from mammo.io.cbis import CSV_NAMES, PATH_COLUMNS, read_case_descriptions, resolve
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans
+from mammo.io.listed import findings_by_type
 from mammo.io.mias import extract_archive, is_archive, read_info
 from mammo.io.own import OWN_CSV, read_own
 from mammo.io.vindr import BREAST_CSV, read_vindr
@@ -96,7 +97,7 @@ def check_vindr(root: str | Path) -> dict:
         "files_found": int(len(images)),
         "missing_files": missing.tolist(),
         "rejected": _rows(rejected),
-        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+        "findings": findings_by_type(findings),
     }
 
 
@@ -112,7 +113,7 @@ def check_own(csv_path: str | Path) -> dict:
         "files_found": int(len(images)),
         "missing_files": sorted(set(missing)),
         "rejected": _rows(rejected),
-        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+        "findings": findings_by_type(findings),
     }
 
 

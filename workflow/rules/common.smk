@@ -170,15 +170,18 @@ def collection_tables():
 def lesion_indexes(dataset):
     """The index tables of a recipe's ROI sources: where the split counts them and whole-scan scoring finds lesions."""
     rois, _ = recipe_sources(dataset)
-    return {key: path for kind in rois for key, path in INDEX_TABLES[kind].items()}
+    return indexes_of(rois)
 
 
 def recipe_indexes(dataset):
     """The index tables of every source a recipe reads (its ROI sources and its normal scans)."""
     rois, normals = recipe_sources(dataset)
-    return {
-        key: path for kind in rois + normals for key, path in INDEX_TABLES[kind].items()
-    }
+    return indexes_of(rois + normals)
+
+
+def indexes_of(kinds):
+    """The index tables of these kinds, by the names the split and whole-scan stages give them."""
+    return {key: path for kind in kinds for key, path in INDEX_TABLES[kind].items()}
 
 
 def split_inputs(wildcards):

@@ -78,15 +78,23 @@ def find_normal_scans(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "view": view,
                     "path": str(path),
                     "ics_path": str(ics_path),
-                    "digitizer": header.digitizer_family,
-                    "site": header.site,
-                    "lines": geometry.lines,
-                    "pixels_per_line": geometry.pixels_per_line,
-                    "bits": geometry.bits_per_pixel,
-                    "density": "" if header.density is None else header.density,
+                    **_view_reading(header, geometry),
                 }
             )
     return pd.DataFrame(rows, columns=SCAN_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _view_reading(header, geometry) -> dict:
+    """What read_ddsm_scan needs of a view besides its path (an index row carries it): its size and bit depth from
+    the .ics, its digitizer and site (the optical-density calibration), and the case's density."""
+    return {
+        "digitizer": header.digitizer_family,
+        "site": header.site,
+        "lines": geometry.lines,
+        "pixels_per_line": geometry.pixels_per_line,
+        "bits": geometry.bits_per_pixel,
+        "density": "" if header.density is None else header.density,
+    }
 
 
 def view_file(ics_path: Path, name: str, view: str, suffix: str) -> Path:
@@ -221,12 +229,7 @@ def find_abnormal_rois(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "cores": sum(outline.kind == "CORE" for outline in abnormality.outlines),
                         "outside_share": round(outside, 4),
                         "abnormality": abnormality.number,
-                        "lines": geometry.lines,
-                        "pixels_per_line": geometry.pixels_per_line,
-                        "bits": geometry.bits_per_pixel,
-                        "digitizer": header.digitizer_family,
-                        "site": header.site,
-                        "density": "" if header.density is None else header.density,
+                        **_view_reading(header, geometry),
                     }
                 )
     return pd.DataFrame(rows, columns=ROI_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)

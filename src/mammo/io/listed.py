@@ -14,7 +14,7 @@ import pydicom
 
 from mammo.io import FormatError
 from mammo.io.dicom import dicom_geometry
-from mammo.io.scan import read_scan
+from mammo.io.scan import has_dicom_preamble, read_scan
 from mammo.tables import REJECTED_COLUMNS
 
 # The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
@@ -45,9 +45,7 @@ def read_listed_scan(path: str | Path, pixel_mm: float | None = None) -> tuple[n
     MONOCHROME1, orientation); `factor` = its pixel size / CBIS_PIXEL_MM (`pixel_mm`, else the DICOM's pixel
     spacing), the upscaling that brings it to the CBIS-DDSM scale; `mirrored`: read_dicom flipped it, so its
     findings are flipped too."""
-    spacing, mirrored = dicom_geometry(path) if _is_dicom(path) else (None, False)
-    if not _empty(pixel_mm):  # an index read back keeps an empty cell as ""
-        spacing = float(pixel_mm)
+    spacing, mirrored = _spacing_and_flip(path, pixel_mm)
     if spacing is None:
         raise FormatError(
             path, "no pixel size (a pixel_mm column, or the DICOM's PixelSpacing): its scale to the CBIS-DDSM scale is unknown"
@@ -58,14 +56,20 @@ def read_listed_scan(path: str | Path, pixel_mm: float | None = None) -> tuple[n
 def listed_scale(path: str | Path, pixel_mm: float | None) -> float:
     """CBIS-DDSM pixels per pixel of a listed image (its Windowing.scale): its pixel size / CBIS_PIXEL_MM, 1 where
     it has none (reading it for tiles rejects it then)."""
-    spacing = dicom_geometry(path)[0] if _is_dicom(path) else None
-    spacing = spacing if _empty(pixel_mm) else float(pixel_mm)
+    spacing, _ = _spacing_and_flip(path, pixel_mm)
     return 1.0 if spacing is None else spacing / CBIS_PIXEL_MM
 
 
 def mirrored(path: str | Path) -> bool:
     """Whether read_dicom flips this image (a DICOM stored mirrored); never for another format."""
-    return _is_dicom(path) and dicom_geometry(path)[1]
+    return _spacing_and_flip(path, None)[1]
+
+
+def _spacing_and_flip(path: str | Path, pixel_mm: float | None) -> tuple[float | None, bool]:
+    """(pixel size in mm or None, mirrored) of a listed image: `pixel_mm` where given (an index read back keeps an
+    empty cell as ""), else a DICOM's spacing; only a DICOM is ever flipped."""
+    spacing, flipped = dicom_geometry(path) if _is_dicom(path) else (None, False)
+    return (spacing if _empty(pixel_mm) else float(pixel_mm)), flipped
 
 
 def finding_mask(finding: pd.Series, shape: tuple[int, int], factor: float, mirrored: bool, width: int) -> np.ndarray:
@@ -88,6 +92,11 @@ def finding_mask(finding: pd.Series, shape: tuple[int, int], factor: float, mirr
         centre = (int(round(column * factor)), int(round(float(finding["centre_row"]) * factor)))
         cv2.circle(mask, centre, max(1, int(round(float(finding["radius"]) * factor))), 1, thickness=-1)
     return mask.astype(bool)
+
+
+def findings_by_type(findings: pd.DataFrame) -> dict[str, int]:
+    """Located findings counted by abnormality type (a summary's and `mammo check`'s `findings`)."""
+    return {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()}
 
 
 def listed_rois(images: pd.DataFrame, findings: pd.DataFrame, stage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -148,8 +157,7 @@ def _is_dicom(path: str | Path) -> bool:
     if str(path).lower().endswith((".dcm", ".dicom")):
         return True
     try:
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:] == b"DICM"
+        return has_dicom_preamble(path)
     except OSError:
         return False
 

@@ -44,16 +44,19 @@ def read_own(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
         rejected.append({"file": str(csv_path), "row": line, "item": item, "stage": "index_own", "reason": reason})
 
     for image, rows in table.groupby("image", sort=True):
-        lines = [str(line) for line in rows.index]
+        scan_id = _scan_id(image)
         problem = _image_problem(rows, root / image)
+        if problem is None:
+            try:
+                height, width = image_size(root / image)
+            except (FormatError, OSError, ValueError, AttributeError) as err:
+                problem = f"not a DICOM or PNG image ({getattr(err, 'reason', err)})"
         if problem is not None:
-            for line in lines:
-                reject(line, f"{image.replace('/', '_')}#{line}", problem)
+            for line in rows.index:
+                reject(str(line), f"{scan_id}#{line}", problem)
             continue
         first = rows.iloc[0]
-        height, width = image_size(root / image)
         label = first["label"].strip().lower()
-        scan_id = image.replace("/", "_")  # tile ids are parted at "/"
         images.append(
             {
                 "scan_id": scan_id,
@@ -78,7 +81,7 @@ def read_own(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
             else:
                 findings.append({"roi_id": f"{scan_id}#{line}", "scan_id": scan_id, "patient_id": first["patient"], **finding})
     normal = {i["scan_id"] for i in images if not i["label_normal"]}
-    rows = [(image.replace("/", "_"), line) for line, image in table["image"].items()]
+    rows = [(_scan_id(image), line) for line, image in table["image"].items()]
     account(
         [f"{scan_id}#{line}" for scan_id, line in rows],
         [f"{scan_id}#{line}" for scan_id, line in rows if scan_id in normal] + [f["roi_id"] for f in findings],
@@ -91,8 +94,13 @@ def read_own(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     )
 
 
+def _scan_id(image: str) -> str:
+    """An image's id: its path under the CSV's folder, "/" made "_" (tile ids are parted at "/")."""
+    return image.replace("/", "_")
+
+
 def _image_problem(rows: pd.DataFrame, path: Path) -> str | None:
-    """Why an image's rows cannot be used, if they cannot."""
+    """Why an image's rows cannot be used, if they cannot (before its header is read)."""
     for column in ("patient", "laterality", "view", "label", "pixel_mm", "split"):
         if rows[column].str.strip().str.lower().nunique() > 1:
             return f"its rows disagree on {column} ({', '.join(sorted(set(rows[column])))})"
@@ -114,10 +122,6 @@ def _image_problem(rows: pd.DataFrame, path: Path) -> str | None:
         return f"pixel_mm {first['pixel_mm']!r} is not a positive number"
     if not path.exists():
         return f"{path.name} not found"
-    try:
-        image_size(path)
-    except (FormatError, OSError, ValueError, AttributeError) as err:
-        return f"not a DICOM or PNG image ({getattr(err, 'reason', err)})"
     return None
 
 

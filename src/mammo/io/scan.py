@@ -38,7 +38,7 @@ def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
         return read_pgm(path) if raw else read_mias_scan(path)
     if name.endswith(".png"):
         return _read_png(path, raw)
-    if name.endswith(".dcm") or _has_dicom_preamble(path):
+    if name.endswith(".dcm") or has_dicom_preamble(path):
         return read_dicom(path)  # CBIS-DDSM stores the 16-bit space already
     raise FormatError(path, "unknown scan format (expected .LJPEG with its .ics, DICOM, PGM or PNG)")
 
@@ -52,7 +52,8 @@ def _read_png(path: Path, raw: bool) -> np.ndarray:
     return uint8_to_uint16(image) if image.dtype == np.uint8 and not raw else image
 
 
-def _has_dicom_preamble(path: Path) -> bool:
+def has_dicom_preamble(path: str | Path) -> bool:
+    """Whether a file starts as a DICOM file does (128 bytes, then DICM), whatever its name."""
     with open(path, "rb") as handle:
         return handle.read(132)[128:] == b"DICM"
 

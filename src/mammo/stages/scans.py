@@ -179,6 +179,15 @@ def score_scans(
         if f"{source}_findings" in indexes
     }
     mias_rois = indexes["mias_rois"]
+    # each ROI source: its lesions, and how one is drawn on a scan as read (a listed image may have been flipped)
+    masks = {
+        "cbis-ddsm": (cbis_rois, lambda roi, shape, flipped: roi_mask(cbis_root, roi, shape)),
+        "ddsm": (ddsm_rois, lambda roi, shape, flipped: outline_mask(roi, shape)),
+        **{
+            source: (findings, lambda roi, shape, flipped: finding_mask(roi, shape, 1.0, flipped, roi["width"]))
+            for source, findings in listed.items()
+        },
+    }
     card = read_card(model_path)
     if card is None:
         raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
@@ -202,19 +211,12 @@ def score_scans(
             )
             continue
         lesions, lesion_problems = {}, []
-        masks = {
-            "cbis-ddsm": (cbis_rois, lambda roi, shape: roi_mask(cbis_root, roi, shape)),
-            "ddsm": (ddsm_rois, outline_mask),
-            **{
-                source: (findings, lambda roi, shape: finding_mask(roi, shape, 1.0, mirrored(target["path"]), roi["width"]))
-                for source, findings in listed.items()
-            },
-        }
         if target["source"] in masks:
             rois, read_mask = masks[target["source"]]
+            flipped = target["source"] in listed and mirrored(target["path"])  # once a scan: its header is read
             for _, roi in rois[rois["scan_id"] == target["scan_id"]].iterrows():
                 try:
-                    lesions[roi["roi_id"]] = read_mask(roi, scan.shape)
+                    lesions[roi["roi_id"]] = read_mask(roi, scan.shape, flipped)
                 except FormatError as err:
                     lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
         elif target["source"] == "mias":

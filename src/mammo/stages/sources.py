@@ -10,6 +10,7 @@ import pandas as pd
 
 from mammo.io.cbis import csv_records, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, find_normal_scans, listed_scans
+from mammo.io.listed import findings_by_type
 from mammo.io.mias import index_info, unpack_archive
 from mammo.sources import LISTED
 from mammo.tables import account, write_json, write_table
@@ -82,7 +83,7 @@ def _listed_counts(images: pd.DataFrame, findings: pd.DataFrame, rejected: pd.Da
         "images": len(images),
         "patients": int(images["patient_id"].nunique()),
         "abnormal_images": int(images["label_normal"].sum()),
-        "findings": {str(kind): int(count) for kind, count in findings["abnormality_type"].value_counts().sort_index().items()},
+        "findings": findings_by_type(findings),
         "rejected_rows": len(rejected),
         "splits": {str(split): int(count) for split, count in images["split"].value_counts().sort_index().items()},
     }

@@ -26,7 +26,7 @@ from mammo.io.listed import listed_rois
 from mammo.plots import montage
 from mammo.records import tile_loader
 from mammo.same_film import closest_other_film, same_films
-from mammo.sources import LISTED
+from mammo.sources import LISTED, SOURCES
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
 
@@ -36,14 +36,14 @@ def tiles_cbis(
 ) -> None:
     """ROI tiles of one chunk of CBIS-DDSM scans, the recipe's background negatives if any, the shortcut audit's
     tissue tiles, and each scan's fingerprint. `outputs`: tiles, table, rejected, fingerprints."""
-    _outlined_tiles(CbisScans(root), in_chunk(read_table(rois_path), "scan_id", chunk, chunks), dataset, recipe, audit, outputs)
+    _outlined_tiles(CbisScans(root), _chunk_rows(rois_path, "cbis", chunk, chunks), dataset, recipe, audit, outputs)
 
 
 def tiles_ddsm_abnormal(
     rois_path: str, dataset: str, recipe: dict, audit: dict, chunk: int, chunks: int, outputs: dict[str, str]
 ) -> None:
     """The same for one chunk of DDSM abnormal cases: their outlines through the same ROI extraction."""
-    _outlined_tiles(DdsmScans(), in_chunk(read_table(rois_path), "case", chunk, chunks), dataset, recipe, audit, outputs)
+    _outlined_tiles(DdsmScans(), _chunk_rows(rois_path, "ddsm_abnormal", chunk, chunks), dataset, recipe, audit, outputs)
 
 
 def _outlined_tiles(
@@ -67,14 +67,15 @@ def tiles_listed(
     """One chunk of the patients of a listed collection (VinDr-Mammo, a user's own CSV; mammo.io.listed): its
     located findings through the same ROI extraction (a box, circle or mask file as the mask), lesion-free tiles of
     their images, and the tissue grid of its normal images, all at the CBIS-DDSM scale."""
-    images = in_chunk(read_table(images_path), "patient_id", chunk, chunks)
+    images = _chunk_rows(images_path, source, chunk, chunks)
     rois, unused = listed_rois(images, read_table(findings_path), f"tiles_{source}")
     method, seed = roi_method(recipe["roi"]), recipe["seed"]
     found = roi_tiles(rois, ListedScans(source), dataset, method, seed, outputs["tiles"], _negatives(recipe, audit))
     normals = recipe["normals"]
-    thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
     normal = images[images["label_normal"] == 0]
-    grid = normal_scan_tiles(normal, ListedScans(source), dataset, thresholds, tiling(normals), seed, outputs["tiles"])
+    grid = normal_scan_tiles(
+        normal, ListedScans(source), dataset, _scanner_thresholds(normals), tiling(normals), seed, outputs["tiles"]
+    )
     tiles, table, rejected, fingerprints = joined(found, grid)
     write_chunk((tiles, table, pd.concat([rejected, unused], ignore_index=True), fingerprints), outputs)
 
@@ -94,10 +95,20 @@ def _background(settings: dict) -> BackgroundTiles:
 
 def tiles_ddsm(scans_path: str, dataset: str, recipe: dict, chunk: int, chunks: int, outputs: dict[str, str]) -> None:
     """Normal-tissue tiles of one chunk of DDSM normal cases. `outputs`: tiles, table, rejected."""
-    scans = in_chunk(read_table(scans_path), "case", chunk, chunks)
+    scans = _chunk_rows(scans_path, "ddsm", chunk, chunks)
     normals = recipe["normals"]
-    thresholds = {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
-    write_chunk(ddsm_normal_tiles(scans, dataset, thresholds, tiling(normals), recipe["seed"], outputs["tiles"]), outputs)
+    found = ddsm_normal_tiles(scans, dataset, _scanner_thresholds(normals), tiling(normals), recipe["seed"], outputs["tiles"])
+    write_chunk(found, outputs)
+
+
+def _chunk_rows(index_path: str, kind: str, chunk: int, chunks: int) -> pd.DataFrame:
+    """The index rows of one chunk job, by the chunk key the job graph uses for its files (mammo.sources.SOURCES)."""
+    return in_chunk(read_table(index_path), SOURCES[kind].chunk_key, chunk, chunks)
+
+
+def _scanner_thresholds(normals: dict) -> dict[str, NormalThresholds]:
+    """A recipe's tissue thresholds by scanner (its `normals.thresholds`)."""
+    return {scanner: NormalThresholds(**values) for scanner, values in normals["thresholds"].items()}
 
 
 def tiles_mias(
@@ -130,7 +141,7 @@ def mias_summary(images: pd.DataFrame, rois: pd.DataFrame, table: pd.DataFrame, 
     abnormal_scans = set(images.loc[images["label_normal"] != 0, "refnum"])
     beside = table["scan_id"].isin(abnormal_scans) & table["method"].isin(["lesion_free", "edge"])
     lesion_free = table["method"] == "lesion_free"
-    tiled = table.loc[~beside, "tile_id"].str.split("/").str[1].unique().tolist()
+    tiled = roi_ids(table.loc[~beside]).unique().tolist()
     return {
         "collection": "mini-mias",
         "unit": "ROIs with coordinates and normal scans",
@@ -220,9 +231,8 @@ def prefer_cbis(tiles: pd.DataFrame, fingerprints: pd.DataFrame) -> tuple[pd.Dat
     correlation = dict(zip(same["other_scan_id"], same["correlation"]))
     path = dict(zip(fingerprints["scan_id"], fingerprints["path"]))
     from_ddsm = (tiles["source"] == "ddsm") & tiles["scan_id"].isin(film)
-    is_roi = tiles["method"].isin(["method1", "method2"])
-    dropped_rois = tiles[from_ddsm & is_roi].assign(roi_id=lambda t: t["tile_id"].str.split("/").str[1])
-    dropped_rois = dropped_rois.drop_duplicates("roi_id")
+    dropped_rois = roi_tiles_of(tiles[from_ddsm], "ddsm")
+    dropped_rois = dropped_rois.assign(roi_id=roi_ids(dropped_rois)).drop_duplicates("roi_id")
     rejected = pd.DataFrame(
         {
             "file": dropped_rois["scan_id"].map(path),
@@ -262,18 +272,17 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
     images; those the recipe reads) and prove each is in the tile table or the rejected table."""
     rejected_items = set(rejected["item"].astype(str))
     counts = {}
-    for name, source, table_key, column in (
-        ("cbis_rois", "cbis-ddsm", "cbis_rois", "roi_id"),
-        ("ddsm_rois", "ddsm", "ddsm_rois", "roi_id"),
-        ("ddsm_scans", "ddsm", "ddsm_scans", "scan_id"),
-        *((f"{source}_findings", source, f"{source}_findings", "roi_id") for source in LISTED),
+    for name, source, column in (
+        ("cbis_rois", "cbis-ddsm", "roi_id"),
+        ("ddsm_rois", "ddsm", "roi_id"),
+        ("ddsm_scans", "ddsm", "scan_id"),
+        *((f"{source}_findings", source, "roi_id") for source in LISTED),
     ):
-        if table_key not in sources:
+        if name not in sources:
             continue
-        inputs = set(read_table(sources[table_key])[column])
+        inputs = set(read_table(sources[name])[column])
         if column == "roi_id":
-            part = roi_tiles_of(tiles, source)
-            tiled = {tile_id.split("/")[1] for tile_id in part["tile_id"]}
+            tiled = set(roi_ids(roi_tiles_of(tiles, source)))
         else:
             tiled = set(tiles.loc[(tiles["source"] == source) & (tiles["method"] == "normal_grid"), "scan_id"])
         lost = sorted(inputs - tiled - rejected_items)
@@ -294,6 +303,11 @@ def reconcile(tiles: pd.DataFrame, rejected: pd.DataFrame, sources: dict[str, st
 def roi_tiles_of(tiles: pd.DataFrame, source: str) -> pd.DataFrame:
     """The ROI tiles (extraction method 1 or 2) of one source."""
     return tiles[(tiles["source"] == source) & tiles["method"].isin(["method1", "method2"])]
+
+
+def roi_ids(tiles: pd.DataFrame) -> pd.Series:
+    """The ROI (or scan) each tile was cut for: tile ids are <dataset>/<roi or scan id>/<name>."""
+    return tiles["tile_id"].str.split("/").str[1]
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
