@@ -35,6 +35,7 @@ from mammo.io.mias import MIAS_SIZE, write_pgm
 from mammo.io.overlay import Abnormality, Outline, chain_code, format_overlay
 from mammo.io.own import OWN_CSV
 from mammo.io.vindr import BREAST_CSV, FINDING_CSV
+from mammo.tiles import mask_box
 
 CBIS_SIZE = (5300, 3100)  # mean CBIS-DDSM scan, rows x columns
 DDSM_SIZE = (6000, 3500)
@@ -525,8 +526,7 @@ def write_vindr(root: Path, spec: DemoSpec) -> tuple[int, int]:
                 if kind != "normal":
                     add = anatomy.add_mass if kind == "mass" else anatomy.add_calcifications
                     size = spec.scale * shrink * MEAN_ROI * rng.uniform(0.6, 1.5)
-                    ys, xs = np.nonzero(add(od, breast, rng, malignant, size).mask)
-                    boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+                    boxes.append(_corner_box(add(od, breast, rng, malignant, size).mask))
                 birads = 1 if kind == "normal" else (5 if malignant else 3)
                 pixels, header = _presented_ffdm(od, breast, ("window", "monochrome1", "voi_lut")[number % 3])
                 header.update(
@@ -569,6 +569,12 @@ def _presented_ffdm(od: np.ndarray, breast: np.ndarray, variant: str) -> tuple[n
     else:
         header.update(WindowCenter=round((low + high) / 2, 1), WindowWidth=round(high - low, 1))
     return values, header
+
+
+def _corner_box(mask: np.ndarray) -> list[int]:
+    """A lesion's box as annotation CSVs write it: xmin, ymin, xmax, ymax (the maxima exclusive)."""
+    top, left, bottom, right = mask_box(mask)
+    return [left, top, right, bottom]
 
 
 def _hex_id(rng: np.random.Generator) -> str:
@@ -631,7 +637,7 @@ def write_own(root: Path, spec: DemoSpec) -> int:
                     row[13] = f"images/{patient}_{side}CC_mask.png"
                     cv2.imwrite(str(root / row[13]), lesion.mask.astype(np.uint8) * 255)
                 else:  # a box
-                    row[6:10] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+                    row[6:10] = _corner_box(lesion.mask)
             rows.append(row)
     broken = list(rows[-1])
     rows.append([*broken[:1], "images/not_scanned.png", *broken[2:]])  # an image not there
