@@ -10,6 +10,7 @@ import pytest
 from mammo.extract import DdsmScans, cbis_tiles, roi_tiles
 from mammo.io.cbis import CSV_NAMES, read_case_descriptions
 from mammo.io.ddsm import find_abnormal_rois, outline_mask, read_ddsm_scan
+from mammo.same_film import match_films
 from mammo.split import assign_splits, check_patient_disjoint
 from mammo.stages.tiles import one_woman, prefer_cbis, reconcile
 from mammo.tables import write_table
@@ -53,7 +54,8 @@ def test_a_shared_film_is_used_once_and_its_woman_is_one_patient(both, tmp_path)
     split, and every input ROI is tiled or rejected."""
     cbis_rois, ddsm_rois, cbis, ddsm = both
     tiles = pd.concat([cbis[1], ddsm[1]], ignore_index=True)
-    kept, rejected, same = prefer_cbis(tiles, pd.concat([cbis[3], ddsm[3]], ignore_index=True))
+    same, _ = match_films(cbis[3], ddsm[3])
+    kept, rejected = prefer_cbis(tiles, pd.concat([cbis[3], ddsm[3]], ignore_index=True), same)
     shared_cases = {"B-1002", "D-1004"}  # demo cases 1 and 3 (1001 + index)
     assert set(same["other_patient_id"].str.removeprefix("ddsm:")) == shared_cases
     assert (same["correlation"] > 0.999).all() and same["patient_id"].str.startswith("cbis:P_").all()
@@ -76,7 +78,7 @@ def test_without_the_merge_a_shared_woman_would_cross_splits(both):
     the official CBIS-DDSM division beside DDSM's none, some seed puts the two ids in different splits."""
     _, _, cbis, ddsm = both
     tiles = pd.concat([cbis[1], ddsm[1]], ignore_index=True)
-    same = prefer_cbis(tiles, pd.concat([cbis[3], ddsm[3]], ignore_index=True))[2]
+    same, _ = match_films(cbis[3], ddsm[3])
     crossed = 0
     for seed in range(20):
         split = assign_splits(tiles, seed).drop_duplicates("patient_id").set_index("patient_id")["split"]

@@ -12,7 +12,7 @@ import pytest
 from mammo.intensity import od_to_raw, raw_to_uint16, uint16_to_od
 from mammo.io.dicom import read_dicom
 from mammo.io.mias import read_mias_scan, unpack_archive
-from mammo.same_film import FINGERPRINT_COLUMNS, SAME_FILM_CORRELATION, closest_other_film, fingerprint_row, same_films
+from mammo.same_film import FINGERPRINT_COLUMNS, SAME_FILM_CORRELATION, fingerprint_row, match_films
 
 REAL_CBIS_FILM = Path("data") / "cbis-ddsm-real" / "Mass-Test_P_00173_LEFT_CC"
 
@@ -44,9 +44,8 @@ def test_different_real_films_are_never_one_film(real_mias):
     paired with itself only, and the closest pair of different films stays clear of the threshold."""
     for side in (0, 1):
         table = _table({name: scan for name, scan in real_mias.items() if int(name[3:]) % 2 == side}, "mias")
-        pairs = same_films(table, table)
+        pairs, closest = match_films(table, table)
         assert len(pairs) == len(table) and (pairs["scan_id"] == pairs["other_scan_id"]).all()
-        closest = closest_other_film(table, table)
         print(f"side {side}: closest pair of different films {closest}")
         assert closest is not None and closest < SAME_FILM_CORRELATION - 0.03, (side, closest)
 
@@ -65,7 +64,7 @@ def test_a_real_film_is_found_again_through_a_digitizer_and_bent_grey_levels(rea
         for n, s in films.items()
     }
     for copies in (through_ddsm, bent):
-        pairs = same_films(_table(films, "cbis-ddsm"), _table(copies, "ddsm"))
+        pairs = match_films(_table(films, "cbis-ddsm"), _table(copies, "ddsm"))[0]
         assert len(pairs) == len(names) and (pairs["scan_id"] == pairs["other_scan_id"]).all()
 
 
@@ -78,15 +77,15 @@ def test_the_real_cbis_film_matches_its_ddsm_ljpeg_only(shared):
     film = read_dicom(path)[::4, ::4]  # a quarter of each side: the copy is 64x64 either way
     ddsm = raw_to_uint16(od_to_raw(uint16_to_od(film), "LUMISYS", "WFU", 12), "LUMISYS", "WFU")
     cbis = _table({"P_00173_LEFT_CC": film}, "cbis-ddsm", "LEFT_CC")
-    pairs = same_films(cbis, _table({"A-1001-1.LEFT_CC": ddsm, "flipped": film[:, ::-1].copy()}, "ddsm", "LEFT_CC"))
+    pairs = match_films(cbis, _table({"A-1001-1.LEFT_CC": ddsm, "flipped": film[:, ::-1].copy()}, "ddsm", "LEFT_CC"))[0]
     assert pairs[["scan_id", "other_scan_id"]].values.tolist() == [["P_00173_LEFT_CC", "A-1001-1.LEFT_CC"]]
     assert pairs["correlation"].iloc[0] > 0.999
-    assert same_films(cbis, _table({"x": ddsm}, "ddsm", "LEFT_MLO")).empty  # another view is never compared
+    assert match_films(cbis, _table({"x": ddsm}, "ddsm", "LEFT_MLO"))[0].empty  # another view is never compared
 
 
 def test_an_aspect_ratio_apart_is_never_one_film():
     rng = np.random.default_rng(1)
     scan = (rng.random((400, 240)) * 65535).astype(np.uint16)
-    assert len(same_films(_table({"a": scan}, "cbis-ddsm"), _table({"b": scan}, "ddsm"))) == 1
-    assert same_films(_table({"a": scan}, "cbis-ddsm"), _table({"b": scan[:, :225]}, "ddsm")).empty
-    assert same_films(_table({}, "cbis-ddsm"), _table({"b": scan}, "ddsm")).empty
+    assert len(match_films(_table({"a": scan}, "cbis-ddsm"), _table({"b": scan}, "ddsm"))[0]) == 1
+    assert match_films(_table({"a": scan}, "cbis-ddsm"), _table({"b": scan[:, :225]}, "ddsm"))[0].empty
+    assert match_films(_table({}, "cbis-ddsm"), _table({"b": scan}, "ddsm"))[0].empty

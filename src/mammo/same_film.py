@@ -55,11 +55,13 @@ def _vectors(table: pd.DataFrame) -> np.ndarray:
     return values / np.where(norms > 0, norms, 1)
 
 
-def same_films(preferred: pd.DataFrame, others: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of scans (one of `preferred`, one of `others`, fingerprint tables) that are one film: same view,
-    aspect ratios within ASPECT_TOLERANCE, correlation of their copies at least SAME_FILM_CORRELATION. Columns:
-    scan_id and patient_id of each side, and their correlation; each scan of `others` paired at most once (with
-    its closest)."""
+def match_films(preferred: pd.DataFrame, others: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
+    """(pairs, closest other film) of two fingerprint tables. Pairs are scans (one of `preferred`, one of `others`)
+    that are one film: same view, aspect ratios within ASPECT_TOLERANCE, correlation of their copies at least
+    SAME_FILM_CORRELATION; columns scan_id and patient_id of each side and their correlation; each scan of `others`
+    paired at most once (with its closest). The closest other film is the highest correlation of two such
+    comparable scans that were NOT called one film: how far the threshold stands from the nearest pair of
+    different breasts (reported beside the pairs)."""
     columns = ["scan_id", "patient_id", "other_scan_id", "other_patient_id", "correlation"]
     correlation = _vectors(preferred) @ _vectors(others).T
     aspect = (preferred["rows"] / preferred["cols"]).to_numpy()[:, None] / (others["rows"] / others["cols"]).to_numpy()
@@ -78,13 +80,6 @@ def same_films(preferred: pd.DataFrame, others: pd.DataFrame) -> pd.DataFrame:
                     round(float(correlation[best, other]), 5),
                 ]
             )
-    return pd.DataFrame(pairs, columns=columns)
-
-
-def closest_other_film(preferred: pd.DataFrame, others: pd.DataFrame) -> float | None:
-    """The highest correlation between two comparable scans that were NOT called one film: how far the
-    threshold stands from the nearest pair of different breasts (reported beside the matches)."""
-    correlation = _vectors(preferred) @ _vectors(others).T
-    comparable = preferred["view"].to_numpy()[:, None] == others["view"].to_numpy()
     below = correlation[comparable & (correlation < SAME_FILM_CORRELATION)]
-    return round(float(below.max()), 5) if below.size else None
+    closest = round(float(below.max()), 5) if below.size else None
+    return pd.DataFrame(pairs, columns=columns), closest

@@ -25,7 +25,7 @@ from mammo.graph import in_chunk
 from mammo.io.listed import listed_rois
 from mammo.plots import montage
 from mammo.records import tile_loader
-from mammo.same_film import closest_other_film, same_films
+from mammo.same_film import match_films
 from mammo.sources import LISTED, SOURCES
 from mammo.tables import REJECTED_COLUMNS, account, read_table, write_json, write_table
 from mammo.tiles import NormalThresholds, NormalTiling, roi_method
@@ -191,7 +191,8 @@ def split_dataset(
     tiles = pd.concat([read_table(p) for p in tile_tables], ignore_index=True)
     rejected = pd.concat([read_table(p) for p in rejected_tables], ignore_index=True)[REJECTED_COLUMNS]
     fingerprints = pd.concat([read_table(p) for p in fingerprint_tables], ignore_index=True)
-    tiles, dropped, same = prefer_cbis(tiles, fingerprints)
+    same, closest = match_films(*_by_collection(fingerprints))
+    tiles, dropped = prefer_cbis(tiles, fingerprints, same)
     rejected = pd.concat([rejected, dropped], ignore_index=True)
     is_audit = tiles["method"] == "audit"
     audit, tiles = tiles[is_audit].copy(), tiles[~is_audit]
@@ -205,7 +206,7 @@ def split_dataset(
         "pairs": len(same),
         "women": int(same["patient_id"].nunique()),
         "lowest_correlation": float(same["correlation"].min()) if len(same) else None,
-        "closest_other_film": closest_other_film(*_by_collection(fingerprints)),
+        "closest_other_film": closest,
     }
     summary["audit_tiles"] = {str(k): int(v) for k, v in audit["split"].value_counts().sort_index().items()}
     write_table(tiles, outputs["tiles"])
@@ -220,13 +221,12 @@ def _by_collection(fingerprints: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     return fingerprints[fingerprints["source"] == "cbis-ddsm"], fingerprints[fingerprints["source"] == "ddsm"]
 
 
-def prefer_cbis(tiles: pd.DataFrame, fingerprints: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Where a DDSM abnormal film is also a CBIS-DDSM film (same_films), its ROIs are rejected (CBIS-DDSM's outline
-    of the film is used) and its lesion-free tiles dropped, and every tile of that DDSM woman takes the CBIS-DDSM
-    patient id, so that the split keeps the woman whole. Returns the tiles, the rejected ROIs and the pairs."""
-    same = same_films(*_by_collection(fingerprints))
+def prefer_cbis(tiles: pd.DataFrame, fingerprints: pd.DataFrame, same: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where a DDSM abnormal film is also a CBIS-DDSM film (`same`: the pairs of match_films), its ROIs are rejected
+    (CBIS-DDSM's outline of the film is used) and its lesion-free tiles dropped, and every tile of that DDSM woman
+    takes the CBIS-DDSM patient id, so that the split keeps the woman whole. Returns the tiles and the rejected ROIs."""
     if not len(same):
-        return tiles, pd.DataFrame(columns=REJECTED_COLUMNS), same
+        return tiles, pd.DataFrame(columns=REJECTED_COLUMNS)
     film = dict(zip(same["other_scan_id"], same["scan_id"]))
     correlation = dict(zip(same["other_scan_id"], same["correlation"]))
     path = dict(zip(fingerprints["scan_id"], fingerprints["path"]))
@@ -248,7 +248,7 @@ def prefer_cbis(tiles: pd.DataFrame, fingerprints: pd.DataFrame) -> tuple[pd.Dat
     )
     tiles = tiles[~from_ddsm].copy()
     tiles["patient_id"] = tiles["patient_id"].replace(one_woman(same))
-    return tiles.reset_index(drop=True), rejected, same
+    return tiles.reset_index(drop=True), rejected
 
 
 def one_woman(same: pd.DataFrame) -> dict[str, str]:
