@@ -89,6 +89,8 @@ def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(r
         held_out = set(split.loc[split["split"] == "test", "patient_id"])
         assert held_out == set(predictions.loc[predictions["fold"] == fold, "patient_id"])
         assert (split.loc[split["split"] != "test", "method"] == "edge").any()
+        # fresh normals: the training records hold every training tile, each epoch draws its own normal tiles
+        assert split.loc[split["split"] == "train", "kept"].all()
 
 
 @pytest.mark.workflow

@@ -66,6 +66,37 @@ def test_training_shuffle_is_seeded_and_leaves_images_untouched(shards):
     assert sorted(tile.tobytes() for tile in first) == sorted(tile.tobytes() for tile in images)
 
 
+def test_fresh_normals_draw_every_abnormal_tile_and_a_new_sample_of_normals_each_epoch(tmp_path):
+    images = np.zeros((40, 299, 299), np.uint8)
+    images[:, 0, 0] = np.arange(40)  # each tile's id in its first pixel
+    table = pd.DataFrame(
+        {
+            "tile_id": [f"t{i}" for i in range(40)],
+            "patient_id": [f"p{i // 2}" for i in range(40)],
+            "class_code": [0] * 32 + [2, 4] * 4,
+            "label_normal": [0] * 32 + [1] * 8,
+            "tile_index": range(40),
+        }
+    )
+    path = tmp_path / "train.tfrecord"
+    write_shard(table, lambda row: images[int(row["tile_index"])], path)
+
+    def epochs(seed):
+        data = make_dataset([path], "binary", 4, training=True, seed=seed, abnormal_fraction=0.25)
+        batches = iter(data.repeat())
+        steps = int(data.cardinality())
+        return [np.concatenate([next(batches)[0].numpy()[:, 0, 0, 0] for _ in range(steps)]) for _ in range(3)]
+
+    drawn = epochs(7)
+    normal_sets = []
+    for ids in drawn:
+        assert len(ids) == 32 and len(set(ids)) == 32  # 8 abnormal / 0.25 = 32 tiles, none twice
+        assert set(range(32, 40)) <= set(ids)  # every abnormal tile in every epoch
+        normal_sets.append(frozenset(ids) - set(range(32, 40)))
+    assert len(set(normal_sets)) == 3  # a new sample of normal tiles each epoch
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, epochs(7)))  # seeded
+
+
 def test_precise_batchnorm_replaces_moving_averages(shards):
     paths, _, _ = shards
     from mammo.models import build

@@ -43,6 +43,9 @@ class TrainConfig:
     mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
     tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
     steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass
+    # each epoch: every abnormal training tile and a fresh seeded draw of normal tiles, abnormal about this share
+    # (the records hold every normal tile); None: one pass over the records, as balanced when they were written
+    abnormal_fraction: float | None = None
     seed: int = 42
     threads: int = 2
 
@@ -85,12 +88,18 @@ def make_dataset(
     training: bool = False,
     abnormal_weight: float = 1.0,
     seed: int = 0,
+    abnormal_fraction: float | None = None,
 ):
     """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
-    on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test."""
+    on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test.
+
+    `abnormal_fraction` (training only): each pass draws every abnormal tile once and as many normal tiles as make
+    abnormal tiles about that share, a new seeded sample of them each pass."""
     count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
-    if training:
+    if training and abnormal_fraction:
+        dataset = _fresh_normals(dataset, abnormal_fraction, seed)
+    elif training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
 
@@ -105,6 +114,21 @@ def make_dataset(
 
 def count_records(paths) -> int:
     return sum(1 for _ in records.read_dataset(paths).map(lambda example: example["label"]))
+
+
+def _fresh_normals(dataset, abnormal_fraction: float, seed: int):
+    """One pass of training examples: every abnormal example once and a uniform sample (without replacement) of the
+    normal ones that makes abnormal examples about `abnormal_fraction` of the pass, in random order. Each new pass
+    (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch, seeded."""
+    labels = np.fromiter(dataset.map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
+    abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
+    wanted_normals = min(normal_count, int(round(abnormal_count * (1 - abnormal_fraction) / abnormal_fraction)))
+    abnormal = dataset.filter(lambda example: example["label"] > 0).shuffle(max(abnormal_count, 1), seed=seed)
+    normal = dataset.filter(lambda example: example["label"] == 0).shuffle(max(normal_count, 1), seed=seed + 1)
+    order = np.repeat(np.array([0, 1], np.int64), [abnormal_count, wanted_normals])  # 0: the next abnormal, 1: normal
+    choices = tf.data.Dataset.from_tensor_slices(order).shuffle(max(len(order), 1), seed=seed + 2)
+    passes = tf.data.Dataset.choose_from_datasets([abnormal, normal], choices)
+    return passes.apply(tf.data.experimental.assert_cardinality(len(order)))
 
 
 def recompute_batchnorm_statistics(model, batches) -> None:
@@ -269,6 +293,7 @@ def _train_stage(
         training=True,
         abnormal_weight=stage.abnormal_weight,
         seed=stage.seed + number,
+        abnormal_fraction=stage.abnormal_fraction,
     )
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)

@@ -242,6 +242,16 @@ def recipe_part(dataset, *keys):
     return {key: recipe[key] for key in ("seed", *keys) if key in recipe}
 
 
+def epoch_draws(recipe):
+    """What a recipe adds to its models' training settings: with fresh normals, the share of abnormal tiles in each
+    epoch's draw (mammo.train.TrainConfig.abnormal_fraction)."""
+    return (
+        {"abnormal_fraction": recipe["abnormal_fraction"]}
+        if recipe["fresh_normals"]
+        else {}
+    )
+
+
 def model_report(name, caption):
     """A per-model figure in the report, under its dataset and model."""
     return report(

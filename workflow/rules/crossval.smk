@@ -92,10 +92,13 @@ rule train_mias_cv:
         "../../envs/mammo.yaml"
     threads: 2
     resources:
-        mem_mb=4500,
+        mem_mb=6500,
         runtime=240,
     params:
-        settings=lambda wc: config["models"][wc.model],
+        settings=lambda wc: {
+            **config["models"][wc.model],
+            **epoch_draws(config["mias_cv"]),
+        },
         out_dir=subpath(output.model, parent=True),
     script:
         "../scripts/train.py"

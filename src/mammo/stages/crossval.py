@@ -95,6 +95,9 @@ def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, s
     write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
     split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
+    if settings["fresh_normals"]:
+        # every training normal tile goes to the records: training draws a new sample of them each epoch
+        split.loc[split["split"] == "train", "kept"] = True
     # the held-out women are scored whole, every tile but the edge windows (those are judged on whole films), so that
     # tile figures stay comparable with and without edge training tiles
     split.loc[split["split"] == "test", "kept"] = split["method"] != "edge"
