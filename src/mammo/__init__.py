@@ -5,4 +5,4 @@ tables. File formats live in :mod:`mammo.io`, TFRecords in
 :mod:`mammo.records`.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

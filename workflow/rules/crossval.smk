@@ -92,7 +92,7 @@ rule train_mias_cv:
         "../../envs/mammo.yaml"
     threads: 2
     resources:
-        mem_mb=6500,
+        mem_mb=4500,  # peak RSS 3.3 GB with every training tile of a mini-MIAS fold cached (benchmarks/)
         runtime=240,
     params:
         settings=lambda wc: {

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from mammo.demo import anatomy
 from mammo.intensity import od_to_raw, od_to_uint16, to_uint8, uint16_to_od
-from mammo.io.cbis import CSV_NAMES
+from mammo.io.cbis import CSV_NAMES, is_mask, read_case_descriptions, resolve
 from mammo.io.ddsm import view_file
 from mammo.io.dicom import read_dicom, write_dicom
 from mammo.io.ics import CaseHeader, ViewGeometry, format_ics
@@ -284,9 +284,7 @@ def _fitting_breast(breasts: list[list[dict]], pathology: str) -> list[dict] | N
 def _cbis_breasts(cbis_root: Path) -> list[list[dict]]:
     """The demo's CBIS-DDSM breasts (one woman's side), each a list of its films with their ROI rows, in a seeded
     order (not every second case the same kind of woman)."""
-    from mammo.io.cbis import read_case_descriptions  # the demo's CBIS-DDSM, read back as a user's would be
-
-    rois, _ = read_case_descriptions([cbis_root / name for name in CSV_NAMES])
+    rois, _ = read_case_descriptions([cbis_root / name for name in CSV_NAMES])  # read back as a user would
     breasts = []
     for _, breast in rois.groupby(["patient_id", "side"], sort=True):
         films = [{"root": cbis_root, "rois": film.to_dict("records")} for _, film in breast.groupby("view", sort=True)]
@@ -340,8 +338,6 @@ def _write_ddsm_case(job) -> int:
 def _copied_film(film: dict, overlay_path: Path) -> tuple[np.ndarray, int]:
     """A CBIS-DDSM film as optical density, and its ROI masks written as the view's `.OVERLAY` (one abnormality
     each, with its CBIS-DDSM pathology, assessment, subtlety and descriptors); returns (od, abnormalities)."""
-    from mammo.io.cbis import is_mask, resolve
-
     first = film["rois"][0]
     image = read_dicom(resolve(film["root"], first["image_file_path"]))
     abnormalities = []
