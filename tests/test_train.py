@@ -13,21 +13,27 @@ from mammo.records import write_shard  # noqa: E402
 from mammo.train import TrainConfig, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
 
 
+def tile_table(class_codes: list[int]) -> pd.DataFrame:
+    """A tile table of the given 5-class codes, two tiles a patient, each tile's array at its own index."""
+    count = len(class_codes)
+    return pd.DataFrame(
+        {
+            "tile_id": [f"t{i}" for i in range(count)],
+            "patient_id": [f"p{i // 2}" for i in range(count)],
+            "class_code": class_codes,
+            "label_normal": [int(code > 0) for code in class_codes],
+            "tile_index": range(count),
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("records")
     rng = np.random.default_rng(0)
     images = rng.integers(60, 160, size=(12, 299, 299), dtype=np.uint8)
     images[6:, 120:180, 120:180] = 250  # abnormal tiles carry a bright blob
-    table = pd.DataFrame(
-        {
-            "tile_id": [f"t{i}" for i in range(12)],
-            "patient_id": [f"p{i // 2}" for i in range(12)],
-            "class_code": [0] * 6 + [2, 4, 2, 4, 1, 3],
-            "label_normal": [0] * 6 + [1] * 6,
-            "tile_index": range(12),
-        }
-    )
+    table = tile_table([0] * 6 + [2, 4, 2, 4, 1, 3])
     paths = [root / "train-0.tfrecord", root / "train-1.tfrecord"]
     for shard, path in enumerate(paths):
         write_shard(table.iloc[shard::2], lambda row: images[int(row["tile_index"])], path)
@@ -69,15 +75,7 @@ def test_training_shuffle_is_seeded_and_leaves_images_untouched(shards):
 def test_fresh_normals_draw_every_abnormal_tile_and_a_new_sample_of_normals_each_epoch(tmp_path):
     images = np.zeros((40, 299, 299), np.uint8)
     images[:, 0, 0] = np.arange(40)  # each tile's id in its first pixel
-    table = pd.DataFrame(
-        {
-            "tile_id": [f"t{i}" for i in range(40)],
-            "patient_id": [f"p{i // 2}" for i in range(40)],
-            "class_code": [0] * 32 + [2, 4] * 4,
-            "label_normal": [0] * 32 + [1] * 8,
-            "tile_index": range(40),
-        }
-    )
+    table = tile_table([0] * 32 + [2, 4] * 4)
     path = tmp_path / "train.tfrecord"
     write_shard(table, lambda row: images[int(row["tile_index"])], path)
 
