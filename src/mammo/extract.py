@@ -20,7 +20,7 @@ from mammo.io.cbis import aspect_matches, is_mask, resolve
 from mammo.io.ddsm import outline_mask, read_ddsm_scan
 from mammo.io.dicom import read_dicom
 from mammo.io.listed import finding_mask, read_listed_scan
-from mammo.io.mias import read_mias_scan
+from mammo.io.mias import mias_centre, read_mias_scan
 from mammo.labels import label_normal
 from mammo.same_film import FINGERPRINT_COLUMNS, fingerprint_row
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
@@ -477,11 +477,6 @@ def _lesion_circles(shape: tuple[int, int], rois: pd.DataFrame, scale: float) ->
         row, col = mias_centre(roi, scale, shape[0])
         cv2.circle(mask, (int(round(col)), int(round(row))), int(round(roi["radius"] * scale)), 1, thickness=-1)
     return mask.astype(bool)
-
-
-def mias_centre(roi: pd.Series, scale: float, height: int) -> tuple[float, float]:
-    """(row, column) of an Info.txt lesion centre in a scan upscaled by `scale`: Info.txt's origin is bottom-left."""
-    return height - roi["y"] * scale, roi["x"] * scale
 
 
 def _reject_mias(path, image: pd.Series, item: str, stage: str, reason: str) -> dict:

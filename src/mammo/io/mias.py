@@ -253,3 +253,8 @@ def extract_archive(archive: str | Path, folder: str | Path) -> Path:
         entry.replace(folder / entry.name)
     shutil.rmtree(staging)
     return folder / "Info.txt"
+
+
+def mias_centre(roi: pd.Series, scale: float, height: int) -> tuple[float, float]:
+    """(row, column) of an Info.txt lesion centre in a film upscaled by `scale` and `height` rows high."""
+    return height - roi["y"] * scale, roi["x"] * scale  # quirk: Info.txt's origin is the film's bottom-left corner

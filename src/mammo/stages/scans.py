@@ -12,13 +12,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from mammo.card import CARD_FILE, read_card
-from mammo.extract import mias_centre, roi_mask
+from mammo.extract import roi_mask
 from mammo.graph import in_chunk
 from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
 from mammo.io.listed import finding_mask, listed_scale, mirrored
+from mammo.io.mias import mias_centre
 from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
