@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mammo.demo import anatomy
 from mammo.evaluate import p_abnormal
@@ -619,3 +620,10 @@ def test_scan_metrics_stage_takes_a_scan_without_breast_windows(tmp_path):
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())["sets"]["test"]
     assert metrics["scans"] == 3 and metrics["scans_without_breast_windows"] == 1 and metrics["roc_auc"] == 1.0
+
+
+def test_mammo_scan_defaults_are_the_workflows_scan_settings():
+    """`mammo scan` without options windows and reports as the workflow's whole-scan rules do (config `scans`)."""
+    scans = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "config.yaml").read_text())["scans"]
+    defaults = Windowing()
+    assert {key: getattr(defaults, key) for key in scans} == scans

@@ -29,7 +29,7 @@ class Windowing:
     scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: windowing_scale(2.58) = 5.16)
     min_tissue: float = 0.75  # windows with less breast are skipped (ds9 models call mostly-background windows abnormal)
     batch_size: int = 32
-    top: int = 5  # regions reported per scan
+    top: int = 8  # regions reported per scan
     overlap: float = 0.25  # regions overlapping a better one by more than this (IoU) are dropped
 
     @property
