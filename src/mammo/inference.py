@@ -247,7 +247,7 @@ def _openvino_runner(onnx_file: Path, precision: str, threads: int):
     def run(batch: np.ndarray, contrast: float) -> np.ndarray:
         if batch.shape not in requests:
             # compiled for this batch shape: static shapes let OpenVINO plan its kernels once (faster than the
-            # export's dynamic batch, 1.2x in bfloat16 here; BENCHMARKS.md); a run meets two shapes, full and last
+            # export's dynamic batch, 1.3x in bfloat16 in BENCHMARKS.md); a run meets two shapes, full and last
             model = core.read_model(str(onnx_file))
             model.reshape({model.inputs[0]: list(batch.shape), model.inputs[1]: [len(batch), 1]})
             compiled = core.compile_model(model, "CPU", settings)
