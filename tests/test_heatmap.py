@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake_run import ROOT
 
 from mammo.demo import anatomy
 from mammo.evaluate import p_abnormal
@@ -624,6 +625,6 @@ def test_scan_metrics_stage_takes_a_scan_without_breast_windows(tmp_path):
 
 def test_mammo_scan_defaults_are_the_workflows_scan_settings():
     """`mammo scan` without options windows and reports as the workflow's whole-scan rules do (config `scans`)."""
-    scans = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "config.yaml").read_text())["scans"]
+    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
     defaults = Windowing()
     assert {key: getattr(defaults, key) for key in scans} == scans

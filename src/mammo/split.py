@@ -105,11 +105,16 @@ def balance(tiles: pd.DataFrame, abnormal_fraction: float, seed: int) -> pd.Data
         in_split = result["split"] == split
         normals = np.flatnonzero((in_split & (result["label_normal"] == 0)).to_numpy())
         abnormal_count = int((in_split & (result["label_normal"] == 1)).sum())
-        wanted = int(round(abnormal_count * (1 - abnormal_fraction) / abnormal_fraction))
+        wanted = normals_for_share(abnormal_count, abnormal_fraction)
         if abnormal_count and len(normals) > wanted:
             dropped = rng.choice(normals, size=len(normals) - wanted, replace=False)
             result.iloc[dropped, result.columns.get_loc("kept")] = False
     return result
+
+
+def normals_for_share(abnormal_count: int, abnormal_fraction: float) -> int:
+    """How many normal tiles make `abnormal_count` abnormal tiles about `abnormal_fraction` of them all."""
+    return int(round(abnormal_count * (1 - abnormal_fraction) / abnormal_fraction))
 
 
 def kept(tiles: pd.DataFrame) -> pd.DataFrame:

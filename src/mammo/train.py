@@ -18,6 +18,7 @@ from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
+from mammo.split import normals_for_share
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,10 @@ def make_dataset(
 
     `abnormal_fraction` (training only): each pass draws every abnormal tile once and as many normal tiles as make
     abnormal tiles about that share, a new seeded sample of them each pass."""
-    count = count_records(paths)  # a known length lets Keras size its epochs and progress bars
-    dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(count)).cache()
+    labels = record_labels(paths)  # a known length lets Keras size its epochs and progress bars
+    dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
     if training and abnormal_fraction:
-        dataset = _fresh_normals(dataset, abnormal_fraction, seed)
+        dataset = _fresh_normals(dataset, labels, abnormal_fraction, seed)
     elif training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
@@ -112,17 +113,18 @@ def make_dataset(
     return dataset.map(to_example, num_parallel_calls=1, deterministic=True).batch(batch_size).prefetch(2)
 
 
-def count_records(paths) -> int:
-    return sum(1 for _ in records.read_dataset(paths).map(lambda example: example["label"]))
+def record_labels(paths) -> np.ndarray:
+    """The 5-class code of every record, in the records' order."""
+    return np.fromiter(records.read_dataset(paths).map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
 
 
-def _fresh_normals(dataset, abnormal_fraction: float, seed: int):
-    """One pass of training examples: every abnormal example once and a uniform sample (without replacement) of the
-    normal ones that makes abnormal examples about `abnormal_fraction` of the pass, in random order. Each new pass
-    (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch, seeded."""
-    labels = np.fromiter(dataset.map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
+def _fresh_normals(dataset, labels: np.ndarray, abnormal_fraction: float, seed: int):
+    """One pass of training examples (`labels`: theirs, in order): every abnormal example once and a uniform sample
+    (without replacement) of the normal ones that makes abnormal examples about `abnormal_fraction` of the pass, in
+    random order. Each new pass (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch,
+    seeded."""
     abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
-    wanted_normals = min(normal_count, int(round(abnormal_count * (1 - abnormal_fraction) / abnormal_fraction)))
+    wanted_normals = min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
     abnormal = dataset.filter(lambda example: example["label"] > 0).shuffle(max(abnormal_count, 1), seed=seed)
     normal = dataset.filter(lambda example: example["label"] == 0).shuffle(max(normal_count, 1), seed=seed + 1)
     order = np.repeat(np.array([0, 1], np.int64), [abnormal_count, wanted_normals])  # 0: the next abnormal, 1: normal
