@@ -21,6 +21,8 @@ MIAS_SIZE = 1024
 # film pixels -> model pixels, half the CBIS-DDSM scale (half the mean CBIS height 5295, over 1024): a 299 tile of
 # the upscaled film stands for a 598 window of a CBIS-DDSM scan, as in dataset 9
 MIAS_SCALE = 2.58
+# mini-MIAS films were reduced to a 200 micron pixel edge (its Info.txt, line 8)
+MIAS_PIXEL_MM = 0.2
 INFO_COLUMNS = ["refnum", "background", "abnormality_class", "severity", "x", "y", "radius"]
 _ROW = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]{4})\b(.*)$")
 
