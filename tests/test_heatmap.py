@@ -185,7 +185,7 @@ def test_froc_and_sensitivity_at_rates():
             "lesions_hit": ["a1", "", "b1", "", "b2;b1", ""],
         }
     )
-    curve = froc(regions_table, scans)
+    curve = froc(regions_table, scans, "lesions_hit")
     assert curve["sensitivity"].tolist() == [1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0, 1.0]
     assert curve["fp_per_scan"].tolist() == [0, 0.25, 0.25, 0.5, 0.5, 0.75]
     assert sensitivity_at(curve, 0.25) == round(2 / 3, 4) and sensitivity_at(curve, 1) == 1.0
@@ -213,6 +213,7 @@ def test_scan_metrics_against_scikit_learn():
             "rank": 1,
             "score": scores,
             "lesions_hit": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)],
+            "lesions_centred": [f"l{i}" if y and i % 2 else "" for i, y in enumerate(labels)],
         }
     )
     result, _ = scan_metrics(scans, top, 0.5)
@@ -598,6 +599,7 @@ def test_scan_metrics_stage_takes_a_scan_without_breast_windows(tmp_path):
             "box": ["0,0,32,32", "0,0,32,32"],
             "score": [0.9, 0.2],
             "lesions_hit": ["a:1", ""],
+            "lesions_centred": ["a:1", ""],
         }
     )
     write_table(regions, tmp_path / "regions.tsv")

@@ -360,6 +360,11 @@ def test_tiny_run_scores_whole_test_scans(tiny_run):
     test = metrics["sets"]["test"]
     assert test["scans"] == len(test_split) and test["abnormal"] == int(test_split["label_normal"].sum()) > 0
     assert set(test["localisation"]["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
+    assert set(test["localisation"]["box_criterion"]["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
+    # windows are wider than twice the 10 mm margin: a region whose centre finds a lesion also overlaps it
+    regions = pd.concat([pd.read_csv(p, sep="\t", keep_default_na=False) for p in scans_dir.glob("chunk_*.regions.tsv")])
+    for centred, hit in zip(regions["lesions_centred"], regions["lesions_hit"]):
+        assert set(filter(None, centred.split(";"))) <= set(filter(None, hit.split(";")))
     froc = pd.read_csv(scans_dir / "froc.tsv", sep="\t")
     assert froc["fp_per_scan"].is_monotonic_increasing or len(froc.groupby("set")) > 1
     for name in ("froc.png", "cases.png"):

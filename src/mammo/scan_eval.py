@@ -8,10 +8,18 @@ import pandas as pd
 
 from mammo.evaluate import binary_metrics
 from mammo.io.cbis import resolve
+from mammo.io.listed import CBIS_PIXEL_MM
+from mammo.io.mias import MIAS_PIXEL_MM
 from mammo.sources import windowing_scale
 
 TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
 FP_RATES = (1, 2, 4)
+# a scan's top regions: lesions_hit (the box criterion) and lesions_centred (the centre criterion) list the lesions
+# each region finds, ';'-joined ('' for a false positive)
+REGION_COLUMNS = ["scan_id", "rank", "box", "score", "calibrated", "lesions_hit", "lesions_centred"]
+# A region finds a lesion when its centre lies within this distance of the lesion: unlike "the box overlaps the
+# lesion", the criterion does not loosen as windows grow (a window 2.58x wider overlaps 2.58x more lesions).
+LESION_MARGIN_MM = 10.0
 
 
 def scan_targets(
@@ -105,15 +113,38 @@ def circle_mask(shape: tuple[int, int], row: float, col: float, radius: float) -
 
 
 def lesions_hit(box, lesions: dict[str, np.ndarray]) -> list[str]:
-    """The lesions (id -> mask at scan size) that a region's box overlaps."""
+    """The lesions (id -> mask at scan size) that a region's box overlaps (the box criterion)."""
     top, left, bottom, right = box
     return [lesion for lesion, mask in lesions.items() if mask[top:bottom, left:right].any()]
 
 
-def froc(regions: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
-    """Sensitivity (lesions hit by a region scoring >= t) against false-positive regions per scan, for every t.
+def margin_pixels(source: str, scale: float) -> float:
+    """LESION_MARGIN_MM in pixels of a scan of `source` read at `scale` (CBIS-DDSM pixels per scan pixel). A
+    mini-MIAS film's pixel is its own 200 microns: its window scale is the study's upscaling, not a pixel size."""
+    pixel_mm = MIAS_PIXEL_MM if source == "mias" else CBIS_PIXEL_MM * scale
+    return LESION_MARGIN_MM / pixel_mm
 
-    `regions`: scan_id, score, lesions_hit (';'-joined ids, '' for a false positive);
+
+def lesions_centred(box, lesions: dict[str, np.ndarray], margin: float) -> list[str]:
+    """The lesions (id -> mask at scan size) whose outline grown by `margin` pixels holds the region's centre (the
+    centre criterion): only the mask within `margin` of the centre is looked at."""
+    top, left, bottom, right = box
+    row, col = (top + bottom - 1) / 2, (left + right - 1) / 2
+    found = []
+    for lesion, mask in lesions.items():
+        first_row, first_col = max(0, int(np.floor(row - margin))), max(0, int(np.floor(col - margin)))
+        near = mask[first_row : int(np.ceil(row + margin)) + 1, first_col : int(np.ceil(col + margin)) + 1]
+        rows, cols = np.nonzero(near)
+        if len(rows) and ((rows + first_row - row) ** 2 + (cols + first_col - col) ** 2).min() <= margin**2:
+            found.append(lesion)
+    return found
+
+
+def froc(regions: pd.DataFrame, scans: pd.DataFrame, hits: str = "lesions_centred") -> pd.DataFrame:
+    """Sensitivity (lesions found by a region scoring >= t) against false-positive regions per scan, for every t.
+
+    `regions`: scan_id, score and the column `hits`: the lesions each region finds (';'-joined ids, '' for a false
+    positive), lesions_centred (the centre criterion) or lesions_hit (the box criterion);
     `scans`: scan_id, lesions (';'-joined ids of the lesions with a known outline).
     """
     total_lesions = sum(len(_ids(value)) for value in scans["lesions"])
@@ -122,7 +153,7 @@ def froc(regions: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
     found: set[str] = set()
     false_positives = 0
     for threshold, group in ordered.groupby("score", sort=False):
-        for hit in group["lesions_hit"]:
+        for hit in group[hits]:
             ids = _ids(hit)  # lesion ids are unique across scans (ROI ids)
             found.update(ids)
             false_positives += not ids
@@ -159,12 +190,21 @@ def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -
         **binary_metrics(scored["label_normal"].to_numpy(), scored["max_score"].to_numpy(), threshold),
     }
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
-    top = regions[regions["rank"] == 1].set_index("scan_id")["lesions_hit"]
-    hits = [len(_ids(top.get(scan_id, ""))) > 0 for scan_id in located["scan_id"]]
-    curve = froc(regions, scans)
+
+    def localisation(hits: str) -> tuple[dict, pd.DataFrame]:
+        top = regions[regions["rank"] == 1].set_index("scan_id")[hits]
+        on_lesion = [len(_ids(top.get(scan_id, ""))) > 0 for scan_id in located["scan_id"]]
+        curve = froc(regions, scans, hits)
+        return {
+            "top_region_on_lesion": round(float(np.mean(on_lesion)), 4) if on_lesion else None,
+            "sensitivity_at_fp_per_scan": {str(rate): sensitivity_at(curve, rate) for rate in FP_RATES},
+        }, curve
+
+    centred, curve = localisation("lesions_centred")
     result["localisation"] = {
         "abnormal_scans_with_outline": int(len(located)),
-        "top_region_on_lesion": round(float(np.mean(hits)), 4) if hits else None,
-        "sensitivity_at_fp_per_scan": {str(rate): sensitivity_at(curve, rate) for rate in FP_RATES},
+        "criterion": f"the region's centre within {LESION_MARGIN_MM:g} mm of the lesion",
+        **centred,
+        "box_criterion": localisation("lesions_hit")[0],
     }
     return result, curve

@@ -23,7 +23,15 @@ from mammo.io.mias import mias_centre
 from mammo.io.scan import read_scan
 from mammo.plots import froc_plot as draw_froc
 from mammo.plots import scan_cases
-from mammo.scan_eval import circle_mask, lesions_hit, scan_metrics, scan_targets
+from mammo.scan_eval import (
+    REGION_COLUMNS,
+    circle_mask,
+    lesions_centred,
+    lesions_hit,
+    margin_pixels,
+    scan_metrics,
+    scan_targets,
+)
 from mammo.sources import LISTED, scan_identity
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
@@ -226,8 +234,8 @@ def score_scans(
         settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
         result = score_scan(scan, predict, settings_for_scan)
         found = regions(result, settings_for_scan, temperature)
+        margin = margin_pixels(target["source"], float(target["scale"]))
         for rank, region in enumerate(found, start=1):
-            hit = ";".join(lesions_hit(region["box"], lesions))
             found_rows.append(
                 {
                     "scan_id": target["scan_id"],
@@ -235,7 +243,8 @@ def score_scans(
                     "box": ",".join(map(str, region["box"])),
                     "score": region["score"],
                     "calibrated": region["calibrated"],
-                    "lesions_hit": hit,
+                    "lesions_hit": ";".join(lesions_hit(region["box"], lesions)),
+                    "lesions_centred": ";".join(lesions_centred(region["box"], lesions, margin)),
                 }
             )
         scans.append(
@@ -255,7 +264,7 @@ def score_scans(
         arrays[f"{target['scan_id']}/thumbnail"] = image8
         arrays[f"{target['scan_id']}/factor"] = np.float64(factor)
     write_table(pd.DataFrame(scans), scans_out)
-    write_table(pd.DataFrame(found_rows, columns=["scan_id", "rank", "box", "score", "calibrated", "lesions_hit"]), regions_out)
+    write_table(pd.DataFrame(found_rows, columns=REGION_COLUMNS), regions_out)
     write_table(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), rejected_out)
     np.savez_compressed(heatmaps_out, **arrays)
     print(f"{len(scans)} scans scored, {len(rejected)} rejected")
