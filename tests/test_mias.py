@@ -236,3 +236,45 @@ def test_a_film_listed_as_normal_and_abnormal_is_rejected_whole():
 def test_note_markers_and_missing_coordinates_stay_accepted():
     table, rejected = parse_info("mdb216 D CALC M *NOTE 3*\nmdb233 G CALC M\n", "Info.txt")
     assert rejected.empty and table["x"].isna().all() and len(table) == 2
+
+
+# ----------------------------------------------------------------------------- hostile Info.txt rows
+def test_a_bom_and_an_upper_case_refnum_are_the_rows_they_encode(tmp_path):
+    """A byte order mark before the first row and `MDB013` were dropped unseen (the accounting did not count them)."""
+    table, rejected = parse_info("\ufeffmdb001 G CIRC B 535 425 197\nMDB013 G NORM\n", "Info.txt")
+    assert table["refnum"].tolist() == ["mdb001", "mdb013"] and rejected.empty
+    info = tmp_path / "Info.txt"
+    info.write_text("mdb001 G CIRC B 535 425 197\nMDB013 G NORM\n", encoding="utf-8-sig")
+    images, rois, rejected, counts = index_info(info)
+    assert counts == {"inputs": 2, "accepted": 2, "rejected": 0}
+    assert images["path"].tolist() == [str(tmp_path / "mdb001.pgm"), str(tmp_path / "mdb013.pgm")]
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("mdb001 G XXXX B 535 425 197", "abnormality class 'XXXX' is not one of CALC, CIRC, SPIC, MISC, ARCH, ASYM, NORM"),
+        ("mdb001 G norm", "abnormality class 'norm' is not one of"),
+        ("mdb001 X CIRC B 535 425 197", "background 'X' is not F, G or D"),
+        ("mdb001 G CIRC Q 535 425 197", "severity 'Q' is not B or M"),
+    ],
+)
+def test_unknown_codes_are_rejected_with_their_line(line, reason):
+    """An unknown class code (XXXX) was read as a mass."""
+    table, rejected = parse_info(f"header\n{line}\nmdb002 G NORM\n", "Info.txt")
+    assert table["refnum"].tolist() == ["mdb002"]
+    assert rejected["row"].tolist() == [2] and reason in rejected["reason"].iloc[0]
+
+
+def test_an_exact_duplicate_row_is_rejected_as_a_duplicate(tmp_path):
+    """A repeated lesion row became two ROIs of one lesion; irregular spaces do not make it another row."""
+    info = tmp_path / "Info.txt"
+    info.write_text(
+        "mdb001 G CIRC B 535 425 197\nmdb001  G CIRC B 535 425  197\nmdb001 G CIRC B 10 20 5\nmdb002 G NORM\nmdb002 G NORM\n"
+    )
+    table, rejected = read_info(info)
+    assert table["row"].tolist() == [1, 3, 4]
+    assert rejected["row"].tolist() == [2, 5] and rejected["reason"].str.startswith("duplicate of line ").all()
+    assert rejected["reason"].str.contains("duplicate of line 1: ").iloc[0] and "line 4" in rejected["reason"].iloc[1]
+    images, rois, rejected, counts = index_info(info)
+    assert rois["row"].tolist() == [1, 3] and counts == {"inputs": 5, "accepted": 3, "rejected": 2}

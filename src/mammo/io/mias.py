@@ -8,12 +8,11 @@ import tarfile
 import zlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from mammo.intensity import uint8_to_uint16
-from mammo.io import FormatError
+from mammo.io import FormatError, check_declared_size
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
 
@@ -24,40 +23,41 @@ MIAS_SCALE = 2.58
 # mini-MIAS films were reduced to a 200 micron pixel edge (its Info.txt, line 8)
 MIAS_PIXEL_MM = 0.2
 INFO_COLUMNS = ["refnum", "background", "abnormality_class", "severity", "x", "y", "radius"]
-_ROW = re.compile(r"^(mdb\d{3})\s+([FGD])\s+([A-Z]{4})\b(.*)$")
+_REFNUM = re.compile(r"^mdb[0-9]{3}$", re.IGNORECASE)
+BACKGROUNDS = ("F", "G", "D")
+ABNORMALITY_CLASSES = ("CALC", "CIRC", "SPIC", "MISC", "ARCH", "ASYM", "NORM")
+SEVERITIES = ("B", "M")
 
 
 def parse_info(text: str, path: str | Path = "Info.txt") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Parse Info.txt into (rows, rejected).
+    """Parse Info.txt into (rows, rejected): every line that looks like a row (_row_lines) is in one of them.
 
     Quirks: prose header and footer; irregular spaces; several rows per image;
     some abnormal rows have no coordinates (widely distributed calcifications,
     kept with missing x/y/radius); `*NOTE 3*` markers stand in for coordinates.
+    A repeated row is rejected as a duplicate: it would make one lesion two ROIs.
     """
-    rows, rejected = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _ROW.match(line.strip())
-        if not match:
-            if line.strip().startswith("mdb"):
-                rejected.append({"file": str(path), "row": number, "reason": f"unparseable annotation {line.strip()!r}"})
-            continue
-        refnum, background, abnormality_class, rest = match.groups()
-        fields = rest.split()
-        severity = fields[0] if fields and fields[0] in ("B", "M") else None
-        if abnormality_class != "NORM" and severity is None:
-            rejected.append({"file": str(path), "row": number, "reason": f"abnormal row without severity: {line.strip()!r}"})
-            continue
-        location = fields[1 if severity else 0 :]
-        problem = _location_problem(location)
+    rows, rejected, first_lines = [], [], {}
+    for number, line in _row_lines(text):
+        fields = line.split()
+        problem = _codes_problem(fields)
+        if problem is None:
+            severity = fields[3] if fields[2] != "NORM" else None
+            location = fields[4 if severity else 3 :]
+            problem = _location_problem(location)
+        if problem is None:
+            key = (fields[0].lower(), *fields[1:])
+            problem = f"duplicate of line {first_lines[key]}" if key in first_lines else None
+            first_lines.setdefault(key, number)
         if problem:
-            rejected.append({"file": str(path), "row": number, "reason": f"{problem}: {line.strip()!r}"})
+            rejected.append({"file": str(path), "row": number, "reason": f"{problem}: {line!r}"})
             continue
         x, y, radius = (int(f) for f in location) if location and not location[0].startswith("*") else (None, None, None)
         rows.append(
             {
-                "refnum": refnum,
-                "background": background,
-                "abnormality_class": abnormality_class,
+                "refnum": fields[0].lower(),  # a harmless encoding: MDB013 is mdb013
+                "background": fields[1],
+                "abnormality_class": fields[2],
                 "severity": severity,
                 "x": x,
                 "y": y,
@@ -78,6 +78,30 @@ def parse_info(text: str, path: str | Path = "Info.txt") -> tuple[pd.DataFrame, 
     return table, pd.DataFrame(rejected, columns=["file", "row", "reason"])
 
 
+def _row_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, stripped line) of every line that looks like an annotation row: it starts with `mdb` in any
+    case, after spaces and byte order marks (a BOM, U+FEFF, is invisible in an editor and begins files saved as
+    UTF-8 with signature)."""
+    lines = [(number, line.replace("\ufeff", "").strip()) for number, line in enumerate(text.splitlines(), start=1)]
+    return [(number, line) for number, line in lines if line[:3].lower() == "mdb"]
+
+
+def _codes_problem(fields: list[str]) -> str | None:
+    """What is wrong with the refnum, background, class and severity of a row split at spaces, if anything."""
+    if len(fields) < 3 or not _REFNUM.match(fields[0]):
+        return "unparseable annotation"
+    background, abnormality_class, rest = fields[1], fields[2], fields[3:]
+    if background not in BACKGROUNDS:
+        return f"background {background!r} is not F, G or D"
+    if abnormality_class not in ABNORMALITY_CLASSES:
+        return f"abnormality class {abnormality_class!r} is not one of {', '.join(ABNORMALITY_CLASSES)}"
+    if abnormality_class != "NORM" and not rest:
+        return "abnormal row without severity"
+    if abnormality_class != "NORM" and rest[0] not in SEVERITIES:
+        return f"severity {rest[0]!r} is not B or M"
+    return None
+
+
 def _location_problem(fields: list[str]) -> str | None:
     """What is wrong with the x y radius fields of a row, if anything: none, a `*NOTE n*` marker, or three integers
     placing a circle centred on the 1024x1024 film."""
@@ -94,7 +118,12 @@ def _location_problem(fields: list[str]) -> str | None:
 
 
 def read_info(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return parse_info(Path(path).read_text(errors="replace"), path)
+    return parse_info(_info_text(path), path)
+
+
+def _info_text(path: str | Path) -> str:
+    """Info.txt as text: UTF-8 (ASCII as distributed); a stray byte spoils its row, not the file."""
+    return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
 # unlocated: abnormality rows of the film without coordinates (its lesion-free area is then unknown)
@@ -124,7 +153,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     extraction. Every `mdb` line of Info.txt is a normal image row, an ROI, or rejected.
     """
     info_path = Path(info_path)
-    text = info_path.read_text(errors="replace")
+    text = _info_text(info_path)
     table, unparseable = parse_info(text, info_path)
     rejected = [{**row, "item": "", "stage": "index"} for row in unparseable.to_dict("records")]
     folder = info_path.parent
@@ -147,7 +176,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     images["classes"] = images["refnum"].map(codes).fillna("0")
     images["label_normal"] = (images["classes"] != "0").astype(int)
     images["unlocated"] = images["refnum"].map(abnormal[~located]["refnum"].value_counts()).fillna(0).astype(int)
-    lines = [number for number, line in enumerate(text.splitlines(), start=1) if line.strip().startswith("mdb")]
+    lines = [number for number, _ in _row_lines(text)]
     normal_rows = table.loc[table["abnormality_class"] == "NORM", "row"].tolist()
     accounting = account(lines, normal_rows + rois["row"].tolist(), [row["row"] for row in rejected])
     return images[IMAGE_COLUMNS].reset_index(drop=True), rois, pd.DataFrame(rejected, columns=REJECTED_COLUMNS), accounting
@@ -158,47 +187,74 @@ def _patient(refnum: str) -> str:
     return f"mias:{(int(refnum[3:]) + 1) // 2:03d}"
 
 
-def read_pgm_header(path: str | Path) -> tuple[str, int, int, int]:
-    """(magic, width, height, maxval) of a binary (P5) or plain (P2) PGM; comments allowed."""
-    with open(path, "rb") as handle:
-        head = handle.read(512)
-    magic = head[:2]
+def parse_pgm_header(data: bytes, path: str | Path) -> tuple[str, int, int, int, int]:
+    """(magic, width, height, maxval, offset of the pixels) of a binary (P5) or plain (P2) PGM held in `data`;
+    comments allowed. Its declared size is checked here, before any pixel is read."""
+    magic = data[:2]
     if magic not in (b"P5", b"P2"):
         raise FormatError(path, f"not a PGM (magic {magic!r}, expected P5 or P2)")
-    fields = []
-    for line in head[2:].split(b"\n"):
-        fields += line.split(b"#")[0].split()
-        if len(fields) >= 3:
-            break
-    try:
-        width, height, maxval = (int(f) for f in fields[:3])
-    except ValueError:
-        raise FormatError(path, "truncated or malformed PGM header") from None
+    fields, position = [], 2
+    while len(fields) < 3:
+        match = _PGM_FIELD.match(data, position)
+        # the spec's single whitespace byte must follow maxval: the pixels start after it
+        if not match or match.end() >= len(data) or not data[match.end() : match.end() + 1].isspace():
+            raise FormatError(path, "truncated or malformed PGM header")
+        fields.append(int(match.group(1)))
+        position = match.end()
+    width, height, maxval = fields
+    check_declared_size(path, height, width)
     if not 0 < maxval < 65536:
         raise FormatError(path, f"PGM maxval {maxval} out of range")
-    return magic.decode(), width, height, maxval
+    return magic.decode(), width, height, maxval, position + 1
+
+
+# a header field: whitespace and `#` comments (to the end of their line) before it, then its digits
+_PGM_FIELD = re.compile(rb"(?:\s|#[^\n\r]*)*(\d+)")
 
 
 def read_pgm(path: str | Path) -> np.ndarray:
-    """Read a MIAS PGM (P5 or P2, 8 or 16 bit) with OpenCV, as stored; size must be 1024x1024."""
-    read_pgm_header(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise FormatError(path, "OpenCV could not decode the PGM (truncated?)")
-    if image.ndim != 2:
-        raise FormatError(path, f"expected greyscale, got shape {image.shape}")
-    if image.shape != (MIAS_SIZE, MIAS_SIZE):
-        raise FormatError(path, f"expected the mini-MIAS {MIAS_SIZE}x{MIAS_SIZE}, got {image.shape[1]}x{image.shape[0]}")
-    return image
+    """A MIAS PGM (P5 or P2, 8 or 16 bit) as stored; size must be 1024x1024."""
+    return _decode_pgm(path)[0]
 
 
 def read_mias_scan(path: str | Path) -> np.ndarray:
     """A mini-MIAS scan in the shared 16-bit intensity space (stored values stretched by 65535/maxval)."""
-    maxval = read_pgm_header(path)[3]
-    image = read_pgm(path)
+    image, maxval = _decode_pgm(path)
     if maxval == 255:
         return uint8_to_uint16(image)
     return np.round(image.astype(np.float64) * (65535 / maxval)).astype(np.uint16)
+
+
+def _decode_pgm(path: str | Path) -> tuple[np.ndarray, int]:
+    """(pixels as stored, uint8 where maxval < 256 else uint16, maxval) of a 1024x1024 PGM, decoded from its bytes
+    here (OpenCV's imread crashes on a file name that is not UTF-8, and lets values above maxval through)."""
+    data = Path(path).read_bytes()
+    magic, width, height, maxval, offset = parse_pgm_header(data, path)
+    if (height, width) != (MIAS_SIZE, MIAS_SIZE):
+        raise FormatError(path, f"expected the mini-MIAS {MIAS_SIZE}x{MIAS_SIZE}, got {width}x{height}")
+    stored = np.dtype(np.uint8 if maxval < 256 else ">u2")  # 16-bit samples are big-endian (the PGM spec)
+    if magic == "P5":
+        declared, held = width * height * stored.itemsize, len(data) - offset
+        if held < declared:
+            raise FormatError(path, f"truncated: header declares {declared} bytes of pixels, file holds {held}")
+        values = np.frombuffer(data, stored, count=width * height, offset=offset)
+    else:
+        values = _plain_pgm_values(data[offset:], width * height, path)
+    above = np.flatnonzero(values > maxval)
+    if above.size:
+        row, column = divmod(int(above[0]), width)
+        raise FormatError(path, f"pixel at row {row}, column {column} holds {values[above[0]]}, above the header's maxval {maxval}")
+    return values.astype(stored.newbyteorder("=")).reshape(height, width), maxval
+
+
+def _plain_pgm_values(raster: bytes, count: int, path: str | Path) -> np.ndarray:
+    """The first `count` decimal values of a plain (P2) PGM's raster, comments skipped as OpenCV skips them."""
+    tokens = np.array(re.sub(rb"#[^\n\r]*", b" ", raster).split()[:count])
+    if tokens.size < count:
+        raise FormatError(path, f"truncated: header declares {count} pixel values, file holds {tokens.size}")
+    if not np.char.isdigit(tokens).all():
+        raise FormatError(path, "a plain PGM pixel value is not a decimal number")
+    return tokens.astype(np.int64)
 
 
 def write_pgm(path: str | Path, image: np.ndarray) -> None:
