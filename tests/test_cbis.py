@@ -367,7 +367,8 @@ def test_csv_layout_under_a_cbis_ddsm_folder_is_found(tmp_path):
 
 
 def test_lost_closing_quotes_are_caught_and_located(tmp_path):
-    """Without the check, the parser paired the open quotes among themselves: 5 rows for 10 records, no error."""
+    """Without the check, the parser paired the open quotes among themselves: 5 rows for 10 records, no error; the
+    first record swallowed the next line into its last field."""
     rows = [_row(f"P_{n:05d}") for n in range(1, 11)]
     for row in rows:
         row[-1] = row[-1] + "\n"  # a path with a line break inside its quotes, as in the originals
@@ -375,7 +376,7 @@ def test_lost_closing_quotes_are_caught_and_located(tmp_path):
     assert len(read_case_descriptions([path])[0]) == 10
     path.write_text(path.read_text().replace('.dcm\n"', ".dcm\n"))  # every closing quote lost
     assert len(pd.read_csv(path, dtype=str, keep_default_na=False)) == 5  # what a plain read makes of it
-    with pytest.raises(FormatError, match=r"5 records parsed but 10 lines start one: an unbalanced quote near line 2") as info:
+    with pytest.raises(FormatError, match=r"line 2: a field runs over a line break \(a lost closing quote\?\)") as info:
         read_case_descriptions([path])
     assert str(path) in str(info.value)
 
@@ -396,5 +397,55 @@ def test_an_empty_csv_is_an_error_naming_it(tmp_path):
     path = tmp_path / "calc_case_description_test_set.csv"
     path.write_bytes(b"")
     with pytest.raises(FormatError, match="empty CSV") as info:
+        read_case_descriptions([path])
+    assert str(path) in str(info.value)
+
+
+# ----------------------------------------------------------------------------- hostile CSV text
+def _rows_of(path):
+    rois, rejected = read_case_descriptions([path])
+    return rois.drop(columns="source_file"), rejected
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "trailing comma",  # a TypeError traceback
+        "fully quoted",  # refused as "an unbalanced quote near line None"
+        "indented rows",  # likewise
+    ],
+)
+def test_csv_dialects_read_as_the_plain_table(tmp_path, variant):
+    rows = [_row("P_00001"), _row("P_00002", pathology="UNPROVEN"), _row("P_00003", kind="calcification")]
+    rows[0][13] += "\n"  # the originals' line break inside a quoted path
+    (tmp_path / "plain").mkdir()
+    plain = _write_csv(tmp_path / "plain" / "mass_case_description_train_set.csv", MASS_HEADER, rows, crlf=True)
+    buffer = io.StringIO()
+    quoting = csv.QUOTE_ALL if variant == "fully quoted" else csv.QUOTE_MINIMAL
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=quoting)
+    writer.writerow(MASS_HEADER)
+    writer.writerows([[*row, ""] for row in rows] if variant == "trailing comma" else rows)
+    text = buffer.getvalue()
+    if variant == "indented rows":
+        text = text.replace("\r\nP_", "\r\n   P_")
+    path = tmp_path / "mass_case_description_train_set.csv"
+    path.write_text(text, newline="")
+    expected_rois, expected_rejected = _rows_of(plain)
+    rois, rejected = _rows_of(path)
+    pd.testing.assert_frame_equal(rois, expected_rois)
+    assert rejected.drop(columns="file").equals(expected_rejected.drop(columns="file")) and len(rejected) == 1
+
+
+def test_two_columns_of_one_meaning_are_refused(tmp_path):
+    """Both `image file path` and `image_file_path`: the last one was taken without a word."""
+    header = [*MASS_HEADER, "image_file_path"]
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", header, [[*_row(), "elsewhere/000000.dcm"]])
+    with pytest.raises(FormatError, match="line 1: columns 'image file path' and 'image_file_path' both mean image_file_path"):
+        read_case_descriptions([path])
+
+
+def test_a_record_of_the_wrong_width_is_refused_with_its_line(tmp_path):
+    path = _write_csv(tmp_path / "mass_case_description_train_set.csv", MASS_HEADER, [_row("P_00001"), _row("P_00002")[:-2]])
+    with pytest.raises(FormatError, match="line 3: 12 fields, the header has 14") as info:
         read_case_descriptions([path])
     assert str(path) in str(info.value)

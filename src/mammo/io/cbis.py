@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -78,17 +80,19 @@ def read_case_descriptions(paths: list[str | Path]) -> tuple[pd.DataFrame, pd.Da
     return rois[ROI_COLUMNS], pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
+def _column_name(header: str) -> str:
+    """The one name a CBIS-DDSM header spelling stands for (the tables spell some with spaces, some with underscores)."""
+    return _RENAME.get(header.lower(), header.lower().replace(" ", "_"))
+
+
 def _read_one(path: Path) -> tuple[pd.DataFrame, list[dict]]:
-    raw = _read_raw(path)
-    raw.columns = [_RENAME.get(c.strip().lower(), c.strip().lower().replace(" ", "_")) for c in raw.columns]
+    raw = read_csv_table(path, _column_name)
     missing = {"patient_id", "side", "view", "abnormality_id", "abnormality_type", "pathology", *PATH_COLUMNS} - set(raw.columns)
     if missing:
         raise FormatError(path, f"missing columns {sorted(missing)}")
     division = "test" if "_test_" in path.name else "train"
     rows, rejected = [], []
-    for index, record in raw.iterrows():
-        row_number = index + 1  # data record number (records may span lines)
-        record = {k: v.strip() for k, v in record.items()}
+    for row_number, record in enumerate(raw.to_dict("records"), start=1):  # data record number (records may span lines)
         for column in list(record):
             if record[column] in ("NA", "N/A", ""):
                 record[column] = None
@@ -131,16 +135,14 @@ def _read_one(path: Path) -> tuple[pd.DataFrame, list[dict]]:
     return table, rejected
 
 
-# A record starts on a line that does not begin with a quote: CBIS-DDSM's only line breaks inside a field end a path,
-# so the line they leave begins with the closing quote.
-_RECORD_START = re.compile(r'^[^"\s]|^,')
+def read_csv_table(path: Path, column_name: Callable[[str], str] = str) -> pd.DataFrame:
+    """A CSV's records as stripped text, indexed by the line each starts on (line 1: the header), its columns named
+    by `column_name` (header spelling -> name); read strictly, every problem a FormatError naming the line.
 
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    """The CSV's records as text, read strictly: UTF-8 (a BOM allowed), and as many records as lines that start one.
-
-    Counting record starts apart from the parser catches a lost closing quote, which would swallow the records after
-    it into one path field without any parser error.
+    Read: UTF-8 (a BOM allowed), CRLF, fields quoted where needed or all quoted, rows indented, a trailing comma,
+    blank lines, line breaks inside quoted fields at their end (CBIS-DDSM's paths). Refused: two columns of one
+    name, a record of another width than the header, and a line break inside a field's text: a lost closing quote,
+    which swallows the records after it into one field without any parser error.
     """
     data = path.read_bytes()
     try:
@@ -148,40 +150,46 @@ def _read_raw(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise FormatError(path, f"line {line}: not UTF-8 (byte {data[err.start]:#04x}); save the CSV as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    header, records, end = None, {}, 0
     try:
-        # Quirks: CRLF endings, newlines inside quoted paths, "NA" as a real value.
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise FormatError(path, "empty CSV: no header line") from None
-    except pd.errors.ParserError as err:
-        raise FormatError(
-            path, f"unparseable CSV ({err}); an unbalanced quote near line {_first_unbalanced_quote(text)}"
-        ) from None
-    starts = [number for number, line in enumerate(text.splitlines()[1:], start=2) if _RECORD_START.match(line)]
-    if len(starts) != len(raw):
-        raise FormatError(
-            path,
-            f"{len(raw)} records parsed but {len(starts)} lines start one: "
-            f"an unbalanced quote near line {_first_unbalanced_quote(text)}",
-        )
-    return raw
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            fields = [field.strip() for field in fields]
+            if fields in ([], [""]):
+                continue  # a blank line
+            if any("\n" in field or "\r" in field for field in fields):
+                raise FormatError(path, f"line {start}: a field runs over a line break (a lost closing quote?)")
+            if header is not None and len(fields) == len(header) + 1 and fields[-1] == "":
+                fields = fields[:-1]  # a trailing comma
+            if header is None:
+                header = fields[:-1] if len(fields) > 1 and fields[-1] == "" else fields
+                names = _column_names(path, start, header, column_name)
+            elif len(fields) != len(header):
+                raise FormatError(path, f"line {start}: {len(fields)} fields, the header has {len(header)}")
+            else:
+                records[start] = fields
+    except csv.Error as err:
+        raise FormatError(path, f"line {reader.line_num}: {err} (a lost closing quote?)") from None
+    if header is None:
+        raise FormatError(path, "empty CSV: no header line")
+    return pd.DataFrame(list(records.values()), index=list(records), columns=names, dtype=str)
 
 
-def _first_unbalanced_quote(text: str) -> int | None:
-    """The line whose quotes leave a field open at the next record start, if any."""
-    open_since, inside = None, False
-    for number, line in enumerate(text.splitlines()[1:], start=2):
-        if inside and _RECORD_START.match(line):
-            return open_since
-        if line.count('"') % 2:
-            inside = not inside
-            open_since = number if inside else None
-    return open_since
+def _column_names(path: Path, line: int, header: list[str], column_name: Callable[[str], str]) -> list[str]:
+    """The header's names by `column_name`; two spellings of one name are refused (which column would be meant?)."""
+    spellings: dict[str, str] = {}
+    for spelling in header:
+        name = column_name(spelling)
+        if name in spellings:
+            raise FormatError(path, f"line {line}: columns {spellings[name]!r} and {spelling!r} both mean {name}")
+        spellings[name] = spelling
+    return list(spellings)
 
 
 def csv_records(paths: list[str | Path]) -> list[tuple[str, int]]:
     """(file, record number) of every data record in the CSVs: what the ROI and rejected tables must account for."""
-    return [(str(path), number) for path in paths for number in range(1, len(_read_raw(Path(path))) + 1)]
+    return [(str(path), number) for path in paths for number in range(1, len(read_csv_table(Path(path), _column_name)) + 1)]
 
 
 def _row_problem(record: dict) -> str | None:
