@@ -18,7 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pydicom
 from tqdm import tqdm
@@ -34,6 +33,7 @@ from mammo.io.ljpeg import encode_ljpeg
 from mammo.io.mias import MIAS_SIZE, write_pgm
 from mammo.io.overlay import Abnormality, Outline, chain_code, format_overlay
 from mammo.io.own import OWN_CSV
+from mammo.io.scan import write_png
 from mammo.io.vindr import BREAST_CSV, FINDING_CSV
 from mammo.tiles import mask_box
 
@@ -622,7 +622,7 @@ def write_own(root: Path, spec: DemoSpec) -> int:
                 write_dicom(root / name, image16, patient, _uid(rng), _uid(rng), _uid(rng), header)
             else:
                 (root / "images").mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(root / name), image16 if form == "png16" else to_uint8(image16))
+                write_png(root / name, image16 if form == "png16" else to_uint8(image16))
             row = [patient, name, side, "CC", "normal", *[""] * 9, "" if form == "dicom" else OWN_PIXEL_MM, ""]
             if lesion is not None:
                 row[4], row[5] = ("malignant" if malignant else "benign"), kind
@@ -631,7 +631,7 @@ def write_own(root: Path, spec: DemoSpec) -> int:
                     row[10:13] = [int(xs.mean()), int(ys.mean()), int(max(np.ptp(xs), np.ptp(ys)) / 2) + 1]
                 elif (number // 3) % 3 == 2:  # a mask file beside the image
                     row[13] = f"images/{patient}_{side}CC_mask.png"
-                    cv2.imwrite(str(root / row[13]), lesion.mask.astype(np.uint8) * 255)
+                    write_png(root / row[13], lesion.mask.astype(np.uint8) * 255)
                 else:  # a box
                     row[6:10] = _corner_box(lesion.mask)
             rows.append(row)

@@ -10,9 +10,13 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from mammo.io import FormatError
+from mammo.io import FormatError, check_declared_size
 
 DIGITAL_MAMMOGRAPHY_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"
+# The pixel sizes, in mm, a mammogram can have: film digitizers scanned at 42 to 200 microns (DDSM, mini-MIAS),
+# full-field detectors have 50 to 100 micron pixels. A header outside this range is damaged, and its image would be
+# scaled to the CBIS-DDSM scale by a factor of thousands or of nothing.
+PIXEL_MM_RANGE = (0.01, 1.0)
 
 
 def read_dicom(path: str | Path) -> np.ndarray:
@@ -31,12 +35,18 @@ def read_dicom(path: str | Path) -> np.ndarray:
         }
         intent = str(dataset.get("PresentationIntentType", "")).upper()
         mirrored = chest_wall_flip(dataset)
+        size = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
+        frames, samples = int(dataset.get("NumberOfFrames") or 1), int(dataset.get("SamplesPerPixel") or 1)
     except OSError as err:
         raise FormatError(path, f"not a readable DICOM file ({err})") from None
     except Exception as err:  # pydicom's parse errors: InvalidDicomError, BytesLengthException, ValueError, ...
         raise FormatError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from None
     if not has_pixels:
         raise FormatError(path, "DICOM has no pixel data")
+    # checked before pixel_array allocates what the header declares
+    check_declared_size(path, *size)
+    if (frames, samples) != (1, 1):
+        raise FormatError(path, f"expected one greyscale frame, the header declares {frames} frames of {samples} samples")
     if intent == "FOR PROCESSING":
         raise FormatError(path, "a FOR PROCESSING image (raw detector data): only FOR PRESENTATION images are read")
     try:
@@ -45,8 +55,6 @@ def read_dicom(path: str | Path) -> np.ndarray:
     except Exception as err:  # pydicom raises several types for unsupported syntaxes, short data and bad pixel modules
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise FormatError(path, f"cannot decode pixel data (transfer syntax {syntax}): {err}") from None
-    if pixels.ndim != 2:
-        raise FormatError(path, f"expected one greyscale frame, got array of shape {pixels.shape}")
     if header["PhotometricInterpretation"] == "MONOCHROME1":
         image = np.iinfo(np.uint16).max - image
     return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
@@ -111,15 +119,26 @@ def dicom_geometry(path: str | Path) -> tuple[float | None, bool]:
     """(pixel spacing in mm, mirrored) of a DICOM: PixelSpacing, else ImagerPixelSpacing (the mean of rows and
     columns; None where the header has neither), and whether read_dicom flips it (chest_wall_flip), so that
     coordinates drawn on the stored image can follow. (None, False) where the header cannot be read (reading the
-    image names the problem)."""
+    image names the problem); a spacing outside PIXEL_MM_RANGE is an error."""
     try:
         dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        spacing = dataset.get("PixelSpacing") or dataset.get("ImagerPixelSpacing")
-        values = [float(value) for value in spacing] if spacing else []
+        keyword = "PixelSpacing" if dataset.get("PixelSpacing") else "ImagerPixelSpacing"
+        values = [float(value) for value in dataset.get(keyword) or []]
         mirrored = chest_wall_flip(dataset)
     except Exception:  # pydicom's parse errors, as in read_dicom
         return None, False
-    return (float(np.mean(values)) if values and all(value > 0 for value in values) else None), mirrored
+    for value in values:
+        checked_pixel_mm(path, value, keyword)
+    return (float(np.mean(values)) if values else None), mirrored
+
+
+def checked_pixel_mm(path: str | Path, value: float, source: str) -> float:
+    """`value` where it is a mammogram's pixel size (PIXEL_MM_RANGE), else an error naming the file and the
+    `source` of the value (nan and infinities fail the comparison too)."""
+    low, high = PIXEL_MM_RANGE
+    if not low <= value <= high:
+        raise FormatError(path, f"{source} {value:g} mm is outside {low:g}..{high:g} mm (a mammogram's pixel size)")
+    return value
 
 
 def write_dicom(

@@ -4,7 +4,6 @@ file, in the image as read (upscaled, and flipped where read_dicom flipped it)."
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import cv2
@@ -12,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pydicom
 
-from mammo.io import FormatError
-from mammo.io.dicom import dicom_geometry
-from mammo.io.scan import has_dicom_preamble, read_scan
+from mammo.io import FormatError, check_declared_size
+from mammo.io.cbis import read_csv_table
+from mammo.io.dicom import checked_pixel_mm, dicom_geometry
+from mammo.io.scan import has_dicom_preamble, png_size, read_scan
 from mammo.tables import REJECTED_COLUMNS
 
 # The CBIS-DDSM scale, in mm per pixel: DDSM's digitizers scanned at 42 (DBA), 43.5 (HOWTEK) and 50 (LUMISYS) microns
@@ -69,7 +69,7 @@ def _spacing_and_flip(path: str | Path, pixel_mm: float | None) -> tuple[float |
     """(pixel size in mm or None, mirrored) of a listed image: `pixel_mm` where given (an index read back keeps an
     empty cell as ""), else a DICOM's spacing; only a DICOM is ever flipped."""
     spacing, flipped = dicom_geometry(path) if _is_dicom(path) else (None, False)
-    return (spacing if _empty(pixel_mm) else float(pixel_mm)), flipped
+    return (spacing if _empty(pixel_mm) else checked_pixel_mm(path, float(pixel_mm), "pixel_mm")), flipped
 
 
 def finding_mask(finding: pd.Series, shape: tuple[int, int], factor: float, mirrored: bool, width: int) -> np.ndarray:
@@ -128,29 +128,31 @@ def listed_rois(images: pd.DataFrame, findings: pd.DataFrame, stage: str) -> tup
 
 
 def read_listed_csv(path: Path, required: list[str], where: str) -> pd.DataFrame:
-    """A listed collection's CSV as text, indexed by its line (line 1 is the header); a missing file or required
-    column is an error naming it (`where`: what the file is expected beside)."""
+    """A listed collection's CSV as stripped text, indexed by the line each row starts on (line 1 is the header),
+    read by the one strict CSV reader (mammo.io.cbis.read_csv_table); a missing file or required column is an error
+    naming it (`where`: what the file is expected beside)."""
     if not path.exists():
         raise FormatError(path, f"not found ({where})")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = read_csv_table(path)
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise FormatError(path, f"missing columns {', '.join(missing)} (required: {', '.join(required)})")
-    table.index = table.index + 2
     return table
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(rows, columns) of a DICOM or PNG from its header, without decoding the pixels."""
+    """(rows, columns) of a DICOM or PNG from its header, without decoding the pixels; a size beyond any mammogram
+    (check_declared_size) is an error."""
     if _is_dicom(path):
         dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        return int(dataset.Rows), int(dataset.Columns)
-    with open(path, "rb") as handle:
-        head = handle.read(24)
-    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise FormatError(path, "neither a DICOM nor a PNG image")
-    width, height = struct.unpack(">II", head[16:24])
-    return height, width
+        size = int(dataset.Rows), int(dataset.Columns)
+    else:
+        with open(path, "rb") as handle:
+            size = png_size(handle.read(24))
+        if size is None:
+            raise FormatError(path, "neither a DICOM nor a PNG image")
+    check_declared_size(path, *size)
+    return size
 
 
 def _is_dicom(path: str | Path) -> bool:

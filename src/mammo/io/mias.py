@@ -208,8 +208,9 @@ def parse_pgm_header(data: bytes, path: str | Path) -> tuple[str, int, int, int,
     return magic.decode(), width, height, maxval, position + 1
 
 
-# a header field: whitespace and `#` comments (to the end of their line) before it, then its digits
-_PGM_FIELD = re.compile(rb"(?:\s|#[^\n\r]*)*(\d+)")
+# a header field: whitespace and whole `#` comment lines before it, then its digits (a comment ends at its line's end,
+# so that a run of `#` cannot be split into comments in exponentially many ways)
+_PGM_FIELD = re.compile(rb"(?:\s|#[^\n\r]*[\n\r])*(\d+)")
 
 
 def read_pgm(path: str | Path) -> np.ndarray:
@@ -243,18 +244,21 @@ def _decode_pgm(path: str | Path) -> tuple[np.ndarray, int]:
     above = np.flatnonzero(values > maxval)
     if above.size:
         row, column = divmod(int(above[0]), width)
-        raise FormatError(path, f"pixel at row {row}, column {column} holds {values[above[0]]}, above the header's maxval {maxval}")
+        raise FormatError(
+            path, f"pixel at row {row}, column {column} holds {values[above[0]]}, above the header's maxval {maxval}"
+        )
     return values.astype(stored.newbyteorder("=")).reshape(height, width), maxval
 
 
 def _plain_pgm_values(raster: bytes, count: int, path: str | Path) -> np.ndarray:
     """The first `count` decimal values of a plain (P2) PGM's raster, comments skipped as OpenCV skips them."""
-    tokens = np.array(re.sub(rb"#[^\n\r]*", b" ", raster).split()[:count])
-    if tokens.size < count:
-        raise FormatError(path, f"truncated: header declares {count} pixel values, file holds {tokens.size}")
-    if not np.char.isdigit(tokens).all():
-        raise FormatError(path, "a plain PGM pixel value is not a decimal number")
-    return tokens.astype(np.int64)
+    text = re.sub(rb"#[^\n\r]*", b" ", raster)
+    if re.search(rb"[^\d\s]|\d{6}", text):  # a PGM value has at most 5 digits (65535): none can overflow
+        raise FormatError(path, "a plain PGM pixel value is not a decimal number of at most 5 digits")
+    values = np.fromstring(text, dtype=np.int64, sep=" ")
+    if values.size < count:
+        raise FormatError(path, f"truncated: header declares {count} pixel values, file holds {values.size}")
+    return values[:count]
 
 
 def write_pgm(path: str | Path, image: np.ndarray) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 
 from mammo.intensity import raw_to_uint16, uint8_to_uint16
-from mammo.io import FormatError
+from mammo.io import FormatError, check_declared_size
 from mammo.io.dicom import read_dicom
 from mammo.io.ics import read_ics
 from mammo.io.ljpeg import decode_ljpeg, parse_header, read_bytes
@@ -44,12 +45,36 @@ def read_scan(path: str | Path, raw: bool = False) -> np.ndarray:
 
 
 def _read_png(path: Path, raw: bool) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # decoded from bytes read here: OpenCV's imread crashes on a file name that is not UTF-8
+    data = path.read_bytes()
+    size = png_size(data)
+    if size is None:
+        raise FormatError(path, "OpenCV could not decode the PNG (it does not start with a PNG signature and IHDR chunk)")
+    check_declared_size(path, *size)  # before OpenCV allocates what the IHDR declares
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FormatError(path, "OpenCV could not decode the PNG")
     if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
         raise FormatError(path, f"expected an 8- or 16-bit greyscale PNG, got {image.dtype} shape {image.shape}")
     return uint8_to_uint16(image) if image.dtype == np.uint8 and not raw else image
+
+
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(rows, columns) that a PNG declares in its IHDR chunk, from the file's first 24 bytes (or more); None where
+    they do not start as a PNG does."""
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write an 8- or 16-bit greyscale PNG, encoded in memory (OpenCV's imwrite crashes on a file name that is
+    not UTF-8)."""
+    encoded, data = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"{path}: OpenCV could not encode the PNG")
+    Path(path).write_bytes(data.tobytes())
 
 
 def has_dicom_preamble(path: str | Path) -> bool:
