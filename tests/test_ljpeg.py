@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import tracemalloc
 
 import cv2
 import imagecodecs
 import numpy as np
 import pytest
 
-from mammo.io import FormatError
+from mammo.io import MAX_PIXELS, MAX_SIDE, FormatError, ljpeg
 from mammo.io.ljpeg import (
+    MAX_STREAM_BYTES,
     _huffman_code_lengths,
     decode_ljpeg,
     encode_ljpeg,
@@ -391,3 +393,99 @@ def test_another_factorisation_of_the_pixel_count_is_refused(breast_stream, tmp_
     with pytest.warns(UserWarning, match="transposed"):
         assert decode_ljpeg(path, 1097, 1944).shape == (1097, 1944)
     assert np.array_equal(decode_ljpeg(path, 1944, 1097), raw)
+
+
+# ----------------------------------------------------------------------------- decoder choice (libjpeg-turbo first)
+@pytest.mark.parametrize("name", sorted(FIXTURES))
+def test_libjpeg_turbo_gives_the_reference_decoder_pixels_on_every_fixture(shared, name):
+    """The reader decodes with imagecodecs.jpeg8_decode (libjpeg-turbo, the fastest); it must give the T.81 pixels
+    imagecodecs' own lossless decoder gives, for 12- and 16-bit PVRG streams of every predictor."""
+    path, _ = _fixture(shared, name)
+    data = path.read_bytes()
+    assert np.array_equal(imagecodecs.jpeg8_decode(data), imagecodecs.ljpeg_decode(data))
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_libjpeg_turbo_gives_the_encoded_pixels(bits, kind):
+    image = IMAGES[kind]((101, 77), bits)
+    assert np.array_equal(imagecodecs.jpeg8_decode(encode_ljpeg(image, bits)), image)
+
+
+def _refusing_decoder(data):
+    raise imagecodecs.Jpeg8Error("refused")
+
+
+def _wrong_decoder(data):
+    image = imagecodecs.ljpeg_decode(data)
+    image[-3:] = 0  # as a decoder that stopped early: pixels that do not account for the entropy-coded bits
+    return image
+
+
+@pytest.mark.parametrize("jpeg8_decode", [_refusing_decoder, _wrong_decoder], ids=["refuses", "wrong pixels"])
+@pytest.mark.parametrize("name", ["howtek_12bit_k1", "dba_16bit_k6"])
+def test_reader_falls_back_to_the_reference_decoder_stream_by_stream(shared, monkeypatch, jpeg8_decode, name):
+    path, expected = _fixture(shared, name)
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", jpeg8_decode)
+    assert np.array_equal(decode_ljpeg(path, *expected.shape), expected)
+
+
+# ----------------------------------------------------------------------------- declared size, gzip bombs
+def test_stream_declaring_a_side_beyond_max_side_is_refused_before_decoding(tmp_path):
+    """A 20,001 x 1 stream decoded without complaint: the declared size is now checked at SOF3, before any decoder."""
+    path = tmp_path / "A_0001_1.LEFT_CC.LJPEG"
+    stream = encode_ljpeg(np.full((MAX_SIDE + 1, 1), 2048, np.uint16), 12)
+    path.write_bytes(stream)
+    with pytest.raises(FormatError, match=rf"declares {MAX_SIDE + 1}x1 pixels, beyond the largest image read") as info:
+        decode_ljpeg(path, MAX_SIDE + 1, 1)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(FormatError, match="beyond the largest image read"):
+        parse_header(stream, path)
+
+
+def _gzip_bomb(path, zeros: int) -> None:
+    """`zeros` zero bytes gzipped as concatenated members (valid gzip), written without holding them in memory."""
+    member = gzip.compress(bytes(1 << 20), mtime=0)  # 1 MiB of zeros in about 1 KiB
+    path.write_bytes(member * (zeros >> 20))
+
+
+def test_gzip_bomb_is_refused_at_the_cap_without_inflating_it(tmp_path):
+    """gzip.decompress inflated the whole file: 64 MiB of zeros from a 66 KB file, a few GB from a few MB."""
+    path = tmp_path / "A_0001_1.LEFT_CC.LJPEG.gz"
+    _gzip_bomb(path, 64 << 20)
+    tracemalloc.start()
+    with pytest.raises(FormatError, match="gzip stream expands beyond 1,000,000 bytes") as info:
+        read_bytes(path, max_bytes=1_000_000)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert peak < 8_000_000  # the compressed file and about one cap of output, not the 64 MiB
+
+
+def test_gzip_stream_of_exactly_the_cap_and_concatenated_members_are_read(tmp_path):
+    path = tmp_path / "scan.LJPEG.gz"
+    _gzip_bomb(path, 2 << 20)
+    path.write_bytes(path.read_bytes() + b"\0" * 16)  # zero padding after the last member, as gzip allows
+    assert read_bytes(path, max_bytes=2 << 20) == bytes(2 << 20)
+    with pytest.raises(FormatError, match="expands beyond"):
+        read_bytes(path, max_bytes=(2 << 20) - 1)
+
+
+def test_default_cap_holds_the_largest_stream_of_the_largest_image():
+    # 16-bit differences: at most a 16-bit code and 15 extra bits a pixel, doubled by 0xFF stuffing at worst
+    assert MAX_STREAM_BYTES >= MAX_PIXELS * 31 / 8 * 2
+
+
+def test_mammo_convert_refuses_a_gzip_bomb_in_one_line(tmp_path, monkeypatch, capsys):
+    """The cap applies wherever a scan is read (here `mammo convert` through mammo.io.scan), lowered for the test."""
+    from mammo import cli
+
+    monkeypatch.setattr(ljpeg, "MAX_STREAM_BYTES", 1_000_000)
+    path = tmp_path / "A_0001_1.LEFT_CC.LJPEG.gz"
+    _gzip_bomb(path, 64 << 20)
+    with pytest.raises(SystemExit) as exit_info, pytest.warns(UserWarning, match="no A-0001-1.ics"):
+        cli.main(["convert", str(path), str(tmp_path / "out.png"), "--raw"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(lines) == 1
+    assert str(path) in lines[0] and "gzip stream expands beyond 1,000,000 bytes" in lines[0]
+    assert not (tmp_path / "out.png").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import heapq
 import struct
 import warnings
@@ -10,10 +9,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import imagecodecs
 import numpy as np
 
-from mammo.io import FormatError
+from mammo.io import MAX_PIXELS, FormatError, check_declared_size
+
+# The longest stream an image within MAX_PIXELS can need: at most 31 coded bits a pixel (a 16-bit Huffman code and
+# 15 extra bits), twice that where every byte is 0xFF and gets its stuffed 0x00, and 1 MiB for the header segments.
+# A gzipped scan may expand to this and no further (a gzip bomb expands without limit).
+MAX_STREAM_BYTES = MAX_PIXELS * 31 // 8 * 2 + (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -27,15 +32,35 @@ class LjpegHeader:
     restart_interval: int = 0
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """Read a file, gunzipping transparently (DDSM ships some scans gzipped)."""
+def read_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
+    """Read a file, gunzipping transparently (DDSM ships some scans gzipped) up to `max_bytes` of output
+    (MAX_STREAM_BYTES unless given)."""
     data = Path(path).read_bytes()
     if data[:2] == b"\x1f\x8b":
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as err:
+            data = _gunzip(data, path, MAX_STREAM_BYTES if max_bytes is None else max_bytes)
+        except zlib.error as err:
             raise FormatError(path, f"corrupt gzip stream ({err})") from None
     return data
+
+
+def _gunzip(data: bytes, path, max_bytes: int) -> bytes:
+    """Every gzip member of `data` (zero padding between them allowed, as gzip does), streamed so that at most
+    `max_bytes` + 1 bytes are ever inflated."""
+    output = bytearray()
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer: the CRC is checked
+        pending = rest
+        while pending and not inflater.eof:
+            output += inflater.decompress(pending, max_bytes + 1 - len(output))
+            if len(output) > max_bytes:
+                raise FormatError(path, f"gzip stream expands beyond {max_bytes:,} bytes")
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise FormatError(path, "corrupt gzip stream (Compressed file ended before the end-of-stream marker was reached)")
+        rest = inflater.unused_data.lstrip(b"\0")
+    return bytes(output)
 
 
 def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
@@ -60,6 +85,7 @@ def parse_header(data: bytes, path: str | Path = "<ljpeg>") -> LjpegHeader:
             precision, rows, columns, components = struct.unpack(">BHHB", segment[:6])
             if components != 1 or len(segment) != 6 + 3 * components or not 2 <= precision <= 16 or not rows or not columns:
                 raise FormatError(path, f"corrupt SOF3 segment ({components} components, {precision} bits, {rows}x{columns})")
+            check_declared_size(path, rows, columns)
             sof = (precision, rows, columns)
         elif marker in (0xC0, 0xC1, 0xC2):
             raise FormatError(path, "lossy JPEG, expected lossless SOF3")
@@ -117,49 +143,56 @@ def _huffman_tables(segment: bytes, path) -> dict[int, tuple]:
 # Difference category (T.81 SSSS) of every difference modulo 2**16: the bit length of its magnitude.
 _MAGNITUDE = np.minimum(np.arange(65536), 65536 - np.arange(65536))
 _CATEGORY = np.where(_MAGNITUDE == 0, 0, np.floor(np.log2(np.maximum(_MAGNITUDE, 1))) + 1).astype(np.uint8)
+# Extra bits after the Huffman code of every difference: its category, except 32768 (category 16, none in T.81).
+_EXTRA_BITS = _CATEGORY.astype(np.int64)
+_EXTRA_BITS[32768] = 0
 
 
 def coded_bits(t81_image: np.ndarray, header: LjpegHeader, band: int = 128) -> int | None:
     """Bits of entropy-coded data that `t81_image` takes under the stream's own Huffman table and predictor (T.81
     semantics, as a standard decoder decoded it); None when a difference has no code in that table.
 
-    Band by band of rows, so memory stays a fraction of the image's.
+    One histogram of the 65,536 differences (modulo 2**16) band by band of rows, so memory stays a fraction of
+    the image's; each band holds at most 128 x MAX_SIDE pixels, counted exactly in OpenCV's float32 histogram.
     """
-    lengths = np.array(header.code_lengths or [0] * 17, dtype=np.int64)
-    counts = np.zeros(17, dtype=np.int64)
+    histogram = np.zeros(65536, dtype=np.int64)
+    for differences in _t81_differences(t81_image, header.predictor, header.precision, band):
+        histogram += cv2.calcHist([differences], [0], None, [65536], [0, 65536]).ravel().astype(np.int64)
+    code_lengths = np.array(header.code_lengths or [0] * 17, dtype=np.int64)[_CATEGORY]
+    if np.any(histogram[code_lengths == 0]):
+        return None
+    return int(histogram @ (code_lengths + _EXTRA_BITS))
+
+
+def _t81_differences(t81_image: np.ndarray, predictor: int, precision: int, band: int):
+    """The differences modulo 2**16 (uint16) that a T.81 encoder codes for `t81_image`, band by band of rows."""
     # predictors 1-4 need no shift, so uint16 arithmetic (which wraps modulo 2**16, as T.81 does) is exact
-    dtype = np.uint16 if header.predictor <= 4 else np.int32
+    dtype = np.uint16 if predictor <= 4 else np.int32
     for top in range(0, t81_image.shape[0], band):
         block = t81_image[max(top - 1, 0) : top + band].astype(dtype, copy=False)
-        values, above = (block[1:], block[:-1]) if top else (block, None)
-        prediction = np.empty_like(values)
-        if above is None:  # first line: the left neighbour, the first pixel 2**(precision-1); then as below
-            prediction[0, 1:], prediction[0, 0] = values[0, :-1], 1 << (header.precision - 1)
-            values_below, above = values[1:], values[:-1]
-            target = prediction[1:]
-        else:
-            values_below, target = values, prediction
-        target[:, 1:] = _predict(header.predictor, values_below[:, :-1], above[:, 1:], above[:, :-1])
-        target[:, 0] = above[:, 0]
-        differences = (values - prediction).astype(np.uint16, copy=False)  # modulo 2**16
-        counts += np.bincount(_CATEGORY[differences].ravel(), minlength=17)
-    if np.any((counts > 0) & (lengths == 0)):
-        return None
-    extra = np.arange(17)
-    extra[16] = 0  # T.81: difference 32768 has category 16 and no extra bits
-    return int(np.sum(counts * (lengths + extra)))
+        differences = np.empty((block.shape[0] - (top > 0), block.shape[1]), dtype=np.uint16)
+        below_first_line = differences
+        if top == 0:  # first line: the left neighbour, the first pixel from 2**(precision-1)
+            differences[0, 0] = (int(block[0, 0]) - (1 << (precision - 1))) & 0xFFFF
+            np.subtract(block[0, 1:], block[0, :-1], out=differences[0, 1:], casting="unsafe")
+            below_first_line = differences[1:]
+        values, above = block[1:], block[:-1]
+        np.subtract(values[:, 0], above[:, 0], out=below_first_line[:, 0], casting="unsafe")
+        prediction = _predict(predictor, values[:, :-1], above[:, 1:], above[:, :-1])
+        np.subtract(values[:, 1:], prediction, out=below_first_line[:, 1:], casting="unsafe")
+        yield differences
 
 
 def _scan_bits(data: bytes, header: LjpegHeader) -> tuple[int, int, int]:
     """(bits of entropy-coded data between SOS and EOI once the 0x00 stuffed after each 0xFF is left out, its last
-    data byte, byte offset of EOI)."""
+    data byte, byte offset of EOI); one pass over the entropy-coded bytes."""
     end = data.rstrip(b"\0").rfind(b"\xff\xd9")
-    scan = np.frombuffer(data, dtype=np.uint8, count=max(end - header.scan_start, 0), offset=header.scan_start)
-    if len(scan) == 0:
+    size = max(end - header.scan_start, 0)
+    if size == 0:
         return 0, 0, end
-    stuffed = int(np.count_nonzero((scan[:-1] == 0xFF) & (scan[1:] == 0x00)))
-    last = 0xFF if len(scan) > 1 and scan[-1] == 0x00 and scan[-2] == 0xFF else int(scan[-1])
-    return 8 * (len(scan) - stuffed), last, end
+    stuffed = data.count(b"\xff\x00", header.scan_start, end)
+    last = 0xFF if size > 1 and data[end - 2 : end] == b"\xff\x00" else data[end - 1]
+    return 8 * (size - stuffed), last, end
 
 
 def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarray:
@@ -177,11 +210,7 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
         raise FormatError(path, "truncated lossless JPEG stream (no EOI marker at the end)")
     if not 1 <= header.predictor <= 7:
         raise FormatError(path, f"lossless JPEG predictor {header.predictor} is not in 1..7")
-    try:
-        image = imagecodecs.ljpeg_decode(data)
-    except imagecodecs.LjpegError as err:
-        raise FormatError(path, f"corrupt lossless JPEG stream ({err})") from None
-    _check_entropy_coded_data(data, header, image, path)
+    image = _decode_t81(data, header, path)
     if header.predictor != 1:
         # Quirk: PVRG (the DDSM encoder) predicts the first line differently from ITU T.81 for predictors 2-7.
         image = pvrg_reconstruct(image, header.predictor, header.precision)
@@ -199,13 +228,40 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
             f"stream holds {image.shape[0]}x{image.shape[1]} pixels but the .ics says "
             f"{lines} lines x {pixels_per_line} pixels per line (neither that size nor its transpose)",
         )
-    return np.ascontiguousarray(image.reshape(lines, pixels_per_line).astype(np.uint16))
+    return np.ascontiguousarray(image.reshape(lines, pixels_per_line).astype(np.uint16, copy=False))
 
 
-def _check_entropy_coded_data(data: bytes, header: LjpegHeader, t81_image: np.ndarray, path) -> None:
-    """The decoded pixels must take exactly the stream's entropy-coded bits (up to the 0-7 padding bits before EOI)."""
+def _decode_t81(data: bytes, header: LjpegHeader, path) -> np.ndarray:
+    """The stream decoded with ITU T.81 semantics, its pixels checked against its entropy-coded data.
+
+    libjpeg-turbo's lossless decoder (imagecodecs.jpeg8_decode) is the fastest and gives the same pixels as
+    imagecodecs' own (ljpeg_decode) on every valid stream; the check confirms it stream by stream. Where it
+    refuses a stream or its pixels fail the check, ljpeg_decode decodes again and its pixels decide, so a damaged
+    stream is rejected with the same message as before. Streams with restart intervals, which the check cannot
+    confirm (not used by DDSM), go to ljpeg_decode only.
+    """
+    if not header.restart_interval:
+        try:
+            image = imagecodecs.jpeg8_decode(data)
+        except imagecodecs.Jpeg8Error:
+            image = None
+        if image is not None and _entropy_coded_data_problem(data, header, image) is None:
+            return image
+    try:
+        image = imagecodecs.ljpeg_decode(data)
+    except imagecodecs.LjpegError as err:
+        raise FormatError(path, f"corrupt lossless JPEG stream ({err})") from None
+    problem = _entropy_coded_data_problem(data, header, image)
+    if problem is not None:
+        raise FormatError(path, problem)
+    return image
+
+
+def _entropy_coded_data_problem(data: bytes, header: LjpegHeader, t81_image: np.ndarray) -> str | None:
+    """Why the decoded pixels do not take exactly the stream's entropy-coded bits (up to the 0-7 padding bits
+    before EOI); None when they do."""
     if header.restart_interval or not header.code_lengths:
-        return  # restart markers reset the prediction: not used by DDSM, not checked here
+        return None  # restart markers reset the prediction: not used by DDSM, not checked here
     available, last_byte, end = _scan_bits(data, header)
     needed = coded_bits(t81_image, header)
     if needed is not None and 0 <= available - needed <= 7 and available > needed:
@@ -215,11 +271,11 @@ def _check_entropy_coded_data(data: bytes, header: LjpegHeader, t81_image: np.nd
     if needed is None or not 0 <= available - needed <= 7:
         position = header.scan_start + (min(needed, available) // 8 if needed is not None else 0)
         detail = "data left over before EOI" if needed is not None and available > needed else "premature end or invalid codes"
-        raise FormatError(
-            path,
+        return (
             f"corrupt stream at byte {min(position, end)}: the decoded image does not account for the "
-            f"entropy-coded data ({detail})",
+            f"entropy-coded data ({detail})"
         )
+    return None
 
 
 def _predict(predictor: int, a, b, c):
