@@ -22,12 +22,17 @@ from mammo.tiles import NATIVE_TILE, TILE_SIZE, box_sum
 
 Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class probabilities (n, classes)
 
+BREAST_COLOUR = (0, 255, 0)  # BGR: the breast outline on the overlay
+MUSCLE_COLOUR = (255, 0, 255)  # the pectoral muscle's hatching and outline
+
 
 @dataclass(frozen=True)
 class Windowing:
     stride: int = 299  # native pixels at the CBIS-DDSM scale
     scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: windowing_scale(2.58) = 5.16)
-    min_tissue: float = 0.75  # windows with less breast are skipped (ds9 models call mostly-background windows abnormal)
+    # windows with less breast that is not pectoral muscle are skipped (ds9 models call mostly-background windows
+    # abnormal, and most false positives of whole-film reading lay on the muscle)
+    min_tissue: float = 0.75
     batch_size: int = 32
     top: int = 8  # regions reported per scan
     overlap: float = 0.25  # regions overlapping a better one by more than this (IoU) are dropped
@@ -49,8 +54,10 @@ class ScanScores:
     windows: np.ndarray  # (n, 4) boxes top, left, bottom, right in scan pixels
     scores: np.ndarray  # (n,) P(abnormal) per scored window
     probabilities: np.ndarray  # (n, classes)
-    windows_total: int  # scored + skipped as background
+    windows_total: int  # scored + skipped as background or muscle
     shape: tuple[int, int]  # scan shape
+    breast: np.ndarray  # breast mask over the whole scan, at model scale
+    muscle: np.ndarray  # pectoral muscle mask (a part of the breast), likewise
 
 
 def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:
@@ -88,10 +95,105 @@ def breast_mask(image8: np.ndarray, saturated: int = 250) -> np.ndarray:
     return breast.astype(bool)
 
 
-def segmented(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 8-bit image with everything outside the breast black (labels, borders), and the breast mask."""
+MUSCLE_ROWS = 256  # the muscle is looked for on a copy of the breast this many rows high: quick, and its edge is coarse
+
+
+def chest_wall_on_left(breast: np.ndarray) -> bool:
+    """Whether the chest wall is on the left of the film: the side where the breast is tallest (the film edge cuts
+    the breast along the chest wall; the other side rounds off to the nipple)."""
+    cols = np.flatnonzero(breast.any(axis=0))
+    if not len(cols):
+        return True
+    band = max(1, (cols[-1] - cols[0] + 1) // 20)
+    return bool(breast[:, cols[0] : cols[0] + band].sum() >= breast[:, cols[-1] - band + 1 : cols[-1] + 1].sum())
+
+
+def pectoral_muscle(image8: np.ndarray, breast: np.ndarray) -> np.ndarray:
+    """The pectoral muscle of an MLO view: the part of the breast above a straight edge cutting the top chest-wall
+    corner; empty where no such corner is found (CC views, films without a clear muscle).
+
+    A classical threshold and straight-line fit after Kwok et al. 2004 ("Automatic pectoral muscle segmentation on
+    mediolateral oblique view mammograms", IEEE TMI 23(9)), without their curve refinement. On a blurred copy
+    MUSCLE_ROWS high, turned so that the chest wall is on the left, each of a range of thresholds (percentiles of
+    the breast's top 3/4 and chest-wall 7/10) gives the bright region holding most of the top chest-wall corner;
+    its width per row is fitted by a line narrowing downwards, which makes a triangle. The triangle that best
+    matches its region (IoU) is the muscle if it is plausibly one: it reaches down 10% to 100% of the breast, covers
+    2% to 50% of it, matches its region by IoU 0.7 or more, and is brighter by 8 grey levels than the band beyond
+    its edge. The edge is then drawn at full size.
+    """
+    muscle = np.zeros(breast.shape, bool)
+    rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
+    if not len(rows):
+        return muscle
+    top, bottom, first, last = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    turned = not chest_wall_on_left(breast)
+    image, mask = image8[top:bottom, first:last], breast[top:bottom, first:last]
+    if turned:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    factor = min(1.0, MUSCLE_ROWS / image.shape[0])
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    small = cv2.GaussianBlur(cv2.resize(image, size, interpolation=cv2.INTER_AREA), (0, 0), 2)
+    small_breast = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    edge = _muscle_edge(small, small_breast)
+    if edge is None:
+        return muscle
+    slope, intercept = edge  # width of the muscle in small pixels = intercept + slope * small row
+    inside = np.arange(last - first)[None, :] * factor < intercept + slope * np.arange(bottom - top)[:, None] * factor
+    muscle[top:bottom, first:last] = (inside[:, ::-1] if turned else inside) & breast[top:bottom, first:last]
+    return muscle
+
+
+def _muscle_edge(image: np.ndarray, breast: np.ndarray) -> tuple[float, float] | None:
+    """(slope, intercept) of the muscle's edge, its width per row, in a breast image turned chest wall left; None
+    where no threshold gives a plausible muscle (pectoral_muscle says which is)."""
+    height, width = image.shape
+    search = (slice(0, int(0.75 * height)), slice(0, int(0.7 * width)))
+    region, region_breast = image[search], breast[search]
+    if not region_breast.any():
+        return None
+    row_index, col_index = np.mgrid[: region.shape[0], : region.shape[1]]
+    best_iou, best = 0.7, None
+    for level in np.unique(np.percentile(region[region_breast], np.arange(30, 100, 5))):
+        count, labels = cv2.connectedComponents(((region >= level) & region_breast).astype(np.uint8), connectivity=8)
+        in_corner = np.bincount(labels[: max(1, height // 10), : max(1, width // 10)].ravel(), minlength=count)[1:]
+        if not in_corner.any():
+            continue
+        bright = labels == 1 + int(np.argmax(in_corner))
+        widths = bright.sum(axis=1)
+        fitted_rows = np.arange(np.flatnonzero(widths)[-1] + 1)
+        if len(fitted_rows) < 3:  # a sliver along the top edge: no edge to fit
+            continue
+        slope, intercept = np.polyfit(fitted_rows, widths[fitted_rows], 1)
+        if slope >= 0 or intercept <= 0:
+            continue
+        boundary = intercept + slope * row_index
+        triangle = (col_index < boundary) & region_breast
+        beyond = (col_index >= boundary) & (col_index < boundary + 0.1 * width) & (boundary > 0) & region_breast
+        if not triangle.any() or not beyond.any():
+            continue
+        iou = (triangle & bright).sum() / (triangle | bright).sum()
+        plausible = (
+            0.1 * height <= -intercept / slope <= height
+            and 0.02 <= triangle.sum() / breast.sum() <= 0.5
+            and region[triangle].mean() - region[beyond].mean() >= 8
+        )
+        if plausible and iou >= best_iou:
+            best_iou, best = iou, (slope, intercept)
+    return best
+
+
+def breast_and_muscle(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 8-bit image with everything outside the breast black (labels, borders), the breast mask and the pectoral
+    muscle mask (a part of the breast)."""
     breast = breast_mask(image8)
-    return np.where(breast, image8, 0).astype(np.uint8), breast
+    return np.where(breast, image8, 0).astype(np.uint8), breast, pectoral_muscle(image8, breast)
+
+
+def segmented(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-bit image with everything outside the breast black, and where windows are chosen: the breast less its
+    pectoral muscle (the muscle stays in the image, as the training tiles beside it saw it)."""
+    image8, breast, muscle = breast_and_muscle(image8)
+    return image8, breast & ~muscle
 
 
 def window_starts(length: int, step: int, size: int = TILE_SIZE) -> np.ndarray:
@@ -109,7 +211,7 @@ def window_starts(length: int, step: int, size: int = TILE_SIZE) -> np.ndarray:
 
 
 def tissue_windows(mask: np.ndarray, windowing: Windowing) -> tuple[np.ndarray, int]:
-    """(n, 2) top-left corners of the windows holding at least `min_tissue` breast, and the number of windows in all."""
+    """(n, 2) top-left corners of the windows holding at least `min_tissue` of `mask`, and the number of windows in all."""
     rows = window_starts(mask.shape[0], windowing.step)
     cols = window_starts(mask.shape[1], windowing.step)
     integral = cv2.integral(mask.astype(np.uint8))
@@ -129,15 +231,18 @@ def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterato
 
 
 def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
-    """Score every breast window of a scan and assemble the heatmap."""
-    image8, breast = segmented(working_image(scan16, windowing))
-    corners, total = tissue_windows(breast, windowing)
+    """Score every window of a scan holding enough breast that is not pectoral muscle, and assemble the heatmap."""
+    image8, breast, muscle = breast_and_muscle(working_image(scan16, windowing))
+    corners, total = tissue_windows(breast & ~muscle, windowing)
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
     scores = p_abnormal(probabilities)
     heatmap = _heatmap(image8.shape, corners, scores, windowing.step)
     windows = _to_scan(np.concatenate([corners, corners + TILE_SIZE], axis=1), windowing.factor, scan16.shape)
-    return ScanScores(heatmap, windows, scores, probabilities, total, tuple(scan16.shape))
+    # the masks less the padding working_image may add, so that they span the scan as its thumbnail does
+    rows, cols = (max(1, int(round(side * windowing.factor))) for side in scan16.shape)
+    scan_shape = tuple(scan16.shape)
+    return ScanScores(heatmap, windows, scores, probabilities, total, scan_shape, breast[:rows, :cols], muscle[:rows, :cols])
 
 
 def _heatmap(shape: tuple[int, int], corners: np.ndarray, scores: np.ndarray, step: int) -> np.ndarray:
@@ -200,8 +305,17 @@ def thumbnail(scan16: np.ndarray, max_side: int = 1024) -> tuple[np.ndarray, flo
     return cv2.resize(to_uint8(scan16), size, interpolation=cv2.INTER_AREA), factor
 
 
-def overlay(image8: np.ndarray, factor: float, heatmap: np.ndarray, found: list[dict], boxed: float = 0.5) -> np.ndarray:
-    """BGR picture of a thumbnail (scan pixels x `factor`): heat in colour, more opaque where higher; regions boxed.
+def overlay(
+    image8: np.ndarray,
+    factor: float,
+    heatmap: np.ndarray,
+    found: list[dict],
+    boxed: float = 0.5,
+    breast: np.ndarray | None = None,
+    muscle: np.ndarray | None = None,
+) -> np.ndarray:
+    """BGR picture of a thumbnail (scan pixels x `factor`): heat in colour, more opaque where higher; regions boxed;
+    the breast outlined and the pectoral muscle hatched where their masks (over the whole scan) are given.
 
     The first region and every region scoring at least `boxed` get a box with rank and score.
     """
@@ -211,6 +325,14 @@ def overlay(image8: np.ndarray, factor: float, heatmap: np.ndarray, found: list[
     colour = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET).astype(np.float32)
     alpha = (0.2 + 0.5 * heat)[..., None] * (heat > 0)[..., None]
     picture = (grey * (1 - alpha) + colour * alpha).astype(np.uint8)
+    if muscle is not None:
+        # hatched rather than tinted, so that the heat of windows reaching into the muscle stays readable
+        muscle = cv2.resize(muscle.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        rows, cols = np.indices(muscle.shape)
+        picture[muscle & ((rows + cols) % 8 == 0)] = MUSCLE_COLOUR
+        _outline(picture, muscle, MUSCLE_COLOUR)
+    if breast is not None:
+        _outline(picture, cv2.resize(breast.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool), BREAST_COLOUR)
     for rank, region in enumerate(found, start=1):
         if rank > 1 and region["score"] < boxed:
             continue
@@ -220,3 +342,9 @@ def overlay(image8: np.ndarray, factor: float, heatmap: np.ndarray, found: list[
             picture, f"{rank}: {region['score']:.2f}", (left + 4, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1
         )
     return picture
+
+
+def _outline(picture: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Draw the outer edge of a mask as a thin line."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(picture, contours, -1, colour, 1)
