@@ -3,6 +3,8 @@ rejected with its line and reason; lesions as boxes, circles or mask files drawn
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -139,3 +141,56 @@ def test_the_demos_own_images_read_back_and_tile(demo_root, demo_counts):
     rois, unused = listed_rois(images, findings, "tiles_own")
     tiles, table, problems, _ = roi_tiles(rois, ListedScans("own"), "ds9_own", Method2(), 3, "t.npy")
     assert unused.empty and problems.empty and len(table) == 3 * len(rois) and set(table["source"]) == {"own"}
+
+
+# ----------------------------------------------------------------------------- hostile CSV text and paths
+def _read_back(own):
+    return [table.astype(str).to_dict("list") for table in read_own(own / OWN_CSV)]  # as text: NaN equals no NaN
+
+
+@pytest.mark.parametrize("variant", ["trailing comma", "fully quoted", "indented rows"])
+def test_csv_dialects_read_as_the_plain_table(own, variant):
+    """A trailing comma on the rows gave a TypeError traceback; quoted or indented rows must read the same."""
+    expected = _read_back(own)
+    rows = list(csv.reader((own / OWN_CSV).read_text().splitlines()))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL if variant == "fully quoted" else csv.QUOTE_MINIMAL)
+    writer.writerows([rows[0], *([*row, ""] for row in rows[1:])] if variant == "trailing comma" else rows)
+    text = buffer.getvalue().replace("\nw", "\n  w") if variant == "indented rows" else buffer.getvalue()
+    (own / OWN_CSV).write_text(text)
+    assert _read_back(own) == expected
+
+
+def test_a_csv_that_is_not_utf8_is_an_error_naming_the_file_and_line(own):
+    text = (own / OWN_CSV).read_text().replace("w6,", "wé,")
+    (own / OWN_CSV).write_bytes(text.encode("latin-1"))
+    with pytest.raises(FormatError, match=r"line 12: not UTF-8 \(byte 0xe9\)") as info:
+        read_own(own / OWN_CSV)
+    assert str(own / OWN_CSV) in str(info.value)
+
+
+def test_two_columns_of_one_name_are_refused(own):
+    text = (own / OWN_CSV).read_text().splitlines()
+    (own / OWN_CSV).write_text("\n".join([text[0] + ",image", *(line + ",img/c.png" for line in text[1:])]) + "\n")
+    with pytest.raises(FormatError, match="line 1: columns 'image' and 'image' both mean image"):
+        read_own(own / OWN_CSV)
+
+
+def test_paths_that_leave_the_csvs_folder_are_rejected(own):
+    """An absolute or `../` image or mask path read files outside the collection."""
+    outside = own.parent / f"{own.name}_outside"
+    _image(outside / "x.png", (10, 5, 20, 15))
+    cv2.imwrite(str(outside / "m.png"), np.full((60, 40), 255, np.uint8))
+    rows = [
+        ["w7", f"../{outside.name}/x.png", "L", "CC", "normal", *[""] * 9, 0.09, ""],
+        ["w8", str(outside / "x.png"), "L", "CC", "normal", *[""] * 9, 0.09, ""],
+        ["w1", "img/a.png", "L", "CC", "malignant", "mass", *[""] * 7, f"../{outside.name}/m.png", 0.09, "train"],
+    ]
+    table = pd.read_csv(own / OWN_CSV, dtype=str, keep_default_na=False)
+    pd.concat([table.iloc[[0]], pd.DataFrame(rows, columns=HEADER)]).to_csv(own / OWN_CSV, index=False)
+    images, findings, rejected = read_own(own / OWN_CSV)
+    assert list(images["scan_id"]) == ["img_a.png"] and list(findings["roi_id"]) == ["img_a.png#2"]
+    reasons = dict(zip(rejected["row"].astype(int), rejected["reason"]))
+    assert f"path '../{outside.name}/x.png' escapes the CSV's folder" in reasons[3]
+    assert f"absolute path '{outside / 'x.png'}' escapes the CSV's folder" in reasons[4]
+    assert f"mask: path '../{outside.name}/m.png' escapes the CSV's folder" in reasons[5]

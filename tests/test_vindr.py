@@ -3,6 +3,7 @@ by pydicom; every row accepted or rejected with its reason, BI-RADS mapped by on
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -210,3 +211,49 @@ def test_rois_for_tiling_reject_findings_of_no_class_and_abnormal_breasts_withou
     assert "neither a mass nor a calcification" in reasons["i7#5"]
     assert set(reasons) == {"i7#5", "i3"}
     assert reasons["i3"].startswith("abnormal image without a located finding")  # BI-RADS 2, no box
+
+
+# ----------------------------------------------------------------------------- hostile CSV text and ids
+def test_ids_that_lead_out_of_images_are_rejected(vindr):
+    """A study_id or image_id of `..` parts or an absolute path read DICOMs outside the download's images/ folder."""
+    outside = vindr.parent / f"{vindr.name}_outside"
+    outside.mkdir()
+    for image in ("i8", "i9", "i10"):
+        write_dicom(outside / f"{image}.dicom", np.zeros((64, 48), np.uint16), "s5", "1.2", "1.2.3")
+    breasts = pd.read_csv(vindr / BREAST_CSV, dtype=str, keep_default_na=False)
+    escaping = [("../../" + outside.name, "i8"), (str(outside), "i9"), ("s1", f"../../../{outside.name}/i10")]
+    added = [breasts.iloc[0].to_dict() | {"study_id": study, "image_id": image} for study, image in escaping]
+    pd.concat([breasts, pd.DataFrame(added)]).to_csv(vindr / BREAST_CSV, index=False)
+    images, _, rejected = read_vindr(vindr)
+    assert list(images["scan_id"]) == ["i1", "i2", "i3", "i7"]
+    breast_rows = rejected[rejected["file"].str.endswith(BREAST_CSV)]
+    reasons = dict(zip(breast_rows["row"], breast_rows["reason"]))
+    assert reasons[9] == f"study_id: path '../../{outside.name}' escapes images/"
+    assert reasons[10] == f"study_id: absolute path '{outside}' escapes images/"
+    assert reasons[11] == f"image_id: path '../../../{outside.name}/i10' escapes images/"
+
+
+def test_a_fully_quoted_indented_csv_reads_as_the_plain_one(vindr):
+    expected = [table.astype(str).to_dict("list") for table in read_vindr(vindr)]
+    for name in (BREAST_CSV, FINDING_CSV):
+        table = pd.read_csv(vindr / name, dtype=str, keep_default_na=False)
+        text = table.to_csv(index=False, quoting=csv.QUOTE_ALL)
+        (vindr / name).write_text(text.replace('\n"', '\n  "'))  # every row indented
+    assert [table.astype(str).to_dict("list") for table in read_vindr(vindr)] == expected
+
+
+def test_two_columns_of_one_name_are_refused(vindr):
+    text = (vindr / BREAST_CSV).read_text().splitlines()
+    (vindr / BREAST_CSV).write_text("\n".join([text[0] + ",split", *(line + ",test" for line in text[1:])]) + "\n")
+    with pytest.raises(FormatError, match="breast-level_annotations.csv: line 1: columns 'split' and 'split' both mean split"):
+        read_vindr(vindr)
+
+
+def test_an_image_listed_twice_is_rejected_as_a_repeat(vindr):
+    """A repeated image_id stopped the reader with an accounting error (one key, two rows) instead of a rejected row."""
+    breasts = pd.read_csv(vindr / BREAST_CSV, dtype=str, keep_default_na=False)
+    pd.concat([breasts, breasts.iloc[[1]]]).to_csv(vindr / BREAST_CSV, index=False)
+    images, _, rejected = read_vindr(vindr)
+    assert list(images["scan_id"]) == ["i1", "i2", "i3", "i7"]
+    repeat = rejected[rejected["item"] == "i2#9"]
+    assert repeat["row"].tolist() == [9] and repeat["reason"].tolist() == ["image i2 is listed again (first on line 3)"]

@@ -212,15 +212,16 @@ def _row_problem(record: dict) -> str | None:
     return None
 
 
-def path_problem(relative: str | None) -> str | None:
-    """Why a CSV path cannot be used under the data root, or None."""
+def path_problem(relative: str | None, root: str = "the data root") -> str | None:
+    """Why a path read from a table cannot be used under its collection's folder (`root`, as the reason names it),
+    or None: missing, absolute (a drive letter too), or with a `..` part (either separator)."""
     if not relative:
         return "missing path"
     posix = PurePosixPath(relative.replace("\\", "/"))
     if posix.is_absolute() or re.match(r"^[A-Za-z]:", relative):
-        return f"absolute path {relative!r} escapes the data root"
+        return f"absolute path {relative!r} escapes {root}"
     if ".." in posix.parts:
-        return f"path {relative!r} escapes the data root"
+        return f"path {relative!r} escapes {root}"
     return None
 
 

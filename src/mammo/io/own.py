@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.io import FormatError
+from mammo.io.cbis import path_problem
 from mammo.io.listed import BOX, CIRCLE, FINDING_COLUMNS, IMAGE_COLUMNS, image_size, read_listed_csv
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
@@ -45,7 +46,7 @@ def read_own(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
 
     for image, rows in table.groupby("image", sort=True):
         scan_id = _scan_id(image)
-        problem = _image_problem(rows, root / image)
+        problem = _image_problem(rows, root, image)
         if problem is None:
             try:
                 height, width = image_size(root / image)
@@ -99,8 +100,9 @@ def _scan_id(image: str) -> str:
     return image.replace("/", "_")
 
 
-def _image_problem(rows: pd.DataFrame, path: Path) -> str | None:
-    """Why an image's rows cannot be used, if they cannot (before its header is read)."""
+def _image_problem(rows: pd.DataFrame, root: Path, image: str) -> str | None:
+    """Why an image's rows cannot be used, if they cannot (before its header is read); `image`: its path under the
+    CSV's folder `root`."""
     for column in ("patient", "laterality", "view", "label", "pixel_mm", "split"):
         if rows[column].str.strip().str.lower().nunique() > 1:
             return f"its rows disagree on {column} ({', '.join(sorted(set(rows[column])))})"
@@ -120,8 +122,10 @@ def _image_problem(rows: pd.DataFrame, path: Path) -> str | None:
         return f"split {first['split']!r} is not train or test"
     if first["pixel_mm"] and not _positive_number(first["pixel_mm"]):
         return f"pixel_mm {first['pixel_mm']!r} is not a positive number"
-    if not path.exists():
-        return f"{path.name} not found"
+    if problem := path_problem(image, "the CSV's folder"):
+        return problem
+    if not (root / image).exists():
+        return f"{Path(image).name} not found"
     return None
 
 
@@ -149,6 +153,8 @@ def _finding(row: pd.Series, pathology: str, root: Path, shape: tuple[int, int])
         if not (0 <= x < cols and 0 <= y < rows and radius > 0):
             return None, f"centre ({x:g}, {y:g}) radius {radius:g} is not inside the {cols}x{rows} image"
         return {**finding, **dict(zip(CIRCLE, (y, x, radius)))}, None
+    if problem := path_problem(values["mask"], "the CSV's folder"):
+        return None, f"mask: {problem}"
     mask = root / values["mask"]
     if not mask.exists():
         return None, f"mask {values['mask']} not found"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mammo.io.cbis import path_problem
 from mammo.io.listed import FINDING_COLUMNS, IMAGE_COLUMNS, read_listed_csv
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
@@ -49,15 +50,21 @@ def read_vindr(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     breasts = read_listed_csv(breast_csv, CSV_IMAGE_COLUMNS + ["breast_birads", "breast_density"], where)
     images, rejected, image_keys = [], [], []
     studies_split: dict[str, str] = {}
+    first_lines: dict[str, int] = {}
     for number, row in breasts.iterrows():
         key = row["image_id"]
-        image_keys.append(key)
-        reason = _image_problem(row, root)
+        item = f"{key}#{number}" if key in first_lines else key  # a repeated row is an input of its own
+        image_keys.append(item)
+        if key in first_lines:
+            reason = f"image {key} is listed again (first on line {first_lines[key]})"
+        else:
+            reason = _image_problem(row, root)
+            first_lines[key] = number
         split = SPLITS.get(row["split"])
         if reason is None and studies_split.setdefault(row["study_id"], split) != split:
             reason = f"study {row['study_id']} is in both splits (training and test)"
         if reason is not None:
-            rejected.append(_rejected(breast_csv, number, key, reason))
+            rejected.append(_rejected(breast_csv, number, item, reason))
             continue
         birads = int(_BIRADS.match(row["breast_birads"]).group(1))
         images.append(
@@ -134,6 +141,9 @@ def _image_problem(row: pd.Series, root: Path) -> str | None:
         return f"breast_density {row['breast_density']!r} is not DENSITY A-D"
     if not (row["height"].isdigit() and row["width"].isdigit()):
         return f"height/width {row['height']!r}x{row['width']!r} are not pixel counts"
+    for column in ("study_id", "image_id"):  # they name the DICOM's folder and file
+        if problem := path_problem(row[column], "images/"):
+            return f"{column}: {problem}"
     if not (root / "images" / row["study_id"] / f"{row['image_id']}.dicom").exists():
         return f"images/{row['study_id']}/{row['image_id']}.dicom not found"
     return None
