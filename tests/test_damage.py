@@ -141,3 +141,10 @@ def test_damaged_mias_archives(tmp_path):
 
     outcomes = run_cases(buffer.getvalue(), tmp_path / "all-mias.tar.gz", read, lambda a, b: a == b, seed=7)
     assert outcomes["read differently"] == 0  # gzip's CRC again
+
+
+def test_damaged_pvrg_ljpeg_streams(shared, tmp_path):
+    """A predictor-6 stream of the DDSM encoder (PVRG): decoded by libjpeg-turbo, checked, then rebuilt as PVRG predicts."""
+    stream = (shared / "fixtures" / "ljpeg" / "howtek_12bit_k6.LJPEG").read_bytes()
+    outcomes = run_cases(stream, tmp_path / "D_4606_1.LEFT_CC.LJPEG", lambda p: decode_ljpeg(p, 320, 224), np.array_equal, seed=9)
+    assert outcomes["read differently"] <= CASES // 3  # 10 measured, the same as with imagecodecs' own decoder alone
