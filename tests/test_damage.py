@@ -24,6 +24,7 @@ from mammo.io.ics import parse_ics
 from mammo.io.ljpeg import decode_ljpeg, encode_ljpeg
 from mammo.io.mias import parse_info, read_mias_scan, unpack_archive, write_pgm
 from mammo.io.overlay import parse_overlay
+from mammo.io.scan import read_scan, write_png
 
 CASES = 60
 
@@ -97,6 +98,13 @@ def test_damaged_pgm_films(tmp_path):
     write_pgm(tmp_path / "valid.pgm", (np.arange(1024 * 1024) % 251).reshape(1024, 1024).astype(np.uint8))
     outcomes = run_cases((tmp_path / "valid.pgm").read_bytes(), tmp_path / "mdb001.pgm", read_mias_scan, np.array_equal, seed=4)
     assert outcomes["rejected"] > 0
+
+
+def test_damaged_png_images(tmp_path):
+    image = (np.arange(96 * 80).reshape(96, 80) * 7).astype(np.uint16)
+    write_png(tmp_path / "valid.png", image)
+    outcomes = run_cases((tmp_path / "valid.png").read_bytes(), tmp_path / "image.png", read_scan, np.array_equal, seed=8)
+    assert outcomes["read differently"] == 0  # every PNG chunk carries a CRC
 
 
 @pytest.mark.parametrize(

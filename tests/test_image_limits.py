@@ -144,3 +144,18 @@ def test_plausible_pixel_spacing_is_kept(tmp_path):
     path = tmp_path / "image.dcm"
     write_dicom(path, np.zeros((4, 4), np.uint16), "P_00001", "1.2", "1.2.3", "1.2.3.4", header={"PixelSpacing": [0.07, 0.07]})
     assert dicom_geometry(path) == (0.07, False)
+
+
+def test_dicom_of_several_frames_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "000000.dcm"
+    write_dicom(path, np.zeros((12, 4), np.uint16), "P_00001", "1.2", "1.2.3", "1.2.3.4", header={"Rows": 4, "NumberOfFrames": 3})
+    with pytest.raises(FormatError, match="000000.dcm: expected one greyscale frame, the header declares 3 frames of 1 samples"):
+        read_dicom(path)
+
+
+@pytest.mark.parametrize("pixel_mm", ["1000", "inf", "nan", "0", "-0.07"])
+def test_implausible_pixel_mm_column_is_refused(tmp_path, pixel_mm):
+    path = tmp_path / "image.png"
+    path.write_bytes(_png(8, 8, rows_of_data=8))
+    with pytest.raises(FormatError, match=rf"image.png: pixel_mm {float(pixel_mm):g} mm is outside 0.01\.\.1 mm"):
+        listed_scale(path, pixel_mm)
