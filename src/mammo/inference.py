@@ -19,12 +19,16 @@ from typing import Callable
 
 import numpy as np
 
-from mammo.card import CARD_FILE, file_sha256, read_card
+from mammo.card import CARD_FILE, card_path, file_sha256, read_card
 from mammo.tiles import TILE_SIZE
 
-ENGINES = ("openvino", "onnxruntime", "tensorflow")  # "auto" tries them in this order: fastest first (BENCHMARKS.md)
+# "auto" tries them in this order: fastest first (BENCHMARKS.md). OpenVINO compiles the model for one static batch
+# shape, once a run (shorter batches are padded up to it), so its compile time does not change this order.
+ENGINES = ("openvino", "onnxruntime", "tensorflow")
 PRECISIONS = ("float32", "bfloat16")
 EXPORT_SUFFIX = ".onnx"
+# what `tile_graph` takes (None: any batch), as the exported model declares it: name -> (shape, dtype)
+GRAPH_INPUTS = {"tiles": ((None, TILE_SIZE, TILE_SIZE), "uint8"), "contrast": ((None, 1), "float32")}
 _PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
 
 
@@ -51,6 +55,10 @@ def load_tile_model(path: str | Path):
 def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
     """The model's output, if it is class probabilities (each row in 0..1, summing to 1); else a clear error."""
     rows = np.asarray(probabilities, dtype=np.float64)
+    if not np.isfinite(rows).all():
+        raise ValueError(
+            f"{source}: the model's outputs are not class probabilities ({np.size(rows) - np.isfinite(rows).sum()} NaN or infinite values)"
+        )
     if rows.size and (rows.min() < -1e-6 or rows.max() > 1 + 1e-6 or np.abs(rows.sum(axis=1) - 1).max() > 1e-3):
         raise ValueError(
             f"{source}: the model's outputs are not class probabilities (values {rows.min():.3g}..{rows.max():.3g}, "
@@ -121,6 +129,24 @@ def with_dtype_policy(model, policy: str):
     return clone
 
 
+def check_graph(model_file: str | Path, inputs: dict[str, tuple[tuple, str]], output: tuple) -> int:
+    """The class count of an exported model whose inputs (name -> (shape, dtype), None for a free dimension) and
+    output shape are those of `tile_graph`; else a clear error naming the file."""
+    if inputs != GRAPH_INPUTS or len(output) != 2 or output[0] is not None or not (output[1] or 0) >= 2:
+
+        def shapes(described):
+            return ", ".join(
+                f"{name} {tuple('n' if size is None else size for size in shape)} {dtype}"
+                for name, (shape, dtype) in described.items()
+            )
+
+        raise ValueError(
+            f"{model_file}: not a tile model of this pipeline: it takes {shapes(inputs)} and gives "
+            f"{tuple('n' if size is None else size for size in output)}; expected {shapes(GRAPH_INPUTS)} -> (n, classes)"
+        )
+    return output[1]
+
+
 def export_onnx(model_path: str | Path, target: str | Path) -> None:
     """The Keras model at `model_path` in float32 (however it was trained) as ONNX (its `tile_graph`), written
     beside the target first and renamed; the engines lower it to bfloat16 where asked."""
@@ -139,6 +165,7 @@ class Engine:
     precision: str
     model_file: str
     run: Callable[[np.ndarray, float], np.ndarray] = field(repr=False)
+    classes: int
 
     @property
     def version(self) -> str:
@@ -201,18 +228,31 @@ def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "
     engine = choose_engine(model_path, engine, precision)
     keras_file, onnx_file = model_files(model_path)
     model_file = keras_file if engine == "tensorflow" else onnx_file
-    _check_card(read_card(model_file), model_file, keras_file)
+    card = read_card(model_file)
+    _check_card_weights(card, model_file, keras_file)
     if engine == "tensorflow":
         configure_tensorflow(0, threads)  # the seed is unused by inference; the threads bound it
-        return Engine(engine, precision, str(keras_file), _tensorflow_runner(keras_file))
-    opener = _openvino_runner if engine == "openvino" else _onnxruntime_runner
-    return Engine(engine, precision, str(onnx_file), opener(onnx_file, precision, threads))
+        run, classes = _tensorflow_runner(keras_file)
+    else:
+        opener = _openvino_runner if engine == "openvino" else _onnxruntime_runner
+        run, classes = opener(onnx_file, precision, threads)
+    if card is not None and len(card["classes"]) != classes:
+        raise ValueError(
+            f"{card_path(model_file)}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
+            f"but {model_file} gives {classes}: the card of another model"
+        )
+    return Engine(engine, precision, str(model_file), run, classes)
 
 
-def _check_card(card: dict | None, model_file: Path, keras_file: Path) -> None:
-    """The card judged these very weights: a model file changed since (retrained, exported again) is refused."""
+def _check_card_weights(card: dict | None, model_file: Path, keras_file: Path) -> None:
+    """The card judged these very weights: a model file it does not name, or one changed since (retrained, exported
+    again), is refused."""
     if card is None:
         return
+    if model_file.name not in card["weights"]:
+        raise ValueError(
+            f"{card_path(model_file)}: judged {', '.join(card['weights'])}, not {model_file}: the card of another model"
+        )
     for path in {model_file, keras_file}:
         recorded = card["weights"].get(path.name)
         if path.exists() and recorded and recorded != file_sha256(path):
@@ -226,15 +266,23 @@ def _contrast_column(batch: np.ndarray, contrast: float) -> np.ndarray:
 def _tensorflow_runner(keras_file: Path):
     import tensorflow as tf  # lazily: see the module's docstring
 
-    graph = tile_graph(with_dtype_policy(load_tile_model(keras_file), "float32"))  # what the exports compute
+    model = load_tile_model(keras_file)
+    graph = tile_graph(with_dtype_policy(model, "float32"))  # what the exports compute
 
     @tf.function(reduce_retracing=True)
     def run(tiles, contrast):
         return graph([tiles, contrast], training=False)
 
-    return lambda batch, contrast: run(
-        tf.convert_to_tensor(batch), tf.convert_to_tensor(_contrast_column(batch, contrast))
-    ).numpy()
+    def run_batch(batch: np.ndarray, contrast: float) -> np.ndarray:
+        return run(tf.convert_to_tensor(batch), tf.convert_to_tensor(_contrast_column(batch, contrast))).numpy()
+
+    return run_batch, model.output_shape[-1]
+
+
+def _unreadable(onnx_file: Path, engine: str, err: Exception) -> ValueError:
+    """One line for an export the engine cannot parse (empty, cut short, not ONNX): the last line of its message."""
+    detail = [line.strip() for line in str(err).splitlines() if line.strip()][-1:] or [type(err).__name__]
+    return ValueError(f"{onnx_file}: not a readable ONNX model ({engine}: {detail[0]})")
 
 
 def _openvino_runner(onnx_file: Path, precision: str, threads: int):
@@ -242,20 +290,32 @@ def _openvino_runner(onnx_file: Path, precision: str, threads: int):
 
     core = openvino.Core()
     settings = {"INFERENCE_PRECISION_HINT": {"float32": "f32", "bfloat16": "bf16"}[precision], "INFERENCE_NUM_THREADS": threads}
-    requests = {}  # batch shape -> (infer request, output)
+    try:
+        model = core.read_model(str(onnx_file))
+    except RuntimeError as err:
+        raise _unreadable(onnx_file, "openvino", err) from None
+
+    def shape(port) -> tuple:
+        return tuple(None if size.is_dynamic else size.get_length() for size in port.get_partial_shape())
+
+    inputs = {port.get_any_name(): (shape(port), port.get_element_type().to_dtype().name) for port in model.inputs}
+    classes = check_graph(onnx_file, inputs, shape(model.outputs[0]) if len(model.outputs) == 1 else ())
+    compiled_rows, request, output = 0, None, None
 
     def run(batch: np.ndarray, contrast: float) -> np.ndarray:
-        if batch.shape not in requests:
-            # compiled for this batch shape: static shapes let OpenVINO plan its kernels once (faster than the
-            # export's dynamic batch, 1.3x in bfloat16 in BENCHMARKS.md); a run meets two shapes, full and last
-            model = core.read_model(str(onnx_file))
-            model.reshape({model.inputs[0]: list(batch.shape), model.inputs[1]: [len(batch), 1]})
+        nonlocal compiled_rows, request, output
+        rows = len(batch)
+        if rows > compiled_rows:
+            # compiled for one static batch shape: static shapes let OpenVINO plan its kernels once (faster than the
+            # export's dynamic batch, 1.3x in bfloat16 in BENCHMARKS.md); shorter batches (the last of each scan) are
+            # padded up to it, so a run keeps one compiled model however many scans and batch sizes it meets
+            model.reshape({model.inputs[0]: [rows, TILE_SIZE, TILE_SIZE], model.inputs[1]: [rows, 1]})
             compiled = core.compile_model(model, "CPU", settings)
-            requests[batch.shape] = (compiled.create_infer_request(), compiled.output(0))
-        request, output = requests[batch.shape]
-        return request.infer([batch, _contrast_column(batch, contrast)])[output].copy()
+            compiled_rows, request, output = rows, compiled.create_infer_request(), compiled.output(0)
+        padded = np.concatenate([batch, np.zeros((compiled_rows - rows, *batch.shape[1:]), batch.dtype)])
+        return request.infer([padded, _contrast_column(padded, contrast)])[output][:rows].copy()
 
-    return run
+    return run, classes
 
 
 def _onnxruntime_runner(onnx_file: Path, precision: str, threads: int):
@@ -263,5 +323,20 @@ def _onnxruntime_runner(onnx_file: Path, precision: str, threads: int):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-    return lambda batch, contrast: session.run(None, {"tiles": batch, "contrast": _contrast_column(batch, contrast)})[0]
+    try:
+        session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # ONNX Runtime's load errors (InvalidProtobuf, InvalidArgument, Fail, ...) share no base
+        raise _unreadable(onnx_file, "onnxruntime", err) from None
+
+    def described(port) -> tuple[tuple, str]:
+        shape = tuple(size if isinstance(size, int) else None for size in port.shape)  # a free dimension is named
+        return shape, {"tensor(float)": "float32"}.get(port.type, port.type.removeprefix("tensor(").removesuffix(")"))
+
+    inputs = {port.name: described(port) for port in session.get_inputs()}
+    outputs = session.get_outputs()
+    classes = check_graph(onnx_file, inputs, described(outputs[0])[0] if len(outputs) == 1 else ())
+
+    def run(batch: np.ndarray, contrast: float) -> np.ndarray:
+        return session.run(None, {"tiles": batch, "contrast": _contrast_column(batch, contrast)})[0]
+
+    return run, classes
