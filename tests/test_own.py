@@ -194,3 +194,13 @@ def test_paths_that_leave_the_csvs_folder_are_rejected(own):
     assert f"path '../{outside.name}/x.png' escapes the CSV's folder" in reasons[3]
     assert f"absolute path '{outside / 'x.png'}' escapes the CSV's folder" in reasons[4]
     assert f"mask: path '../{outside.name}/m.png' escapes the CSV's folder" in reasons[5]
+
+
+@pytest.mark.parametrize("pixel_mm", ["1000", "inf", "nan", "0", "-0.1", "0.001", "wide"])
+def test_an_implausible_pixel_size_is_rejected_at_the_index(own, pixel_mm):
+    """A pixel_mm that no mammogram has (0.01..1 mm) is a rejected row when the CSV is read, not an error at tiling."""
+    table = pd.read_csv(own / OWN_CSV, dtype=str, keep_default_na=False)
+    table.loc[0, "pixel_mm"] = pixel_mm
+    table.iloc[:1].to_csv(own / OWN_CSV, index=False)
+    images, _, rejected = read_own(own / OWN_CSV)
+    assert images.empty and f"pixel_mm '{pixel_mm}' is not a number in 0.01..1" in rejected["reason"][0]

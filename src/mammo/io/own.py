@@ -16,6 +16,7 @@ import pandas as pd
 
 from mammo.io import FormatError
 from mammo.io.cbis import path_problem
+from mammo.io.dicom import PIXEL_MM_RANGE
 from mammo.io.listed import BOX, CIRCLE, FINDING_COLUMNS, IMAGE_COLUMNS, image_size, read_listed_csv
 from mammo.labels import class_code
 from mammo.tables import REJECTED_COLUMNS, account
@@ -120,8 +121,10 @@ def _image_problem(rows: pd.DataFrame, root: Path, image: str) -> str | None:
         return "labelled normal, but a row gives a lesion"
     if first["split"] and first["split"].strip().lower() not in SPLITS:
         return f"split {first['split']!r} is not train or test"
-    if first["pixel_mm"] and not _positive_number(first["pixel_mm"]):
-        return f"pixel_mm {first['pixel_mm']!r} is not a positive number"
+    if first["pixel_mm"] and not (
+        _number(first["pixel_mm"]) and PIXEL_MM_RANGE[0] <= float(first["pixel_mm"]) <= PIXEL_MM_RANGE[1]
+    ):
+        return f"pixel_mm {first['pixel_mm']!r} is not a number in {PIXEL_MM_RANGE[0]:g}..{PIXEL_MM_RANGE[1]:g} (a mammogram's pixel size in mm)"
     if problem := path_problem(image, "the CSV's folder"):
         return problem
     if not (root / image).exists():
@@ -173,7 +176,3 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _positive_number(text: str) -> bool:
-    return _number(text) and float(text) > 0
