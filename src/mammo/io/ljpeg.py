@@ -148,13 +148,16 @@ _EXTRA_BITS = _CATEGORY.astype(np.int64)
 _EXTRA_BITS[32768] = 0
 
 
-def coded_bits(t81_image: np.ndarray, header: LjpegHeader, band: int = 128) -> int | None:
+def coded_bits(t81_image: np.ndarray, header: LjpegHeader, band: int | None = None) -> int | None:
     """Bits of entropy-coded data that `t81_image` takes under the stream's own Huffman table and predictor (T.81
     semantics, as a standard decoder decoded it); None when a difference has no code in that table.
 
-    One histogram of the 65,536 differences (modulo 2**16) band by band of rows, so memory stays a fraction of
-    the image's; each band holds at most 128 x MAX_SIDE pixels, counted exactly in OpenCV's float32 histogram.
+    One histogram of the 65,536 differences (modulo 2**16), `band` rows at a time. By default a band holds at most
+    2**24 pixels, so that OpenCV's float32 counts stay exact; for predictors 2-7, which compute the prediction in
+    temporaries, 2**20 pixels, so that memory stays a fraction of the image's.
     """
+    exact_rows = max(1, (1 << 24) // t81_image.shape[1])
+    band = min(band or (exact_rows if header.predictor == 1 else max(1, (1 << 20) // t81_image.shape[1])), exact_rows)
     histogram = np.zeros(65536, dtype=np.int64)
     for differences in _t81_differences(t81_image, header.predictor, header.precision, band):
         histogram += cv2.calcHist([differences], [0], None, [65536], [0, 65536]).ravel().astype(np.int64)
@@ -179,20 +182,24 @@ def _t81_differences(t81_image: np.ndarray, predictor: int, precision: int, band
         values, above = block[1:], block[:-1]
         np.subtract(values[:, 0], above[:, 0], out=below_first_line[:, 0], casting="unsafe")
         prediction = _predict(predictor, values[:, :-1], above[:, 1:], above[:, :-1])
-        np.subtract(values[:, 1:], prediction, out=below_first_line[:, 1:], casting="unsafe")
+        if dtype == np.uint16:
+            np.subtract(values[:, 1:], prediction, out=below_first_line[:, 1:])
+        else:  # int32 differences wrapped modulo 2**16 as they are stored (subtracting into uint16 casts slowly)
+            below_first_line[:, 1:] = np.subtract(values[:, 1:], prediction, out=prediction)
         yield differences
 
 
 def _scan_bits(data: bytes, header: LjpegHeader) -> tuple[int, int, int]:
     """(bits of entropy-coded data between SOS and EOI once the 0x00 stuffed after each 0xFF is left out, its last
-    data byte, byte offset of EOI); one pass over the entropy-coded bytes."""
+    data byte, byte offset of EOI)."""
     end = data.rstrip(b"\0").rfind(b"\xff\xd9")
-    size = max(end - header.scan_start, 0)
-    if size == 0:
+    scan = np.frombuffer(data, dtype=np.uint8, count=max(end - header.scan_start, 0), offset=header.scan_start)
+    if len(scan) == 0:
         return 0, 0, end
-    stuffed = data.count(b"\xff\x00", header.scan_start, end)
-    last = 0xFF if size > 1 and data[end - 2 : end] == b"\xff\x00" else data[end - 1]
-    return 8 * (size - stuffed), last, end
+    # one comparison over the scan; 0xFF is rare in entropy-coded data, so looking after each one is cheap
+    stuffed = int(np.count_nonzero(scan[np.flatnonzero(scan[:-1] == 0xFF) + 1] == 0x00))
+    last = 0xFF if len(scan) > 1 and scan[-1] == 0x00 and scan[-2] == 0xFF else int(scan[-1])
+    return 8 * (len(scan) - stuffed), last, end
 
 
 def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarray:
