@@ -9,7 +9,7 @@ TARGET ?= results/ds9/model_1.0.0.35/metrics.json
 # overlays merged over config/config.yaml, e.g. CONFIGS=config/mias_real.yaml
 CONFIGS ?=
 
-.PHONY: run test lint clean
+.PHONY: run test lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check .
 	$(BIN)/snakemake --lint
+
+# the documentation site, built strictly (a warning, a broken link or anchor fails) into build/site
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf results resources logs benchmarks .snakemake
