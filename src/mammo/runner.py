@@ -6,6 +6,7 @@ import contextlib
 import os
 import resource
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -22,8 +23,10 @@ def logged(log_path: str | Path | None, name: str = "stage", benchmark_path: str
     own descriptors (TensorFlow's start-up lines, oneDNN notes), so the terminal keeps Snakemake's progress only.
 
     Bad input (USER_ERRORS) puts the traceback in the log and one line naming the problem on the terminal, and
-    ends the process with status 1. `benchmark_path`: write the wall time and peak memory as Snakemake's benchmark
-    files do (for rules cached between workflows, where Snakemake allows no benchmark directive).
+    ends the process with status 1. Without a log (the command line), any other failure (a bug, memory running out)
+    ends so too, its line naming a temporary file that holds the traceback; with a log, it keeps its traceback.
+    `benchmark_path`: write the wall time and peak memory as Snakemake's benchmark files do (for rules cached between
+    workflows, where Snakemake allows no benchmark directive).
     """
     started = time.perf_counter()
     message = None
@@ -31,9 +34,14 @@ def logged(log_path: str | Path | None, name: str = "stage", benchmark_path: str
         try:
             yield
         except USER_ERRORS as err:
-            message = f"ERROR in {name}: {err}"
+            message = f"ERROR in {name}: {_one_line(err)}"
             if log_path:
                 traceback.print_exc(file=stream)
+            print(message, file=stream, flush=True)
+        except Exception as err:
+            if log_path:
+                raise
+            message = f"ERROR in {name}: {type(err).__name__}: {_one_line(err)} (unexpected; traceback in {_traceback_log(name)})"
             print(message, file=stream, flush=True)
     if message is not None:
         if log_path:
@@ -43,6 +51,19 @@ def logged(log_path: str | Path | None, name: str = "stage", benchmark_path: str
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
         Path(benchmark_path).parent.mkdir(parents=True, exist_ok=True)
         Path(benchmark_path).write_text(f"s\tmax_rss\n{time.perf_counter() - started:.4f}\t{peak_mb:.2f}\n")
+
+
+def _one_line(err: Exception) -> str:
+    """An exception's message on one line (some libraries' messages span several)."""
+    return " ".join(str(err).split())
+
+
+def _traceback_log(name: str) -> str:
+    """A new temporary file holding the traceback of the exception being handled; its path."""
+    handle, path = tempfile.mkstemp(prefix=f"mammo-{name}-", suffix=".log")
+    with os.fdopen(handle, "w") as stream:
+        traceback.print_exc(file=stream)
+    return path
 
 
 def run_stage(log_path: str | Path | None, stage, *args, benchmark_path: str | None = None, **kwargs):

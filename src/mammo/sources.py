@@ -6,6 +6,7 @@ collection's reader and its quirks live in mammo.io.<collection>.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from mammo.io.ics import VIEWS
 from mammo.io.listed import CBIS_PIXEL_MM
 from mammo.io.mias import MIAS_SCALE
 from mammo.io.own import read_own
+from mammo.io.scan import has_dicom_preamble
 from mammo.io.vindr import VINDR_CSVS, read_vindr
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
@@ -93,7 +95,7 @@ def window_scale_of(path: str | Path) -> float:
     """Windowing.scale for a scan file of any collection: by its name (mini-MIAS PGM), by its pixel spacing for a
     DICOM that states one (full-field digital: spacing / CBIS_PIXEL_MM; CBIS-DDSM's films state none), else 1."""
     name = str(path).lower()
-    if name.endswith((".dcm", ".dicom")):
+    if _is_dicom(Path(path)):
         spacing, _ = dicom_geometry(path)
         if spacing is not None:
             return spacing / CBIS_PIXEL_MM
@@ -118,19 +120,47 @@ def scan_identity(path: str | Path) -> str:
     return f"{case}_{view}" if case and view in VIEWS else stem
 
 
+# What `mammo scan` writes for a scan (mammo.stages.scans.analyse_scans): never a scan, though an overlay is a PNG
+SCAN_OUTPUT_SUFFIXES = (".heatmap.npy", ".overlay.png", ".regions.json")
+
+
 def scan_files(folder: str | Path) -> list[Path]:
-    """Every scan file under a folder (the suffixes of the collections, and PNG), sorted. CBIS-DDSM's ROI crops and
-    masks lie beside its films and are not scans; it ships a breast's film once per abnormality type (under Mass-
-    and Calc-): that film is scanned once."""
-    found = sorted(path for path in Path(folder).rglob("*") if path.is_file() and path.name.lower().endswith(SCAN_SUFFIXES))
-    films, seen = [], set()
-    for path in found:
-        cbis = _CBIS_PATIENT_ID.match(_patient_id(path)) if path.name.lower().endswith(".dcm") else None
-        if cbis and (cbis.group(2) or cbis.group(1) in seen):
+    """Every scan file under a folder, sorted: files named as the collections' scans and PNGs, and DICOMs by their
+    preamble whatever their name (PACS exports call them IM0001). Not scans: what `mammo scan` writes, and links to
+    files outside the folder (skipped with a warning: a folder scan reads that folder only); a file linked twice is
+    one scan. CBIS-DDSM's ROI crops and masks lie beside its films and are not scans; it ships a breast's film once
+    per abnormality type (under Mass- and Calc-): that film is scanned once."""
+    root = Path(folder).resolve()
+    films, seen_files, seen_breasts = [], set(), set()
+    for path in sorted(Path(folder).rglob("*")):
+        name = path.name.lower()
+        if not path.is_file() or name.endswith(SCAN_OUTPUT_SUFFIXES):
             continue
-        seen.add(cbis.group(1) if cbis else None)
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            warnings.warn(f"{path}: a link to {target}, outside the folder scanned: skipped", stacklevel=2)
+            continue
+        dicom = _is_dicom(path)
+        if target in seen_files or not (dicom or name.endswith(SCAN_SUFFIXES)):
+            continue
+        seen_files.add(target)
+        cbis = _CBIS_PATIENT_ID.match(_patient_id(path)) if dicom else None
+        if cbis and (cbis.group(2) or cbis.group(1) in seen_breasts):
+            continue
+        seen_breasts.add(cbis.group(1) if cbis else None)
         films.append(path)
     return films
+
+
+def _is_dicom(path: Path) -> bool:
+    """A DICOM by its name (.dcm, .dicom) or, named as no scan format is, by its preamble (PACS exports: IM0001)."""
+    name = path.name.lower()
+    if name.endswith((".dcm", ".dicom")):
+        return True
+    try:
+        return not name.endswith(SCAN_SUFFIXES) and has_dicom_preamble(path)
+    except OSError:
+        return False  # unreadable: not taken for a scan
 
 
 def _patient_id(path: str | Path) -> str:
