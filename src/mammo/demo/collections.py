@@ -86,6 +86,20 @@ class DemoSpec:
     own_patients: int = 12
 
 
+# The values the generator takes (the command line refuses others): sizes up to the real collections' (scale 1), at
+# most 999 of anything (files are numbered to three digits: mdb001), and one woman at least in the own-images CSV (the
+# rows a user might get wrong are copies of its last rows)
+SPEC_RANGES = {
+    "seed": (0, 2**32 - 1),
+    "scale": (0.01, 1.0),
+    **dict.fromkeys(
+        ("cbis_train_patients", "cbis_test_patients", "ddsm_normal_cases", "mias_images", "vindr_studies", "ddsm_abnormal_cases"),
+        (0, 999),
+    ),
+    "own_patients": (1, 999),
+}
+
+
 def generate(
     cbis_root: str | Path,
     ddsm_root: str | Path,
