@@ -504,3 +504,16 @@ def test_coded_bits_takes_the_streams_bits_in_bands_of_any_height(shared, name):
     counts = {band: coded_bits(t81_image, header, band) for band in (1, 7, 128, None)}
     assert len(set(counts.values())) == 1
     assert 0 <= available - counts[None] <= 7  # the stream's own bits, up to the padding before EOI
+
+
+def test_stream_with_restart_intervals_is_decoded_by_imagecodecs_own_decoder_only(tmp_path, monkeypatch):
+    """The check cannot confirm libjpeg-turbo's pixels where restart markers reset the prediction (not used by DDSM)."""
+    image = _random((40, 30), 12, seed=6)
+    stream = encode_ljpeg(image, 12)
+    path = tmp_path / "scan.LJPEG"
+    path.write_bytes(stream[:2] + b"\xff\xdd\x00\x04\xff\xff" + stream[2:])  # DRI: one interval longer than the image
+    calls = []
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", lambda data: calls.append(data) or _refusing_decoder(data))
+    assert parse_header(path.read_bytes()).restart_interval == 65535
+    assert np.array_equal(decode_ljpeg(path, 40, 30), image)
+    assert not calls

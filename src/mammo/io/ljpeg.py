@@ -156,8 +156,9 @@ def coded_bits(t81_image: np.ndarray, header: LjpegHeader, band: int | None = No
     2**24 pixels, so that OpenCV's float32 counts stay exact; for predictors 2-7, which compute the prediction in
     temporaries, 2**20 pixels, so that memory stays a fraction of the image's.
     """
-    exact_rows = max(1, (1 << 24) // t81_image.shape[1])
-    band = min(band or (exact_rows if header.predictor == 1 else max(1, (1 << 20) // t81_image.shape[1])), exact_rows)
+    columns = t81_image.shape[1]
+    exact_rows = max(1, (1 << 24) // columns)
+    band = min(band or (exact_rows if header.predictor == 1 else max(1, (1 << 20) // columns)), exact_rows)
     histogram = np.zeros(65536, dtype=np.int64)
     for differences in _t81_differences(t81_image, header.predictor, header.precision, band):
         histogram += cv2.calcHist([differences], [0], None, [65536], [0, 65536]).ravel().astype(np.int64)
@@ -241,11 +242,13 @@ def decode_ljpeg(path: str | Path, lines: int, pixels_per_line: int) -> np.ndarr
 def _decode_t81(data: bytes, header: LjpegHeader, path) -> np.ndarray:
     """The stream decoded with ITU T.81 semantics, its pixels checked against its entropy-coded data.
 
-    libjpeg-turbo's lossless decoder (imagecodecs.jpeg8_decode) is the fastest and gives the same pixels as
-    imagecodecs' own (ljpeg_decode) on every valid stream; the check confirms it stream by stream. Where it
-    refuses a stream or its pixels fail the check, ljpeg_decode decodes again and its pixels decide, so a damaged
-    stream is rejected with the same message as before. Streams with restart intervals, which the check cannot
-    confirm (not used by DDSM), go to ljpeg_decode only.
+    libjpeg-turbo's lossless decoder (imagecodecs.jpeg8_decode) is the fastest, and gives the pixels of imagecodecs'
+    own (ljpeg_decode) on every fixture and on the encoder's 12- and 16-bit streams; the check (the pixels must take
+    exactly the stream's bits) guards it stream by stream. Where libjpeg-turbo refuses a stream or its pixels fail
+    the check, ljpeg_decode decodes again and its pixels are judged, as before. (After an invalid code libjpeg-turbo
+    resynchronises where ljpeg_decode does not, so a damaged stream can pass with the one and not the other: 1 of
+    200 seeded damages.) Streams with restart intervals, which the check cannot confirm (not used by DDSM), go to
+    ljpeg_decode only.
     """
     if not header.restart_interval:
         try:
