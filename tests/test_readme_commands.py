@@ -1,5 +1,5 @@
-"""Every command line of the README's shell blocks runs as written (as a dry run): a wrong option order or a
-config that does not resolve fails here, not on a user's fresh checkout."""
+"""Every command line of the shell blocks of the README and the documentation pages (docs/*.md) runs as written (as a
+dry run): a wrong option order or a config that does not resolve fails here, not on a user's fresh checkout."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ from snakemake_run import ROOT, SNAKEMAKE
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 
 
+def documented_pages() -> list:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """Shell lines of the README (comments dropped) that start the workflow: `make run ...` or `.venv/bin/snakemake ...`,
-    each after the `export`s of its block."""
+    """Shell lines of the README and docs pages (comments dropped) that start the workflow: `make run ...` or
+    `.venv/bin/snakemake ...`, each after the `export`s of its block."""
     lines = []
-    for block in BLOCK.findall((ROOT / "README.md").read_text()):
+    blocks = [block for page in documented_pages() for block in BLOCK.findall(page.read_text())]
+    for block in blocks:
         exports = []
         for line in block.splitlines():
             command = line.split("  #")[0].strip()
@@ -29,12 +34,13 @@ def readme_commands() -> list[str]:
                 exports.append(command.removeprefix("export "))
             if command.startswith(("make run", ".venv/bin/snakemake")):
                 lines.append(" ".join([*exports, command]))
-    return lines
+    return list(dict.fromkeys(lines))  # a command shown on two pages is checked once
 
 
 def test_the_readme_has_commands_to_check():
     commands = readme_commands()
     assert any(c.startswith("make run") for c in commands) and any(c.startswith(".venv/bin/snakemake") for c in commands)
+    assert any("profiles/slurm" in c for c in commands)  # a docs page's (running.md), not only the README's
 
 
 def snakemake_line(command: str) -> list[str]:
