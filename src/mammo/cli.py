@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mammo.check import (
     check_vindr,
     format_report,
 )
-from mammo.demo.collections import DemoSpec, generate
+from mammo.demo.collections import SPEC_RANGES, DemoSpec, generate
 from mammo.heatmap import Windowing
 from mammo.inference import ENGINES, PRECISIONS, choose_engine
 from mammo.io.mias import is_archive, read_info, unpack_archive
@@ -33,24 +34,26 @@ from mammo.sources import scan_files, scan_identity, window_scale_of
 from mammo.stages.scans import analyse_scans
 
 
-def _positive(kind):
-    """An argparse type: a number of `kind` above zero."""
+def _within(kind, low, high):
+    """An argparse type: a number of `kind` in low..high (refuses inf and nan too: they lie in no range)."""
 
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in {low}..{high}, got {text}")
         return value
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = kind.__name__  # argparse names the kind in "invalid int value"
     return parse
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in 0..1, got {text}")
-    return value
+def _add_bounded(parser, option: str, kind, low, high, help: str = "", **kwargs) -> None:
+    """A numeric option refused by argparse (exit 2, naming it) outside low..high, its range shown in --help."""
+    parser.add_argument(option, type=_within(kind, low, high), help=f"{help} [{low}..{high}]".lstrip(), **kwargs)
+
+
+def _warning_line(message, category, *_) -> str:
+    return f"{category.__name__}: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate the demo collections (DDSM normals, CBIS-DDSM, mini-MIAS)")
     demo.add_argument("out", help="folder to write cbis-ddsm/, ddsm/, mias/, vindr/ and own/ into")
-    demo.add_argument("--workers", type=int, default=1, help="processes for the DDSM scans")
+    _add_bounded(demo, "--workers", int, 1, 64, "processes for the DDSM scans", default=1)
     for field in fields(DemoSpec):
-        demo.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
+        option = f"--{field.name.replace('_', '-')}"
+        _add_bounded(demo, option, type(field.default), *SPEC_RANGES[field.name], default=field.default)
+    demo.add_argument("--force", action="store_true", help="write into collection folders that hold files already")
     convert = commands.add_parser(
         "convert", help="turn one scan (LJPEG with its .ics, DICOM, PGM, PNG) into a 16-bit PNG or .npy"
     )
@@ -79,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument(
         "input",
         nargs="+",
-        help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; a folder (every scan under it); "
-        "or the mini-MIAS archive all-mias.tar.gz (every film in it)",
+        help="scans: DDSM .LJPEG (with its .ics), DICOM, mini-MIAS PGM or 16-bit PNG; a folder (every scan under it, "
+        "DICOMs known by content whatever their name, links to files outside it skipped, earlier outputs of mammo scan "
+        "ignored); or the mini-MIAS archive all-mias.tar.gz (every film in it)",
     )
     scan.add_argument(
         "--model",
@@ -93,25 +99,27 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument(
         "--precision", choices=PRECISIONS, default="float32", help="bfloat16: OpenVINO on CPUs with bfloat16 arithmetic"
     )
-    scan.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1, help="CPU threads of the engine")
+    _add_bounded(scan, "--threads", int, 1, 1024, "CPU threads of the engine", default=os.cpu_count() or 1)
     scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
     defaults = Windowing()
-    scan.add_argument(
-        "--stride", type=_positive(int), default=defaults.stride, help="window stride in pixels at the CBIS-DDSM scale"
-    )
-    scan.add_argument(
+    _add_bounded(scan, "--stride", int, 1, 5000, "window stride in pixels at the CBIS-DDSM scale", default=defaults.stride)
+    _add_bounded(
+        scan,
         "--scale",
-        type=_positive(float),
-        help="CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)",
+        float,
+        0.05,
+        20,
+        "CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)",
     )
-    scan.add_argument("--min-tissue", type=_fraction, default=defaults.min_tissue, help="skip windows with less breast (0..1)")
-    scan.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
-    scan.add_argument("--top", type=_positive(int), default=defaults.top, help="regions to report")
-    scan.add_argument(
-        "--contrast", type=_positive(float), help="test-time contrast (default: the model card's, model.json beside the model)"
+    _add_bounded(scan, "--min-tissue", float, 0, 1, "skip windows with less breast", default=defaults.min_tissue)
+    _add_bounded(scan, "--batch-size", int, 1, 512, "windows per model call", default=defaults.batch_size)
+    _add_bounded(scan, "--top", int, 1, 100, "regions to report", default=defaults.top)
+    _add_bounded(
+        scan, "--contrast", float, 0.1, 10, "test-time contrast (default: the model card's, model.json beside the model)"
     )
     scan.add_argument("--force", action="store_true", help="replace outputs that exist already")
     args = parser.parse_args(argv)
+    warnings.formatwarning = _warning_line  # a warning is one line on the terminal, as an error is
     if args.command == "scan":
         with tempfile.TemporaryDirectory() as unpacked:
             paths = run_stage(None, scan_inputs, args.input, unpacked)
@@ -138,8 +146,10 @@ def main(argv: list[str] | None = None) -> None:
         run_stage(None, convert_scan, args.input, args.output, args.raw)
     if args.command == "demo":
         spec = DemoSpec(**{field.name: getattr(args, field.name) for field in fields(DemoSpec)})
-        roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias")]
-        counts = run_stage(None, generate, *roots, spec, args.workers, vindr_root=f"{args.out}/vindr", own_root=f"{args.out}/own")
+        roots = [f"{args.out}/{name}" for name in ("cbis-ddsm", "ddsm", "mias", "vindr", "own")]
+        if not args.force:
+            run_stage(None, refuse_folders_holding_files, roots)
+        counts = run_stage(None, generate, *roots[:3], spec, args.workers, vindr_root=roots[3], own_root=roots[4])
         print(json.dumps(counts))
 
 
@@ -151,7 +161,7 @@ def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
         if Path(name).is_dir():
             found = scan_files(name)
             if not found:
-                raise ValueError(f"{name}: no scan files under it (.dcm, .LJPEG, .pgm, .png)")
+                raise ValueError(f"{name}: no scan files under it (DICOM, .LJPEG, .pgm, .png)")
             paths += map(str, found)
         elif is_archive(name):
             info = unpack_archive(name, Path(unpack_into) / str(number))
@@ -159,6 +169,13 @@ def scan_inputs(inputs: list[str], unpack_into: str) -> list[str]:
         else:
             paths.append(name)
     return paths
+
+
+def refuse_folders_holding_files(folders: list[str]) -> None:
+    """Stop a demo before it writes over collections already there (a download, an earlier demo)."""
+    filled = [folder for folder in folders if Path(folder).is_dir() and any(Path(folder).iterdir())]
+    if filled:
+        raise ValueError(f"{', '.join(filled)}: hold(s) files already: not overwritten (use --force to write the demo there)")
 
 
 def check_download(root, cbis, mias, ddsm, vindr, own) -> dict:
@@ -185,6 +202,8 @@ def convert_scan(source: str, target: str, raw: bool) -> None:
     target_path = Path(target)
     if target_path.suffix.lower() not in (".npy", ".png"):
         raise ValueError(f"{target}: output must end in .png or .npy")
+    if Path(source).exists() and target_path.exists() and os.path.samefile(source, target):
+        raise ValueError(f"{target}: is the input itself: not replaced (choose another output)")
     image = read_scan(source, raw=raw)
     partial = target_path.with_name(f".{target_path.name}.partial")
     try:
