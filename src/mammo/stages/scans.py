@@ -104,7 +104,8 @@ def analyse_scans(
         heatmap_path, overlay_path, regions_path = outputs[stem]
         out.mkdir(parents=True, exist_ok=True)
         np.save(heatmap_path, result.heatmap)
-        if not cv2.imwrite(str(overlay_path), overlay(*thumbnail(scan), result.heatmap, found)):
+        picture = overlay(*thumbnail(scan), result.heatmap, found, breast=result.breast, muscle=result.muscle)
+        if not cv2.imwrite(str(overlay_path), picture):
             raise OSError(f"{overlay_path}: could not write the overlay PNG")
         summary = {
             "scan": str(scan_path),
