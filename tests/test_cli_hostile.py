@@ -11,6 +11,7 @@ import pytest
 
 from mammo import cli
 from mammo.io.dicom import write_dicom
+from mammo.runner import run_stage
 from mammo.sources import scan_files
 
 
@@ -131,3 +132,12 @@ def test_folder_scan_finds_dicoms_without_extension_and_skips_its_own_outputs(tm
     (tmp_path / "b.regions.json").write_text("{}")
     (tmp_path / "notes").write_text("not a scan")
     assert scan_files(tmp_path) == [tmp_path / "IM0001", tmp_path / "b.png"]
+
+
+def test_an_error_message_of_several_lines_is_shown_on_one(capsys):
+    def stage():
+        raise ValueError("scan.dcm: a library's message\n  on two lines")
+
+    with pytest.raises(SystemExit):
+        run_stage(None, stage)
+    assert capsys.readouterr().err.strip().splitlines() == ["ERROR in stage: scan.dcm: a library's message on two lines"]
