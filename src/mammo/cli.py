@@ -11,9 +11,9 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from mammo.atomic import npy_bytes, png_bytes, write_atomically
 from mammo.check import (
     check_cbis,
     check_ddsm,
@@ -30,7 +30,7 @@ from mammo.inference import ENGINES, PRECISIONS, choose_engine
 from mammo.io.mias import is_archive, read_info, unpack_archive
 from mammo.io.scan import read_scan
 from mammo.runner import output_to, run_stage
-from mammo.sources import scan_files, scan_identity, window_scale_of
+from mammo.sources import scan_files
 from mammo.stages.scans import analyse_scans
 
 
@@ -123,12 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "scan":
         with tempfile.TemporaryDirectory() as unpacked:
             paths = run_stage(None, scan_inputs, args.input, unpacked)
-            scans = []
-            for path in paths:
-                scale = args.scale if args.scale is not None else window_scale_of(path)
-                scans.append(
-                    (path, scan_identity(path), Windowing(args.stride, scale, args.min_tissue, args.batch_size, args.top))
-                )
+            # each scan's identity and own scale (scale None) are read in analyse_scans, where a bad scan fails alone
+            windowing = Windowing(args.stride, args.scale, args.min_tissue, args.batch_size, args.top)
+            scans = [(path, None, windowing) for path in paths]
             inference = {"engine": args.engine, "precision": args.precision, "threads": args.threads}
             start_up = Path(unpacked) / "tensorflow.log"
             if run_stage(None, choose_engine, args.model, args.engine, args.precision) == "tensorflow":
@@ -205,20 +202,8 @@ def convert_scan(source: str, target: str, raw: bool) -> None:
     if Path(source).exists() and target_path.exists() and os.path.samefile(source, target):
         raise ValueError(f"{target}: is the input itself: not replaced (choose another output)")
     image = read_scan(source, raw=raw)
-    partial = target_path.with_name(f".{target_path.name}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            if target_path.suffix.lower() == ".npy":
-                np.save(handle, image)
-            else:
-                encoded, data = cv2.imencode(".png", image.astype(np.uint16))
-                if not encoded:
-                    raise OSError("OpenCV could not encode the PNG")
-                handle.write(data.tobytes())
-        os.replace(partial, target_path)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise OSError(f"{target}: could not write ({err.strerror or err})") from None
+    npy = target_path.suffix.lower() == ".npy"
+    write_atomically({target: npy_bytes(image) if npy else png_bytes(image.astype(np.uint16), target)})
     print(f"{source} -> {target}: {image.shape[0]}x{image.shape[1]} {image.dtype}, values {image.min()}..{image.max()}")
 
 

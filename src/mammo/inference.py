@@ -22,8 +22,9 @@ import numpy as np
 from mammo.card import CARD_FILE, card_path, file_sha256, read_card
 from mammo.tiles import TILE_SIZE
 
-# "auto" tries them in this order: fastest first (BENCHMARKS.md). OpenVINO compiles the model for one static batch
-# shape, once a run (shorter batches are padded up to it), so its compile time does not change this order.
+# "auto" tries them in this order: fastest first (BENCHMARKS.md). OpenVINO compiles the model for a static batch
+# shape; shorter batches are padded up to the largest met (_padded_to_one_shape), so a run compiles once (again only
+# where a later batch is larger than all before) and its compile time does not change this order.
 ENGINES = ("openvino", "onnxruntime", "tensorflow")
 PRECISIONS = ("float32", "bfloat16")
 EXPORT_SUFFIX = ".onnx"
@@ -241,7 +242,7 @@ def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "
             f"{card_path(model_file)}: {len(card['classes'])} classes ({', '.join(card['classes'])}), "
             f"but {model_file} gives {classes}: the card of another model"
         )
-    return Engine(engine, precision, str(model_file), run, classes)
+    return Engine(engine, precision, str(model_file), _padded_to_one_shape(run), classes)
 
 
 def _check_card_weights(card: dict | None, model_file: Path, keras_file: Path) -> None:
@@ -257,6 +258,22 @@ def _check_card_weights(card: dict | None, model_file: Path, keras_file: Path) -
         recorded = card["weights"].get(path.name)
         if path.exists() and recorded and recorded != file_sha256(path):
             raise ValueError(f"{path}: changed since its card {CARD_FILE} was written; evaluate the model again")
+
+
+def _padded_to_one_shape(run: Callable[[np.ndarray, float], np.ndarray]) -> Callable[[np.ndarray, float], np.ndarray]:
+    """`run` given every batch padded with blank tiles up to the largest batch met so far, its rows for the real tiles
+    returned: an engine meets one batch shape, not one per scan's last batch (OpenVINO compiled, and kept, a model
+    for each, ONNX Runtime planned memory for each; memory grew with the number of scans). Each tile's
+    probabilities do not depend on the others in its batch."""
+    rows = 0
+
+    def run_padded(batch: np.ndarray, contrast: float) -> np.ndarray:
+        nonlocal rows
+        rows = max(rows, len(batch))
+        blank = np.zeros((rows - len(batch), *batch.shape[1:]), batch.dtype)
+        return run(np.concatenate([batch, blank]) if len(blank) else batch, contrast)[: len(batch)]
+
+    return run_padded
 
 
 def _contrast_column(batch: np.ndarray, contrast: float) -> np.ndarray:
@@ -300,20 +317,18 @@ def _openvino_runner(onnx_file: Path, precision: str, threads: int):
 
     inputs = {port.get_any_name(): (shape(port), port.get_element_type().to_dtype().name) for port in model.inputs}
     classes = check_graph(onnx_file, inputs, shape(model.outputs[0]) if len(model.outputs) == 1 else ())
-    compiled_rows, request, output = 0, None, None
+    compiled_shape, request, output = None, None, None
 
     def run(batch: np.ndarray, contrast: float) -> np.ndarray:
-        nonlocal compiled_rows, request, output
-        rows = len(batch)
-        if rows > compiled_rows:
+        nonlocal compiled_shape, request, output
+        if batch.shape != compiled_shape:
             # compiled for one static batch shape: static shapes let OpenVINO plan its kernels once (faster than the
-            # export's dynamic batch, 1.3x in bfloat16 in BENCHMARKS.md); shorter batches (the last of each scan) are
-            # padded up to it, so a run keeps one compiled model however many scans and batch sizes it meets
-            model.reshape({model.inputs[0]: [rows, TILE_SIZE, TILE_SIZE], model.inputs[1]: [rows, 1]})
+            # export's dynamic batch, 1.3x in bfloat16 in BENCHMARKS.md); the batches come padded to one shape
+            # (_padded_to_one_shape), and a new one replaces the model compiled for the last
+            model.reshape({model.inputs[0]: list(batch.shape), model.inputs[1]: [len(batch), 1]})
             compiled = core.compile_model(model, "CPU", settings)
-            compiled_rows, request, output = rows, compiled.create_infer_request(), compiled.output(0)
-        padded = np.concatenate([batch, np.zeros((compiled_rows - rows, *batch.shape[1:]), batch.dtype)])
-        return request.infer([padded, _contrast_column(padded, contrast)])[output][:rows].copy()
+            compiled_shape, request, output = batch.shape, compiled.create_infer_request(), compiled.output(0)
+        return request.infer([batch, _contrast_column(batch, contrast)])[output].copy()
 
     return run, classes
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from mammo.atomic import npy_bytes, png_bytes, write_atomically
 from mammo.card import CARD_FILE, read_card
 from mammo.extract import roi_mask
 from mammo.graph import in_chunk
@@ -32,7 +34,7 @@ from mammo.scan_eval import (
     scan_metrics,
     scan_targets,
 )
-from mammo.sources import LISTED, scan_identity
+from mammo.sources import LISTED, scan_identity, window_scale_of
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
@@ -41,8 +43,19 @@ def analyse_scan(
 ) -> dict:
     """Heatmap (.npy), overlay (.png) and top regions (.json) of one scan, named `stem` (default: its identity,
     mammo.sources.scan_identity); returns the JSON."""
-    scans = [(scan_path, stem or scan_identity(scan_path), windowing)]
-    return analyse_scans(scans, model_path, out_dir, inference=inference, force=force)[0]
+    return analyse_scans([(scan_path, stem, windowing)], model_path, out_dir, inference=inference, force=force)[0]
+
+
+def scan_name_and_windowing(scan_path: str, stem: str | None, windowing: Windowing) -> tuple[str, Windowing]:
+    """The name of a scan's outputs (`stem`, else its identity) and its windowing (scale None: the scan's own,
+    mammo.sources.window_scale_of); a header that cannot be read is a FormatError naming the scan."""
+    try:
+        stem = stem or scan_identity(scan_path)
+        if windowing.scale is None:
+            windowing = replace(windowing, scale=window_scale_of(scan_path))
+    except Exception as err:  # pydicom's parse errors of a header cut short: struct.error, BytesLengthException, ...
+        raise FormatError(scan_path, f"not a readable header ({type(err).__name__}: {str(err).split('. ')[0]})") from None
+    return stem, windowing
 
 
 def analyse_scans(
@@ -53,23 +66,34 @@ def analyse_scans(
     inference: dict | None = None,
     force: bool = False,
 ) -> list[dict]:
-    """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all.
+    """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all; a
+    stem None names the outputs by the scan's identity, a Windowing scale None windows it at its own scale.
 
     The model runs through `inference` (engine, precision, threads; default: the fastest installed engine at
     float32). The test-time contrast and the temperature come from the model's card (`contrast` overrides the
     first); a model without a card is scored at contrast 1.0 without calibration, and says so.
 
     Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
-    be analysed (unreadable, no breast window) does not stop the others: the failures are raised at the end, after
-    a summary table of every scan; a single scan's own error is raised as it is.
+    be analysed (unreadable, no breast window, its outputs not written) does not stop the others: the failures are
+    raised at the end, after a summary table of every scan; a single scan's own error is raised as it is. A scan's
+    three outputs are written together or not at all.
     """
-    stems = [stem for _, stem, _ in scans]
+    named, failures = [], []
+    for scan_path, stem, windowing in scans:
+        try:
+            named.append((scan_path, *scan_name_and_windowing(scan_path, stem, windowing)))
+        except FormatError as err:
+            if len(scans) == 1:
+                raise
+            failures.append(str(err))
+    stems = [stem for _, stem, _ in named]
     shared = sorted({stem for stem in stems if stems.count(stem) > 1})
     if shared:
         raise ValueError(f"several scans would write the outputs named {', '.join(shared[:5])}: give them other names")
     out = Path(out_dir)
     outputs = {stem: [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")] for stem in stems}
-    existing = [str(path) for paths in outputs.values() for path in paths if path.exists()]
+    # lexists: a symlink at an output name, even a dangling one, is something there (--force replaces the link itself)
+    existing = [str(path) for paths in outputs.values() for path in paths if os.path.lexists(path)]
     if existing and not force:
         raise ValueError(
             f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
@@ -84,8 +108,8 @@ def analyse_scans(
     contrast = contrast or (card["test_contrast"] if card else 1.0)
     engine = open_engine(model_path, **(inference or {}))
     predict = engine.predictor(contrast)
-    summaries, failures = [], []
-    for scan_path, stem, windowing in tqdm(scans, desc="scans", disable=len(scans) == 1):
+    summaries = []
+    for scan_path, stem, windowing in tqdm(named, desc="scans", disable=len(scans) == 1):
         started = time.perf_counter()
         try:
             scan = read_scan(scan_path)
@@ -95,34 +119,39 @@ def analyse_scans(
                     f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
                     f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
                 )
-        except (FormatError, ValueError) as err:
+            found = regions(result, windowing, temperature)
+            summary = {
+                "scan": str(scan_path),
+                "model": str(model_path),
+                "test_contrast": contrast,
+                "temperature": temperature,
+                "inference": engine.describe(),
+                "shape": list(result.shape),
+                "stride": windowing.stride,
+                "scale": windowing.scale,
+                "windows_scored": int(len(result.scores)),
+                "windows_skipped": int(result.windows_total - len(result.scores)),
+                "max_score": round(float(result.scores.max()), 6),
+                "seconds": round(time.perf_counter() - started, 2),
+                "regions": found,
+            }
+            heatmap_path, overlay_path, regions_path = outputs[stem]
+            out.mkdir(parents=True, exist_ok=True)
+            write_atomically(
+                {
+                    heatmap_path: npy_bytes(result.heatmap),
+                    overlay_path: png_bytes(
+                        overlay(*thumbnail(scan), result.heatmap, found, breast=result.breast, muscle=result.muscle),
+                        overlay_path,
+                    ),
+                    regions_path: (json.dumps(summary, indent=2) + "\n").encode(),
+                }
+            )
+        except (FormatError, ValueError, OSError) as err:
             if len(scans) == 1:
                 raise
             failures.append(str(err))
             continue
-        found = regions(result, windowing, temperature)
-        heatmap_path, overlay_path, regions_path = outputs[stem]
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(heatmap_path, result.heatmap)
-        picture = overlay(*thumbnail(scan), result.heatmap, found, breast=result.breast, muscle=result.muscle)
-        if not cv2.imwrite(str(overlay_path), picture):
-            raise OSError(f"{overlay_path}: could not write the overlay PNG")
-        summary = {
-            "scan": str(scan_path),
-            "model": str(model_path),
-            "test_contrast": contrast,
-            "temperature": temperature,
-            "inference": engine.describe(),
-            "shape": list(result.shape),
-            "stride": windowing.stride,
-            "scale": windowing.scale,
-            "windows_scored": int(len(result.scores)),
-            "windows_skipped": int(result.windows_total - len(result.scores)),
-            "max_score": round(float(result.scores.max()), 6),
-            "seconds": round(time.perf_counter() - started, 2),
-            "regions": found,
-        }
-        Path(regions_path).write_text(json.dumps(summary, indent=2) + "\n")
         summaries.append(summary)
     if len(scans) > 1:
         print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
