@@ -338,9 +338,11 @@ def joined(first: tuple, second: tuple) -> tuple:
 
 @dataclass(frozen=True)
 class EdgeTiles:
-    """Negative tiles from the windows a whole-film scan scores but the tissue grid never gives: those the tissue
+    """Negative tiles from the windows of a film's breast that the tissue grid never gives: those the tissue
     thresholds reject (skin line, pectoral muscle, labels) and those reaching into the border the grid leaves out
-    (the chest-wall film edge), so that the model has seen them as normal before it scans a film."""
+    (the chest-wall film edge), so that the model has seen them as normal before it scans a film. Windows on the
+    pectoral muscle stay among them although whole-film scanning now leaves them out: the muscle still fills part
+    of the windows beside it, and the training recipe stays the one the real-film figures were measured with."""
 
     per_film: int
     windowing: Windowing  # the whole-film scan's windows (stride, min_tissue), at the tile scale

@@ -182,18 +182,10 @@ def _muscle_edge(image: np.ndarray, breast: np.ndarray) -> tuple[float, float] |
     return best
 
 
-def breast_and_muscle(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 8-bit image with everything outside the breast black (labels, borders), the breast mask and the pectoral
-    muscle mask (a part of the breast)."""
-    breast = breast_mask(image8)
-    return np.where(breast, image8, 0).astype(np.uint8), breast, pectoral_muscle(image8, breast)
-
-
 def segmented(image8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 8-bit image with everything outside the breast black, and where windows are chosen: the breast less its
-    pectoral muscle (the muscle stays in the image, as the training tiles beside it saw it)."""
-    image8, breast, muscle = breast_and_muscle(image8)
-    return image8, breast & ~muscle
+    """The 8-bit image with everything outside the breast black (labels, borders), and the breast mask."""
+    breast = breast_mask(image8)
+    return np.where(breast, image8, 0).astype(np.uint8), breast
 
 
 def window_starts(length: int, step: int, size: int = TILE_SIZE) -> np.ndarray:
@@ -232,7 +224,9 @@ def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterato
 
 def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
     """Score every window of a scan holding enough breast that is not pectoral muscle, and assemble the heatmap."""
-    image8, breast, muscle = breast_and_muscle(working_image(scan16, windowing))
+    working = working_image(scan16, windowing)
+    image8, breast = segmented(working)
+    muscle = pectoral_muscle(working, breast)  # left out of the windows' choice, not of the image (tiles saw it)
     corners, total = tissue_windows(breast & ~muscle, windowing)
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
