@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 
 from mammo.io import FormatError
@@ -159,3 +160,15 @@ def test_implausible_pixel_mm_column_is_refused(tmp_path, pixel_mm):
     path.write_bytes(_png(8, 8, rows_of_data=8))
     with pytest.raises(FormatError, match=rf"image.png: pixel_mm {float(pixel_mm):g} mm is outside 0.01\.\.1 mm"):
         listed_scale(path, pixel_mm)
+
+
+@pytest.mark.parametrize("field", ["Rows", "Columns"])
+def test_dicom_whose_pixel_data_outgrow_its_declared_size_is_refused(tmp_path, field):
+    """Rows 1 on a 40x48 image: pydicom read the extra bytes as 40 frames, and `mammo convert` wrote a 3-D array."""
+    path = tmp_path / "r.dcm"
+    write_dicom(path, np.full((40, 48), 30000, np.uint16), "P1", "1.2.3", "1.2.4", "1.2.5")
+    dataset = pydicom.dcmread(path)
+    setattr(dataset, field, 1)
+    dataset.save_as(path)
+    with pytest.raises(FormatError, match=r"r.dcm: cannot decode pixel data .*the header declares"):
+        read_scan(path)

@@ -51,6 +51,8 @@ def read_dicom(path: str | Path) -> np.ndarray:
         raise FormatError(path, "a FOR PROCESSING image (raw detector data): only FOR PRESENTATION images are read")
     try:
         pixels = dataset.pixel_array
+        if pixels.shape != size:  # pydicom reads pixel data longer than Rows x Columns declare as several frames
+            raise ValueError(f"the pixel data hold an array of shape {pixels.shape}, the header declares {size[0]}x{size[1]}")
         image = _presented(pixels, dataset) if _has_voi(dataset) else to_shared_space(pixels, header)
     except Exception as err:  # pydicom raises several types for unsupported syntaxes, short data and bad pixel modules
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "unknown")
