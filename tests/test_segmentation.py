@@ -148,3 +148,12 @@ def test_real_cc_view_has_no_muscle(shared):
     _, breast, muscle = breast_and_muscle(working_image(read_scan(paths[0]), Windowing()))
     assert chest_wall_on_left(breast)  # a LEFT CC: the chest wall on the film's left
     assert breast.mean() == pytest.approx(0.184, abs=0.01) and not muscle.any()
+
+
+def test_skip_muscle_false_chooses_windows_on_the_whole_breast():
+    """The switch (config scans.skip_muscle) that measures what leaving the muscle out does: off, the top chest-wall
+    window (all breast, about 28% muscle) is scored again."""
+    film = cv2.resize(synthetic_mlo(), (2 * TILE_SIZE, 2 * TILE_SIZE), interpolation=cv2.INTER_NEAREST)
+    windowing = Windowing(stride=2 * TILE_SIZE, scale=2.0, min_tissue=0.8, skip_muscle=False)
+    result = score_scan(film.astype(np.uint16) * 257, lambda batch: np.tile([[0.5, 0.5]], (len(batch), 1)), windowing)
+    assert [0, 0, TILE_SIZE, TILE_SIZE] in result.windows.tolist() and result.muscle.any()

@@ -36,6 +36,7 @@ class Windowing:
     batch_size: int = 32
     top: int = 8  # regions reported per scan
     overlap: float = 0.25  # regions overlapping a better one by more than this (IoU) are dropped
+    skip_muscle: bool = True  # False: windows are chosen on the whole breast, the pectoral muscle included (as before)
 
     @property
     def factor(self) -> float:
@@ -227,7 +228,7 @@ def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Wind
     working = working_image(scan16, windowing)
     image8, breast = segmented(working)
     muscle = pectoral_muscle(working, breast)  # left out of the windows' choice, not of the image (tiles saw it)
-    corners, total = tissue_windows(breast & ~muscle, windowing)
+    corners, total = tissue_windows(breast & ~muscle if windowing.skip_muscle else breast, windowing)
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
     scores = p_abnormal(probabilities)
