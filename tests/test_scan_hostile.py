@@ -191,19 +191,24 @@ def test_openvino_pads_short_batches_to_one_compiled_shape_with_the_same_probabi
 
 
 # ----------------------------------------------------------------------------- a film cut in its header (issue 28, 2)
-def test_a_dicom_cut_inside_its_header_fails_alone(model, tmp_path):
+@pytest.mark.parametrize("as_folder", [False, True], ids=["files", "folder"])
+def test_a_dicom_cut_inside_its_header_fails_alone(model, tmp_path, as_folder):
     """A film cut inside its file meta header (its group length's value): reading its identity raised struct.error /
-    BytesLengthException before any film was analysed; now it is one failed film among the others."""
+    BytesLengthException before any film was analysed (in a folder: while the folder was listed); now it is one
+    failed film among the others."""
     from mammo.io.dicom import write_dicom
 
     whole = tmp_path / "whole.dcm"
     write_dicom(whole, np.full((700, 700), 30000, np.uint16), "Mass-Test_P_00001_LEFT_CC", "1.2", "1.2.3")
-    cut = tmp_path / "cut.dcm"
+    folder = tmp_path / "films"
+    folder.mkdir()
+    cut = folder / "cut.dcm"
     cut.write_bytes(whole.read_bytes()[:142])  # 128-byte preamble, DICM, then 2 bytes into (0002,0000)'s value
-    film = breast_film(tmp_path / "film.png", (700, 700))
-    result = mammo_scan(str(cut), str(film), "--model", str(model), "--out", str(tmp_path / "out"), *SCAN_OPTIONS)
+    film = breast_film(folder / "film.png", (700, 700))
+    inputs = [str(folder)] if as_folder else [str(cut), str(film)]
+    result = mammo_scan(*inputs, "--model", str(model), "--out", str(tmp_path / "out"), *SCAN_OPTIONS)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "1 of 2 scans could not be analysed" in result.stderr and f"{cut}: not a readable header" in result.stderr
+    assert "1 of 2 scans could not be analysed" in result.stderr and f"{cut}: not a readable" in result.stderr
     assert len([line for line in result.stderr.splitlines() if "could not be analysed" in line]) == 1  # one line, no traceback
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
         "film.heatmap.npy",

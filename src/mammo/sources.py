@@ -167,5 +167,5 @@ def _patient_id(path: str | Path) -> str:
     """A DICOM's PatientID; empty where the header cannot be read (reading the scan itself names the problem)."""
     try:
         return str(pydicom.dcmread(path, stop_before_pixels=True).get("PatientID", ""))
-    except (OSError, pydicom.errors.InvalidDicomError):
+    except Exception:  # pydicom's parse errors of a damaged header: struct.error, BytesLengthException, ...
         return ""

@@ -34,7 +34,7 @@ from mammo.scan_eval import (
     scan_metrics,
     scan_targets,
 )
-from mammo.sources import LISTED, scan_identity, window_scale_of
+from mammo.sources import LISTED, SCAN_OUTPUT_SUFFIXES, scan_identity, window_scale_of
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
@@ -91,7 +91,7 @@ def analyse_scans(
     if shared:
         raise ValueError(f"several scans would write the outputs named {', '.join(shared[:5])}: give them other names")
     out = Path(out_dir)
-    outputs = {stem: [out / f"{stem}.{suffix}" for suffix in ("heatmap.npy", "overlay.png", "regions.json")] for stem in stems}
+    outputs = {stem: [out / f"{stem}{suffix}" for suffix in SCAN_OUTPUT_SUFFIXES] for stem in stems}
     # lexists: a symlink at an output name, even a dangling one, is something there (--force replaces the link itself)
     existing = [str(path) for paths in outputs.values() for path in paths if os.path.lexists(path)]
     if existing and not force:
