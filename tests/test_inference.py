@@ -155,3 +155,18 @@ def test_export_leaves_nothing_behind_when_it_fails(tmp_path):
     with pytest.raises(ValueError, match="not a readable Keras model"):
         export_onnx(tmp_path / "model.keras", tmp_path / "model.onnx")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("0", "0")])
+def test_tensorflow_gets_onednn_unless_the_user_said_otherwise(given, expected):
+    """TensorFlow turns oneDNN on by default only on AVX-512 CPUs; importing mammo asks for it everywhere."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if given is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = given
+    code = "import mammo, os; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == expected
