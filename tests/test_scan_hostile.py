@@ -306,8 +306,22 @@ def peak_rss_mb(films: list[Path], model: Path, engine: str, out: Path) -> float
     return int(result.stdout) / 1024  # kilobytes on Linux
 
 
-@pytest.mark.parametrize("engine", EXPORT_ENGINES)
-def test_scan_memory_does_not_grow_with_the_number_of_films(many_films, model, tmp_path, engine):
+@pytest.fixture(scope="module")
+def keras_model(tmp_path_factory) -> Path:
+    """A Keras tile model as small as `tile_model` (one strided convolution), for the TensorFlow engine."""
+    import keras
+
+    tiles = keras.Input((299, 299, 1))
+    features = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(tiles)
+    probabilities = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    path = tmp_path_factory.mktemp("keras") / "model.keras"
+    keras.Model(tiles, probabilities).save(path)
+    return path
+
+
+@pytest.mark.parametrize("engine", [*EXPORT_ENGINES, "tensorflow"])
+def test_scan_memory_does_not_grow_with_the_number_of_films(many_films, model, tmp_path, engine, request):
+    model = request.getfixturevalue("keras_model") if engine == "tensorflow" else model
     films = sorted(many_films.iterdir())
     few = peak_rss_mb(films[-10:], model, engine, tmp_path / "few")  # the 10 widest: a film's own memory is in both
     many = peak_rss_mb(films, model, engine, tmp_path / "many")
