@@ -198,6 +198,12 @@ def cases(kind: str, folder: Path) -> tuple[str, list[tuple[str, bytes]], bool]:
     return "A-0001-1.ics", [*cuts(data), *flips(data, 5), *ics_sizes()], True
 
 
+def listing(folder: Path) -> set[Path]:
+    """Every file and folder under `folder` but run_cli's captured output: what a case wrote outside the output it
+    names is what it should not (temporary files included: run_cli's child keeps them in `folder`)."""
+    return set(folder.rglob("*")) - {folder / "stdout.txt", folder / "stderr.txt"}
+
+
 def problems(result: Result, names: set[str], output: Path, cut: bool, may_read_cut: bool) -> str | None:
     """What is wrong with how the command line met a damaged file; None: nothing. Its error must name one of `names`
     (the damaged file, or the scan read with it)."""
@@ -233,10 +239,12 @@ def test_convert_meets_damaged_files_with_one_line_or_a_readable_image(kind, tmp
     for number, (case, data) in enumerate(damaged_versions):
         damaged.write_bytes(data)
         output = tmp_path / f"out{number}{('.npy', '.png')[number % 2]}"  # both writers, in turn
+        before = listing(tmp_path)
         result = run_cli(["convert", str(folder / convertible), str(output)], tmp_path)
         problem = problems(result, {name, convertible}, output, case.startswith("cut"), may_read_cut)
-        if problem:
-            failures.append(f"{name} {case}: {problem}")
+        stray = listing(tmp_path) - before - ({output} if result.returncode == 0 else set())
+        if problem or stray:
+            failures.append(f"{name} {case}: {problem or f'wrote {sorted(map(str, stray))}'}")
     assert not failures, f"{len(failures)} of {len(damaged_versions)} cases:\n" + "\n".join(failures[:25])
 
 
@@ -253,9 +261,11 @@ def test_a_folder_scan_meets_damaged_files_with_one_line(kind, tmp_path):
     for case, data in damaged_versions[::12]:
         damaged.write_bytes(data)
         argv = ["scan", str(folder), "--model", str(tmp_path / "model.onnx"), "--engine", "onnxruntime"]
+        before = listing(tmp_path)
         result = run_cli([*argv, "--out", str(tmp_path / "out")], tmp_path)
         lines = result.stderr.strip().splitlines()
         named = lines and (damaged.name in lines[-1] or "model.onnx" in lines[-1] or str(folder) in lines[-1])
-        if result.returncode != 1 or "Traceback" in result.stderr or not named:
-            failures.append(f"{name} {case}: exit {result.returncode}, {lines[-3:]}")
+        stray = {path for path in listing(tmp_path) - before if not path.is_relative_to(tmp_path / "out")}
+        if result.returncode != 1 or "Traceback" in result.stderr or not named or stray:
+            failures.append(f"{name} {case}: exit {result.returncode}, {lines[-3:]}, wrote {sorted(map(str, stray))}")
     assert not failures, "\n".join(failures[:25])
