@@ -7,7 +7,7 @@ tables. File formats live in :mod:`mammo.io`, TFRecords in
 
 import os
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512; on an AVX2 CPU they train model
 # 1.0.0.35 1.5x faster and run it 1.6x faster (BENCHMARKS.md). Set before any module imports TensorFlow (they

@@ -111,7 +111,15 @@ def main(argv: list[str] | None = None) -> None:
         20,
         "CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)",
     )
-    _add_bounded(scan, "--min-tissue", float, 0, 1, "skip windows with less breast", default=defaults.min_tissue)
+    _add_bounded(
+        scan,
+        "--min-tissue",
+        float,
+        0,
+        1,
+        "skip windows with less breast outside the pectoral muscle",
+        default=defaults.min_tissue,
+    )
     _add_bounded(scan, "--batch-size", int, 1, 512, "windows per model call", default=defaults.batch_size)
     _add_bounded(scan, "--top", int, 1, 100, "regions to report", default=defaults.top)
     _add_bounded(
