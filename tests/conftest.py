@@ -58,3 +58,34 @@ def demo_counts(_demo) -> dict:
     """What generate() reported for the small demo: cbis_rois, ddsm_normal_scans, ddsm_abnormal_rois, mias_images,
     vindr_images, vindr_boxes."""
     return _demo[1]
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """`full_disk(text)`: from then on, writes to every file whose path holds `text` fail as on a full disk
+    (ENOSPC), where mammo.atomic writes the outputs of `mammo scan` and `mammo convert`; monkeypatch.undo() ends it."""
+    import errno
+
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, path, mode):
+            self.handle = real_open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fill(text: str) -> None:
+        monkeypatch.setattr(
+            "mammo.atomic.open",
+            lambda path, mode="r", *a, **k: FullDisk(path, mode) if text in str(path) else real_open(path, mode, *a, **k),
+            raising=False,
+        )
+
+    return fill

@@ -92,34 +92,12 @@ def test_convert_command_fails_clearly_on_unreadable_input(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["npy", "png"])
-def test_convert_to_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial(demo_root, tmp_path, monkeypatch, suffix):
-    import errno
-
+def test_convert_to_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial(demo_root, tmp_path, monkeypatch, full_disk, suffix):
     from mammo.cli import convert_scan
 
     target = tmp_path / f"scan.{suffix}"
     target.write_bytes(b"an earlier conversion")
-    real_open = open
-
-    class FullDisk:
-        """A file whose writes fail as on a full disk."""
-
-        def __init__(self, path, mode):
-            self.handle = real_open(path, mode)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(
-        "builtins.open",
-        lambda path, mode="r", *a, **k: FullDisk(path, mode) if "partial" in str(path) else real_open(path, mode, *a, **k),
-    )
+    full_disk("partial")
     with pytest.raises(OSError, match=f"scan.{suffix}: could not write \\(No space left on device\\)"):
         convert_scan(str(demo_root / "mias" / "mdb002.pgm"), str(target), raw=False)
     monkeypatch.undo()

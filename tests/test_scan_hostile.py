@@ -7,7 +7,6 @@ operations, built in milliseconds."""
 
 from __future__ import annotations
 
-import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -226,29 +225,9 @@ def analyse_film(film: Path, model: Path, out: Path, force: bool = False) -> lis
     return analyse_scans([(str(film), None, windowing)], str(model), str(out), inference={"engine": "openvino"}, force=force)
 
 
-def test_a_full_disk_leaves_no_output_of_the_scan_and_the_rerun_writes_them(model, tmp_path, monkeypatch):
+def test_a_full_disk_leaves_no_output_of_the_scan_and_the_rerun_writes_them(model, tmp_path, monkeypatch, full_disk):
     film = breast_film(tmp_path / "film.png", (700, 700))
-    real_open = open
-
-    class FullDisk:
-        """A file whose writes fail as on a full disk."""
-
-        def __init__(self, path, mode):
-            self.handle = real_open(path, mode)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    def full_at_the_overlay(path, mode="r", *args, **kwargs):
-        return FullDisk(path, mode) if "overlay" in str(path) else real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr("mammo.atomic.open", full_at_the_overlay, raising=False)  # the heatmap is written first
+    full_disk("overlay")  # the heatmap is written first
     with pytest.raises(OSError, match=r"film.overlay.png: could not write \(No space left on device\)"):
         analyse_film(film, model, tmp_path / "out")
     monkeypatch.undo()
