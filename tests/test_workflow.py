@@ -382,7 +382,7 @@ def test_mammo_scan_with_the_model_and_its_card_gives_the_workflows_regions(tiny
     regions = pd.concat([pd.read_csv(p, sep="\t") for p in scans_dir.glob("chunk_*.regions.tsv")])
     targets = pd.read_csv(tiny_run / "results/ds9/scans/targets.tsv", sep="\t")
     target = targets[targets["scan_id"].isin(regions["scan_id"]) & (targets["source"] == "cbis-ddsm")].iloc[0]
-    for name in ("model.keras", "model.json"):
+    for name in ("model.keras", "model.onnx", "model.json"):
         shutil.copy(tiny_run / "results/ds9/model_1.0.0.35" / name, tmp_path / name)
     windowing = tiny_config()["scans"]
     command = [
@@ -390,7 +390,7 @@ def test_mammo_scan_with_the_model_and_its_card_gives_the_workflows_regions(tiny
         "scan",
         str(tiny_run / target["path"]),
         "--model",
-        str(tmp_path / "model.keras"),
+        str(tmp_path / "model.onnx"),  # the export, as the workflow scores: the same engine, the same numbers
         "--out",
         str(tmp_path / "out"),
         "--stride",
