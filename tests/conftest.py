@@ -38,6 +38,15 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_mias_archive(shared) -> Path:
+    """The 216 real mini-MIAS films of ../shared, in the official archive's layout; skip the test where it is absent."""
+    archive = shared / "data" / "mias-real" / "all-mias-dev.tar.gz"
+    if not archive.is_file():
+        pytest.skip("../shared/data/mias-real/all-mias-dev.tar.gz not available")
+    return archive
+
+
+@pytest.fixture(scope="session")
 def _demo(tmp_path_factory) -> tuple[Path, dict]:
     from mammo.demo.collections import DemoSpec, generate
 

@@ -27,8 +27,6 @@ from mammo.io.scan import read_scan
 from mammo.sources import windowing_scale
 from mammo.tiles import TILE_SIZE
 
-MIAS_ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
-
 # label boxes (left, top, width, height in the 1024-pixel film) of films whose label lies near the breast
 LABELS = {
     "mdb005": (188, 0, 153, 102),
@@ -100,14 +98,11 @@ def test_the_overlay_outlines_the_breast_and_hatches_the_muscle():
 
 
 @pytest.fixture(scope="module")
-def mias_films(shared, tmp_path_factory) -> Path:
+def mias_films(real_mias_archive, tmp_path_factory) -> Path:
     """The named real films, unpacked from the shared archive into a temporary folder."""
-    archive = shared / MIAS_ARCHIVE
-    if not archive.is_file():
-        pytest.skip(f"../shared/{MIAS_ARCHIVE} not available")
     folder = tmp_path_factory.mktemp("mias-segmentation")
     wanted = {f"{name}.pgm" for name in {*LABELS, *MUSCLE_SHARES}}
-    with tarfile.open(archive) as tar:
+    with tarfile.open(real_mias_archive) as tar:
         tar.extractall(folder, members=[m for m in tar.getmembers() if Path(m.name).name in wanted], filter="data")
     return next(folder.rglob("mdb005.pgm")).parent
 
