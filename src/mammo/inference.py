@@ -150,11 +150,47 @@ def check_graph(model_file: str | Path, inputs: dict[str, tuple[tuple, str]], ou
 
 def export_onnx(model_path: str | Path, target: str | Path) -> None:
     """The Keras model at `model_path` in float32 (however it was trained) as ONNX (its `tile_graph`), written
-    beside the target first and renamed; the engines lower it to bfloat16 where asked."""
+    beside the target first and renamed; the engines lower it to bfloat16 where asked.
+
+    The converter (tf2onnx) copies every constant of the graph at each of its ~25 rewrite passes; the study's
+    models hold 32M weights, which made that copying nearly all of a 35-100 s export. So the graph is converted
+    with the weights as inputs (`stateless_call`), they become initializers afterwards, and ONNX Runtime's basic
+    (hardware-independent, standard-operator) level folds the weight arithmetic the converter would have folded:
+    batch normalisation into the convolutions, the kernels' layout. BENCHMARKS.md has the times.
+    """
+    import onnx  # lazily: see the module's docstring
+    import onnxruntime
+    import tensorflow as tf
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    from tf2onnx.convert import from_function
+
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial{EXPORT_SUFFIX}")
-    model = with_dtype_policy(load_tile_model(model_path), "float32")
-    tile_graph(model).export(str(partial), format="onnx", verbose=False)
+    graph = tile_graph(with_dtype_policy(load_tile_model(model_path), "float32"))
+    weights = [variable.value for variable in (*graph.trainable_variables, *graph.non_trainable_variables)]
+    trainable = len(graph.trainable_variables)
+    inputs = [tf.TensorSpec((None, *shape[1:]), dtype, name=name) for name, (shape, dtype) in GRAPH_INPUTS.items()]
+    weight_inputs = [tf.TensorSpec(weight.shape, weight.dtype, name=f"weight_{number}") for number, weight in enumerate(weights)]
+
+    @tf.function(input_signature=inputs + weight_inputs)
+    def probabilities(tiles, contrast, *values):
+        output, _ = graph.stateless_call(list(values[:trainable]), list(values[trainable:]), [tiles, contrast])
+        return {"probabilities": output}
+
+    patch_tf2onnx()  # Keras's fix of tf2onnx for NumPy 2, as Model.export applies it
+    converted, _ = from_function(probabilities, input_signature=inputs + weight_inputs)
+    names = {spec.name for spec in weight_inputs}
+    kept = [entry for entry in converted.graph.input if entry.name not in names]
+    converted.graph.initializer.extend(
+        onnx.numpy_helper.from_array(np.asarray(weight), spec.name) for spec, weight in zip(weight_inputs, weights)
+    )
+    del converted.graph.input[:]
+    converted.graph.input.extend(kept)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # unused weights (a layer's random-seed state) are dropped with a warning each
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(partial)
+    onnxruntime.InferenceSession(converted.SerializeToString(), options, providers=["CPUExecutionProvider"])
     partial.replace(target)
 
 
