@@ -78,16 +78,18 @@ def _predict(k, a, b, c):
     return [None, a, b, c, a + b - c, a + ((b - c) >> 1), b + ((a - c) >> 1), (a + b) >> 1][k]
 
 
-def _t81_decode(differences, predictor, bits):
-    """Per-pixel ITU T.81 reconstruction (what a standard decoder does with the differences)."""
+def _t81_decode(differences, predictor, bits, pvrg=False):
+    """Per-pixel ITU T.81 reconstruction (what a standard decoder does with the differences); `pvrg`: PVRG's, whose
+    first line is predicted with the predictor over a virtual line of 2**(bits-1)."""
     rows, columns = differences.shape
+    half = 1 << (bits - 1)
     out = np.zeros((rows, columns), dtype=np.int64)
     for i in range(rows):
         for j in range(columns):
             if i == 0 and j == 0:
-                prediction = 1 << (bits - 1)
+                prediction = half
             elif i == 0:
-                prediction = out[0, j - 1]
+                prediction = _predict(predictor, out[0, j - 1], half, half) if pvrg else out[0, j - 1]
             elif j == 0:
                 prediction = out[i - 1, 0]
             else:
@@ -112,6 +114,36 @@ def test_pvrg_reconstruct_inverts_the_pvrg_encoder_for_every_predictor(predictor
     standard = _t81_decode(differences, predictor, bits)
     rebuilt = pvrg_reconstruct(standard.astype(np.uint16), predictor, bits)
     assert np.array_equal(rebuilt, image)
+
+
+def _t81_differences_of(image, predictor, bits):
+    """What a T.81 encoder codes for `image`: each pixel minus its prediction, modulo 2**16."""
+    prediction = np.empty_like(image)
+    prediction[0, 0] = 1 << (bits - 1)
+    prediction[0, 1:] = image[0, :-1]
+    prediction[1:, 0] = image[:-1, 0]
+    prediction[1:, 1:] = _predict(predictor, image[1:, :-1], image[:-1, 1:], image[:-1, :-1])
+    return (image - prediction) % 65536
+
+
+@pytest.mark.parametrize("predictor", range(1, 8))
+def test_reader_gives_the_encoders_pixels_on_200_random_streams_of_each_predictor(tmp_path, predictor):
+    """libjpeg-turbo encodes a random image with the predictor; the reader must give the image a PVRG decoder makes
+    of that stream (for predictor 1 the image itself: PVRG and T.81 agree there). 16 bit for predictors 2-7, where
+    T.81 and PVRG wrap modulo 2**16 alike; predictor 1 in 12 and 16 bit."""
+    rng = np.random.default_rng(predictor)
+    for number in range(200):
+        bits = 12 if predictor == 1 and number % 2 else 16
+        shape = tuple(rng.integers(1, 25, 2))
+        image = rng.integers(0, 1 << bits, shape).astype(np.uint16)
+        stream = imagecodecs.jpeg8_encode(image, lossless=True, predictor=predictor, bitspersample=bits)
+        path = tmp_path / f"{number}.LJPEG"
+        path.write_bytes(stream)
+        differences = _t81_differences_of(image.astype(np.int64), predictor, bits)
+        if predictor == 1:
+            assert np.array_equal(_t81_decode(differences, 1, bits, pvrg=True), image)  # the two rules agree
+        expected = _t81_decode(differences, predictor, bits, pvrg=True)
+        assert np.array_equal(decode_ljpeg(path, *shape), expected), (predictor, number, bits, shape)
 
 
 @pytest.mark.parametrize("name", PREDICTOR_1)
