@@ -41,11 +41,11 @@ def load() -> tuple[np.ndarray, np.ndarray, list[str]]:
     return data.data, (data.target == 0).astype(int), list(data.feature_names)  # sklearn codes malignant as 0
 
 
-def nested_cv(seed: int, repeats: int, inner_folds: int = 5, jobs: int = 1) -> dict:
+def nested_cv(seed: int, repeats: int, folds: int = 10, inner_folds: int = 5, jobs: int = 1) -> dict:
     """Mean and standard deviation over the outer folds of accuracy, recall and ROC-AUC, per model."""
 
     features, labels, _ = load()
-    outer = RepeatedStratifiedKFold(n_splits=10, n_repeats=repeats, random_state=seed)
+    outer = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     results = {}
     for name, (estimator, grid) in models(seed).items():
         pipeline = Pipeline([("scale", StandardScaler()), ("model", estimator)])
@@ -67,7 +67,7 @@ def nested_cv(seed: int, repeats: int, inner_folds: int = 5, jobs: int = 1) -> d
     return {
         "data": {"rows": int(len(labels)), "features": int(features.shape[1]), "malignant": int(labels.sum())},
         "cross_validation": {
-            "outer": f"stratified 10-fold x {repeats} repeats",
+            "outer": f"stratified {folds}-fold x {repeats} repeats",
             "inner": f"stratified {inner_folds}-fold grid search",
             "scaling": "StandardScaler inside every fold",
             "seed": seed,

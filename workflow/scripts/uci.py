@@ -7,6 +7,7 @@ with logged(snakemake.log[0], "uci_baselines"):
     uci_baselines(
         settings["seed"],
         settings["repeats"],
+        settings["folds"],
         snakemake.threads,
         snakemake.output.metrics,
         snakemake.output.plot,
