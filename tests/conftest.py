@@ -29,6 +29,20 @@ SMALL_DEMO = dict(
 )
 
 
+# The longest modules, longest first. The suite runs on two pytest-xdist workers, a module at a time
+# (pyproject: --dist loadfile --no-loadscope-reorder) and each worker takes two modules at the start: so the tiny
+# run's module starts first, beside the real-film and SLURM workflows, and the short modules fill in around them.
+LONGEST_FIRST = ("test_workflow.py", "test_mias_cv_workflow.py", "test_workflow_fresh.py", "test_slurm.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module and among the rest, the usual order
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """Path of ../shared (relative to the project root); skip the test where it is absent."""
