@@ -24,15 +24,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 REAL_MIAS = ROOT.parent / "shared" / "data" / "mias-real" / "all-mias-dev.tar.gz"
 OVERLAY_FILM = "mdb028"  # a circumscribed mass (Info.txt: centre 338, 314, radius 56)
-# a model trained on real films first, else the demo's
-MODELS = ["results/mias_cv/model_1.0.0.35.mias/fold_0/model.onnx", "results/ds9/model_1.0.0.35/model.onnx"]
+# a model trained on real films first (the one to take away, else a fold's), else the demo's
+MODELS = [
+    "results/mias_final/model_1.0.0.35.mias/model.onnx",
+    "results/mias_cv/model_1.0.0.35.mias/fold_0/model.onnx",
+    "results/ds9/model_1.0.0.35/model.onnx",
+]
 OVERLAY_MARK = re.compile(r"<!-- overlay:.*?-->")
 HOW_TO_MAKE_OVERLAY = """\
 !!! note "The overlay picture is made when the site is built"
     It shows `mammo scan` on a real mini-MIAS film, and real films never enter the repository. `make docs` draws it
     when the real archive lies at `../shared/data/mias-real/all-mias-dev.tar.gz` and a trained model at
-    `results/mias_cv/model_1.0.0.35.mias/fold_0/model.onnx` or `results/ds9/model_1.0.0.35/model.onnx`
-    (`make run` trains the demo's). By hand, for any film:
+    `results/mias_final/model_1.0.0.35.mias/model.onnx`, `results/mias_cv/model_1.0.0.35.mias/fold_0/model.onnx` or
+    `results/ds9/model_1.0.0.35/model.onnx` (`make run` trains the demo's). By hand, for any film:
     `.venv/bin/mammo scan FILM --model results/ds9/model_1.0.0.35/model.onnx --out heatmaps`
     writes `heatmaps/<film>.overlay.png`.
 """

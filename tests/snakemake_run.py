@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def snakemake(
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
+
+
+def job_counts(plan: str) -> dict[str, int]:
+    """Rule -> job count from the first table of `snakemake -n --quiet rules`."""
+    table = plan.split("Job stats:")[1].split("total")[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
 def tiny_workdir(tmp_path_factory, name: str, target: str) -> Path:

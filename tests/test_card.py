@@ -1,14 +1,30 @@
-"""The model card (model.json): written valid, read back, refused with the file named when it is not a card."""
+"""The model card (model.json): written valid, read back (an older format too), refused with the file named when it is
+not a card; its scanning section gives each scan its window scale."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
-from mammo.card import FORMAT, card_path, file_sha256, model_card, read_card, tables_sha256, write_card
+from mammo.card import (
+    CBIS_TILE_SCALE,
+    FORMAT,
+    FORMAT_1,
+    INPUT_1,
+    card_path,
+    file_sha256,
+    model_card,
+    read_card,
+    scanning_section,
+    tables_sha256,
+    window_scale_for,
+    write_card,
+)
+from mammo.heatmap import Windowing
 
 SETTINGS = {
     "model": "1.0.0.35",
@@ -23,6 +39,8 @@ SETTINGS = {
     "threshold": 0.5,
 }
 ENGINE = {"engine": "openvino", "version": "2026.4.1", "precision": "float32", "model_file": "model.onnx"}
+# a mini-MIAS model trained at the films' own scale (config/ablations/mias_scale1.yaml), judged with stride 150
+SCANNING = scanning_section("mias", 1.0, {**asdict(Windowing()), "stride": 150})
 
 
 @pytest.fixture
@@ -38,6 +56,7 @@ def card(tmp_path) -> dict:
         [str(tmp_path / "tiles.tsv")],
         [str(tmp_path / "model.keras"), str(tmp_path / "model.onnx")],
         ENGINE,
+        SCANNING,
     )
 
 
@@ -52,6 +71,32 @@ def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp
     assert read["trained_on"]["sha256"] == tables_sha256([str(tmp_path / "tiles.tsv")])
     assert read["weights"] == {name: file_sha256(tmp_path / name) for name in ("model.keras", "model.onnx")}
     assert read["evaluated_with"] == {"engine": "openvino", "version": "2026.4.1", "precision": "float32"}
+    scanning = read["scanning"]
+    assert scanning["collection"] == "mias" and scanning["tile_scale"] == 1.0 and scanning["window_scale"] == 2.0
+    assert (scanning["stride"], scanning["min_tissue"], scanning["skip_muscle"]) == (150, 0.75, True)
+    assert (scanning["top"], scanning["overlap"]) == (8, 0.25) and "batch_size" not in scanning
+    assert scanning["aggregate"] == {"method": "max"} and scanning["uses_other_breast"] is False
+
+
+def test_a_card_of_format_1_is_read_still_without_a_scanning_section(card, tmp_path):
+    older = {key: value for key, value in card.items() if key != "scanning"} | {"format": FORMAT_1, "input": INPUT_1}
+    card_path(tmp_path / "model.keras").write_text(json.dumps(older))
+    assert read_card(tmp_path / "model.keras") == older
+    card_path(tmp_path / "model.keras").write_text(json.dumps({**older, "input": card["input"]}))
+    with pytest.raises(ValueError, match="model.json: not a model card \\(input:"):
+        read_card(tmp_path / "model.keras")
+
+
+def test_each_scan_is_windowed_at_the_scale_of_the_model_that_reads_it():
+    """A mini-MIAS film at the card's window scale (2.0 for a model trained at 1.0, not the 5.16 of the study's 2.58);
+    a scan of another collection by its pixel size against the model's films; a CBIS-scale model as before."""
+    assert window_scale_for(SCANNING, "all-mias/mdb001.pgm") == 2.0
+    assert window_scale_for(SCANNING, "scan.png") == pytest.approx(2.0 / 5.16)
+    study = scanning_section("mias", 2.58, asdict(Windowing()))
+    assert study["window_scale"] == pytest.approx(5.16) and window_scale_for(study, "mdb002.pgm") == pytest.approx(5.16)
+    cbis = scanning_section("cbis", CBIS_TILE_SCALE, asdict(Windowing()))
+    assert cbis["window_scale"] == 1.0 and window_scale_for(cbis, "x/000000.dcm") == 1.0
+    assert window_scale_for(cbis, "mdb001.pgm") == pytest.approx(5.16)
 
 
 def test_the_tile_table_hash_changes_with_the_table(tmp_path):
@@ -77,6 +122,10 @@ def test_a_model_without_a_card_has_none(tmp_path):
         (lambda c: {**c, "surprise": 1}, "surprise"),
         (lambda c: {**c, "weights": {"model.onnx": "abc"}}, "weights"),
         (lambda c: {k: v for k, v in c.items() if k != "evaluated_with"}, "'evaluated_with' is a required property"),
+        (lambda c: {k: v for k, v in c.items() if k != "scanning"}, "'scanning' is a required property"),
+        (lambda c: {**c, "scanning": {**c["scanning"], "aggregate": {"method": "mean"}}}, "scanning/aggregate/method"),
+        (lambda c: {**c, "scanning": {**c["scanning"], "uses_other_breast": True}}, "scanning/uses_other_breast"),
+        (lambda c: {**c, "scanning": {**c["scanning"], "collection": "vindr"}}, "scanning/collection"),
     ],
 )
 def test_read_card_names_the_file_and_the_problem(card, tmp_path, change, problem):

@@ -16,7 +16,7 @@ from mammo.heatmap import Windowing, breast_mask
 from mammo.intensity import to_uint8
 from mammo.io import FormatError
 from mammo.io.mias import index_info, is_archive, unpack_archive
-from mammo.split import SplitLeakError, fold_splits, woman_folds
+from mammo.split import SplitLeakError, check_patient_disjoint, fold_splits, woman_folds
 from mammo.tiles import TILE_SIZE, Method2, NormalThresholds, NormalTiling
 
 REAL_ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
@@ -92,6 +92,37 @@ def test_fold_splits_hold_out_one_fold_with_an_inner_validation_of_the_others():
         assert len(women["val"]) == pytest.approx(0.25 * (len(women["train"]) + len(women["val"])), abs=2)
         seen_in_test |= women["test"]
     assert seen_in_test == set(fold_of)  # every woman held out exactly once over the folds
+
+
+def test_the_final_split_holds_no_woman_out_and_no_woman_twice(tmp_path):
+    """The final model's split (fold None; rule mias_final_split): every woman trains or is in the inner validation,
+    never both (the project's split check), about inner_val of them validate, drawn seeded by abnormal woman."""
+    from mammo.stages.crossval import mias_cv_fold
+    from mammo.tables import read_table, write_table
+
+    patients, abnormal = films(30, set(range(0, 30, 4)))
+    fold_of = woman_folds(patients, abnormal, 5, seed=2)
+    tiles = tile_table(fold_of)
+    split = fold_splits(tiles, fold_of, None, inner_val=0.25, seed=2)
+    check_patient_disjoint(split)
+    women = split.groupby("split")["patient_id"].agg(set)
+    assert set(women.index) == {"train", "val"} and women["train"] | women["val"] == set(fold_of)
+    assert len(women["val"]) == pytest.approx(0.25 * len(fold_of), abs=2)
+    abnormal_women = set(tiles.loc[tiles["label_normal"] == 1, "patient_id"])
+    assert women["val"] & abnormal_women and women["train"] & abnormal_women
+    assert split.equals(fold_splits(tiles, fold_of, None, inner_val=0.25, seed=2))
+    # the stage that rule runs: the recipe's tiles with their folds, no held-out films
+    images = pd.DataFrame({"refnum": [f"mdb{n + 1:03d}" for n in range(60)], "patient_id": patients})
+    images["label_normal"] = abnormal.astype(int)
+    images["path"] = images["refnum"] + ".pgm"
+    write_table(images, tmp_path / "images.tsv")
+    write_table(tiles.assign(fold=tiles["patient_id"].map(fold_of), method="grid"), tmp_path / "tiles.tsv")
+    settings = {"folds": 5, "seed": 2, "inner_val": 0.25, "abnormal_fraction": 0.25, "fresh_normals": True}
+    mias_cv_fold(str(tmp_path / "tiles.tsv"), str(tmp_path / "images.tsv"), None, settings, str(tmp_path / "split.tsv"))
+    written = read_table(tmp_path / "split.tsv")
+    check_patient_disjoint(written)
+    assert set(written["split"]) == {"train", "val"} and set(written["patient_id"]) == set(fold_of)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["images.tsv", "split.json", "split.tsv", "tiles.tsv"]
 
 
 def test_fold_splits_refuse_tiles_of_a_woman_without_a_fold():

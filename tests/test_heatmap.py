@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -373,9 +374,17 @@ def test_cli_refuses_a_model_that_gives_logits(scan_cli_inputs):
     assert result.returncode == 1 and "not class probabilities" in result.stderr and "Traceback" not in result.stderr
 
 
-def write_test_card(folder: Path, temperature: float = 1.0, test_contrast: float = 1.0) -> dict:
-    """A valid model card beside folder/model.keras (its tile table: a one-line file)."""
-    from mammo.card import card_path, model_card, write_card
+def write_test_card(
+    folder: Path,
+    temperature: float = 1.0,
+    test_contrast: float = 1.0,
+    collection: str = "cbis",
+    tile_scale: float = 0.5,
+    **windowing,
+) -> dict:
+    """A valid model card beside folder/model.keras (its tile table: a one-line file), its tiles cut from
+    `collection`'s films resized by `tile_scale`, judged with Windowing's defaults but the `windowing` given."""
+    from mammo.card import card_path, model_card, scanning_section, write_card
 
     (folder / "tiles.tsv").write_text("tile_id\n")
     settings = {"model": "1.0.0.35", "labels": "binary", "epochs": 1, "test_contrast": test_contrast}
@@ -388,6 +397,7 @@ def write_test_card(folder: Path, temperature: float = 1.0, test_contrast: float
         [str(folder / "tiles.tsv")],
         [folder / "model.keras"],
         engine,
+        scanning_section(collection, tile_scale, {**asdict(Windowing()), **windowing}),
     )
     write_card(card, card_path(folder / "model.keras"))
     return card
@@ -480,6 +490,165 @@ def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp
     assert "2 of 2 scans analysed" in result.stdout + result.stderr  # the summary table
     summary = json.loads((tmp_path / "out" / f"{films[0].stem}.regions.json").read_text())
     assert summary["scale"] == pytest.approx(5.16) and summary["windows_scored"] > 0
+
+
+def test_cli_windows_each_film_as_the_model_card_says_and_options_override_it(scan_cli_inputs, demo_root, tmp_path):
+    """A model trained on mini-MIAS films at their own scale (1.0) windows a film at 2.0, not at the 5.16 a PGM was
+    guessed at, with the stride, tissue share and muscle choice it was judged with; an option given overrides each."""
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    write_test_card(tmp_path, collection="mias", tile_scale=1.0, stride=150, min_tissue=0.5, skip_muscle=False, top=3)
+    film = str(demo_root / "mias" / "mdb001.pgm")
+    result = scan_with(tmp_path / "model.keras", film, "--out", str(tmp_path / "card"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "guessed" not in result.stderr
+    summary = json.loads((tmp_path / "card" / "mdb001.regions.json").read_text())
+    assert summary["scale"] == 2.0 and summary["stride"] == 150 and len(summary["regions"]) <= 3
+    assert summary["film_score"] == summary["max_score"] and summary["aggregate"] == {"method": "max"}
+    options = ("--scale", "3", "--stride", "400", "--min-tissue", "0.6", "--skip-muscle", "--top", "8")
+    result = scan_with(tmp_path / "model.keras", film, "--out", str(tmp_path / "options"), *options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    told = json.loads((tmp_path / "options" / "mdb001.regions.json").read_text())
+    assert told["scale"] == 3 and told["stride"] == 400 and told["windows_scored"] != summary["windows_scored"]
+    help_text = subprocess.run([MAMMO, "scan", "--help"], capture_output=True, text=True).stdout
+    assert help_text.count("the model card's") >= 4  # --stride, --min-tissue, --skip-muscle, --top (and --contrast)
+
+
+def test_cli_with_a_card_of_format_1_guesses_the_scale_and_says_so(scan_cli_inputs, demo_root, tmp_path):
+    from mammo.card import FORMAT_1, INPUT_1
+
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    card = write_test_card(tmp_path, collection="mias", tile_scale=1.0)
+    older = {key: value for key, value in card.items() if key != "scanning"} | {"format": FORMAT_1, "input": INPUT_1}
+    (tmp_path / "model.json").write_text(json.dumps(older))
+    result = scan_with(tmp_path / "model.keras", str(demo_root / "mias" / "mdb001.pgm"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    (warning,) = [line for line in result.stderr.splitlines() if "guessed" in line]
+    assert warning.startswith("UserWarning: ") and "no model card with a scanning section" in warning
+    assert json.loads((tmp_path / "out" / "mdb001.regions.json").read_text())["scale"] == pytest.approx(5.16)
+
+
+# ----------------------------------------------------------------------------- films paired by woman
+def test_films_are_paired_by_woman_side_and_view(tmp_path):
+    """mini-MIAS by number (mdb(2k-1) right, mdb(2k) left); DICOM by PatientID and ImageLaterality (else
+    Laterality) and ViewPosition; CBIS-DDSM and DDSM by their identity; a file that tells no woman and side alone."""
+    from mammo.io.dicom import write_dicom
+    from mammo.sources import film_breast, hanging
+
+    pixels = np.zeros((8, 8), np.uint16)
+    for name, header in {
+        "a.dcm": {"ImageLaterality": "R", "ViewPosition": "CC"},
+        "b.dicom": {"ImageLaterality": "L", "ViewPosition": "CC"},
+        "c.dcm": {"Laterality": "L", "ViewPosition": "MLO"},
+        "d.dcm": {"ViewPosition": "CC"},  # no side: not paired
+    }.items():
+        write_dicom(tmp_path / name, pixels, "woman 7", "1.2", "1.3", header=header)
+    write_dicom(tmp_path / "000000.dcm", pixels, "Calc-Test_P_00038_LEFT_MLO", "1.2", "1.3")
+    dicoms = [str(tmp_path / name) for name in ("c.dcm", "d.dcm", "b.dicom", "a.dcm", "000000.dcm")]
+    films = ["all-mias/mdb004.pgm", "all-mias/mdb001.pgm", "all-mias/mdb002.pgm", "scan.png", "B_3024_1.RIGHT_CC.LJPEG"]
+    women, alone = hanging(films + dicoms)
+    assert women == {
+        "B_3024_1": [("CC", "B_3024_1.RIGHT_CC.LJPEG", None)],
+        "P_00038": [("MLO", None, dicoms[4])],
+        "mias:001": [("MLO", "all-mias/mdb001.pgm", "all-mias/mdb002.pgm")],
+        "mias:002": [("MLO", None, "all-mias/mdb004.pgm")],
+        "woman 7": [("CC", dicoms[3], dicoms[2]), ("MLO", None, dicoms[0])],
+    }
+    assert alone == ["scan.png", dicoms[1]]
+    assert film_breast("MDB003.PGM").side == "R" and film_breast("mdb010.pgm").woman == "mias:005"
+
+
+def test_exam_names_stay_in_the_output_folder(tmp_path):
+    from mammo.sources import exam_name
+
+    assert exam_name("mias:001") == "mias_001" and exam_name("P_00038") == "P_00038"
+    for patient in ("../../outside", "/etc/passwd", ".hidden", "a\\b", ".."):
+        path = tmp_path / f"{exam_name(patient)}.exam.json"
+        assert path.parent == tmp_path and not path.name.startswith(".") and ".." not in path.parts
+    # two women whose ids give one name: refused before anything is read or written
+    from mammo.io.dicom import write_dicom
+    from mammo.stages.scans import analyse_scans
+
+    for number, patient in enumerate(("a/b", "a:b")):
+        write_dicom(tmp_path / f"{number}.dcm", np.zeros((8, 8), np.uint16), patient, "1.2", "1.3", header={"Laterality": "L"})
+    scans = [(str(tmp_path / f"{number}.dcm"), None, Windowing()) for number in (0, 1)]
+    with pytest.raises(ValueError, match="several women would write the outputs named a_b"):
+        analyse_scans(scans, str(tmp_path / "model.onnx"), str(tmp_path / "out"), exams=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_each_film_is_hung_with_its_chest_wall_facing_the_other_breast(one_lesion_scan):
+    """The generated breast has its chest wall on the left: as a left breast it is hung as stored, as a right breast
+    mirrored (the radiologists' hanging puts the right breast on the viewer's left, chest walls in the middle)."""
+    from mammo.heatmap import chest_wall_on_left, exam_picture, hung_overlay
+
+    scan, _ = one_lesion_scan
+    result = score_scan(scan, lesion_detector(), Windowing(stride=598))
+    found = regions(result, Windowing(stride=598, top=1))
+    hung = {side: hung_overlay(scan, result, found, side) for side in "RL"}
+    for side, picture in hung.items():
+        breast = picture.max(axis=2) > 60
+        assert chest_wall_on_left(breast) == (side == "L")
+    assert np.array_equal(
+        hung["L"], overlay(*thumbnail(scan, 768), result.heatmap, found, breast=result.breast, muscle=result.muscle)
+    )
+    picture = exam_picture([((hung["R"], "R MLO a: 0.90"), (None, "L MLO: no film"))])
+    assert picture.shape[1] > 2 * hung["R"].shape[1] and picture.shape[0] > hung["R"].shape[0]
+
+
+def test_cli_writes_one_exam_per_woman_with_her_films_side_by_side(scan_cli_inputs, demo_root, tmp_path):
+    import cv2
+
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    write_test_card(tmp_path, collection="mias", tile_scale=1.0)  # 1024-pixel windowing: quick
+    (tmp_path / "films").mkdir()
+    for name in ("mdb001.pgm", "mdb002.pgm", "mdb003.pgm"):
+        shutil.copy(demo_root / "mias" / name, tmp_path / "films" / name)
+    shutil.copy(demo_root / "mias" / "mdb004.pgm", tmp_path / "films" / "renamed.pgm")  # no number: no woman known
+    out = tmp_path / "out"
+    result = scan_with(tmp_path / "model.keras", str(tmp_path / "films"), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(path.name for path in out.glob("*.exam.*")) == [
+        "mias_001.exam.json",
+        "mias_001.exam.png",
+        "mias_002.exam.json",
+        "mias_002.exam.png",
+    ]
+    both = json.loads((out / "mias_001.exam.json").read_text())
+    films = {film["film"]: film for film in both["films"]}
+    assert both["woman"] == "mias:001" and set(films) == {"mdb001", "mdb002"}
+    assert (films["mdb001"]["side"], films["mdb001"]["partner"], films["mdb002"]["partner"]) == ("R", "mdb002", "mdb001")
+    for name, film in films.items():
+        assert film["score"] == json.loads((out / f"{name}.regions.json").read_text())["film_score"]
+    assert both["score"] == max(film["score"] for film in films.values()) and "chest walls face" in both["hanging"]
+    alone = json.loads((out / "mias_002.exam.json").read_text())
+    assert [(film["film"], film["side"], film["partner"]) for film in alone["films"]] == [("mdb003", "R", None)]
+    said = result.stdout
+    assert "2 exam(s) written" in said and "without a partner film of the other breast: mdb003" in said
+    assert "not paired (their files tell no woman and side): renamed.pgm" in said
+    picture = cv2.imread(str(out / "mias_001.exam.png"))
+    overlay_width = cv2.imread(str(out / "mdb001.overlay.png")).shape[1]
+    assert picture.shape[1] > 1.5 * min(overlay_width, 768) and picture.shape[0] < 1.5 * 768  # two films, one row
+    # an exam already there is not overwritten without --force, though the films' outputs are gone
+    for path in out.glob("mdb*"):
+        path.unlink()
+    again = scan_with(tmp_path / "model.keras", str(tmp_path / "films"), "--out", str(out))
+    assert again.returncode == 1 and "mias_001.exam.json" in again.stderr and "not overwritten" in again.stderr
+    assert not list(out.glob("mdb*"))
+    forced = scan_with(tmp_path / "model.keras", str(tmp_path / "films"), "--out", str(out), "--force")
+    assert forced.returncode == 0 and json.loads((out / "mias_001.exam.json").read_text()) == both
+
+
+def test_real_films_pair_into_108_women_with_a_right_and_a_left_film(real_mias_archive, tmp_path):
+    from mammo.cli import scan_inputs
+    from mammo.sources import hanging
+
+    films = scan_inputs([str(real_mias_archive)], str(tmp_path))
+    women, alone = hanging(films)
+    assert len(films) == 216 and len(women) == 108 and alone == []
+    for woman, rows in women.items():
+        ((view, right, left),) = rows
+        assert view == "MLO" and right and left, woman
+        assert int(Path(right).stem[3:]) + 1 == int(Path(left).stem[3:]) and int(Path(right).stem[3:]) % 2 == 1
 
 
 def test_each_collection_answers_its_window_scale_and_files(tmp_path):

@@ -60,6 +60,11 @@ from snakemake.api import SnakemakeApi
 from snakemake.settings.types import OutputSettings, ResourceSettings, StorageSettings
 
 snakefile, root = Path(sys.argv[1]), Path(sys.argv[2])
+
+def path_of(rule):
+    # a rule made by `use rule ... with:` names its file as a source-file object, not as a path
+    return rule.snakefile if isinstance(rule.snakefile, str) else rule.snakefile.get_path_or_uri(secret_free=True)
+
 with SnakemakeApi(OutputSettings()) as api:
     workflow = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
                             snakefile=snakefile, workdir=root)._workflow
@@ -67,7 +72,7 @@ with SnakemakeApi(OutputSettings()) as api:
                        "benchmark": bool(rule.benchmark), "conda": bool(rule.conda_env),
                        "cached": bool(rule.cache), "params": list(rule.params._names),
                        "resources": sorted(name for name in rule.resources if not name.startswith("_")),
-                       "file": rule.snakefile, "line": workflow.linemaps[rule.snakefile][rule.lineno]}
+                       "file": path_of(rule), "line": workflow.linemaps[path_of(rule)][rule.lineno]}
                       for rule in workflow.rules]))
 """
 

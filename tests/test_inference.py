@@ -4,13 +4,15 @@ the engine is chosen and refused with reasons, and a model changed since its car
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 pytest.importorskip("tensorflow", reason="exporting needs TensorFlow (pip install .[workflow])")
 
-from mammo.card import card_path, model_card, write_card  # noqa: E402
+from mammo.card import CBIS_TILE_SCALE, card_path, model_card, scanning_section, write_card  # noqa: E402
+from mammo.heatmap import Windowing  # noqa: E402
 from mammo.inference import (  # noqa: E402
     apply_contrast,
     export_onnx,
@@ -142,7 +144,9 @@ def test_a_model_changed_since_its_card_is_refused(exported, tmp_path):
     settings = {"model": "1.0.0.35", "labels": "binary", "epochs": 1, "test_contrast": 1.0}
     engine = open_engine(tmp_path / "model.onnx").describe()
     files = [tmp_path / "model.keras", tmp_path / "model.onnx"]
-    write_card(model_card(settings, "float32", 1.0, {"fixed": 0.5}, [tmp_path / "tiles.tsv"], files, engine), card_path(files[0]))
+    scanning = scanning_section("cbis", CBIS_TILE_SCALE, asdict(Windowing()))
+    card = model_card(settings, "float32", 1.0, {"fixed": 0.5}, [tmp_path / "tiles.tsv"], files, engine, scanning)
+    write_card(card, card_path(files[0]))
     assert open_engine(tmp_path / "model.onnx").name == "openvino"  # the weights the card judged
     build("1.0.0.35", 2).save(tmp_path / "model.keras")  # retrained, not exported nor evaluated again
     for path in files:

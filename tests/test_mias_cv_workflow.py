@@ -1,7 +1,8 @@
 """mias_cv end to end on a few REAL mini-MIAS films from ../shared: archive -> folds by woman -> training -> pooled metrics.
 
 The films are repacked (in the test's scratch folder, never in the repository) into a small archive of the
-official layout, so the run also reads an archive as downloaded.
+official layout, so the run also reads an archive as downloaded. And the job graph of mias_final, the recipe
+trained once on every woman.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake_run import ROOT, TINY, snakemake
+from snakemake_run import ROOT, TINY, job_counts, snakemake
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
@@ -107,3 +108,23 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     )
     assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
     assert (real_cv_run / "results/mias_cv/model_1.0.0.35/scans/cases.png").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_the_final_model_is_its_own_target_trained_once_on_all_women(tmp_path):
+    """results/mias_final/model_<model>/: the fold rules with no held-out women, one split of all women, one training,
+    its export and card, judged on its inner validation only; no fold is trained, and `all` leaves it out."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    final = [f"results/mias_final/model_1.0.0.35/{name}" for name in ("model.keras", "model.onnx", "model.json", "metrics.json")]
+    plan = snakemake(tmp_path, *final, "-n", "--quiet", "rules", "--configfile", *TINY).stdout
+    assert job_counts(plan) == {
+        "demo_data": 1,
+        "index_mias": 1,
+        "tiles_mias_cv": 1,
+        "mias_final_split": 1,
+        "records_mias_final": 2,  # train and the inner validation: no held-out records
+        "train_mias_final": 1,
+        "export_model": 1,
+        "evaluate_mias_final": 1,
+    }
+    assert "mias_final" not in snakemake(tmp_path, "all", "-n", "--quiet", "rules", "--configfile", *TINY).stdout

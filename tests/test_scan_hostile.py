@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from mammo.heatmap import Windowing
 from mammo.inference import check_probabilities, open_engine
 
 onnx = pytest.importorskip("onnx", reason="building test models needs onnx (pip install .[workflow])")
@@ -67,7 +69,7 @@ def tile_model(path: Path, tile: int = 299, classes: int = 2, channels: int = 4,
 
 def write_card(model_file: Path, labels: str = "binary", named: str | None = None) -> Path:
     """A valid card beside `model_file`, judging it (or the file `named` instead)."""
-    from mammo.card import card_path, model_card, write_card
+    from mammo.card import CBIS_TILE_SCALE, card_path, model_card, scanning_section, write_card
 
     tiles = model_file.parent / "tiles.tsv"
     tiles.write_text("tile_id\n")
@@ -76,7 +78,9 @@ def write_card(model_file: Path, labels: str = "binary", named: str | None = Non
         judged.write_bytes(b"other weights")
     settings = {"model": "1.0.0.35", "labels": labels, "epochs": 1, "test_contrast": 1.0}
     engine = {"engine": "openvino", "version": "1", "precision": "float32"}
-    write_card(model_card(settings, "float32", 1.0, {"fixed": 0.5}, [str(tiles)], [judged], engine), card_path(model_file))
+    scanning = scanning_section("cbis", CBIS_TILE_SCALE, asdict(Windowing()))
+    card = model_card(settings, "float32", 1.0, {"fixed": 0.5}, [str(tiles)], [judged], engine, scanning)
+    write_card(card, card_path(model_file))
     return card_path(model_file)
 
 

@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from snakemake_run import ROOT, TINY, snakemake, tiny_config
+from snakemake_run import ROOT, TINY, job_counts, snakemake, tiny_config
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -20,12 +20,6 @@ def test_dry_run_of_default_config_lists_every_stage(tmp_path):
     rules = ("demo_data", "index_cbis", "index_ddsm", "index_mias", "tiles_cbis", "tiles_ddsm", "tiles_mias", "split", "records")
     for rule in (*rules, "train", "evaluate"):
         assert rule in result.stdout, rule
-
-
-def job_counts(plan: str) -> dict[str, int]:
-    """Rule -> job count from the first table of `snakemake -n --quiet rules`."""
-    table = plan.split("Job stats:")[1].split("total")[0]
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
 
 
 @pytest.mark.workflow

@@ -1,8 +1,9 @@
 """The model card: `model.json` beside every judged tile model.
 
 Evaluation writes it once the model's temperature and operating points are chosen on validation. Whole-scan
-scoring and `mammo scan` read the test-time contrast and the temperature from it, so one model file and its card
-give the same numbers everywhere, whichever config is at hand.
+scoring and `mammo scan` read the test-time contrast and the temperature from it, and `mammo scan` its scanning
+section (the tile geometry and the windowing the model was judged with), so one model file and its card give the
+same numbers everywhere, whichever config is at hand.
 """
 
 from __future__ import annotations
@@ -15,16 +16,63 @@ import jsonschema
 
 from mammo import __version__
 from mammo.labels import LABEL_SETS
+from mammo.sources import SOURCES, window_scale_of, windowing_scale
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
 
 CARD_FILE = "model.json"
-FORMAT = "mammoflow-model-card/1"
+FORMAT = "mammoflow-model-card/2"
+# cards of format 1 have no scanning section: read still, `mammo scan` then guesses each scan's scale and says so
+FORMAT_1 = "mammoflow-model-card/1"
 INPUT = {
     "tile": TILE_SIZE,
     "channels": 1,
     "dtype": "uint8",
     "intensity": "the scan in the shared 16-bit space (CBIS-DDSM's: bright = dense) mapped to 0-255 by mammo.intensity.to_uint8",
+    "geometry": f"a tile shows {NATIVE_TILE} pixels of a CBIS-DDSM scan at {TILE_SIZE}, or a film of another "
+    "collection resized as the scanning section says (scanning.tile_scale)",
+}
+INPUT_1 = {
+    **INPUT,
     "geometry": f"a tile shows {NATIVE_TILE} pixels of a CBIS-DDSM scan at {TILE_SIZE} (mini-MIAS: its film upscaled 2.58x)",
+}
+# the recipes of `datasets` (CBIS-DDSM, DDSM, VinDr-Mammo, own images, each brought to the CBIS-DDSM scale) cut
+# 598-pixel tiles seen at 299: their films are shrunk by 2
+CBIS_TILE_SCALE = TILE_SIZE / NATIVE_TILE
+# the Windowing fields a model was judged with (batch_size is the machine's business, scale follows from tile_scale)
+WINDOWING_KEYS = ("stride", "min_tissue", "skip_muscle", "top", "overlap")
+SCANNING_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["collection", "tile_scale", "window_scale", *WINDOWING_KEYS, "aggregate", "uses_other_breast"],
+    "properties": {
+        "collection": {
+            "enum": ["cbis", "mias"],
+            "description": "whose films the tiles were cut from (cbis: the CBIS-DDSM scale every recipe of `datasets` "
+            "brings its collections to; mias: mini-MIAS films, mias_cv)",
+        },
+        "tile_scale": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "those films were resized by this before 299 tiles were cut (CBIS-DDSM 0.5: 598 seen at 299)",
+        },
+        "window_scale": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Windowing.scale of such a film: CBIS-scale pixels per film pixel, tile_scale x 598 / 299",
+        },
+        "stride": {"type": "integer", "minimum": 1},
+        "min_tissue": {"type": "number", "minimum": 0, "maximum": 1},
+        "skip_muscle": {"type": "boolean"},
+        "top": {"type": "integer", "minimum": 1},
+        "overlap": {"type": "number", "minimum": 0, "maximum": 1},
+        "aggregate": {
+            "type": "object",
+            "required": ["method"],
+            "properties": {"method": {"enum": ["max"]}},
+            "description": "how a film's score comes from its windows' scores (max: the strongest window)",
+        },
+        "uses_other_breast": {"const": False, "description": "whether a film's score reads the other breast's film"},
+    },
 }
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 SCHEMA = {
@@ -46,11 +94,11 @@ SCHEMA = {
         "code_version",
     ],
     "properties": {
-        "format": {"const": FORMAT},
+        "format": {"enum": [FORMAT, FORMAT_1]},
         "model": {"type": "string", "minLength": 1},
         "labels": {"enum": sorted(LABEL_SETS)},
         "classes": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-        "input": {"const": INPUT},
+        "input": {"type": "object"},
         "training": {
             "type": "object",
             "required": ["contrast", "epochs", "abnormal_weight", "flips", "rotations", "dtype_policy", "seed"],
@@ -88,7 +136,13 @@ SCHEMA = {
             "description": "the inference engine that produced the figures the thresholds were chosen on",
         },
         "code_version": {"type": "string"},
+        "scanning": SCANNING_SCHEMA,
     },
+    # a card of this format has a scanning section and the input it describes, one of format 1 its own input (their
+    # "type" and their place after the keys above tell a card without a format that first: jsonschema's best match)
+    "if": {"properties": {"format": {"const": FORMAT}}},
+    "then": {"type": "object", "required": ["scanning"], "properties": {"input": {"const": INPUT}}},
+    "else": {"type": "object", "properties": {"input": {"const": INPUT_1}}},
 }
 
 
@@ -116,9 +170,11 @@ def model_card(
     tile_tables: list[str],
     model_files: list[str],
     engine: dict,
+    scanning: dict,
 ) -> dict:
     """The card of a model trained with the config entry `settings`, judged with `temperature` and `thresholds`
-    through `engine` (Engine.describe) on the weights in `model_files` (checked against the schema when written)."""
+    through `engine` (Engine.describe) on the weights in `model_files`, to be scanned as `scanning` says
+    (scanning_section); checked against the schema when written."""
     return {
         "format": FORMAT,
         "model": settings["model"],
@@ -141,7 +197,29 @@ def model_card(
         "weights": {Path(path).name: file_sha256(path) for path in model_files},
         "evaluated_with": {key: engine[key] for key in ("engine", "version", "precision")},
         "code_version": __version__,
+        "scanning": scanning,
     }
+
+
+def scanning_section(collection: str, tile_scale: float, windowing: dict) -> dict:
+    """What scanning whole films needs of a model whose tiles were cut from `collection`'s films ("cbis" or "mias")
+    resized by `tile_scale`, judged with `windowing` (the fields of mammo.heatmap.Windowing): the film score is its
+    strongest window's, and no film's score reads the other breast."""
+    return {
+        "collection": collection,
+        "tile_scale": tile_scale,
+        "window_scale": windowing_scale(tile_scale),
+        **{key: windowing[key] for key in WINDOWING_KEYS},
+        "aggregate": {"method": "max"},
+        "uses_other_breast": False,
+    }
+
+
+def window_scale_for(scanning: dict, scan_path: str | Path) -> float:
+    """Windowing.scale of a scan for the model of a scanning section: the model's window_scale, for a scan of another
+    collection times its pixel size against that of the model's films (mammo.sources.window_scale_of). A mini-MIAS
+    film is windowed at the card's window_scale (2.0 for a model trained at 1.0, not the 5.16 of the study's 2.58)."""
+    return scanning["window_scale"] * (window_scale_of(scan_path) / SOURCES[scanning["collection"]].window_scale)
 
 
 def write_card(card: dict, path: str | Path) -> None:

@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--vindr", metavar="DIR", help="VinDr-Mammo folder holding the annotation CSVs and images/")
     check.add_argument("--own", metavar="CSV", help="a CSV of your own images (README, 'Your own images')")
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    scan = commands.add_parser("scan", help="heatmaps and top regions of full scans from a trained tile model")
+    scan = commands.add_parser(
+        "scan",
+        help="heatmaps and top regions of full scans from a trained tile model, and per woman her films side by side",
+    )
     scan.add_argument(
         "input",
         nargs="+",
@@ -100,16 +103,28 @@ def main(argv: list[str] | None = None) -> None:
         "--precision", choices=PRECISIONS, default="float32", help="bfloat16: OpenVINO on CPUs with bfloat16 arithmetic"
     )
     _add_bounded(scan, "--threads", int, 1, 1024, "CPU threads of the engine", default=os.cpu_count() or 1)
-    scan.add_argument("--out", default=".", help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json")
+    scan.add_argument(
+        "--out",
+        default=".",
+        help="folder for <scan>.heatmap.npy, .overlay.png and .regions.json, and <woman>.exam.json and .exam.png",
+    )
     defaults = Windowing()
-    _add_bounded(scan, "--stride", int, 1, 5000, "window stride in pixels at the CBIS-DDSM scale", default=defaults.stride)
+    _add_bounded(
+        scan,
+        "--stride",
+        int,
+        1,
+        5000,
+        f"window stride in pixels at the CBIS-DDSM scale (default: the model card's, else {defaults.stride})",
+    )
     _add_bounded(
         scan,
         "--scale",
         float,
         0.05,
         20,
-        "CBIS-scale pixels per scan pixel (default for a mini-MIAS PGM 5.16: its tiles are 299 at 2.58x; else 1)",
+        "CBIS-scale pixels per scan pixel (default: from the model card, for each scan at the model's tile scale; a "
+        "card without a scanning section, or none: guessed, 5.16 for a mini-MIAS PGM, else 1)",
     )
     _add_bounded(
         scan,
@@ -117,11 +132,15 @@ def main(argv: list[str] | None = None) -> None:
         float,
         0,
         1,
-        "skip windows with less breast outside the pectoral muscle",
-        default=defaults.min_tissue,
+        f"skip windows with less breast outside the pectoral muscle (default: the model card's, else {defaults.min_tissue})",
+    )
+    scan.add_argument(
+        "--skip-muscle",
+        action=argparse.BooleanOptionalAction,
+        help=f"choose windows on breast outside the pectoral muscle (default: the model card's, else {defaults.skip_muscle})",
     )
     _add_bounded(scan, "--batch-size", int, 1, 512, "windows per model call", default=defaults.batch_size)
-    _add_bounded(scan, "--top", int, 1, 100, "regions to report", default=defaults.top)
+    _add_bounded(scan, "--top", int, 1, 100, f"regions to report (default: the model card's, else {defaults.top})")
     _add_bounded(
         scan, "--contrast", float, 0.1, 10, "test-time contrast (default: the model card's, model.json beside the model)"
     )
@@ -131,15 +150,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "scan":
         with tempfile.TemporaryDirectory() as unpacked:
             paths = run_stage(None, scan_inputs, args.input, unpacked)
-            # each scan's identity and own scale (scale None) are read in analyse_scans, where a bad scan fails alone
-            windowing = Windowing(args.stride, args.scale, args.min_tissue, args.batch_size, args.top)
+            # options left out (None) are the model card's, and each scan's identity and scale are read, in
+            # analyse_scans, where a bad scan fails alone
+            windowing = Windowing(
+                args.stride, args.scale, args.min_tissue, args.batch_size, args.top, skip_muscle=args.skip_muscle
+            )
             scans = [(path, None, windowing) for path in paths]
             inference = {"engine": args.engine, "precision": args.precision, "threads": args.threads}
             start_up = Path(unpacked) / "tensorflow.log"
             if run_stage(None, choose_engine, args.model, args.engine, args.precision) == "tensorflow":
                 with output_to(start_up):  # TensorFlow's start-up lines: into the output folder's log, not the terminal
                     import tensorflow  # noqa: F401
-            run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, inference, force=args.force)
+            run_stage(None, analyse_scans, scans, args.model, args.out, args.contrast, inference, force=args.force, exams=True)
             if start_up.exists():
                 shutil.copy(start_up, Path(args.out) / start_up.name)
     if args.command == "check":

@@ -28,6 +28,9 @@ MUSCLE_COLOUR = (255, 0, 255)  # the pectoral muscle's hatching and outline
 
 @dataclass(frozen=True)
 class Windowing:
+    """How a scan is windowed. In the scans given to mammo.stages.scans.analyse_scans a field None is the model card's
+    (a scale None: the scan's own for that model)."""
+
     stride: int = 299  # native pixels at the CBIS-DDSM scale
     scale: float = 1.0  # CBIS-scale pixels per scan pixel (mini-MIAS: windowing_scale(2.58) = 5.16)
     # windows with less breast that is not pectoral muscle are skipped (ds9 models call mostly-background windows
@@ -337,6 +340,63 @@ def overlay(
             picture, f"{rank}: {region['score']:.2f}", (left + 4, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1
         )
     return picture
+
+
+FILM_AGGREGATES = {"max": np.max}  # a film's score from its windows' scores, by the card's scanning.aggregate method
+EXAM_SIDE = 768  # pixels of the longer side of each film in an exam picture
+EXAM_BACKGROUND = (40, 40, 40)  # BGR: between the films, and where a film is missing
+
+
+def film_score(result: ScanScores, aggregate: dict) -> float:
+    """A film's score from its windows' (the model card's scanning.aggregate; max: the strongest window's)."""
+    return float(FILM_AGGREGATES[aggregate["method"]](result.scores))
+
+
+def hung_overlay(scan16: np.ndarray, result: ScanScores, found: list[dict], side: str) -> np.ndarray:
+    """A film's overlay (heat, top regions, breast and muscle) as radiologists hang it beside the other breast: the
+    right breast on the viewer's left with its chest wall on its right edge, the left breast on the viewer's right with
+    its chest wall on its left edge, so the chest walls face each other. A film stored the other way round (its chest
+    wall found by chest_wall_on_left) is mirrored before the overlay is drawn, so the labels stay readable."""
+    image8, factor = thumbnail(scan16, EXAM_SIDE)
+    heatmap, breast, muscle = result.heatmap, result.breast, result.muscle
+    if chest_wall_on_left(result.breast) == (side == "R"):
+        width = result.shape[1]
+        image8, heatmap, breast, muscle = (np.ascontiguousarray(a[:, ::-1]) for a in (image8, heatmap, breast, muscle))
+        found = [
+            {**region, "box": [region["box"][0], width - region["box"][3], region["box"][2], width - region["box"][1]]}
+            for region in found
+        ]
+    return overlay(image8, factor, heatmap, found, breast=breast, muscle=muscle)
+
+
+def exam_picture(rows: list[tuple[tuple[np.ndarray | None, str], tuple[np.ndarray | None, str]]]) -> np.ndarray:
+    """BGR picture of one woman's films: a row per (right, left) pair, each film (hung_overlay) under its caption, a
+    missing film a blank panel of its partner's size under its own caption."""
+    gap = 16
+    lines = []
+    for row in rows:
+        shape = next(panel.shape[:2] for panel, _ in row if panel is not None)
+        right, left = (_captioned(panel, caption, shape) for panel, caption in row)
+        height = max(right.shape[0], left.shape[0])
+        spacer = np.full((height, gap, 3), EXAM_BACKGROUND, np.uint8)
+        lines.append(np.hstack([_padded(right, height, right.shape[1]), spacer, _padded(left, height, left.shape[1])]))
+    width = max(line.shape[1] for line in lines)
+    return np.vstack([_padded(line, line.shape[0] + gap, width) for line in lines])[:-gap]
+
+
+def _captioned(panel: np.ndarray | None, caption: str, shape: tuple[int, int], band: int = 32) -> np.ndarray:
+    """A panel (a blank one of `shape` where None) under a band holding its caption."""
+    body = panel if panel is not None else np.full((*shape, 3), EXAM_BACKGROUND, np.uint8)
+    head = np.full((band, body.shape[1], 3), EXAM_BACKGROUND, np.uint8)
+    cv2.putText(head, caption, (6, band - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+    return np.vstack([head, body])
+
+
+def _padded(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """The image at the top left of a background canvas of rows x cols."""
+    canvas = np.full((rows, cols, 3), EXAM_BACKGROUND, np.uint8)
+    canvas[: image.shape[0], : image.shape[1]] = image
+    return canvas
 
 
 def _outline(picture: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:

@@ -9,6 +9,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,7 @@ from mammo.io.cbis import resolve
 from mammo.io.dicom import dicom_geometry
 from mammo.io.ics import VIEWS
 from mammo.io.listed import CBIS_PIXEL_MM
-from mammo.io.mias import MIAS_SCALE
+from mammo.io.mias import MIAS_SCALE, mias_woman
 from mammo.io.own import read_own
 from mammo.io.scan import has_dicom_preamble
 from mammo.io.vindr import VINDR_CSVS, read_vindr
@@ -122,6 +123,75 @@ def scan_identity(path: str | Path) -> str:
 
 # What `mammo scan` writes for a scan (mammo.stages.scans.analyse_scans): never a scan, though an overlay is a PNG
 SCAN_OUTPUT_SUFFIXES = (".heatmap.npy", ".overlay.png", ".regions.json")
+# and for a woman whose films it paired: her exam record and the picture of her breasts side by side
+EXAM_OUTPUT_SUFFIXES = (".exam.json", ".exam.png")
+
+
+@dataclass(frozen=True)
+class Breast:
+    """Whose breast a film shows, and how it was taken."""
+
+    woman: str
+    side: str  # "R" or "L"
+    view: str  # "CC", "MLO", ...; "" where the film does not say
+
+
+# mini-MIAS: films mdb(2k-1) (right) and mdb(2k) (left) are one woman's MLO views
+_MIAS_FILM = re.compile(r"^(mdb(\d{3}))\.pgm$", re.IGNORECASE)
+# a scan identity <patient>_<side>_<view>: CBIS-DDSM (from its PatientID), DDSM (from its file name), files named so
+_BREAST_IDENTITY = re.compile(r"^(.+)_(LEFT|RIGHT)_(CC|MLO)$")
+VIEW_ORDER = ("CC", "MLO")  # the rows of a woman's exam picture; other views after them, a film of no view last
+
+
+def film_breast(path: str | Path) -> Breast | None:
+    """The woman, side and view of a film, where its file tells them: a mini-MIAS film by its number, a scan whose
+    identity is <patient>_<side>_<view> (CBIS-DDSM, DDSM), a DICOM by its PatientID and ImageLaterality (else
+    Laterality), with ViewPosition where it has one; None otherwise (a PNG, a DICOM without patient or side)."""
+    name = Path(path).name
+    if found := _MIAS_FILM.match(name):
+        return Breast(mias_woman(found.group(1).lower()), "R" if int(found.group(2)) % 2 else "L", "MLO")
+    if found := _BREAST_IDENTITY.match(scan_identity(path)):
+        return Breast(found.group(1), found.group(2)[0], found.group(3))
+    header = _dicom_header(path) if _is_dicom(Path(path)) else None
+    if header is None:
+        return None
+    woman = str(header.get("PatientID", "")).strip()
+    side = str(header.get("ImageLaterality", "") or header.get("Laterality", "")).strip().upper()
+    view = str(header.get("ViewPosition", "")).strip().upper()
+    return Breast(woman, side, view) if woman and side in ("R", "L") else None
+
+
+def hanging(paths: list[str]) -> tuple[dict[str, list[tuple[str, str | None, str | None]]], list[str]]:
+    """The films by woman (film_breast), as radiologists hang them: per woman, rows of (view, right film, left film)
+    in VIEW_ORDER, None where that breast's film of the view is missing (two films of one breast and view: a row
+    each, in the order given); and the films whose woman or side their file does not tell, in the order given."""
+    women: dict[str, dict[str, dict[str, list[str]]]] = {}
+    unknown = []
+    for path in paths:
+        breast = film_breast(path)
+        if breast is None:
+            unknown.append(path)
+            continue
+        sides = women.setdefault(breast.woman, {}).setdefault(breast.view, {"R": [], "L": []})
+        sides[breast.side].append(path)
+
+    def view_rank(view: str) -> tuple[int, str]:
+        return (VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER) + (view == ""), view)
+
+    rows = {
+        woman: [
+            (view, *pair) for view in sorted(views, key=view_rank) for pair in zip_longest(views[view]["R"], views[view]["L"])
+        ]
+        for woman, views in sorted(women.items())
+    }
+    return rows, unknown
+
+
+def exam_name(woman: str) -> str:
+    """The name of a woman's exam outputs: her id with every character but letters, digits, '-', '_' and '.' made
+    '_', and a leading '.' too (a PatientID is free text: it must neither hide the file nor leave the folder)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", woman)
+    return "_" + name[1:] if name.startswith(".") else name
 
 
 def scan_files(folder: str | Path) -> list[Path]:
@@ -134,7 +204,7 @@ def scan_files(folder: str | Path) -> list[Path]:
     films, seen_files, seen_breasts = [], set(), set()
     for path in sorted(Path(folder).rglob("*")):
         name = path.name.lower()
-        if not path.is_file() or name.endswith(SCAN_OUTPUT_SUFFIXES):
+        if not path.is_file() or name.endswith(SCAN_OUTPUT_SUFFIXES + EXAM_OUTPUT_SUFFIXES):
             continue
         target = path.resolve()
         if not target.is_relative_to(root):
@@ -165,7 +235,13 @@ def _is_dicom(path: Path) -> bool:
 
 def _patient_id(path: str | Path) -> str:
     """A DICOM's PatientID; empty where the header cannot be read (reading the scan itself names the problem)."""
+    header = _dicom_header(path)
+    return str(header.get("PatientID", "")) if header is not None else ""
+
+
+def _dicom_header(path: str | Path) -> pydicom.Dataset | None:
+    """A DICOM's header without its pixels; None where it cannot be read (reading the scan itself names the problem)."""
     try:
-        return str(pydicom.dcmread(path, stop_before_pixels=True).get("PatientID", ""))
+        return pydicom.dcmread(path, stop_before_pixels=True)
     except Exception:  # pydicom's parse errors of a damaged header: struct.error, BytesLengthException, ...
-        return ""
+        return None

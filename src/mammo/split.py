@@ -172,9 +172,10 @@ def woman_folds(patients: pd.Series, abnormal: pd.Series, folds: int, seed: int)
     return fold_of
 
 
-def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int, inner_val: float, seed: int) -> pd.DataFrame:
+def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int | None, inner_val: float, seed: int) -> pd.DataFrame:
     """A copy of the tile table split for one fold: `test` = the held-out fold, `val` = an inner validation of about
-    `inner_val` of the other women (stratified by abnormal woman, seeded per fold), `train` = the rest.
+    `inner_val` of the other women (stratified by abnormal woman, seeded per fold), `train` = the rest. Fold None
+    holds no woman out (the final model, trained on every woman): `val` is drawn from all of them.
 
     Thresholds, calibration and early stopping see `val` only, never the held-out fold.
     """
@@ -184,16 +185,16 @@ def fold_splits(tiles: pd.DataFrame, fold_of: dict[str, int], fold: int, inner_v
         raise SplitLeakError(
             f"tiles of women without a fold: {sorted(result.loc[result['fold'].isna(), 'patient_id'].unique())[:5]}"
         )
-    training = result[result["fold"] != fold]
-    abnormal = training.groupby("patient_id")["label_normal"].max()
-    rng = np.random.default_rng([seed, fold])
+    held_out = result["fold"] == fold if fold is not None else pd.Series(False, index=result.index)
+    abnormal = result[~held_out].groupby("patient_id")["label_normal"].max()
+    rng = np.random.default_rng([seed] if fold is None else [seed, fold])
     val_women = set()
     for stratum in (1, 0):
         women = np.array(sorted(abnormal.index[abnormal == stratum]), dtype=object)
         rng.shuffle(women)
         wanted = int(round(inner_val * len(women)))
         val_women |= set(women[: max(wanted, 1) if len(women) > 1 else wanted])  # a stratum of two or more gives one
-    result["split"] = np.where(result["fold"] == fold, "test", np.where(result["patient_id"].isin(val_women), "val", "train"))
+    result["split"] = np.where(held_out, "test", np.where(result["patient_id"].isin(val_women), "val", "train"))
     result["kept"] = True
     check_patient_disjoint(result)
     return result

@@ -2,6 +2,7 @@ import os
 import re
 from pathlib import Path
 
+from mammo.card import CBIS_TILE_SCALE, scanning_section
 from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
@@ -226,6 +227,13 @@ def scan_chunks(wildcards, kind):
 def windowing_settings():
     """The config's `scans` entry without the list of files: the fields of mammo.heatmap.Windowing."""
     return {key: value for key, value in config["scans"].items() if key != "files"}
+
+
+def card_scanning(collection, tile_scale):
+    """The scanning section of a model card (mammo.card.scanning_section): tiles cut from `collection`'s films resized
+    by `tile_scale`, whole scans windowed as the config's `scans` (as this workflow scores them).
+    """
+    return scanning_section(collection, tile_scale, windowing_settings())
 
 
 def scan_windowing(name):

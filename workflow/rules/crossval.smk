@@ -1,4 +1,5 @@
-# mias_cv: k-fold cross-validation on mini-MIAS films, folds grouped by woman; any model of the config.
+# mias_cv: k-fold cross-validation on mini-MIAS films, folds grouped by woman; any model of the config. mias_final:
+# the same recipe trained once on every woman, the model to take away (its rules below are the fold rules' own).
 
 
 rule tiles_mias_cv:
@@ -136,6 +137,7 @@ rule evaluate_mias_cv:
             "contrast_sweep": [config["models"][wc.model]["test_contrast"]],
         },
         inference=config["inference"],
+        scanning=card_scanning("mias", config["mias_cv"]["scale"]),
     script:
         "../scripts/evaluate.py"
 
@@ -252,3 +254,66 @@ rule mias_cv_scan_metrics:
         threshold=lambda wc: config["models"][wc.model]["threshold"],
     script:
         "../scripts/scan_metrics.py"
+
+
+# The model to take away: the fold rules above with no held-out women. Every woman trains or is in the inner
+# validation (drawn as a fold's), which alone stops training, fits the temperature and chooses the thresholds.
+
+
+use rule mias_cv_fold as mias_final_split with:
+    output:
+        split="results/mias_final/tiles.tsv",
+        summary="results/mias_final/tiles.json",
+    log:
+        "logs/mias_final/split.log",
+    benchmark:
+        "benchmarks/mias_final/split.tsv"
+    threads: 1
+
+
+use rule records_mias_cv as records_mias_final with:
+    input:
+        tiles=rules.mias_final_split.output.split,
+        arrays=rules.tiles_mias_cv.output.tiles,
+    output:
+        "results/mias_final/records/{split}-{shard}-of-{shards}.tfrecord",
+    log:
+        "logs/mias_final/records_{split}-{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/mias_final/records_{split}-{shard}-of-{shards}.tsv"
+    threads: 1
+
+
+use rule train_mias_cv as train_mias_final with:
+    input:
+        train=["results/mias_final/records/train-0-of-1.tfrecord"],
+        val=["results/mias_final/records/val-0-of-1.tfrecord"],
+        init=[],
+    output:
+        model="results/mias_final/model_{model}/model.keras",
+        history="results/mias_final/model_{model}/history.csv",
+    log:
+        "logs/mias_final/train_{model}.log",
+    benchmark:
+        "benchmarks/mias_final/train_{model}.tsv"
+    threads: 2
+
+
+use rule evaluate_mias_cv as evaluate_mias_final with:
+    input:
+        model=rules.train_mias_final.output.model,
+        onnx=exported(rules.train_mias_final.output.model),
+        val=rules.train_mias_final.input.val,
+        tiles=[rules.mias_final_split.output.split],
+    output:
+        metrics="results/mias_final/model_{model}/metrics.json",
+        predictions="results/mias_final/model_{model}/predictions.tsv",
+        card="results/mias_final/model_{model}/model.json",
+        sweep="results/mias_final/model_{model}/thresholds.tsv",
+        reliability="results/mias_final/model_{model}/reliability.tsv",
+        subgroups="results/mias_final/model_{model}/subgroups.tsv",
+    log:
+        "logs/mias_final/evaluate_{model}.log",
+    benchmark:
+        "benchmarks/mias_final/evaluate_{model}.tsv"
+    threads: 2

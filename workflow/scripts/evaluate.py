@@ -10,5 +10,6 @@ with logged(snakemake.log[0], "evaluate_model"):
         {**snakemake.params.settings, "threads": snakemake.threads},
         snakemake.params.evaluation,
         snakemake.params.inference,
+        snakemake.params.scanning,
         dict(snakemake.output.items()),
     )

@@ -3,11 +3,12 @@ from mammo.runner import logged
 with logged(snakemake.log[0], "mias_cv_fold"):
     from mammo.stages.crossval import mias_cv_fold
 
+    fold = snakemake.wildcards.get("fold")  # none: the final model's split (rule mias_final_split)
     mias_cv_fold(
         snakemake.input.tiles,
         snakemake.input.images,
-        int(snakemake.wildcards.fold),
+        None if fold is None else int(fold),
         snakemake.params.settings,
         snakemake.output.split,
-        snakemake.output.films,
+        snakemake.output.get("films"),
     )

@@ -157,7 +157,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     table, unparseable = parse_info(text, info_path)
     rejected = [{**row, "item": "", "stage": "index"} for row in unparseable.to_dict("records")]
     folder = info_path.parent
-    table["patient_id"] = [_patient(refnum) for refnum in table["refnum"]]
+    table["patient_id"] = [mias_woman(refnum) for refnum in table["refnum"]]
     table["side"] = ["LEFT" if int(refnum[3:]) % 2 == 0 else "RIGHT" for refnum in table["refnum"]]  # quirk: even = left
     table["path"] = [str(folder / f"{refnum}.pgm") for refnum in table["refnum"]]
     abnormal = table[table["abnormality_class"] != "NORM"].copy()
@@ -182,7 +182,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return images[IMAGE_COLUMNS].reset_index(drop=True), rois, pd.DataFrame(rejected, columns=REJECTED_COLUMNS), accounting
 
 
-def _patient(refnum: str) -> str:
+def mias_woman(refnum: str) -> str:
     """mini-MIAS images come in left/right pairs of one woman: mdb001+mdb002, mdb003+mdb004, ..."""
     return f"mias:{(int(refnum[3:]) + 1) // 2:03d}"
 

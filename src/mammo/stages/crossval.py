@@ -73,28 +73,32 @@ def tiles_mias_cv(
     write_json(summary, summary_out)
 
 
-def mias_cv_fold(tiles_path: str, images_path: str, fold: int, settings: dict, split_out: str, films_out: str) -> None:
+def mias_cv_fold(
+    tiles_path: str, images_path: str, fold: int | None, settings: dict, split_out: str, films_out: str | None = None
+) -> None:
     """One fold's tile table (its held-out women are `test`, an inner validation of the others `val`, the rest `train`)
-    and its held-out films, every one of them, for whole-film detection."""
+    and, where `films_out` is given, its held-out films, every one of them, for whole-film detection. Fold None: the
+    final model's table, no woman held out."""
     tiles, images = read_table(tiles_path), read_table(images_path)
     fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
     if (tiles["patient_id"].map(fold_of) != tiles["fold"].astype(int)).any():
         raise ValueError(f"{tiles_path}: folds differ from those of {images_path}; rerun the tile stage")
-    films = images[images["patient_id"].map(fold_of) == fold]
-    films = pd.DataFrame(
-        {
-            "scan_id": "mias:" + films["refnum"],
-            "set": "out_of_fold",
-            "source": "mias",
-            "patient_id": films["patient_id"],
-            "path": films["path"],
-            "scale": windowing_scale(settings["scale"]),
-            "label_normal": films["label_normal"],
-        }
-    )
-    write_table(films[TARGET_COLUMNS], films_out)
+    if films_out is not None:
+        films = images[images["patient_id"].map(fold_of) == fold]
+        films = pd.DataFrame(
+            {
+                "scan_id": "mias:" + films["refnum"],
+                "set": "out_of_fold",
+                "source": "mias",
+                "patient_id": films["patient_id"],
+                "path": films["path"],
+                "scale": windowing_scale(settings["scale"]),
+                "label_normal": films["label_normal"],
+            }
+        )
+        write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
-    split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + fold)
+    split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + (0 if fold is None else fold))
     if settings["fresh_normals"]:
         # every training normal tile goes to the records: training draws a new sample of them each epoch
         split.loc[split["split"] == "train", "kept"] = True

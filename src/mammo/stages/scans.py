@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+import warnings
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from mammo.atomic import npy_bytes, png_bytes, write_atomically
-from mammo.card import CARD_FILE, read_card
+from mammo.card import CARD_FILE, WINDOWING_KEYS, read_card, window_scale_for
 from mammo.extract import roi_mask
 from mammo.graph import in_chunk
-from mammo.heatmap import Windowing, overlay, regions, score_scan, thumbnail
+from mammo.heatmap import Windowing, exam_picture, film_score, hung_overlay, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
@@ -34,7 +35,15 @@ from mammo.scan_eval import (
     scan_metrics,
     scan_targets,
 )
-from mammo.sources import LISTED, SCAN_OUTPUT_SUFFIXES, scan_identity, window_scale_of
+from mammo.sources import (
+    EXAM_OUTPUT_SUFFIXES,
+    LISTED,
+    SCAN_OUTPUT_SUFFIXES,
+    exam_name,
+    hanging,
+    scan_identity,
+    window_scale_of,
+)
 from mammo.tables import REJECTED_COLUMNS, read_table, write_json, write_table
 
 
@@ -46,16 +55,34 @@ def analyse_scan(
     return analyse_scans([(scan_path, stem, windowing)], model_path, out_dir, inference=inference, force=force)[0]
 
 
-def scan_name_and_windowing(scan_path: str, stem: str | None, windowing: Windowing) -> tuple[str, Windowing]:
-    """The name of a scan's outputs (`stem`, else its identity) and its windowing (scale None: the scan's own,
-    mammo.sources.window_scale_of); a header that cannot be read is a FormatError naming the scan."""
+def scan_name_and_windowing(
+    scan_path: str, stem: str | None, windowing: Windowing, scanning: dict | None = None
+) -> tuple[str, Windowing]:
+    """The name of a scan's outputs (`stem`, else its identity) and its windowing: each field left None taken from the
+    model card's scanning section `scanning` (without one: Windowing's default), a scale None from the card for this
+    scan (mammo.card.window_scale_for), without one guessed from the scan's file (mammo.sources.window_scale_of).
+    A header that cannot be read is a FormatError naming the scan."""
+    defaults = Windowing()
+    card = {key: scanning[key] for key in WINDOWING_KEYS} if scanning else {}
+    given = {
+        field.name: card.get(field.name, getattr(defaults, field.name))
+        for field in fields(Windowing)
+        if field.name != "scale" and getattr(windowing, field.name) is None
+    }
     try:
         stem = stem or scan_identity(scan_path)
         if windowing.scale is None:
-            windowing = replace(windowing, scale=window_scale_of(scan_path))
+            given["scale"] = window_scale_for(scanning, scan_path) if scanning else window_scale_of(scan_path)
     except Exception as err:  # pydicom's parse errors of a header cut short: struct.error, BytesLengthException, ...
         raise FormatError(scan_path, f"not a readable header ({type(err).__name__}: {str(err).split('. ')[0]})") from None
-    return stem, windowing
+    return stem, replace(windowing, **given)
+
+
+# how an exam picture hangs a woman's films (mammo.heatmap.hung_overlay), said in her exam record
+HANGING = (
+    "radiologists' hanging: the right breast on the viewer's left, the left breast on the right, each mirrored where "
+    "its film was stored the other way round, so that the chest walls face each other"
+)
 
 
 def analyse_scans(
@@ -65,35 +92,50 @@ def analyse_scans(
     contrast: float | None = None,
     inference: dict | None = None,
     force: bool = False,
+    exams: bool = False,
 ) -> list[dict]:
     """Heatmap, overlay and top regions of each (scan path, output stem, Windowing), with one model load for all; a
-    stem None names the outputs by the scan's identity, a Windowing scale None windows it at its own scale.
+    stem None names the outputs by the scan's identity, a Windowing field None is the model card's (a scale None: the
+    scan's own for this model; scan_name_and_windowing).
 
     The model runs through `inference` (engine, precision, threads; default: the fastest installed engine at
     float32). The test-time contrast and the temperature come from the model's card (`contrast` overrides the
-    first); a model without a card is scored at contrast 1.0 without calibration, and says so.
+    first); a model without a card is scored at contrast 1.0 without calibration, and says so; where the card has no
+    scanning section (a card of format 1) or there is none, each scan's scale is guessed from its file, and it says
+    so. A film's score is its windows' aggregate (the card's; max without one).
 
-    Nothing is written when two scans share a stem or an output exists already (unless `force`). A scan that cannot
-    be analysed (unreadable, no breast window, its outputs not written) does not stop the others: the failures are
-    raised at the end, after a summary table of every scan; a single scan's own error is raised as it is. A scan's
-    three outputs are written together or not at all.
+    With `exams`, the films are read woman by woman (mammo.sources.hanging): per woman an exam record
+    <woman>.exam.json (her films with their scores and partners; her score: the maximum of her films') and a picture
+    <woman>.exam.png of her breasts side by side, each with its heatmap and top regions, as radiologists hang them
+    (HANGING); a film whose woman or side its file does not tell is analysed alone, and both are said.
+
+    Nothing is written when two scans (or two women) share a name or an output exists already (unless `force`). A
+    scan that cannot be analysed (unreadable, no breast window, its outputs not written) does not stop the others:
+    the failures are raised at the end, after a summary table of every scan; a single scan's own error is raised as it
+    is. A scan's three outputs are written together or not at all, and so are a woman's two.
     """
+    card = read_card(model_path)  # a bad card fails before any scan is read
+    scanning = card.get("scanning") if card else None
     named, failures = [], []
     for scan_path, stem, windowing in scans:
         try:
-            named.append((scan_path, *scan_name_and_windowing(scan_path, stem, windowing)))
+            named.append((scan_path, *scan_name_and_windowing(scan_path, stem, windowing, scanning)))
         except FormatError as err:
             if len(scans) == 1:
                 raise
             failures.append(str(err))
-    stems = [stem for _, stem, _ in named]
-    shared = sorted({stem for stem in stems if stems.count(stem) > 1})
-    if shared:
-        raise ValueError(f"several scans would write the outputs named {', '.join(shared[:5])}: give them other names")
+    paths = [scan_path for scan_path, _, _ in named]
+    women, alone = hanging(paths) if exams else ({}, paths)
     out = Path(out_dir)
-    outputs = {stem: [out / f"{stem}{suffix}" for suffix in SCAN_OUTPUT_SUFFIXES] for stem in stems}
+    outputs = {stem: [out / f"{stem}{suffix}" for suffix in SCAN_OUTPUT_SUFFIXES] for _, stem, _ in named}
+    exam_names = {woman: exam_name(woman) for woman in women}
+    for kind, names in (("scans", [stem for _, stem, _ in named]), ("women", list(exam_names.values()))):
+        shared = sorted({name for name in names if names.count(name) > 1})
+        if shared:
+            raise ValueError(f"several {kind} would write the outputs named {', '.join(shared[:5])}: give them other names")
+    exam_outputs = {woman: [out / f"{name}{suffix}" for suffix in EXAM_OUTPUT_SUFFIXES] for woman, name in exam_names.items()}
     # lexists: a symlink at an output name, even a dangling one, is something there (--force replaces the link itself)
-    existing = [str(path) for paths in outputs.values() for path in paths if os.path.lexists(path)]
+    existing = [str(path) for paths in [*outputs.values(), *exam_outputs.values()] for path in paths if os.path.lexists(path)]
     if existing and not force:
         raise ValueError(
             f"{', '.join(existing[:5])}{' ...' if len(existing) > 5 else ''} exist(s): not overwritten "
@@ -101,58 +143,96 @@ def analyse_scans(
         )
     if len(scans) == 1:
         read_scan(scans[0][0])  # a bad single scan fails before TensorFlow starts
-    card = read_card(model_path)  # a bad card fails before any scan is scored
     if card is None:
         print(f"no {CARD_FILE} beside {model_path} (a model not evaluated yet): contrast {contrast or 1.0}, no calibration")
+    if scanning is None and any(windowing.scale is None for _, _, windowing in scans):
+        warnings.warn(
+            f"{model_path}: no model card with a scanning section beside it (none, or one of format 1): each scan's "
+            "window scale is guessed from its file (5.16 for a mini-MIAS PGM, a DICOM by its pixel spacing, else 1); "
+            "--scale sets it",
+            stacklevel=2,
+        )
     temperature = card["temperature"] if card else None
     contrast = contrast or (card["test_contrast"] if card else 1.0)
+    aggregate = scanning["aggregate"] if scanning else {"method": "max"}
     engine = open_engine(model_path, **(inference or {}))
     predict = engine.predictor(contrast)
-    summaries = []
-    for scan_path, stem, windowing in tqdm(named, desc="scans", disable=len(scans) == 1):
+    windowing_of = {scan_path: (stem, windowing) for scan_path, stem, windowing in named}
+
+    def analyse(scan_path: str, side: str | None) -> tuple[dict, np.ndarray | None]:
+        """One scan's outputs written, its summary, and its film as hung beside its partner (a side given)."""
+        stem, windowing = windowing_of[scan_path]
         started = time.perf_counter()
-        try:
-            scan = read_scan(scan_path)
-            result = score_scan(scan, predict, windowing)
-            if not len(result.scores):
-                raise ValueError(
-                    f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
-                    f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
-                )
-            found = regions(result, windowing, temperature)
-            summary = {
-                "scan": str(scan_path),
-                "model": str(model_path),
-                "test_contrast": contrast,
-                "temperature": temperature,
-                "inference": engine.describe(),
-                "shape": list(result.shape),
-                "stride": windowing.stride,
-                "scale": windowing.scale,
-                "windows_scored": int(len(result.scores)),
-                "windows_skipped": int(result.windows_total - len(result.scores)),
-                "max_score": round(float(result.scores.max()), 6),
-                "seconds": round(time.perf_counter() - started, 2),
-                "regions": found,
-            }
-            heatmap_path, overlay_path, regions_path = outputs[stem]
-            out.mkdir(parents=True, exist_ok=True)
-            write_atomically(
-                {
-                    heatmap_path: npy_bytes(result.heatmap),
-                    overlay_path: png_bytes(
-                        overlay(*thumbnail(scan), result.heatmap, found, breast=result.breast, muscle=result.muscle),
-                        overlay_path,
-                    ),
-                    regions_path: (json.dumps(summary, indent=2) + "\n").encode(),
-                }
+        scan = read_scan(scan_path)
+        result = score_scan(scan, predict, windowing)
+        if not len(result.scores):
+            raise ValueError(
+                f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
+                f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
             )
-        except (FormatError, ValueError, OSError) as err:
+        found = regions(result, windowing, temperature)
+        summary = {
+            "scan": str(scan_path),
+            "model": str(model_path),
+            "test_contrast": contrast,
+            "temperature": temperature,
+            "inference": engine.describe(),
+            "shape": list(result.shape),
+            "stride": windowing.stride,
+            "scale": windowing.scale,
+            "windows_scored": int(len(result.scores)),
+            "windows_skipped": int(result.windows_total - len(result.scores)),
+            "max_score": round(float(result.scores.max()), 6),
+            "film_score": round(film_score(result, aggregate), 6),
+            "aggregate": aggregate,
+            "seconds": round(time.perf_counter() - started, 2),
+            "regions": found,
+        }
+        heatmap_path, overlay_path, regions_path = outputs[stem]
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomically(
+            {
+                heatmap_path: npy_bytes(result.heatmap),
+                overlay_path: png_bytes(
+                    overlay(*thumbnail(scan), result.heatmap, found, breast=result.breast, muscle=result.muscle),
+                    overlay_path,
+                ),
+                regions_path: (json.dumps(summary, indent=2) + "\n").encode(),
+            }
+        )
+        return summary, hung_overlay(scan, result, found, side) if side else None
+
+    # a woman's films one after another, so that only her films' pictures are held until her exam is written
+    groups = [
+        (woman, [(side, path) for _, *row in rows for side, path in zip("RL", row) if path]) for woman, rows in women.items()
+    ]
+    groups += [(None, [(None, scan_path)]) for scan_path in alone]
+    summaries, written = [], []
+    progress = tqdm(total=len(named), desc="scans", disable=len(scans) == 1)
+    for woman, films in groups:
+        analysed = {}
+        for side, scan_path in films:
+            try:
+                analysed[scan_path] = analyse(scan_path, side)
+            except (FormatError, ValueError, OSError) as err:
+                if len(scans) == 1:
+                    raise
+                failures.append(str(err))
+            progress.update()
+        summaries += [summary for summary, _ in analysed.values()]
+        if woman is None or not analysed:
+            continue
+        record, picture = exam(woman, women[woman], analysed, windowing_of, model_path)
+        json_path, png_path = exam_outputs[woman]
+        try:
+            write_atomically({json_path: (json.dumps(record, indent=2) + "\n").encode(), png_path: png_bytes(picture, png_path)})
+        except OSError as err:
             if len(scans) == 1:
                 raise
             failures.append(str(err))
             continue
-        summaries.append(summary)
+        written.append(record)
+    progress.close()
     if len(scans) > 1:
         print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
         for summary in summaries:
@@ -162,9 +242,68 @@ def analyse_scans(
         print(f"{len(summaries)} of {len(scans)} scans analysed into {out}")
     else:
         print(json.dumps(summaries[0], indent=2))
+    if exams:
+        print(exams_said(written, alone))
     if failures:
         raise ValueError(f"{len(failures)} of {len(scans)} scans could not be analysed: {'; '.join(failures[:3])}")
     return summaries
+
+
+def exam(
+    woman: str,
+    rows: list[tuple[str, str | None, str | None]],
+    analysed: dict[str, tuple[dict, np.ndarray]],
+    windowing_of: dict[str, tuple[str, Windowing]],
+    model_path: str,
+) -> tuple[dict, np.ndarray]:
+    """A woman's exam record and picture from her analysed films (summary and hung overlay by scan path), hung as
+    mammo.sources.hanging pairs them; a film that could not be analysed leaves its partner without one."""
+    films, picture_rows = [], []
+    for view, *pair in rows:
+        kept = [scan_path if scan_path in analysed else None for scan_path in pair]
+        stems = [windowing_of[scan_path][0] if scan_path else None for scan_path in kept]
+        panels = []
+        for side, scan_path, stem, partner in zip("RL", kept, stems, stems[::-1]):
+            where = f"{side} {view}".strip()
+            if scan_path is None:
+                panels.append((None, f"{where}: no film"))
+                continue
+            summary, panel = analysed[scan_path]
+            films.append(
+                {
+                    "film": stem,
+                    "scan": str(scan_path),
+                    "side": side,
+                    "view": view,
+                    "score": summary["film_score"],
+                    "partner": partner,
+                }
+            )
+            panels.append((panel, f"{where} {stem}: {summary['film_score']:.2f}"))
+        if any(panel is not None for panel, _ in panels):
+            picture_rows.append(tuple(panels))
+    record = {
+        "woman": woman,
+        "model": str(model_path),
+        "score": max(film["score"] for film in films),
+        "score_is": "the maximum of her films' scores",
+        "films": films,
+        "hanging": HANGING,
+    }
+    return record, exam_picture(picture_rows)
+
+
+def exams_said(records: list[dict], alone: list[str]) -> str:
+    """What `mammo scan` says of the exams it wrote: how many, the films without a partner, the films of no known
+    woman."""
+    lonely = [film["film"] for record in records for film in record["films"] if film["partner"] is None]
+    lines = [f"{len(records)} exam(s) written, one per woman (<woman>.exam.json and .exam.png)"]
+    if lonely:
+        lines.append(f"without a partner film of the other breast: {', '.join(lonely)}")
+    if alone:
+        names = ", ".join(Path(scan_path).name for scan_path in alone)
+        lines.append(f"not paired (their files tell no woman and side): {names}")
+    return "\n".join(lines)
 
 
 def list_scan_targets(indexes: dict[str, str], cbis_root: str, mias_scale: float, out: str) -> None:

@@ -30,11 +30,13 @@ def evaluate_model(
     settings: dict,
     evaluation: dict,
     inference: dict,
+    scanning: dict,
     out: dict[str, str],
 ) -> None:
     """Predict each set once per test-time contrast (no augmentation) through the configured inference engine; fit
     the temperature and choose the operating points on validation; write metrics.json and the tables behind its
-    figures. `model_files`: model.keras and its export model.onnx (the card records both).
+    figures. `model_files`: model.keras and its export model.onnx (the card records both); `scanning`: the card's
+    scanning section (mammo.card.scanning_section).
 
     `out` names the files: metrics, predictions, card (the model card, mammo.card), sweep, reliability, subgroups.
     """
@@ -123,7 +125,14 @@ def evaluate_model(
     write_table(pd.concat(reliability, ignore_index=True), out["reliability"])
     write_table(pd.DataFrame(subgroups), out["subgroups"])
     card = model_card(
-        settings, dtype_policy(config.mixed_precision), temperature, thresholds, tile_tables, model_files, engine.describe()
+        settings,
+        dtype_policy(config.mixed_precision),
+        temperature,
+        thresholds,
+        tile_tables,
+        model_files,
+        engine.describe(),
+        scanning,
     )
     write_card(card, out["card"])
     write_json(result, out["metrics"])
