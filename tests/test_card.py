@@ -43,21 +43,26 @@ ENGINE = {"engine": "openvino", "version": "2026.4.1", "precision": "float32", "
 SCANNING = scanning_section("mias", 1.0, {**asdict(Windowing()), "stride": 150})
 
 
-@pytest.fixture
-def card(tmp_path) -> dict:
-    (tmp_path / "tiles.tsv").write_text("tile_id\tlabel_normal\nds9/a/0\t1\n")
+def card_of(settings: dict, folder) -> dict:
+    """The card of a model trained with `settings`, its files (tile table, model.keras, model.onnx) made in `folder`."""
+    (folder / "tiles.tsv").write_text("tile_id\tlabel_normal\nds9/a/0\t1\n")
     for name in ("model.keras", "model.onnx"):
-        (tmp_path / name).write_bytes(name.encode())
+        (folder / name).write_bytes(name.encode())
     return model_card(
-        SETTINGS,
+        settings,
         "mixed_bfloat16",
         1.7,
         {"fixed": 0.5, "best_f1": 0.31, "recall_0.90": None},
-        [str(tmp_path / "tiles.tsv")],
-        [str(tmp_path / "model.keras"), str(tmp_path / "model.onnx")],
+        [str(folder / "tiles.tsv")],
+        [str(folder / "model.keras"), str(folder / "model.onnx")],
         ENGINE,
         SCANNING,
     )
+
+
+@pytest.fixture
+def card(tmp_path) -> dict:
+    return card_of(SETTINGS, tmp_path)
 
 
 def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp_path):
@@ -97,6 +102,18 @@ def test_each_scan_is_windowed_at_the_scale_of_the_model_that_reads_it():
     cbis = scanning_section("cbis", CBIS_TILE_SCALE, asdict(Windowing()))
     assert cbis["window_scale"] == 1.0 and window_scale_for(cbis, "x/000000.dcm") == 1.0
     assert window_scale_for(cbis, "mdb001.pgm") == pytest.approx(5.16)
+
+
+def test_card_records_the_keras_backend_that_trained_the_model(card, tmp_path):
+    assert card["training"]["backend"] == "tensorflow"  # where the model's entry names none
+    write_card(card_of({**SETTINGS, "backend": "jax"}, tmp_path), card_path(tmp_path / "model.keras"))
+    assert read_card(tmp_path / "model.keras")["training"]["backend"] == "jax"
+    with pytest.raises(Exception, match="'torch' is not one of"):
+        write_card(card_of({**SETTINGS, "backend": "torch"}, tmp_path), tmp_path / "other.json")
+    # a card written before the backend was recorded (the model trained on TensorFlow) is still read
+    earlier = {**card, "training": {key: value for key, value in card["training"].items() if key != "backend"}}
+    card_path(tmp_path / "model.keras").write_text(json.dumps(earlier))
+    assert "backend" not in read_card(tmp_path / "model.keras")["training"]
 
 
 def test_the_tile_table_hash_changes_with_the_table(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 
 from mammo import __version__
+from mammo.backend import BACKENDS, model_backend
 from mammo.labels import LABEL_SETS
 from mammo.sources import SOURCES, window_scale_of, windowing_scale
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
@@ -106,6 +107,8 @@ SCHEMA = {
                 "contrast": {"type": "number", "exclusiveMinimum": 0},
                 "epochs": {"type": "integer", "minimum": 1},
                 "dtype_policy": {"type": "string"},
+                # not required: cards written before JAX could train lack it (those models trained on TensorFlow)
+                "backend": {"enum": list(BACKENDS), "description": "the Keras backend that trained the model"},
             },
         },
         "test_contrast": {"type": "number", "exclusiveMinimum": 0},
@@ -188,6 +191,7 @@ def model_card(
             "flips": settings.get("flips", True),
             "rotations": settings.get("rotations", True),
             "dtype_policy": dtype_policy,
+            "backend": model_backend(settings),
             "seed": settings.get("seed"),
         },
         "test_contrast": settings["test_contrast"],

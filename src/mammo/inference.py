@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from mammo.backend import DEFAULT_BACKEND, use_keras_backend
 from mammo.card import CARD_FILE, card_path, file_sha256, read_card
 from mammo.tiles import TILE_SIZE
 
@@ -34,7 +35,9 @@ _PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow":
 
 
 def load_tile_model(path: str | Path):
-    """A Keras model of this pipeline: uint8 299x299x1 tiles in, class probabilities out; else a clear error."""
+    """A Keras model of this pipeline: uint8 299x299x1 tiles in, class probabilities out; else a clear error. Loaded
+    on TensorFlow whichever backend trained it: the export (tf2onnx) and the TensorFlow engine (tf.function) need it."""
+    use_keras_backend("tensorflow")
     import keras  # lazily: see the module's docstring
 
     path = Path(path)
@@ -68,8 +71,10 @@ def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:
     return probabilities
 
 
-def configure_tensorflow(seed: int, threads: int) -> None:
-    """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU (training) and same scores."""
+def configure_tensorflow(seed: int, threads: int, backend: str = DEFAULT_BACKEND) -> None:
+    """Seeded, deterministic ops, bounded threads: same seed -> same weights on CPU (training) and same scores. Keras
+    on `backend` (mammo.backend): inference runs on TensorFlow, training on its config's backend."""
+    use_keras_backend(backend)
     import keras  # lazily: see the module's docstring
     import tensorflow as tf  # lazily: see the module's docstring
 

@@ -1,5 +1,9 @@
 """Training: tf.data from TFRecords, flips and rotations on the accelerator, weighted softmax cross-entropy,
-Adam with staircase decay, in stages; transfer from another trained model; resumable; TensorBoard logs."""
+Adam with staircase decay, in stages; transfer from another trained model; resumable; TensorBoard logs.
+
+The model, its augmentation, loss, metrics and callbacks are Keras, so they train on the TensorFlow or the JAX
+backend (TrainConfig.backend, chosen before this module is imported: mammo.backend); the input pipeline (tf.data)
+and the TensorBoard writer stay TensorFlow on either."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary
 
 from mammo import records
+from mammo.backend import DEFAULT_BACKEND
 from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
@@ -49,6 +54,7 @@ class TrainConfig:
     abnormal_fraction: float | None = None
     seed: int = 42
     threads: int = 2
+    backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
 
     @classmethod
     def from_settings(cls, settings: dict) -> "TrainConfig":
@@ -69,9 +75,18 @@ def bfloat16_arithmetic() -> bool:
     """Whether this machine computes in bfloat16 natively: a CPU with avx512_bf16 or AMX, or a GPU from Ampere
     (compute capability 8.0) on. Elsewhere bfloat16 is emulated and slower than float32."""
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    return "avx512_bf16" in flags or "amx_bf16" in flags or any(c >= (8, 0) for c in _gpu_compute_capabilities())
+
+
+def _gpu_compute_capabilities() -> list[tuple[int, ...]]:
+    """The compute capability of each GPU that the running Keras backend computes on."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        gpus = [device for device in jax.devices() if device.platform == "gpu"]
+        return [tuple(int(part) for part in getattr(gpu, "compute_capability", "0.0").split(".")) for gpu in gpus]
     gpus = tf.config.list_physical_devices("GPU")
-    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) for gpu in gpus]
-    return "avx512_bf16" in flags or "amx_bf16" in flags or any(tuple(c) >= (8, 0) for c in capabilities)
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))) for gpu in gpus]
 
 
 def dtype_policy(mixed_precision: str | None) -> str:
@@ -151,16 +166,18 @@ def recompute_batchnorm_statistics(model, batches) -> None:
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
-    """Recompute the BatchNorm statistics of `network` (the model inside the one being fitted) after the last
-    training batch of every epoch, before validation."""
+    """Recompute the BatchNorm statistics of the network named `network` (the model inside the one being fitted)
+    after the last training batch of every epoch, before validation."""
 
-    def __init__(self, network, batches, steps_per_epoch: int):
+    def __init__(self, network: str, batches, steps_per_epoch: int):
         super().__init__()
         self.network, self.batches, self.steps_per_epoch = network, batches, steps_per_epoch
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == self.steps_per_epoch - 1:
-            recompute_batchnorm_statistics(self.network, self.batches)
+            # through `self.model`: under JAX the fitted weights live outside the model's variables until an epoch
+            # ends, and reading `model` puts them back first (then the next step takes the new statistics)
+            recompute_batchnorm_statistics(self.model.get_layer(self.network), self.batches)
 
 
 class AbnormalPRAUC(keras.metrics.AUC):
@@ -237,7 +254,10 @@ def initialise_from(model, source_path: str, freeze: str) -> list[str]:
 
 
 def _distribution():
-    """MirroredStrategy over every GPU when there are several, else the default (one device)."""
+    """MirroredStrategy over every GPU when TensorFlow trains and there are several, else the default (one device;
+    under JAX its scope changes nothing, and JAX trains on its first device)."""
+    if keras.backend.backend() != "tensorflow":
+        return tf.distribute.get_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
@@ -249,12 +269,17 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
     running stage resumes from its last finished epoch (BackupAndRestore), and the history so far is kept there
     too (Snakemake deletes the declared outputs of a failed job, not this folder).
     """
-    configure_tensorflow(config.seed, config.threads)
+    configure_tensorflow(config.seed, config.threads, config.backend)  # refused where Keras runs another backend
+    if config.backend != "tensorflow":
+        try:  # TensorFlow only reads the records then: kept off the GPUs, which JAX holds (each reserves most of one)
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass  # TensorFlow already started in this process: its devices are fixed
     out_dir = Path(out_dir)
     progress = out_dir / "progress"
     progress.mkdir(parents=True, exist_ok=True)
     policy = dtype_policy(config.mixed_precision)
-    print(f"dtype policy: {policy}")
+    print(f"Keras backend: {keras.backend.backend()}, dtype policy: {policy}")
     keras.mixed_precision.set_global_policy(policy)
     strategy = _distribution()
     try:
@@ -316,7 +341,7 @@ def _train_stage(
     ]
     if stage.batchnorm_batches:
         batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
-        callbacks.insert(0, PreciseBatchNorm(model, batches, steps_per_epoch))
+        callbacks.insert(0, PreciseBatchNorm(model.name, batches, steps_per_epoch))
     if stage.tensorboard:
         callbacks += [
             keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),

@@ -1,4 +1,8 @@
-"""Stages of workflow/rules/train.smk: train a model, evaluate it (metrics, model card) and plot its figures."""
+"""Stages of workflow/rules/train.smk: train a model, evaluate it (metrics, model card) and plot its figures.
+
+Keras takes its backend once, when it is first imported (TensorFlow imports it too), so this module imports neither
+before a stage has chosen it: training on the model entry's `backend`, evaluation on TensorFlow (mammo.backend).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,19 @@ from tqdm import tqdm
 
 from mammo import evaluate as ev
 from mammo import plots
+from mammo.backend import model_backend, use_keras_backend
 from mammo.card import model_card, write_card
 from mammo.inference import configure_tensorflow, open_engine
 from mammo.labels import LABEL_SETS
 from mammo.records import read_dataset, tile_loader
 from mammo.tables import read_table, write_json, write_table
-from mammo.train import TrainConfig, dtype_policy, make_dataset, train
 
 
 def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str) -> None:
+    # the model entry's backend wins over a KERAS_BACKEND in the environment, so that its card says what trained
+    use_keras_backend(model_backend(settings))
+    from mammo.train import TrainConfig, train
+
     train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir)
 
 
@@ -40,6 +48,9 @@ def evaluate_model(
 
     `out` names the files: metrics, predictions, card (the model card, mammo.card), sweep, reliability, subgroups.
     """
+    use_keras_backend("tensorflow")  # model.keras is loaded on TensorFlow, whichever backend trained it
+    from mammo.train import TrainConfig, dtype_policy, make_dataset
+
     config = TrainConfig.from_settings(settings)
     configure_tensorflow(config.seed, config.threads)
     engine = open_engine(model_files[0], inference["engine"], inference["precision"], config.threads)
