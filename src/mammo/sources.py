@@ -19,7 +19,7 @@ from mammo.io.cbis import resolve
 from mammo.io.dicom import dicom_geometry
 from mammo.io.ics import VIEWS
 from mammo.io.listed import CBIS_PIXEL_MM
-from mammo.io.mias import MIAS_SCALE, mias_woman
+from mammo.io.mias import MIAS_SCALE, mias_side, mias_woman
 from mammo.io.own import read_own
 from mammo.io.scan import has_dicom_preamble
 from mammo.io.vindr import VINDR_CSVS, read_vindr
@@ -137,7 +137,7 @@ class Breast:
 
 
 # mini-MIAS: films mdb(2k-1) (right) and mdb(2k) (left) are one woman's MLO views
-_MIAS_FILM = re.compile(r"^(mdb(\d{3}))\.pgm$", re.IGNORECASE)
+_MIAS_FILM = re.compile(r"^(mdb\d{3})\.pgm$", re.IGNORECASE)
 # a scan identity <patient>_<side>_<view>: CBIS-DDSM (from its PatientID), DDSM (from its file name), files named so
 _BREAST_IDENTITY = re.compile(r"^(.+)_(LEFT|RIGHT)_(CC|MLO)$")
 VIEW_ORDER = ("CC", "MLO")  # the rows of a woman's exam picture; other views after them, a film of no view last
@@ -149,7 +149,8 @@ def film_breast(path: str | Path) -> Breast | None:
     Laterality), with ViewPosition where it has one; None otherwise (a PNG, a DICOM without patient or side)."""
     name = Path(path).name
     if found := _MIAS_FILM.match(name):
-        return Breast(mias_woman(found.group(1).lower()), "R" if int(found.group(2)) % 2 else "L", "MLO")
+        refnum = found.group(1).lower()
+        return Breast(mias_woman(refnum), mias_side(refnum)[0], "MLO")
     if found := _BREAST_IDENTITY.match(scan_identity(path)):
         return Breast(found.group(1), found.group(2)[0], found.group(3))
     header = _dicom_header(path) if _is_dicom(Path(path)) else None

@@ -158,7 +158,7 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     rejected = [{**row, "item": "", "stage": "index"} for row in unparseable.to_dict("records")]
     folder = info_path.parent
     table["patient_id"] = [mias_woman(refnum) for refnum in table["refnum"]]
-    table["side"] = ["LEFT" if int(refnum[3:]) % 2 == 0 else "RIGHT" for refnum in table["refnum"]]  # quirk: even = left
+    table["side"] = [mias_side(refnum) for refnum in table["refnum"]]
     table["path"] = [str(folder / f"{refnum}.pgm") for refnum in table["refnum"]]
     abnormal = table[table["abnormality_class"] != "NORM"].copy()
     abnormal["abnormality_type"] = ["calcification" if c == "CALC" else "mass" for c in abnormal["abnormality_class"]]
@@ -180,6 +180,11 @@ def index_info(info_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     normal_rows = table.loc[table["abnormality_class"] == "NORM", "row"].tolist()
     accounting = account(lines, normal_rows + rois["row"].tolist(), [row["row"] for row in rejected])
     return images[IMAGE_COLUMNS].reset_index(drop=True), rois, pd.DataFrame(rejected, columns=REJECTED_COLUMNS), accounting
+
+
+def mias_side(refnum: str) -> str:
+    """Quirk: mini-MIAS names no side; of a woman's pair the odd number is her right breast, the even her left."""
+    return "LEFT" if int(refnum[3:]) % 2 == 0 else "RIGHT"
 
 
 def mias_woman(refnum: str) -> str:
