@@ -103,24 +103,19 @@ def _t81_decode(differences, predictor, bits, pvrg=False):
 def test_pvrg_reconstruct_inverts_the_pvrg_encoder_for_every_predictor(predictor, bits):
     rng = np.random.default_rng(predictor * 100 + bits)
     image = rng.integers(0, 1 << bits, size=(9, 13)).astype(np.int64)
-    half = 1 << (bits - 1)
-    # PVRG encoder: first line with the chosen predictor over a virtual line of 2**(bits-1)
-    prediction = np.empty_like(image)
-    prediction[0, 0] = half
-    prediction[0, 1:] = _predict(predictor, image[0, :-1], half, half)
-    prediction[1:, 0] = image[:-1, 0]
-    prediction[1:, 1:] = _predict(predictor, image[1:, :-1], image[:-1, 1:], image[:-1, :-1])
-    differences = (image - prediction + 32768) % 65536 - 32768
+    differences = _differences_of(image, predictor, bits, pvrg=True)
     standard = _t81_decode(differences, predictor, bits)
     rebuilt = pvrg_reconstruct(standard.astype(np.uint16), predictor, bits)
     assert np.array_equal(rebuilt, image)
 
 
-def _t81_differences_of(image, predictor, bits):
-    """What a T.81 encoder codes for `image`: each pixel minus its prediction, modulo 2**16."""
+def _differences_of(image, predictor, bits, pvrg=False):
+    """What a T.81 encoder codes for `image`: each pixel minus its prediction, modulo 2**16; `pvrg`: what PVRG's
+    encoder codes, the first line predicted with the predictor over a virtual line of 2**(bits-1)."""
+    half = 1 << (bits - 1)
     prediction = np.empty_like(image)
-    prediction[0, 0] = 1 << (bits - 1)
-    prediction[0, 1:] = image[0, :-1]
+    prediction[0, 0] = half
+    prediction[0, 1:] = _predict(predictor, image[0, :-1], half, half) if pvrg else image[0, :-1]
     prediction[1:, 0] = image[:-1, 0]
     prediction[1:, 1:] = _predict(predictor, image[1:, :-1], image[:-1, 1:], image[:-1, :-1])
     return (image - prediction) % 65536
@@ -139,7 +134,7 @@ def test_reader_gives_the_encoders_pixels_on_200_random_streams_of_each_predicto
         stream = imagecodecs.jpeg8_encode(image, lossless=True, predictor=predictor, bitspersample=bits)
         path = tmp_path / f"{number}.LJPEG"
         path.write_bytes(stream)
-        differences = _t81_differences_of(image.astype(np.int64), predictor, bits)
+        differences = _differences_of(image.astype(np.int64), predictor, bits)
         if predictor == 1:
             assert np.array_equal(_t81_decode(differences, 1, bits, pvrg=True), image)  # the two rules agree
         expected = _t81_decode(differences, predictor, bits, pvrg=True)
