@@ -22,6 +22,7 @@ from mammo.io.dicom import read_dicom
 from mammo.io.listed import finding_mask, read_listed_scan
 from mammo.io.mias import mias_centre, read_mias_scan
 from mammo.labels import label_normal
+from mammo.online_crops import OnlineCrops, lesion_context
 from mammo.same_film import FINGERPRINT_COLUMNS, fingerprint_row
 from mammo.tables import REJECTED_COLUMNS, TILE_COLUMNS
 from mammo.tiles import (
@@ -470,6 +471,38 @@ def mias_tiles(
             rows.append(_tile_row(scan_fields, f"{dataset}/{item}/{counters[item]}", kind, box, tiles_file, len(tiles), roi))
             tiles.append(tile)
     return _stack(tiles), pd.DataFrame(rows, columns=TILE_COLUMNS), pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+LESION_CONTEXT_COLUMNS = ["roi_id", "patient_id", "scan_id", "class_code", "label_normal", "radius", "context_index"]
+
+
+def mias_lesion_contexts(
+    images: pd.DataFrame, rois: pd.DataFrame, table: pd.DataFrame, scale: float, params: OnlineCrops
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The context patch (mammo.online_crops) of every mini-MIAS lesion that gave ROI tiles in `table` (the others
+    are in the rejected table already), with its woman, class and radius in patch pixels, in the index's order."""
+    roi_tiles = table[table["label_normal"] == 1]
+    tiled = set(roi_tiles["tile_id"].str.split("/").str[1])
+    contexts, rows = [], []
+    for refnum, film_rois in tqdm(rois[rois["roi_id"].isin(tiled)].groupby("refnum", sort=False), desc="lesion contexts"):
+        image = images[images["refnum"] == refnum].iloc[0]
+        scan = upscale(read_mias_scan(Path(image["path"])), scale)
+        for _, roi in film_rois.iterrows():
+            contexts.append(lesion_context(scan, mias_centre(roi, scale, scan.shape[0]), params))
+            rows.append(
+                {
+                    "roi_id": roi["roi_id"],
+                    "patient_id": image["patient_id"],
+                    "scan_id": refnum,
+                    "class_code": int(roi["class_code"]),
+                    "label_normal": label_normal(int(roi["class_code"])),
+                    "radius": float(roi["radius"] * scale),
+                    "context_index": len(rows),
+                }
+            )
+    side = 2 * params.context_half + 1
+    stacked = np.stack(contexts) if contexts else np.zeros((0, side, side), np.uint8)
+    return stacked, pd.DataFrame(rows, columns=LESION_CONTEXT_COLUMNS)
 
 
 def _lesion_circles(shape: tuple[int, int], rois: pd.DataFrame, scale: float) -> np.ndarray:

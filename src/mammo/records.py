@@ -1,4 +1,5 @@
-"""The one TFRecord schema: write sharded records, read them back as a tf.data pipeline."""
+"""The TFRecord schemas: tiles (every split) and lesion context patches (online crops); write them, read them back
+as tf.data pipelines."""
 
 from __future__ import annotations
 
@@ -46,6 +47,49 @@ def serialize(image: np.ndarray, label: int, label_normal: int, tile_id: str, pa
         "patient_id": _bytes(patient_id.encode()),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def context_feature_spec():
+    tf = _tf()
+    return {
+        "image": tf.io.FixedLenFeature([], tf.string),  # raw uint8 side x side x 1, the lesion's centre in the middle
+        "side": tf.io.FixedLenFeature([], tf.int64),
+        "radius": tf.io.FixedLenFeature([], tf.float32),  # the lesion's radius in patch pixels
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "label_normal": tf.io.FixedLenFeature([], tf.int64),
+        "tile_id": tf.io.FixedLenFeature([], tf.string),  # the lesion's ROI id
+        "patient_id": tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def write_contexts(lesions: pd.DataFrame, contexts: np.ndarray, path: str | Path) -> None:
+    """Write the context patches of the lesions of a table (rows: mammo.extract.LESION_CONTEXT_COLUMNS), in order."""
+    tf = _tf()
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _, lesion in lesions.iterrows():
+            patch = np.ascontiguousarray(contexts[int(lesion["context_index"])], dtype=np.uint8)
+            features = {
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[patch.tobytes()])),
+                "side": tf.train.Feature(int64_list=tf.train.Int64List(value=[patch.shape[0]])),
+                "radius": tf.train.Feature(float_list=tf.train.FloatList(value=[float(lesion["radius"])])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(lesion["class_code"])])),
+                "label_normal": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(lesion["label_normal"])])),
+                "tile_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[lesion["roi_id"].encode()])),
+                "patient_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[lesion["patient_id"].encode()])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True))
+
+
+def read_contexts(paths: list[str | Path]):
+    """A tf.data.Dataset of the lesion context patches in the files, `image` as uint8 [side, side, 1], in file order."""
+    tf = _tf()
+
+    def parse_context(serialized):
+        example = tf.io.parse_single_example(serialized, context_feature_spec())
+        side = example["side"]
+        return {**example, "image": tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), tf.stack([side, side, 1]))}
+
+    return tf.data.TFRecordDataset([str(p) for p in paths]).map(parse_context, num_parallel_calls=1, deterministic=True)
 
 
 def write_shard(tiles: pd.DataFrame, images, path: str | Path) -> None:

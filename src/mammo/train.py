@@ -23,6 +23,7 @@ from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
+from mammo.online_crops import OnlineCrops, crop_window, resample_like_crops
 from mammo.split import normals_for_share
 
 
@@ -52,6 +53,9 @@ class TrainConfig:
     # each epoch: every abnormal training tile and a fresh seeded draw of normal tiles, abnormal about this share
     # (the records hold every normal tile); None: one pass over the records, as balanced when they were written
     abnormal_fraction: float | None = None
+    # training lesions as context patches (mammo.online_crops), new crops of each every epoch: OnlineCrops' fields;
+    # None: the records' fixed crops
+    online_crops: dict | None = None
     seed: int = 42
     threads: int = 2
     backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
@@ -105,16 +109,25 @@ def make_dataset(
     abnormal_weight: float = 1.0,
     seed: int = 0,
     abnormal_fraction: float | None = None,
+    lesion_paths=(),
+    online_crops: OnlineCrops | None = None,
 ):
     """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
     on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test.
 
     `abnormal_fraction` (training only): each pass draws every abnormal tile once and as many normal tiles as make
-    abnormal tiles about that share, a new seeded sample of them each pass."""
+    abnormal tiles about that share, a new seeded sample of them each pass. `online_crops` (training only): the
+    abnormal examples of a pass are new crops of the lesions of `lesion_paths` (context patches), `crops` of each,
+    and the records must hold normal tiles only."""
     labels = record_labels(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
-    if training and abnormal_fraction:
-        dataset = _fresh_normals(dataset, labels, abnormal_fraction, seed)
+    if training and online_crops is not None:
+        dataset = _online_pass(dataset, labels, lesion_paths, online_crops, abnormal_fraction, seed)
+    elif training and abnormal_fraction:
+        abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
+        abnormal = dataset.filter(lambda example: example["label"] > 0)
+        normal = dataset.filter(lambda example: example["label"] == 0)
+        dataset = _mixed_pass(abnormal, abnormal_count, normal, normal_count, abnormal_fraction, seed)
     elif training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
@@ -133,19 +146,51 @@ def record_labels(paths) -> np.ndarray:
     return np.fromiter(records.read_dataset(paths).map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
 
 
-def _fresh_normals(dataset, labels: np.ndarray, abnormal_fraction: float, seed: int):
-    """One pass of training examples (`labels`: theirs, in order): every abnormal example once and a uniform sample
-    (without replacement) of the normal ones that makes abnormal examples about `abnormal_fraction` of the pass, in
-    random order. Each new pass (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch,
+def _mixed_pass(abnormal, abnormal_count: int, normal, normal_count: int, abnormal_fraction: float | None, seed: int):
+    """One pass of training examples: every example of `abnormal` once and a uniform sample (without replacement) of
+    `normal` that makes abnormal examples about `abnormal_fraction` of the pass (None: every normal one), in random
+    order. Each new pass (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch,
     seeded."""
-    abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
-    wanted_normals = min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
-    abnormal = dataset.filter(lambda example: example["label"] > 0).shuffle(max(abnormal_count, 1), seed=seed)
-    normal = dataset.filter(lambda example: example["label"] == 0).shuffle(max(normal_count, 1), seed=seed + 1)
+    wanted_normals = (
+        normal_count if abnormal_fraction is None else min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
+    )
+    abnormal = abnormal.shuffle(max(abnormal_count, 1), seed=seed)
+    normal = normal.shuffle(max(normal_count, 1), seed=seed + 1)
     order = np.repeat(np.array([0, 1], np.int64), [abnormal_count, wanted_normals])  # 0: the next abnormal, 1: normal
     choices = tf.data.Dataset.from_tensor_slices(order).shuffle(max(len(order), 1), seed=seed + 2)
     passes = tf.data.Dataset.choose_from_datasets([abnormal, normal], choices)
     return passes.apply(tf.data.experimental.assert_cardinality(len(order)))
+
+
+def _online_pass(dataset, labels: np.ndarray, lesion_paths, params: OnlineCrops, abnormal_fraction: float | None, seed: int):
+    """One pass with online lesion crops: `crops` new windows of every lesion, each from its own seeded draw (a new
+    draw every pass: the random stream is re-seeded per iteration, deterministically), and the normal tiles, resampled
+    as the crops are (mammo.online_crops.resample_like_crops), mixed as `_mixed_pass` does."""
+    if (labels > 0).any():
+        raise ValueError(
+            f"online crops: the training records hold {int((labels > 0).sum())} abnormal tiles; their lesions' crops are "
+            "cut during training, so the records must hold normal tiles only"
+        )
+    lesions = records.read_contexts(lesion_paths).cache()
+    lesion_count = sum(1 for _ in lesions)
+    if not lesion_count:
+        raise ValueError(f"online crops: no lesion context patch in {[str(path) for path in lesion_paths]}")
+
+    def draws(stream_seed: int):
+        return tf.data.Dataset.random(seed=stream_seed, rerandomize_each_iteration=True).batch(2)
+
+    def window(lesion, draw):
+        image = tf.ensure_shape(crop_window(lesion["image"], lesion["radius"], draw, params), [params.tile, params.tile, 1])
+        return {**{key: lesion[key] for key in ("label", "label_normal", "tile_id", "patient_id")}, "image": image}
+
+    def resampled_normal(example, draw):
+        image = tf.cond(example["label"] == 0, lambda: resample_like_crops(example["image"], draw), lambda: example["image"])
+        return {**example, "image": tf.ensure_shape(image, example["image"].shape)}
+
+    abnormal = tf.data.Dataset.zip(lesions.repeat(params.crops), draws(seed + 3)).map(window)
+    mixed = _mixed_pass(abnormal, lesion_count * params.crops, dataset, len(labels), abnormal_fraction, seed)
+    passes = tf.data.Dataset.zip(mixed, draws(seed + 4)).map(resampled_normal)
+    return passes.apply(tf.data.experimental.assert_cardinality(int(mixed.cardinality())))
 
 
 def recompute_batchnorm_statistics(model, batches) -> None:
@@ -262,8 +307,9 @@ def _distribution():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> Path:
-    """Train stage by stage and save `model.keras` and `history.csv` in out_dir.
+def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesion_paths=()) -> Path:
+    """Train stage by stage and save `model.keras` and `history.csv` in out_dir (`lesion_paths`: the training
+    lesions' context patches, with `online_crops`).
 
     A killed run resumes when called again: finished stages are kept as weights in <out>/progress, the
     running stage resumes from its last finished epoch (BackupAndRestore), and the history so far is kept there
@@ -295,7 +341,7 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
                 model.load_weights(finished)
                 print(f"stage {number} already trained: weights from {finished}")
             else:
-                _train_stage(model, strategy, train_paths, val_paths, stage, epochs_done, progress, out_dir, number)
+                _train_stage(model, strategy, train_paths, val_paths, stage, epochs_done, progress, out_dir, number, lesion_paths)
                 model.save_weights(finished)
             epochs_done += stage.epochs
     finally:
@@ -309,9 +355,19 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path) -> P
 
 
 def _train_stage(
-    model, strategy, train_paths, val_paths, stage: TrainConfig, epochs_done: int, progress: Path, out_dir: Path, number: int
+    model,
+    strategy,
+    train_paths,
+    val_paths,
+    stage: TrainConfig,
+    epochs_done: int,
+    progress: Path,
+    out_dir: Path,
+    number: int,
+    lesion_paths=(),
 ) -> None:
-    """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate."""
+    """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate.
+    `lesion_paths`: the training lesions' context patches (online crops)."""
     train_data = make_dataset(
         train_paths,
         stage.labels,
@@ -321,6 +377,8 @@ def _train_stage(
         abnormal_weight=stage.abnormal_weight,
         seed=stage.seed + number,
         abnormal_fraction=stage.abnormal_fraction,
+        lesion_paths=lesion_paths,
+        online_crops=None if stage.online_crops is None else OnlineCrops(**stage.online_crops),
     )
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)

@@ -1,5 +1,6 @@
 import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 from mammo.card import CBIS_TILE_SCALE, scanning_section
@@ -7,6 +8,7 @@ from mammo.demo.collections import DemoSpec, ddsm_ics_paths
 from mammo.comparison import TABLES
 from mammo.io.cbis import CSV_NAMES
 from mammo.io.mias import ARCHIVE_SUFFIXES, is_archive
+from mammo.online_crops import recipe_crops
 from mammo.sources import LISTED as LISTED_READERS, window_scale_of
 from mammo.graph import selected_runs
 from mammo.graph import chunk_scan_files
@@ -252,12 +254,22 @@ def recipe_part(dataset, *keys):
 
 def epoch_draws(recipe):
     """What a recipe adds to its models' training settings: with fresh normals, the share of abnormal tiles in each
-    epoch's draw (mammo.train.TrainConfig.abnormal_fraction)."""
-    return (
-        {"abnormal_fraction": recipe["abnormal_fraction"]}
-        if recipe["fresh_normals"]
-        else {}
-    )
+    epoch's draw (mammo.train.TrainConfig.abnormal_fraction); with online crops, their settings.
+    """
+    crops = recipe_crops(recipe)
+    return {
+        **(
+            {"abnormal_fraction": recipe["abnormal_fraction"]}
+            if recipe["fresh_normals"]
+            else {}
+        ),
+        **({"online_crops": asdict(crops)} if crops else {}),
+    }
+
+
+def online_crops_input(path):
+    """A training job's lesion context patches (mias_cv.online_crops enabled), else nothing."""
+    return [path] if recipe_crops(config["mias_cv"]) else []
 
 
 def model_report(name, caption):

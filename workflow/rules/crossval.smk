@@ -13,6 +13,8 @@ rule tiles_mias_cv:
         table="results/mias_cv/tiles.tsv",
         rejected="results/mias_cv/rejected.tsv",
         summary="results/mias_cv/summary.json",
+        contexts="results/mias_cv/lesion_contexts.npy",
+        contexts_table="results/mias_cv/lesion_contexts.tsv",
     log:
         "logs/mias_cv/tiles.log",
     benchmark:
@@ -76,12 +78,37 @@ rule records_mias_cv:
         "../scripts/records.py"
 
 
+rule context_records_mias_cv:
+    """The context patches of one fold's training lesions, from which training cuts new crops every epoch."""
+    input:
+        tiles=rules.mias_cv_fold.output.split,
+        contexts=rules.tiles_mias_cv.output.contexts,
+        contexts_table=rules.tiles_mias_cv.output.contexts_table,
+    output:
+        "results/mias_cv/fold_{fold}/records/lesions-train.tfrecord",
+    log:
+        "logs/mias_cv/context_records_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/context_records_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/context_records.py"
+
+
 rule train_mias_cv:
     """One model trained on one fold's training women (early stopping and calibration see the inner validation)."""
     input:
         train=["results/mias_cv/fold_{fold}/records/train-0-of-1.tfrecord"],
         val=["results/mias_cv/fold_{fold}/records/val-0-of-1.tfrecord"],
         init=[],
+        lesions=online_crops_input(
+            "results/mias_cv/fold_{fold}/records/lesions-train.tfrecord"
+        ),
     output:
         model="results/mias_cv/model_{model}/fold_{fold}/model.keras",
         history="results/mias_cv/model_{model}/fold_{fold}/history.csv",
@@ -284,11 +311,26 @@ use rule records_mias_cv as records_mias_final with:
     threads: 1
 
 
+use rule context_records_mias_cv as context_records_mias_final with:
+    input:
+        tiles=rules.mias_final_split.output.split,
+        contexts=rules.tiles_mias_cv.output.contexts,
+        contexts_table=rules.tiles_mias_cv.output.contexts_table,
+    output:
+        "results/mias_final/records/lesions-train.tfrecord",
+    log:
+        "logs/mias_final/context_records.log",
+    benchmark:
+        "benchmarks/mias_final/context_records.tsv"
+    threads: 1
+
+
 use rule train_mias_cv as train_mias_final with:
     input:
         train=["results/mias_final/records/train-0-of-1.tfrecord"],
         val=["results/mias_final/records/val-0-of-1.tfrecord"],
         init=[],
+        lesions=online_crops_input("results/mias_final/records/lesions-train.tfrecord"),
     output:
         model="results/mias_final/model_{model}/model.keras",
         history="results/mias_final/model_{model}/history.csv",

@@ -13,4 +13,6 @@ with logged(snakemake.log[0], "tiles_mias_cv"):
         output.table,
         output.rejected,
         output.summary,
+        output.contexts,
+        output.contexts_table,
     )

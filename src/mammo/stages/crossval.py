@@ -10,8 +10,9 @@ import pandas as pd
 
 from mammo import evaluate as ev
 from mammo import split as splitting
-from mammo.extract import BackgroundTiles, EdgeTiles, mias_tiles
+from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
 from mammo.heatmap import Windowing
+from mammo.online_crops import recipe_crops
 from mammo.scan_eval import TARGET_COLUMNS
 from mammo.sources import windowing_scale
 from mammo.stages.tiles import mias_summary, tiling, write_chunk
@@ -28,12 +29,16 @@ def tiles_mias_cv(
     table_out: str,
     rejected_out: str,
     summary_out: str,
+    contexts_out: str,
+    contexts_table_out: str,
 ) -> None:
     """Tiles of every mini-MIAS film for cross-validation, each tagged with its woman's fold.
 
     Abnormal tiles from every ROI with coordinates (the recipe's extraction method); normal tiles from normal films
     and from abnormal films away from every lesion circle grown by `lesion_margin`, and up to `edges_per_film` of
     the windows that whole-film scanning (`scans`: stride, min_tissue) scores but the tissue thresholds reject.
+    With online crops (`online_crops.enabled`), also the context patch of every tiled lesion, which training cuts
+    new crops from each epoch (none otherwise: the outputs stay, empty).
     """
     images, rois = read_table(images_path), read_table(rois_path)
     method = roi_method(settings["roi"], tile=settings["tile"])
@@ -71,6 +76,14 @@ def tiles_mias_cv(
     }
     write_chunk((tiles, table, rejected), {"tiles": tiles_out, "table": table_out, "rejected": rejected_out})
     write_json(summary, summary_out)
+    online = recipe_crops(settings)
+    if online is None:  # fixed crops only: the outputs stay, empty
+        contexts, contexts_table = np.zeros((0, 1, 1), np.uint8), pd.DataFrame(columns=LESION_CONTEXT_COLUMNS)
+    else:
+        contexts, contexts_table = mias_lesion_contexts(images, rois, table, settings["scale"], online)
+    contexts_table["fold"] = contexts_table["patient_id"].map(fold_of)
+    np.save(contexts_out, contexts)
+    write_table(contexts_table, contexts_table_out)
 
 
 def mias_cv_fold(
@@ -102,6 +115,9 @@ def mias_cv_fold(
     if settings["fresh_normals"]:
         # every training normal tile goes to the records: training draws a new sample of them each epoch
         split.loc[split["split"] == "train", "kept"] = True
+    if recipe_crops(settings) is not None:
+        # training cuts new crops of its lesions each epoch from their context patches instead of these fixed ones
+        split.loc[(split["split"] == "train") & (split["label_normal"] == 1), "kept"] = False
     # the held-out women are scored whole, every tile but the edge windows (those are judged on whole films), so that
     # tile figures stay comparable with and without edge training tiles
     split.loc[split["split"] == "test", "kept"] = split["method"] != "edge"
