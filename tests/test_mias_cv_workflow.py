@@ -53,7 +53,8 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {
         "data": {"demo": False, "mias": str(archive)},
-        "mias_cv": {"folds": 2},
+        # training cuts its lesions' crops each epoch, then mines one round of hard negatives from its women's films
+        "mias_cv": {"folds": 2, "online_crops": {"enabled": True}, "hard_negatives": {"rounds": 1, "epochs": 1}},
         "models": {"1.0.0.35": {"steps_per_epoch": 3}},
     }
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
@@ -90,8 +91,43 @@ def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(r
         held_out = set(split.loc[split["split"] == "test", "patient_id"])
         assert held_out == set(predictions.loc[predictions["fold"] == fold, "patient_id"])
         assert (split.loc[split["split"] != "test", "method"] == "edge").any()
-        # fresh normals: the training records hold every training tile, each epoch draws its own normal tiles
-        assert split.loc[split["split"] == "train", "kept"].all()
+        # fresh normals: the training records hold every normal training tile, each epoch draws its own normal tiles;
+        # online crops: no fixed crop trains, the inner validation and the held-out women keep theirs
+        train = split[split["split"] == "train"]
+        assert train.loc[train["label_normal"] == 0, "kept"].all() and not train.loc[train["label_normal"] == 1, "kept"].any()
+        assert split.loc[(split["split"] != "train") & (split["label_normal"] == 1), "kept"].all()
+
+
+@pytest.mark.workflow
+def test_mias_cv_on_real_films_trains_on_context_patches_of_the_training_women_only(real_cv_run):
+    from mammo.records import read_contexts
+
+    tiles = pd.read_csv(real_cv_run / "results/mias_cv/tiles.tsv", sep="\t", dtype={"patient_id": str})
+    lesions = pd.read_csv(real_cv_run / "results/mias_cv/lesion_contexts.tsv", sep="\t", dtype={"patient_id": str})
+    roi_ids = set(tiles.loc[tiles["label_normal"] == 1, "tile_id"].str.split("/").str[1])
+    assert set(lesions["roi_id"]) == roi_ids and len(lesions) == len(roi_ids)  # one patch per tiled lesion
+    for fold in (0, 1):
+        split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
+        records = real_cv_run / f"results/mias_cv/fold_{fold}/records/lesions-train.tfrecord"
+        women = {example["patient_id"].decode() for example in read_contexts([records]).as_numpy_iterator()}
+        train_women = set(split.loc[split["split"] == "train", "patient_id"])
+        assert women and women <= train_women
+        assert women == set(lesions.loc[lesions["patient_id"].isin(train_women), "patient_id"])
+
+
+@pytest.mark.workflow
+def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(real_cv_run):
+    images = pd.read_csv(real_cv_run / "results/sources/mias/images.tsv", sep="\t", dtype={"patient_id": str})
+    for fold in (0, 1):
+        split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
+        model_dir = real_cv_run / f"results/mias_cv/model_1.0.0.35/fold_{fold}"
+        mined = pd.read_csv(model_dir / "hard_negatives.tsv", sep="\t", dtype={"patient_id": str})
+        train_women = set(split.loc[split["split"] == "train", "patient_id"])
+        films = images[images["patient_id"].isin(train_women) & (images["unlocated"] == 0)]
+        assert set(mined["scan_id"]) == set(films["refnum"]) and set(mined["round"]) == {1}
+        assert mined.groupby("scan_id").size().max() <= 4  # windows_per_film of the default config
+        assert list(pd.read_csv(model_dir / "history.csv")["epoch"]) == [0, 1]  # the tiny epoch, then the round's
+        assert (model_dir / "hard_negatives.png").stat().st_size > 0
 
 
 @pytest.mark.workflow
@@ -128,3 +164,7 @@ def test_the_final_model_is_its_own_target_trained_once_on_all_women(tmp_path):
         "evaluate_mias_final": 1,
     }
     assert "mias_final" not in snakemake(tmp_path, "all", "-n", "--quiet", "rules", "--configfile", *TINY).stdout
+    # with online crops the training also reads its lesions' context patches, every woman's but the inner validation's
+    online = "config/ablations/mias_online_crops.yaml"
+    plan = snakemake(tmp_path, *final, "-n", "--quiet", "rules", "--configfile", *TINY, online).stdout
+    assert job_counts(plan)["context_records_mias_final"] == 1 and job_counts(plan)["train_mias_final"] == 1

@@ -226,12 +226,29 @@ def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterato
         yield view[chosen[:, 0], chosen[:, 1]]
 
 
-def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
-    """Score every window of a scan holding enough breast that is not pectoral muscle, and assemble the heatmap."""
+@dataclass
+class ScanWindows:
+    working: np.ndarray  # the scan in 8 bit at model scale (working_image)
+    image8: np.ndarray  # the same, everything outside the breast black: what the windows show the model
+    breast: np.ndarray
+    muscle: np.ndarray
+    corners: np.ndarray  # (n, 2) top-left corners, in model pixels, of the windows to score
+    total: int  # windows in all, scored or skipped as background or muscle
+
+
+def scan_windows(scan16: np.ndarray, windowing: Windowing) -> ScanWindows:
+    """The windows of a scan that hold enough breast that is not pectoral muscle, as whole-film scanning scores them."""
     working = working_image(scan16, windowing)
     image8, breast = segmented(working)
     muscle = pectoral_muscle(working, breast)  # left out of the windows' choice, not of the image (tiles saw it)
     corners, total = tissue_windows(breast & ~muscle if windowing.skip_muscle else breast, windowing)
+    return ScanWindows(working, image8, breast, muscle, corners, total)
+
+
+def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Windowing()) -> ScanScores:
+    """Score every window of a scan holding enough breast that is not pectoral muscle, and assemble the heatmap."""
+    found = scan_windows(scan16, windowing)
+    image8, breast, muscle, corners, total = found.image8, found.breast, found.muscle, found.corners, found.total
     probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
     scores = p_abnormal(probabilities)

@@ -85,6 +85,22 @@ def montage(
     plt.close(figure)
 
 
+def hard_negative_picture(tiles: np.ndarray, table: pd.DataFrame, out: str | Path, per_round: int = 16) -> None:
+    """The highest-scoring hard negatives of each mining round (rows), each captioned with its score and location."""
+    rounds = sorted(table["round"].unique()) if len(table) else []
+    figure, axes = plt.subplots(
+        max(len(rounds), 1), per_round, figsize=(1.4 * per_round, 1.8 * max(len(rounds), 1)), squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    for row, number in enumerate(rounds):
+        best = table[table["round"] == number].sort_values("score", ascending=False, kind="stable").head(per_round)
+        for slot, (index, window) in enumerate(best.iterrows()):
+            axes[row][slot].imshow(tiles[index], cmap="gray", vmin=0, vmax=255)
+            axes[row][slot].set_title(f"round {number}\n{window['score']:.2f} {window['location']}", fontsize=6)
+    _save(figure, out, None if rounds else axes[0][0], "no hard negatives mined (hard_negatives.rounds: 0)")
+
+
 def _montage_names(tiles: pd.DataFrame, key: str) -> dict:
     """The values of a montage's rows or blocks, in order, with their names."""
     if key == "class_code":

@@ -19,12 +19,15 @@ from tensorboard.plugins.pr_curve import summary
 
 from mammo import records
 from mammo.backend import DEFAULT_BACKEND
+from mammo.hard_negatives import HARD_NEGATIVE_COLUMNS, HardNegatives, location_shares
 from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
 from mammo.online_crops import OnlineCrops, crop_window, resample_like_crops
+from mammo.plots import hard_negative_picture
 from mammo.split import normals_for_share
+from mammo.tiles import TILE_SIZE
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class TrainConfig:
     # training lesions as context patches (mammo.online_crops), new crops of each every epoch: OnlineCrops' fields;
     # None: the records' fixed crops
     online_crops: dict | None = None
+    # rounds of hard negatives mined from the training women's whole films after the stages: HardNegatives' fields;
+    # None: no rounds (and no hard-negative table written)
+    hard_negatives: dict | None = None
     seed: int = 42
     threads: int = 2
     backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
@@ -111,23 +117,36 @@ def make_dataset(
     abnormal_fraction: float | None = None,
     lesion_paths=(),
     online_crops: OnlineCrops | None = None,
+    hard_negatives: tuple[np.ndarray, float] | None = None,
 ):
     """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
     on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test.
 
-    `abnormal_fraction` (training only): each pass draws every abnormal tile once and as many normal tiles as make
-    abnormal tiles about that share, a new seeded sample of them each pass. `online_crops` (training only): the
-    abnormal examples of a pass are new crops of the lesions of `lesion_paths` (context patches), `crops` of each,
-    and the records must hold normal tiles only."""
+    Training only: `abnormal_fraction`: each pass draws every abnormal tile once and as many normal tiles as make
+    abnormal tiles about that share, a new seeded sample of them each pass. `online_crops`: the abnormal examples of
+    a pass are new crops of the lesions of `lesion_paths` (context patches), `crops` of each, and the records must
+    hold normal tiles only. `hard_negatives` (tiles, loss weight): normal windows mined from whole films, every one
+    in every pass besides the normal tiles."""
     labels = record_labels(paths)  # a known length lets Keras size its epochs and progress bars
-    dataset = records.read_dataset(paths).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
-    if training and online_crops is not None:
-        dataset = _online_pass(dataset, labels, lesion_paths, online_crops, abnormal_fraction, seed)
-    elif training and abnormal_fraction:
-        abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
-        abnormal = dataset.filter(lambda example: example["label"] > 0)
-        normal = dataset.filter(lambda example: example["label"] == 0)
-        dataset = _mixed_pass(abnormal, abnormal_count, normal, normal_count, abnormal_fraction, seed)
+    dataset = records.read_dataset(paths).map(_weighted(1.0)).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
+    if training and (online_crops is not None or abnormal_fraction or hard_negatives is not None):
+        if online_crops is not None:
+            abnormal, abnormal_count = _lesion_crops(labels, lesion_paths, online_crops, seed)
+            normal, normal_count = dataset, len(labels)
+        else:
+            abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
+            abnormal = dataset.filter(lambda example: example["label"] > 0)
+            normal = dataset.filter(lambda example: example["label"] == 0)
+        wanted = (
+            normal_count if not abnormal_fraction else min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
+        )
+        streams = [(abnormal, abnormal_count, abnormal_count), (normal, normal_count, wanted)]
+        if hard_negatives is not None:
+            tiles, weight = hard_negatives
+            streams.append((_tile_examples(tiles, weight), len(tiles), len(tiles)))
+        dataset = _mixed_pass(streams, seed)
+        if online_crops is not None:
+            dataset = _resampled_normals(dataset, seed)
     elif training:
         dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
@@ -135,7 +154,7 @@ def make_dataset(
     def to_example(example):
         image = apply_contrast(example["image"], contrast)
         label = tf.gather(classes, example["label"])
-        weight = tf.where(example["label"] > 0, tf.constant(abnormal_weight), tf.constant(1.0))
+        weight = tf.where(example["label"] > 0, tf.constant(abnormal_weight), example["weight"])
         return image, label, weight
 
     return dataset.map(to_example, num_parallel_calls=1, deterministic=True).batch(batch_size).prefetch(2)
@@ -146,26 +165,45 @@ def record_labels(paths) -> np.ndarray:
     return np.fromiter(records.read_dataset(paths).map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
 
 
-def _mixed_pass(abnormal, abnormal_count: int, normal, normal_count: int, abnormal_fraction: float | None, seed: int):
-    """One pass of training examples: every example of `abnormal` once and a uniform sample (without replacement) of
-    `normal` that makes abnormal examples about `abnormal_fraction` of the pass (None: every normal one), in random
-    order. Each new pass (epoch) reshuffles all three, so the normal examples seen change from epoch to epoch,
-    seeded."""
-    wanted_normals = (
-        normal_count if abnormal_fraction is None else min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
+def _weighted(weight: float):
+    """A record with its loss weight as a normal example (abnormal ones get the abnormal weight in `to_example`)."""
+    return lambda example: {**example, "weight": tf.constant(weight, tf.float32)}
+
+
+def _tile_examples(tiles: np.ndarray, weight: float):
+    """Normal tiles (uint8, n x 299 x 299) as training examples of that loss weight."""
+    examples = tf.data.Dataset.from_tensor_slices(tiles[..., np.newaxis])
+    return examples.map(
+        lambda image: {
+            "image": image,
+            "label": tf.constant(0, tf.int64),
+            "label_normal": tf.constant(0, tf.int64),
+            "tile_id": tf.constant(b"hard_negative"),
+            "patient_id": tf.constant(b""),
+            "weight": tf.constant(weight, tf.float32),
+        }
     )
-    abnormal = abnormal.shuffle(max(abnormal_count, 1), seed=seed)
-    normal = normal.shuffle(max(normal_count, 1), seed=seed + 1)
-    order = np.repeat(np.array([0, 1], np.int64), [abnormal_count, wanted_normals])  # 0: the next abnormal, 1: normal
-    choices = tf.data.Dataset.from_tensor_slices(order).shuffle(max(len(order), 1), seed=seed + 2)
-    passes = tf.data.Dataset.choose_from_datasets([abnormal, normal], choices)
+
+
+def _mixed_pass(streams, seed: int):
+    """One pass of training examples from `streams` of (dataset, its size, examples wanted per pass): a uniform sample
+    (without replacement) of each, in random order. Each new pass (epoch) reshuffles every stream and the order, so
+    a stream sampled in part (the normal tiles) gives other examples from epoch to epoch, seeded."""
+    shuffled = [dataset.shuffle(max(size, 1), seed=seed + number) for number, (dataset, size, _) in enumerate(streams)]
+    order = np.repeat(np.arange(len(streams), dtype=np.int64), [wanted for _, _, wanted in streams])  # whose turn it is
+    choices = tf.data.Dataset.from_tensor_slices(order).shuffle(max(len(order), 1), seed=seed + len(streams))
+    passes = tf.data.Dataset.choose_from_datasets(shuffled, choices)
     return passes.apply(tf.data.experimental.assert_cardinality(len(order)))
 
 
-def _online_pass(dataset, labels: np.ndarray, lesion_paths, params: OnlineCrops, abnormal_fraction: float | None, seed: int):
-    """One pass with online lesion crops: `crops` new windows of every lesion, each from its own seeded draw (a new
-    draw every pass: the random stream is re-seeded per iteration, deterministically), and the normal tiles, resampled
-    as the crops are (mammo.online_crops.resample_like_crops), mixed as `_mixed_pass` does."""
+def _draws(seed: int):
+    """A seeded stream of [2] draw seeds, new at every iteration (pass) and the same for the same seed."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def _lesion_crops(labels: np.ndarray, lesion_paths, params: OnlineCrops, seed: int):
+    """Online lesion crops: `crops` new windows of every lesion each pass, each from its own seeded draw; and their
+    number per pass."""
     if (labels > 0).any():
         raise ValueError(
             f"online crops: the training records hold {int((labels > 0).sum())} abnormal tiles; their lesions' crops are "
@@ -176,21 +214,23 @@ def _online_pass(dataset, labels: np.ndarray, lesion_paths, params: OnlineCrops,
     if not lesion_count:
         raise ValueError(f"online crops: no lesion context patch in {[str(path) for path in lesion_paths]}")
 
-    def draws(stream_seed: int):
-        return tf.data.Dataset.random(seed=stream_seed, rerandomize_each_iteration=True).batch(2)
-
     def window(lesion, draw):
         image = tf.ensure_shape(crop_window(lesion["image"], lesion["radius"], draw, params), [params.tile, params.tile, 1])
-        return {**{key: lesion[key] for key in ("label", "label_normal", "tile_id", "patient_id")}, "image": image}
+        kept = {key: lesion[key] for key in ("label", "label_normal", "tile_id", "patient_id")}
+        return {**kept, "image": image, "weight": tf.constant(1.0, tf.float32)}
 
-    def resampled_normal(example, draw):
+    return tf.data.Dataset.zip(lesions.repeat(params.crops), _draws(seed + 10)).map(window), lesion_count * params.crops
+
+
+def _resampled_normals(passes, seed: int):
+    """Every normal example of a pass resampled as online crops are (mammo.online_crops.resample_like_crops)."""
+
+    def resampled(example, draw):
         image = tf.cond(example["label"] == 0, lambda: resample_like_crops(example["image"], draw), lambda: example["image"])
         return {**example, "image": tf.ensure_shape(image, example["image"].shape)}
 
-    abnormal = tf.data.Dataset.zip(lesions.repeat(params.crops), draws(seed + 3)).map(window)
-    mixed = _mixed_pass(abnormal, lesion_count * params.crops, dataset, len(labels), abnormal_fraction, seed)
-    passes = tf.data.Dataset.zip(mixed, draws(seed + 4)).map(resampled_normal)
-    return passes.apply(tf.data.experimental.assert_cardinality(int(mixed.cardinality())))
+    mixed = tf.data.Dataset.zip(passes, _draws(seed + 11)).map(resampled)
+    return mixed.apply(tf.data.experimental.assert_cardinality(int(passes.cardinality())))
 
 
 def recompute_batchnorm_statistics(model, batches) -> None:
@@ -307,13 +347,16 @@ def _distribution():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesion_paths=()) -> Path:
+def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesion_paths=(), mine=None) -> Path:
     """Train stage by stage and save `model.keras` and `history.csv` in out_dir (`lesion_paths`: the training
-    lesions' context patches, with `online_crops`).
+    lesions' context patches, with `online_crops`). With `hard_negatives`, rounds follow the stages: `mine(predict)`
+    returns the hard negatives (tiles, table: mammo.hard_negatives.mine_films) of the training films under the model
+    as it is, which join the training examples of that round and every later one; their table, shares by location
+    and picture go to out_dir.
 
-    A killed run resumes when called again: finished stages are kept as weights in <out>/progress, the
-    running stage resumes from its last finished epoch (BackupAndRestore), and the history so far is kept there
-    too (Snakemake deletes the declared outputs of a failed job, not this folder).
+    A killed run resumes when called again: finished stages and rounds are kept as weights in <out>/progress (and a
+    round's mined windows beside them), the running stage resumes from its last finished epoch (BackupAndRestore),
+    and the history so far is kept there too (Snakemake deletes the declared outputs of a failed job, not this folder).
     """
     configure_tensorflow(config.seed, config.threads, config.backend)  # refused where Keras runs another backend
     if config.backend != "tensorflow":
@@ -321,6 +364,9 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
             tf.config.set_visible_devices([], "GPU")
         except RuntimeError:
             pass  # TensorFlow already started in this process: its devices are fixed
+    hard = None if config.hard_negatives is None else HardNegatives(**config.hard_negatives)
+    if hard is not None and hard.rounds and mine is None:
+        raise ValueError("hard negatives: rounds are set but no training films were given to mine")
     out_dir = Path(out_dir)
     progress = out_dir / "progress"
     progress.mkdir(parents=True, exist_ok=True)
@@ -328,30 +374,81 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
     print(f"Keras backend: {keras.backend.backend()}, dtype policy: {policy}")
     keras.mixed_precision.set_global_policy(policy)
     strategy = _distribution()
+    mined_tiles, mined = [], []
     try:
         with strategy.scope():
             options = {"weights": config.weights} if config.weights else {}
             model = build(config.model, config.num_classes, **options)
             if config.init:
                 print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")
+        stages = [(stage, None) for stage in config.stage_settings()]
+        stages += (
+            [(replace(config, epochs=hard.epochs, stages=()), round_number) for round_number in range(1, hard.rounds + 1)]
+            if hard
+            else []
+        )
         epochs_done = 0
-        for number, stage in enumerate(config.stage_settings()):
+        for number, (stage, round_number) in enumerate(stages):
             finished = progress / f"stage{number}.weights.h5"
+            if round_number is not None:
+                tiles, table = _mined_round(progress / f"hard_negatives_{round_number}", mine, model, stage.contrast, finished)
+                mined_tiles.append(tiles)
+                mined.append(table.assign(round=round_number))
+                print(
+                    f"round {round_number}: {len(tiles)} hard negatives from {table['scan_id'].nunique()} films, by location "
+                    f"{location_shares(mined[-1])[str(round_number)]}"
+                )
             if finished.exists():
                 model.load_weights(finished)
                 print(f"stage {number} already trained: weights from {finished}")
             else:
-                _train_stage(model, strategy, train_paths, val_paths, stage, epochs_done, progress, out_dir, number, lesion_paths)
+                negatives = (np.concatenate(mined_tiles), hard.weight) if mined_tiles else None
+                _train_stage(
+                    model,
+                    strategy,
+                    train_paths,
+                    val_paths,
+                    stage,
+                    epochs_done,
+                    progress,
+                    out_dir,
+                    number,
+                    lesion_paths,
+                    negatives,
+                )
                 model.save_weights(finished)
             epochs_done += stage.epochs
     finally:
         keras.mixed_precision.set_global_policy("float32")
     history = pd.read_csv(progress / "history.csv").drop_duplicates("epoch", keep="last")
     history.to_csv(out_dir / "history.csv", index=False)
+    if hard is not None:
+        table = pd.concat(mined, ignore_index=True) if mined else pd.DataFrame(columns=HARD_NEGATIVE_COLUMNS)
+        table[HARD_NEGATIVE_COLUMNS].to_csv(out_dir / "hard_negatives.tsv", sep="\t", index=False)
+        tiles = np.concatenate(mined_tiles) if mined_tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
+        hard_negative_picture(tiles, table, out_dir / "hard_negatives.png")
     model_path = out_dir / "model.keras"
     model.save(model_path)
     shutil.rmtree(progress)
     return model_path
+
+
+def _mined_round(stem: Path, mine, model, contrast: float, trained: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """A round's hard negatives: mined from the model as the stages before left it, or read back when this round was
+    mined before (a resumed run; `trained`: the round's weights, which must not be mined from)."""
+    tiles_file, table_file = stem.with_suffix(".npy"), stem.with_suffix(".tsv")
+    if not tiles_file.exists():
+        if trained.exists():
+            raise RuntimeError(f"{trained} exists but not the hard negatives mined before it ({tiles_file})")
+
+        def predict(batch: np.ndarray) -> np.ndarray:
+            images = apply_contrast(tf.constant(batch[..., np.newaxis]), contrast)
+            return keras.ops.convert_to_numpy(model(images, training=False)).astype(np.float32)
+
+        tiles, table = mine(predict)
+        table.to_csv(table_file, sep="\t", index=False)
+        np.save(tiles_file, tiles)
+    return np.load(tiles_file), pd.read_csv(table_file, sep="\t", dtype={"patient_id": str, "scan_id": str})
 
 
 def _train_stage(
@@ -365,9 +462,10 @@ def _train_stage(
     out_dir: Path,
     number: int,
     lesion_paths=(),
+    hard_negatives: tuple[np.ndarray, float] | None = None,
 ) -> None:
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate.
-    `lesion_paths`: the training lesions' context patches (online crops)."""
+    `lesion_paths`: the training lesions' context patches (online crops); `hard_negatives`: tiles and their weight."""
     train_data = make_dataset(
         train_paths,
         stage.labels,
@@ -379,6 +477,7 @@ def _train_stage(
         abnormal_fraction=stage.abnormal_fraction,
         lesion_paths=lesion_paths,
         online_crops=None if stage.online_crops is None else OnlineCrops(**stage.online_crops),
+        hard_negatives=hard_negatives,
     )
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)

@@ -101,17 +101,24 @@ rule context_records_mias_cv:
 
 
 rule train_mias_cv:
-    """One model trained on one fold's training women (early stopping and calibration see the inner validation)."""
+    """One model trained on one fold's training women (early stopping and calibration see the inner validation), with
+    the recipe's online lesion crops and rounds of hard negatives mined from the training women's films.
+    """
     input:
         train=["results/mias_cv/fold_{fold}/records/train-0-of-1.tfrecord"],
         val=["results/mias_cv/fold_{fold}/records/val-0-of-1.tfrecord"],
-        init=[],
         lesions=online_crops_input(
             "results/mias_cv/fold_{fold}/records/lesions-train.tfrecord"
         ),
+        split=rules.mias_cv_fold.output.split,
+        images=rules.index_mias.output.images,
+        rois=rules.index_mias.output.rois,
+        scans=scan_files("mias"),
     output:
         model="results/mias_cv/model_{model}/fold_{fold}/model.keras",
         history="results/mias_cv/model_{model}/fold_{fold}/history.csv",
+        hard_negatives="results/mias_cv/model_{model}/fold_{fold}/hard_negatives.tsv",
+        hard_negatives_picture="results/mias_cv/model_{model}/fold_{fold}/hard_negatives.png",
     log:
         "logs/mias_cv/train_{model}_{fold}.log",
     benchmark:
@@ -128,8 +135,9 @@ rule train_mias_cv:
             **epoch_draws(config["mias_cv"]),
         },
         out_dir=subpath(output.model, parent=True),
+        mining={"recipe": config["mias_cv"], "scans": windowing_settings()},
     script:
-        "../scripts/train.py"
+        "../scripts/train_mias_cv.py"
 
 
 rule evaluate_mias_cv:
@@ -329,11 +337,16 @@ use rule train_mias_cv as train_mias_final with:
     input:
         train=["results/mias_final/records/train-0-of-1.tfrecord"],
         val=["results/mias_final/records/val-0-of-1.tfrecord"],
-        init=[],
         lesions=online_crops_input("results/mias_final/records/lesions-train.tfrecord"),
+        split=rules.mias_final_split.output.split,
+        images=rules.index_mias.output.images,
+        rois=rules.index_mias.output.rois,
+        scans=scan_files("mias"),
     output:
         model="results/mias_final/model_{model}/model.keras",
         history="results/mias_final/model_{model}/history.csv",
+        hard_negatives="results/mias_final/model_{model}/hard_negatives.tsv",
+        hard_negatives_picture="results/mias_final/model_{model}/hard_negatives.png",
     log:
         "logs/mias_final/train_{model}.log",
     benchmark:

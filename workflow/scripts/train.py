@@ -8,5 +8,4 @@ with logged(snakemake.log[0], "train_model"):
         list(snakemake.input.val),
         {**snakemake.params.settings, "threads": snakemake.threads, "init": (list(snakemake.input.init) or [None])[0]},
         snakemake.params.out_dir,
-        list(snakemake.input.get("lesions", [])),  # online crops (mias_cv): the training lesions' context patches
     )

@@ -11,7 +11,10 @@ import pandas as pd
 from mammo import evaluate as ev
 from mammo import split as splitting
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
+from mammo.hard_negatives import HardNegatives, TrainingFilm, mine_films
 from mammo.heatmap import Windowing
+from mammo.io import FormatError
+from mammo.io.mias import mias_centre, read_mias_scan
 from mammo.online_crops import recipe_crops
 from mammo.scan_eval import TARGET_COLUMNS
 from mammo.sources import windowing_scale
@@ -209,3 +212,51 @@ def mias_cv_metrics(
     }
     write_table(pooled, predictions_out)
     write_json(result, metrics_out)
+
+
+def train_fold(
+    train_paths: list[str],
+    val_paths: list[str],
+    lesion_paths: list[str],
+    settings: dict,
+    out_dir: str,
+    split_path: str,
+    images_path: str,
+    rois_path: str,
+    mining: dict,
+) -> None:
+    """One mias_cv (or mias_final) model: the model entry's training on the fold's records, with the recipe's online
+    crops and hard-negative rounds mined from the fold's training women's films (`mining`: the recipe and `scans`)."""
+    from mammo.stages.train import train_model
+
+    mine = training_films_miner(split_path, images_path, rois_path, mining["recipe"], mining["scans"])
+    train_model(train_paths, val_paths, settings, out_dir, lesion_paths, mine)
+
+
+def training_films_miner(split_path: str, images_path: str, rois_path: str, recipe: dict, scans: dict):
+    """`mine(predict)` for mammo.train.train: the hard negatives (mammo.hard_negatives.mine_films) of the films of the
+    TRAINING women of a fold's split only, never the inner validation's or the held-out women's, and never of a film
+    with a lesion without coordinates (its lesion-free area is unknown); lesion circles grown by the recipe's
+    `lesion_margin`, windows as whole-film scanning makes them at the recipe's scale (`scans`), at the mining stride."""
+    split, images, rois = read_table(split_path), read_table(images_path), read_table(rois_path)
+    hard = HardNegatives(**recipe["hard_negatives"])
+    train_women = set(split.loc[split["split"] == "train", "patient_id"])
+    films = images[images["patient_id"].isin(train_women) & (images["unlocated"] == 0)]
+    windowing = Windowing(**{**scans, "stride": hard.stride, "scale": windowing_scale(recipe["scale"])})
+
+    def training_films():
+        for _, image in films.iterrows():
+            try:
+                scan = read_mias_scan(Path(image["path"]))
+            except FormatError as err:
+                print(f"hard negatives: {err} (the film is in the rejected table of the tiles)")
+                continue
+            film_rois = rois[rois["refnum"] == image["refnum"]]
+            circles = tuple((*mias_centre(roi, 1.0, scan.shape[0]), float(roi["radius"])) for _, roi in film_rois.iterrows())
+            yield TrainingFilm(image["refnum"], image["patient_id"], scan, circles)
+
+    def mine(predict):
+        # the working image is at the tiles' scale, so the margin is in the same pixels as the tiles' lesion margin
+        return mine_films(training_films(), predict, windowing, hard.windows_per_film, recipe["lesion_margin"])
+
+    return mine

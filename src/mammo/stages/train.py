@@ -23,13 +23,14 @@ from mammo.records import read_dataset, tile_loader
 from mammo.tables import read_table, write_json, write_table
 
 
-def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str, lesion_paths=()) -> None:
-    """Train a model entry's settings; `lesion_paths`: context patches of the training lesions (online crops)."""
+def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str, lesion_paths=(), mine=None) -> None:
+    """Train a model entry's settings; `lesion_paths`: context patches of the training lesions (online crops); `mine`:
+    hard negatives of the training films (mammo.train.train)."""
     # the model entry's backend wins over a KERAS_BACKEND in the environment, so that its card says what trained
     use_keras_backend(model_backend(settings))
     from mammo.train import TrainConfig, train
 
-    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths)
+    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine)
 
 
 def evaluate_model(

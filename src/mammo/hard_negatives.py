@@ -1,0 +1,116 @@
+"""Hard negatives from whole films, in rounds: after a training round, the windows that whole-film scanning scores
+highest on the TRAINING women's films, clear of every lesion, join the normal examples of the next round (hard
+negative mining from whole images, as patch-to-image systems trained on small sets do).
+
+Windows are the scanner's own (mammo.heatmap.scan_windows: breast outside the pectoral muscle, everything outside
+the breast black), cut as the scanner shows them to the model. Each mined window is placed by what lies under it, so
+that a round's false positives can be counted by where they lie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from mammo.evaluate import p_abnormal
+from mammo.heatmap import Predict, ScanWindows, Windowing, batches, scan_windows, top_regions
+from mammo.tiles import TILE_SIZE, box_sum
+
+LOCATIONS = ("label", "pectoral muscle", "skin line or film border", "dense tissue", "fatty tissue")
+HARD_NEGATIVE_COLUMNS = ["round", "scan_id", "patient_id", "score", "location", "box"]
+
+
+@dataclass(frozen=True)
+class HardNegatives:
+    rounds: int = 0  # mining rounds, each followed by more training (0: none)
+    windows_per_film: int = 4  # the best windows of each training film clear of every lesion
+    weight: float = 1.0  # loss weight of a hard negative (a normal tile's is 1)
+    epochs: int = 2  # training epochs after each round's mining
+    stride: int = 598  # scanning stride while mining, native pixels at the CBIS-DDSM scale (as scans.stride)
+
+    def __post_init__(self):
+        if self.rounds < 0 or self.windows_per_film < 1 or self.weight <= 0 or self.epochs < 1 or self.stride < 1:
+            raise ValueError(f"hard negatives: rounds >= 0, windows_per_film >= 1, weight > 0, epochs >= 1 needed, got {self}")
+
+
+@dataclass(frozen=True)
+class TrainingFilm:
+    scan_id: str
+    patient_id: str
+    scan16: np.ndarray
+    lesions: tuple[tuple[float, float, float], ...]  # (row, column, radius) of every lesion, in scan pixels
+
+
+def mine_films(
+    films: Iterable[TrainingFilm], predict: Predict, windowing: Windowing, per_film: int, margin: float
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The `per_film` highest-scoring windows of each film whose every pixel lies `margin` model pixels or more from
+    every lesion circle, overlapping a better one by at most `windowing.overlap` (IoU): the tiles (uint8, n x 299 x
+    299) and their table (scan, woman, score, location, box in model pixels)."""
+    tiles, rows = [], []
+    for film in films:
+        found = scan_windows(film.scan16, windowing)
+        if not len(found.corners):
+            continue
+        scores = p_abnormal(
+            np.concatenate([predict(batch) for batch in batches(found.image8, found.corners, windowing.batch_size)])
+        )
+        clear = _clear_of_lesions(found, film.lesions, windowing.factor, margin)
+        boxes = np.concatenate([found.corners, found.corners + TILE_SIZE], axis=1)[clear]
+        chosen = top_regions(boxes, scores[clear], per_film, windowing.overlap)
+        view = np.lib.stride_tricks.sliding_window_view(found.image8, (TILE_SIZE, TILE_SIZE))
+        for index in chosen:
+            top, left = boxes[index, :2]
+            tiles.append(np.array(view[top, left]))
+            rows.append(
+                {
+                    "scan_id": film.scan_id,
+                    "patient_id": film.patient_id,
+                    "score": round(float(scores[clear][index]), 6),
+                    "location": window_location(found, int(top), int(left)),
+                    "box": ",".join(str(int(value)) for value in boxes[index]),
+                }
+            )
+    stacked = np.stack(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
+    return stacked, pd.DataFrame(rows, columns=HARD_NEGATIVE_COLUMNS[1:])
+
+
+def _clear_of_lesions(found: ScanWindows, lesions, factor: float, margin: float) -> np.ndarray:
+    """Which windows hold no pixel of any lesion circle grown by `margin` (model pixels)."""
+    mask = np.zeros(found.image8.shape, np.uint8)
+    for row, col, radius in lesions:
+        centre = (int(round(col * factor)), int(round(row * factor)))
+        cv2.circle(mask, centre, int(round(radius * factor + margin)), 1, thickness=-1)
+    integral = cv2.integral(mask)
+    tops, lefts = found.corners[:, 0], found.corners[:, 1]
+    return box_sum(integral, tops, lefts, tops + TILE_SIZE, lefts + TILE_SIZE) == 0
+
+
+def window_location(found: ScanWindows, top: int, left: int) -> str:
+    """Where a window lies, the first that holds of: a film label (saturated pixels outside the breast in it), the
+    pectoral muscle (5% of it or more), the skin line or film border (under 98% breast, or touching the film's edge),
+    dense tissue (its breast brighter than the film's breast median), else fatty tissue."""
+    window = (slice(top, top + TILE_SIZE), slice(left, left + TILE_SIZE))
+    breast, working = found.breast[window], found.working[window]
+    area = TILE_SIZE * TILE_SIZE
+    if ((working >= 250) & ~breast).sum() >= 0.001 * area:
+        return "label"
+    if found.muscle[window].sum() >= 0.05 * area:
+        return "pectoral muscle"
+    rows, cols = found.image8.shape
+    if breast.sum() < 0.98 * area or top == 0 or left == 0 or top + TILE_SIZE >= rows or left + TILE_SIZE >= cols:
+        return "skin line or film border"
+    if np.median(working[breast]) > np.median(found.working[found.breast]):
+        return "dense tissue"
+    return "fatty tissue"
+
+
+def location_shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per round, the share of mined windows at each location (every location listed, 0 where none)."""
+    return {
+        str(number): {location: round(float((part["location"] == location).mean()), 4) for location in LOCATIONS}
+        for number, part in table.groupby("round")
+    }

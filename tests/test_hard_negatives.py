@@ -1,0 +1,172 @@
+"""Hard negatives from whole films: mined from the training women's films only, never on a lesion, placed by where
+they lie; training rounds that mine from the model as it is and train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mammo.hard_negatives import HARD_NEGATIVE_COLUMNS, LOCATIONS, HardNegatives, location_shares, window_location
+from mammo.heatmap import ScanWindows
+from mammo.io.mias import index_info, mias_centre, unpack_archive
+from mammo.tables import write_table
+from mammo.tiles import TILE_SIZE
+
+REAL_ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = {
+    "scale": 2.58,
+    "lesion_margin": 60,
+    "hard_negatives": {"rounds": 1, "windows_per_film": 3, "weight": 2.0, "epochs": 1, "stride": 598},
+}
+
+
+def brightness(batch: np.ndarray) -> np.ndarray:
+    """A stand-in model that calls bright windows abnormal: lesions of these films are bright, so it would pick them."""
+    score = batch.reshape(len(batch), -1).mean(axis=1) / 255.0
+    return np.stack([1 - score, score], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def real_index(shared, tmp_path_factory):
+    archive = shared / REAL_ARCHIVE
+    if not archive.is_file():
+        pytest.skip(f"../shared/{REAL_ARCHIVE} not available")
+    folder = tmp_path_factory.mktemp("mias")
+    images, rois, _, _ = index_info(unpack_archive(archive, folder))
+    write_table(images, folder / "images.tsv")
+    write_table(rois, folder / "rois.tsv")
+    return folder, images, rois
+
+
+def test_hard_negatives_come_from_training_women_only_and_never_touch_a_lesion(real_index):
+    from mammo.stages.crossval import training_films_miner
+
+    folder, images, rois = real_index
+    # women with masses, a calcification cluster and a normal pair; two train, one in each of val and test
+    roles = {"mias:001": "train", "mias:003": "train", "mias:014": "train", "mias:002": "val", "mias:107": "test"}
+    split = pd.DataFrame({"patient_id": list(roles), "split": list(roles.values())})
+    write_table(split, folder / "split.tsv")
+    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
+    mine = training_films_miner(str(folder / "split.tsv"), str(folder / "images.tsv"), str(folder / "rois.tsv"), RECIPE, scans)
+    tiles, table = mine(brightness)
+    train_films = images[images["patient_id"].isin([w for w, role in roles.items() if role == "train"])]
+    assert set(table["scan_id"]) == set(train_films["refnum"])  # every training film, and no other woman's
+    assert table.groupby("scan_id").size().max() <= 3 and len(tiles) == len(table)
+    assert set(table["location"]) <= set(LOCATIONS)
+    for (_, row), tile in zip(table.iterrows(), tiles):
+        assert row["score"] == pytest.approx(tile.mean() / 255, abs=1e-4)  # the tile is the window that was scored
+        top, left, bottom, right = map(int, row["box"].split(","))
+        assert bottom - top == right - left == TILE_SIZE
+        for _, roi in rois[rois["refnum"] == row["scan_id"]].iterrows():
+            centre_row, centre_col = mias_centre(roi, 2.58, 1024 * 2.58)
+            nearest = np.clip(centre_row, top, bottom - 1), np.clip(centre_col, left, right - 1)
+            distance = np.hypot(nearest[0] - centre_row, nearest[1] - centre_col)
+            assert distance > roi["radius"] * 2.58 + RECIPE["lesion_margin"] - 2, (row["scan_id"], row["box"])
+    # the stand-in picks the brightest clear windows: scores fall within each film
+    for _, film in table.groupby("scan_id", sort=False):
+        assert film["score"].is_monotonic_decreasing
+
+
+def test_a_window_is_placed_by_what_lies_under_it():
+    shape = (3 * TILE_SIZE, 3 * TILE_SIZE)
+    working = np.full(shape, 100, np.uint8)
+    breast = np.zeros(shape, bool)
+    breast[:, : 2 * TILE_SIZE + 100] = True
+    muscle = np.zeros(shape, bool)
+    muscle[:100, :100] = True  # 11% of a window
+    working[TILE_SIZE : 2 * TILE_SIZE, TILE_SIZE : 2 * TILE_SIZE] = 180  # dense tissue in the middle
+    working[2 * TILE_SIZE + 20 : 2 * TILE_SIZE + 60, 2 * TILE_SIZE + 150 : 2 * TILE_SIZE + 250] = 255  # a film label
+    found = ScanWindows(working, np.where(breast, working, 0), breast, muscle, np.zeros((0, 2), int), 0)
+    assert window_location(found, 0, 0) == "pectoral muscle"
+    assert window_location(found, 2 * TILE_SIZE, 2 * TILE_SIZE) == "label"
+    assert window_location(found, TILE_SIZE, 2 * TILE_SIZE - 50) == "skin line or film border"
+    assert window_location(found, TILE_SIZE, TILE_SIZE) == "dense tissue"
+    assert window_location(found, TILE_SIZE + 10, 100) == "fatty tissue"
+
+
+def test_location_shares_list_every_location_per_round():
+    table = pd.DataFrame({"round": [1, 1, 2], "location": ["dense tissue", "label", "label"]})
+    shares = location_shares(table)
+    assert shares["1"]["dense tissue"] == 0.5 and shares["2"]["label"] == 1.0
+    assert all(set(per_round) == set(LOCATIONS) for per_round in shares.values())
+
+
+def test_hard_negative_settings_are_checked():
+    with pytest.raises(ValueError, match="windows_per_film >= 1"):
+        HardNegatives(rounds=1, windows_per_film=0)
+
+
+# ----------------------------------------------------------------------------- training rounds
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    from mammo.records import write_shard
+
+    root = tmp_path_factory.mktemp("records")
+    rng = np.random.default_rng(0)
+    images = rng.integers(60, 160, size=(12, 299, 299), dtype=np.uint8)
+    images[6:, 120:180, 120:180] = 250
+    codes = [0] * 6 + [2, 4, 2, 4, 1, 3]
+    table = pd.DataFrame(
+        {
+            "tile_id": [f"t{i}" for i in range(12)],
+            "patient_id": [f"p{i // 2}" for i in range(12)],
+            "class_code": codes,
+            "label_normal": [int(c > 0) for c in codes],
+            "tile_index": range(12),
+        }
+    )
+    path = root / "train.tfrecord"
+    write_shard(table, lambda row: images[int(row["tile_index"])], path)
+    return path
+
+
+def test_a_pass_holds_every_hard_negative_with_its_weight_besides_the_normal_sample(records):
+    from mammo.train import make_dataset
+
+    hard = np.full((5, 299, 299), 7, np.uint8)
+    dataset = make_dataset([records], "binary", 4, training=True, seed=1, abnormal_fraction=0.5, hard_negatives=(hard, 2.5))
+    images, labels, weights = (np.concatenate(part) for part in zip(*[(x.numpy(), y.numpy(), w.numpy()) for x, y, w in dataset]))
+    is_hard = (images == 7).all(axis=(1, 2, 3))
+    assert is_hard.sum() == 5 and (labels[is_hard] == 0).all() and (weights[is_hard] == 2.5).all()
+    assert (labels == 1).sum() == 6 and ((labels == 0) & ~is_hard).sum() == 6  # every abnormal tile, a normal share of 0.5
+    assert (weights[(labels == 0) & ~is_hard] == 1.0).all()
+
+
+def test_training_rounds_mine_from_the_model_as_it_is_and_train_on(records, tmp_path):
+    from mammo.train import TrainConfig, train
+
+    calls = []
+
+    def mine(predict):
+        probabilities = predict(np.zeros((3, 299, 299), np.uint8))
+        assert probabilities.shape == (3, 2) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
+        calls.append(len(calls) + 1)
+        tiles = np.full((2, 299, 299), 30 + len(calls), np.uint8)
+        table = pd.DataFrame(
+            {
+                "scan_id": ["mdb001", "mdb003"],
+                "patient_id": ["mias:001", "mias:002"],
+                "score": [0.9, 0.8],
+                "location": ["dense tissue", "label"],
+                "box": ["0,0,299,299", "10,10,309,309"],
+            }
+        )
+        return tiles, table
+
+    hard = {"rounds": 2, "windows_per_film": 1, "weight": 2.0, "epochs": 1, "stride": 598}
+    config = TrainConfig(
+        model="vgg16_lite", epochs=1, batch_size=6, batchnorm_batches=0, threads=2, seed=3, tensorboard=False, hard_negatives=hard
+    )
+    train([records], [records], config, tmp_path, mine=mine)
+    assert calls == [1, 2]
+    assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [0, 1, 2]  # the first epochs, then one per round
+    mined = pd.read_csv(tmp_path / "hard_negatives.tsv", sep="\t")
+    assert list(mined.columns) == HARD_NEGATIVE_COLUMNS and list(mined["round"]) == [1, 1, 2, 2]
+    assert (tmp_path / "hard_negatives.png").stat().st_size > 0 and not (tmp_path / "progress").exists()
+    with pytest.raises(ValueError, match="no training films"):
+        train([records], [records], config, tmp_path / "again")

@@ -1,0 +1,16 @@
+from mammo.runner import logged
+
+with logged(snakemake.log[0], "train_fold"):
+    from mammo.stages.crossval import train_fold
+
+    train_fold(
+        list(snakemake.input.train),
+        list(snakemake.input.val),
+        list(snakemake.input.lesions),
+        {**snakemake.params.settings, "threads": snakemake.threads},
+        snakemake.params.out_dir,
+        snakemake.input.split,
+        snakemake.input.images,
+        snakemake.input.rois,
+        snakemake.params.mining,
+    )
