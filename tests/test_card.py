@@ -116,6 +116,17 @@ def test_card_records_the_keras_backend_that_trained_the_model(card, tmp_path):
     assert "backend" not in read_card(tmp_path / "model.keras")["training"]
 
 
+def test_card_names_the_pretrained_weights_a_model_started_from(card, tmp_path):
+    assert "initialised_from" not in card["training"]  # started at random
+    pretrained = tmp_path / "pretrain" / "model.keras"
+    pretrained.parent.mkdir()
+    pretrained.write_bytes(b"pre-trained weights")
+    started = card_of({**SETTINGS, "initialised_from": str(pretrained)}, tmp_path)
+    write_card(started, card_path(tmp_path / "model.keras"))
+    recorded = read_card(tmp_path / "model.keras")["training"]["initialised_from"]
+    assert recorded == {"path": str(pretrained), "sha256": file_sha256(pretrained)}
+
+
 def test_the_tile_table_hash_changes_with_the_table(tmp_path):
     table = tmp_path / "tiles.tsv"
     table.write_text("tile_id\nds9/a/0\n")

@@ -168,3 +168,34 @@ def test_the_final_model_is_its_own_target_trained_once_on_all_women(tmp_path):
     online = "config/ablations/mias_online_crops.yaml"
     plan = snakemake(tmp_path, *final, "-n", "--quiet", "rules", "--configfile", *TINY, online).stdout
     assert job_counts(plan)["context_records_mias_final"] == 1 and job_counts(plan)["train_mias_final"] == 1
+
+
+@pytest.mark.workflow
+def test_pretrained_weights_are_made_once_and_reused_until_what_they_depend_on_changes(tmp_path):
+    """mias_cv.pretrain: the recipe trained once on generated films; every fold's training and evaluation take its
+    weights; done once, it is not redone when the folds or the fine-tuning change, and is when its films or epochs do
+    (another folder for other films: the earlier weights stay)."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    overlay = {
+        "mias_cv": {"pretrain": {"films": 8, "seed": 3, "epochs": 1}},
+        "models": {"1.0.0.35": {"steps_per_epoch": 2}},
+    }
+    (tmp_path / "config/pretrain.yaml").write_text(yaml.safe_dump(overlay))
+    configs = ("--configfile", *TINY, "config/pretrain.yaml")
+    pretrained = "results/pretrain/mias-demo-8-seed3/model_1.0.0.35/model.keras"
+    folds = [f"results/mias_cv/model_1.0.0.35/fold_{fold}/model.json" for fold in range(5)]
+    plan = job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs).stdout)
+    assert plan["train_pretrain"] == 1 and plan["pretrain_films"] == 1 and plan["train_mias_cv"] == 5
+    snakemake(tmp_path, pretrained, "--cores", "2", *configs)
+    assert (tmp_path / "resources/pretrain/mias-demo-8-seed3/mdb008.pgm").is_file()
+    history = pd.read_csv(tmp_path / "results/pretrain/mias-demo-8-seed3/model_1.0.0.35/history.csv")
+    assert list(history["epoch"]) == [0]
+
+    def plan_with(change: dict) -> dict[str, int]:
+        (tmp_path / "config/change.yaml").write_text(yaml.safe_dump(change))
+        return job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs, "config/change.yaml").stdout)
+
+    assert "train_pretrain" not in plan_with({})
+    assert "train_pretrain" not in plan_with({"mias_cv": {"folds": 4}, "models": {"1.0.0.35": {"epochs": 3}}})
+    assert plan_with({"mias_cv": {"pretrain": {"films": 8, "seed": 3, "epochs": 2}}})["train_pretrain"] == 1
+    assert plan_with({"mias_cv": {"pretrain": {"films": 10, "seed": 3, "epochs": 1}}})["pretrain_films"] == 1

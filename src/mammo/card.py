@@ -109,6 +109,12 @@ SCHEMA = {
                 "dtype_policy": {"type": "string"},
                 # not required: cards written before JAX could train lack it (those models trained on TensorFlow)
                 "backend": {"enum": list(BACKENDS), "description": "the Keras backend that trained the model"},
+                "initialised_from": {
+                    "type": "object",
+                    "required": ["path", "sha256"],
+                    "properties": {"path": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                    "description": "the weights training started from (pre-trained on demo films), where it did not start at random",
+                },
             },
         },
         "test_contrast": {"type": "number", "exclusiveMinimum": 0},
@@ -193,6 +199,11 @@ def model_card(
             "dtype_policy": dtype_policy,
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
+            **(
+                {"initialised_from": {"path": str(settings["initialised_from"]), "sha256": file_sha256(settings["initialised_from"])}}
+                if settings.get("initialised_from")
+                else {}
+            ),
         },
         "test_contrast": settings["test_contrast"],
         "temperature": temperature,

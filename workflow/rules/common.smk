@@ -254,7 +254,8 @@ def recipe_part(dataset, *keys):
 
 def epoch_draws(recipe):
     """What a recipe adds to its models' training settings: with fresh normals, the share of abnormal tiles in each
-    epoch's draw (mammo.train.TrainConfig.abnormal_fraction); with online crops, their settings.
+    epoch's draw (mammo.train.TrainConfig.abnormal_fraction); with online crops, their settings; its hard-negative
+    rounds (mammo.train.TrainConfig.hard_negatives).
     """
     crops = recipe_crops(recipe)
     return {
@@ -264,7 +265,36 @@ def epoch_draws(recipe):
             else {}
         ),
         **({"online_crops": asdict(crops)} if crops else {}),
+        "hard_negatives": recipe["hard_negatives"],
     }
+
+
+# mias_cv.pretrain: where the pre-training's films and results lie, named by what makes them (films, seed)
+PRETRAIN_NAME = "pretrain/mias-demo-{films}-seed{seed}".format(
+    **config["mias_cv"]["pretrain"]
+)
+PRETRAIN_FILMS = f"resources/{PRETRAIN_NAME}"
+PRETRAIN = f"results/{PRETRAIN_NAME}"
+
+
+def pretrain_recipe():
+    """The mias_cv recipe as the pre-training runs it: its tiling and training settings, not the cross-validation's
+    folds (the pre-training holds no woman out; two folds only tag its tiles) nor the pre-training entry itself, so
+    that changing those leaves the pre-trained weights as they are."""
+    return {
+        **{key: value for key, value in config["mias_cv"].items() if key != "pretrain"},
+        "folds": 2,
+    }
+
+
+def pretrained_input():
+    """A mias_cv training job's starting weights: the pre-trained model of its model entry (mias_cv.pretrain.films
+    above 0), else none."""
+    return (
+        [f"{PRETRAIN}/model_{{model}}/model.keras"]
+        if config["mias_cv"]["pretrain"]["films"]
+        else []
+    )
 
 
 def online_crops_input(path):

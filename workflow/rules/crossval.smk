@@ -145,6 +145,7 @@ rule evaluate_mias_cv:
     input:
         model=rules.train_mias_cv.output.model,
         onnx=exported(rules.train_mias_cv.output.model),
+        init=pretrained_input(),
         val=rules.train_mias_cv.input.val,
         test=["results/mias_cv/fold_{fold}/records/test-0-of-1.tfrecord"],
         tiles=[rules.mias_cv_fold.output.split],
@@ -338,6 +339,7 @@ use rule train_mias_cv as train_mias_final with:
         train=["results/mias_final/records/train-0-of-1.tfrecord"],
         val=["results/mias_final/records/val-0-of-1.tfrecord"],
         lesions=online_crops_input("results/mias_final/records/lesions-train.tfrecord"),
+        init=pretrained_input(),
         split=rules.mias_final_split.output.split,
         images=rules.index_mias.output.images,
         rois=rules.index_mias.output.rois,
@@ -358,6 +360,7 @@ use rule evaluate_mias_cv as evaluate_mias_final with:
     input:
         model=rules.train_mias_final.output.model,
         onnx=exported(rules.train_mias_final.output.model),
+        init=pretrained_input(),
         val=rules.train_mias_final.input.val,
         tiles=[rules.mias_final_split.output.split],
     output:

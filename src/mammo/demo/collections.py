@@ -115,7 +115,7 @@ def generate(
         "cbis_rois": write_cbis(Path(cbis_root), spec, workers),
         "ddsm_normal_scans": write_ddsm_normals(Path(ddsm_root), spec, workers),
         "ddsm_abnormal_rois": write_ddsm_abnormal(Path(ddsm_root), spec, workers, cbis_root=Path(cbis_root)),
-        "mias_images": write_mias(Path(mias_root), spec, _rng(spec.seed, "mias")),
+        "mias_images": generate_mias(mias_root, spec),
     }
     if vindr_root is not None:
         counts["vindr_images"], counts["vindr_boxes"] = write_vindr(Path(vindr_root), spec)
@@ -412,6 +412,11 @@ def _add_film_artefacts(od: np.ndarray, rng: np.random.Generator) -> None:
 
 # --------------------------------------------------------------------------- mini-MIAS
 MIAS_MASS_CLASSES = {True: ["SPIC", "MISC"], False: ["CIRC", "MISC"]}
+
+
+def generate_mias(root: str | Path, spec: DemoSpec) -> int:
+    """Only the mini-MIAS films of the demo (`spec.mias_images`, seeded by `spec.seed`), as `generate` writes them."""
+    return write_mias(Path(root), spec, _rng(spec.seed, "mias"))
 
 
 def write_mias(root: Path, spec: DemoSpec, rng: np.random.Generator) -> int:
