@@ -200,7 +200,12 @@ def model_card(
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
             **(
-                {"initialised_from": {"path": str(settings["initialised_from"]), "sha256": file_sha256(settings["initialised_from"])}}
+                {
+                    "initialised_from": {
+                        "path": str(settings["initialised_from"]),
+                        "sha256": file_sha256(settings["initialised_from"]),
+                    }
+                }
                 if settings.get("initialised_from")
                 else {}
             ),
