@@ -277,6 +277,24 @@ PRETRAIN_FILMS = f"resources/{PRETRAIN_NAME}"
 PRETRAIN = f"results/{PRETRAIN_NAME}"
 
 
+def tiling_recipe(recipe):
+    """What of a mias_cv recipe its tiles depend on (mammo.stages.crossval.tiles_mias_cv reads these keys), so that
+    changing how they train (hard negatives, pre-training, fresh normals) does not cut them again.
+    """
+    keys = (
+        "seed",
+        "folds",
+        "scale",
+        "tile",
+        "roi",
+        "online_crops",
+        "normals",
+        "lesion_margin",
+        "edges_per_film",
+    )
+    return {key: recipe[key] for key in keys}
+
+
 def pretrain_recipe():
     """The mias_cv recipe as the pre-training runs it: its tiling and training settings, not the cross-validation's
     folds (the pre-training holds no woman out; two folds only tag its tiles) nor the pre-training entry itself, so

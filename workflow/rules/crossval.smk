@@ -26,7 +26,7 @@ rule tiles_mias_cv:
         mem_mb=3000,
         runtime=30,
     params:
-        settings=config["mias_cv"],
+        settings=tiling_recipe(config["mias_cv"]),
         scans=config["scans"],
     script:
         "../scripts/tiles_mias_cv.py"

@@ -59,7 +59,7 @@ use rule tiles_mias_cv as tiles_pretrain with:
         f"benchmarks/{PRETRAIN_NAME}/tiles.tsv"
     threads: 1
     params:
-        settings=pretrain_recipe(),
+        settings=tiling_recipe(pretrain_recipe()),
         scans=config["scans"],
 
 

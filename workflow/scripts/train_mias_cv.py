@@ -6,8 +6,8 @@ with logged(snakemake.log[0], "train_fold"):
     train_fold(
         list(snakemake.input.train),
         list(snakemake.input.val),
-        list(snakemake.input.lesions),
-        {**snakemake.params.settings, "threads": snakemake.threads, "init": (list(snakemake.input.init) or [None])[0]},
+        list(snakemake.input.get("lesions", [])),  # online crops only
+        {**snakemake.params.settings, "threads": snakemake.threads, "init": (list(snakemake.input.get("init", [])) or [None])[0]},
         snakemake.params.out_dir,
         snakemake.input.split,
         snakemake.input.images,
