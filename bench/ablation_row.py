@@ -34,14 +34,20 @@ def film_cells(metrics: dict) -> list[str]:
     return [f"{films['roc_auc']:.3f}", f"{centre['top_region_on_lesion']:.0%} ({box['top_region_on_lesion']:.0%})", rates]
 
 
-def job_seconds(root: Path, model: str) -> dict[str, float]:
-    """Mean wall seconds per fold of each job (Snakemake's benchmark files)."""
+def job_seconds(root: Path, model: str) -> dict[str, tuple[float, float]]:
+    """Mean wall and CPU seconds per fold of each job (Snakemake's benchmark files): on a shared machine the CPU
+    seconds compare, the wall seconds do not."""
     found = {}
     for job in JOBS:
-        pattern = f"benchmarks/mias_cv/{job}_{model}_*.tsv" if job != "export" else f"benchmarks/mias_cv/model_{model}/fold_*/export.tsv"
+        pattern = (
+            f"benchmarks/mias_cv/{job}_{model}_*.tsv"
+            if job != "export"
+            else f"benchmarks/mias_cv/model_{model}/fold_*/export.tsv"
+        )
         files = sorted(root.glob(pattern))
         if files:
-            found[job] = float(pd.concat([pd.read_csv(path, sep="\t") for path in files])["s"].mean())
+            table = pd.concat([pd.read_csv(path, sep="\t") for path in files])
+            found[job] = (float(table["s"].mean()), float(table["cpu_time"].mean()))
     return found
 
 
@@ -56,7 +62,7 @@ def main() -> None:
     films = json.loads((results / "scans" / "metrics.json").read_text())
     print("| " + " | ".join([args.name, *tile_cells(tiles), *film_cells(films)]) + " |")
     seconds = job_seconds(args.root, args.model)
-    print("seconds per fold: " + ", ".join(f"{job} {value:.0f}" for job, value in seconds.items()))
+    print("per fold, wall / CPU seconds: " + ", ".join(f"{job} {wall:.0f} / {cpu:.0f}" for job, (wall, cpu) in seconds.items()))
 
 
 if __name__ == "__main__":
