@@ -220,6 +220,16 @@ def test_scan_metrics_against_scikit_learn():
     )
     result, _ = scan_metrics(scans, top, 0.5)
     assert result["roc_auc"] == pytest.approx(roc_auc_score(labels, scores))
+    assert "ci95" not in result and "women" not in result  # without bootstrap replicates
+    # with them: intervals over women, and each woman (two films here) scored by her higher film
+    women = scans.assign(patient_id=[f"w{i // 2}" for i in range(40)])
+    resampled, _ = scan_metrics(women, top, 0.5, replicates=200, seed=2)
+    low, high = resampled["ci95"]["roc_auc"]
+    assert low < resampled["roc_auc"] < high and resampled["roc_auc"] == result["roc_auc"]
+    per_woman = women.groupby("patient_id")[["label_normal", "max_score"]].max()
+    assert resampled["women"]["n"] == 20
+    assert resampled["women"]["roc_auc"] == pytest.approx(roc_auc_score(per_woman["label_normal"], per_woman["max_score"]))
+    assert resampled["women"]["ci95"]["roc_auc"][0] < resampled["women"]["roc_auc"]
     hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
     assert result["localisation"]["top_region_on_lesion"] == pytest.approx(np.mean(hits), abs=1e-4)
     assert result["localisation"]["abnormal_scans_with_outline"] == labels.sum()
@@ -792,10 +802,12 @@ def test_scan_metrics_stage_takes_a_scan_without_breast_windows(tmp_path):
         [str(tmp_path / "regions.tsv")],
         [str(tmp_path / "heatmaps.npz")],
         0.5,
+        {"bootstrap": 50, "seed": 1},
         *out.values(),
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())["sets"]["test"]
     assert metrics["scans"] == 3 and metrics["scans_without_breast_windows"] == 1 and metrics["roc_auc"] == 1.0
+    assert metrics["women"]["n"] == 1  # both scored films are one woman's: her score is the higher one
 
 
 def test_mammo_scan_defaults_are_the_workflows_scan_settings():

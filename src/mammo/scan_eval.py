@@ -179,16 +179,34 @@ def sensitivity_at(curve: pd.DataFrame, rate: float) -> float | None:
     return round(float(within.max()), 4) if len(within) else 0.0
 
 
-def scan_metrics(scans: pd.DataFrame, regions: pd.DataFrame, threshold: float) -> tuple[dict, pd.DataFrame]:
+def scan_metrics(
+    scans: pd.DataFrame, regions: pd.DataFrame, threshold: float, replicates: int = 0, seed: int = 0
+) -> tuple[dict, pd.DataFrame]:
     """Scan-level metrics of one set (max window score as the scan score; localisation and FROC from the
-    regions of these scans), and the FROC curve they were read from."""
+    regions of these scans), and the FROC curve they were read from. With `replicates`, 95% intervals from a bootstrap
+    over women (`ci95`), and the same for women (`women`: a woman's score the highest of her films', abnormal when a
+    film of hers is)."""
     scored = scans[scans["windows_scored"] > 0]
+    women = scored["patient_id"].to_numpy() if replicates else None
     result = {
         "scans": int(len(scans)),
         "scans_without_breast_windows": int(len(scans) - len(scored)),
         "abnormal": int(scans["label_normal"].sum()),
-        **binary_metrics(scored["label_normal"].to_numpy(), scored["max_score"].to_numpy(), threshold),
+        **binary_metrics(scored["label_normal"].to_numpy(), scored["max_score"].to_numpy(), threshold, women, replicates, seed),
     }
+    if replicates:
+        per_woman = scored.groupby("patient_id")[["label_normal", "max_score"]].max()
+        result["women"] = {
+            "score": "the highest of her films' scores",
+            **binary_metrics(
+                per_woman["label_normal"].to_numpy(),
+                per_woman["max_score"].to_numpy(),
+                threshold,
+                per_woman.index.to_numpy(),
+                replicates,
+                seed,
+            ),
+        }
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
 
     def localisation(hits: str) -> tuple[dict, pd.DataFrame]:

@@ -288,6 +288,7 @@ rule mias_cv_scan_metrics:
         runtime=10,
     params:
         threshold=lambda wc: config["models"][wc.model]["threshold"],
+        evaluation=config["evaluation"],
     script:
         "../scripts/scan_metrics.py"
 

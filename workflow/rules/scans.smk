@@ -91,6 +91,7 @@ rule scan_metrics:
         runtime=10,
     params:
         threshold=lambda wc: config["models"][wc.model]["threshold"],
+        evaluation=config["evaluation"],
     script:
         "../scripts/scan_metrics.py"
 

@@ -9,6 +9,7 @@ with logged(snakemake.log[0], "evaluate_scans"):
         list(inputs.regions),
         list(inputs.heatmaps),
         snakemake.params.threshold,
+        snakemake.params.evaluation,
         output.metrics,
         output.froc,
         output.froc_plot,

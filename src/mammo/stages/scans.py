@@ -444,19 +444,22 @@ def evaluate_scans(
     regions_paths: list[str],
     heatmaps_paths: list[str],
     threshold: float,
+    evaluation: dict,
     metrics_out: str,
     froc_out: str,
     froc_plot: str,
     cases_plot: str,
 ) -> None:
-    """Scan-level metrics per set (test, mias), the FROC table and plot, and heatmaps of a few right and wrong scans."""
+    """Scan-level metrics per set (test, mias) with intervals from a bootstrap over women (`evaluation`: bootstrap
+    replicates and seed), the FROC table and plot, and heatmaps of a few right and wrong scans."""
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     # a scan without a breast window has no score: an empty cell, which read_table keeps as text
     scans["max_score"] = pd.to_numeric(scans["max_score"], errors="coerce")
     found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
     result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
     for name, part in scans.groupby("set", sort=True):
-        result["sets"][name], curve = scan_metrics(part, found[found["scan_id"].isin(part["scan_id"])], threshold)
+        regions = found[found["scan_id"].isin(part["scan_id"])]
+        result["sets"][name], curve = scan_metrics(part, regions, threshold, evaluation["bootstrap"], evaluation["seed"])
         curves.append(curve.assign(set=name))
     curve = (
         pd.concat(curves, ignore_index=True)
