@@ -230,6 +230,11 @@ def test_scan_metrics_against_scikit_learn():
     assert resampled["women"]["n"] == 20
     assert resampled["women"]["roc_auc"] == pytest.approx(roc_auc_score(per_woman["label_normal"], per_woman["max_score"]))
     assert resampled["women"]["ci95"]["roc_auc"][0] < resampled["women"]["roc_auc"]
+    # per class of lesion: here the top region finds every odd-numbered lesion (CIRC) and no even-numbered one (CALC)
+    classes = {f"l{i}": "CIRC" if i % 2 else "CALC" for i in range(40)}
+    by_class = scan_metrics(scans, top, 0.5, lesion_classes=classes)[0]["localisation"]["by_class"]
+    assert by_class["CIRC"] == {"lesions": int(labels[1::2].sum()), "top_region_on_lesion": 1.0}
+    assert by_class["CALC"] == {"lesions": int(labels[0::2].sum()), "top_region_on_lesion": 0.0}
     hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
     assert result["localisation"]["top_region_on_lesion"] == pytest.approx(np.mean(hits), abs=1e-4)
     assert result["localisation"]["abnormal_scans_with_outline"] == labels.sum()

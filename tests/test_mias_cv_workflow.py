@@ -138,6 +138,10 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     assert films["scans_without_breast_windows"] == 0 and films["roc_auc"] is not None
     localisation = films["localisation"]
     assert localisation["abnormal_scans_with_outline"] == 6
+    # intervals over women, the six women scored by their higher film, localisation per class of lesion
+    assert films["women"]["n"] == 6 and len(films["ci95"]["roc_auc"]) == 2
+    assert set(localisation["by_class"]) <= {"CIRC", "SPIC", "MISC", "ARCH", "ASYM", "CALC"}
+    assert sum(entry["lesions"] for entry in localisation["by_class"].values()) >= 6
     assert set(localisation["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
     scans = pd.concat(
         [pd.read_csv(path, sep="\t") for path in (real_cv_run / "results/mias_cv/model_1.0.0.35/scans").glob("fold_*.scans.tsv")]

@@ -180,12 +180,18 @@ def sensitivity_at(curve: pd.DataFrame, rate: float) -> float | None:
 
 
 def scan_metrics(
-    scans: pd.DataFrame, regions: pd.DataFrame, threshold: float, replicates: int = 0, seed: int = 0
+    scans: pd.DataFrame,
+    regions: pd.DataFrame,
+    threshold: float,
+    replicates: int = 0,
+    seed: int = 0,
+    lesion_classes: dict[str, str] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Scan-level metrics of one set (max window score as the scan score; localisation and FROC from the
     regions of these scans), and the FROC curve they were read from. With `replicates`, 95% intervals from a bootstrap
     over women (`ci95`), and the same for women (`women`: a woman's score the highest of her films', abnormal when a
-    film of hers is)."""
+    film of hers is). With `lesion_classes` (lesion id -> its class, e.g. mini-MIAS CIRC, CALC), the top region's
+    localisation per class of lesion (`localisation.by_class`)."""
     scored = scans[scans["windows_scored"] > 0]
     women = scored["patient_id"].to_numpy() if replicates else None
     result = {
@@ -225,4 +231,21 @@ def scan_metrics(
         **centred,
         "box_criterion": localisation("lesions_hit")[0],
     }
+    if lesion_classes is not None:
+        result["localisation"]["by_class"] = _top_region_by_class(located, regions, lesion_classes)
     return result, curve
+
+
+def _top_region_by_class(located: pd.DataFrame, regions: pd.DataFrame, lesion_classes: dict[str, str]) -> dict:
+    """Per class of lesion: how many lesions, and the share of them whose film's top region lies on them (centre
+    criterion)."""
+    top = regions[regions["rank"] == 1].set_index("scan_id")["lesions_centred"]
+    found: dict[str, list[bool]] = {}
+    for _, scan in located.iterrows():
+        hit = set(_ids(top.get(scan["scan_id"], "")))
+        for lesion in _ids(scan["lesions"]):
+            found.setdefault(lesion_classes.get(lesion, "unknown"), []).append(lesion in hit)
+    return {
+        name: {"lesions": len(hits), "top_region_on_lesion": round(float(np.mean(hits)), 4)}
+        for name, hits in sorted(found.items())
+    }

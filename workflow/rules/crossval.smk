@@ -261,6 +261,7 @@ rule mias_cv_scan_metrics:
             "results/mias_cv/model_{{model}}/scans/fold_{fold}.heatmaps.npz",
             fold=range(config["mias_cv"]["folds"]),
         ),
+        mias_rois=rules.index_mias.output.rois,
     output:
         metrics="results/mias_cv/model_{model}/scans/metrics.json",
         froc="results/mias_cv/model_{model}/scans/froc.tsv",

@@ -14,4 +14,5 @@ with logged(snakemake.log[0], "evaluate_scans"):
         output.froc,
         output.froc_plot,
         output.cases,
+        inputs.get("mias_rois"),  # mias_cv: the localisation per class of lesion
     )

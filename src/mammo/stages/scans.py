@@ -449,17 +449,25 @@ def evaluate_scans(
     froc_out: str,
     froc_plot: str,
     cases_plot: str,
+    mias_rois_path: str | None = None,
 ) -> None:
     """Scan-level metrics per set (test, mias) with intervals from a bootstrap over women (`evaluation`: bootstrap
-    replicates and seed), the FROC table and plot, and heatmaps of a few right and wrong scans."""
+    replicates and seed), the FROC table and plot, and heatmaps of a few right and wrong scans. With the mini-MIAS
+    ROI index, the localisation per class of lesion (CIRC, SPIC, MISC, ARCH, ASYM, CALC)."""
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     # a scan without a breast window has no score: an empty cell, which read_table keeps as text
     scans["max_score"] = pd.to_numeric(scans["max_score"], errors="coerce")
     found = pd.concat([read_table(path) for path in regions_paths], ignore_index=True)
+    lesion_classes = None
+    if mias_rois_path is not None:
+        rois = read_table(mias_rois_path)
+        lesion_classes = dict(zip(rois["roi_id"], rois["abnormality_class"]))
     result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
     for name, part in scans.groupby("set", sort=True):
         regions = found[found["scan_id"].isin(part["scan_id"])]
-        result["sets"][name], curve = scan_metrics(part, regions, threshold, evaluation["bootstrap"], evaluation["seed"])
+        result["sets"][name], curve = scan_metrics(
+            part, regions, threshold, evaluation["bootstrap"], evaluation["seed"], lesion_classes
+        )
         curves.append(curve.assign(set=name))
     curve = (
         pd.concat(curves, ignore_index=True)
