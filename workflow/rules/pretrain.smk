@@ -19,7 +19,7 @@ rule pretrain_films:
         mem_mb=1000,
         runtime=30,
     params:
-        root=PRETRAIN_FILMS,
+        root=lambda wildcards, output: os.path.dirname(output.info),
         films=config["mias_cv"]["pretrain"]["films"],
         seed=config["mias_cv"]["pretrain"]["seed"],
     script:
