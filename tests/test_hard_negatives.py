@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tile_records import tile_table
 
 from mammo.hard_negatives import HARD_NEGATIVE_COLUMNS, LOCATIONS, HardNegatives, location_shares, window_location
 from mammo.heatmap import ScanWindows
@@ -82,11 +83,12 @@ def test_a_window_is_placed_by_what_lies_under_it():
     working[TILE_SIZE : 2 * TILE_SIZE, TILE_SIZE : 2 * TILE_SIZE] = 180  # dense tissue in the middle
     working[2 * TILE_SIZE + 20 : 2 * TILE_SIZE + 60, 2 * TILE_SIZE + 150 : 2 * TILE_SIZE + 250] = 255  # a film label
     found = ScanWindows(working, np.where(breast, working, 0), breast, muscle, np.zeros((0, 2), int), 0)
-    assert window_location(found, 0, 0) == "pectoral muscle"
-    assert window_location(found, 2 * TILE_SIZE, 2 * TILE_SIZE) == "label"
-    assert window_location(found, TILE_SIZE, 2 * TILE_SIZE - 50) == "skin line or film border"
-    assert window_location(found, TILE_SIZE, TILE_SIZE) == "dense tissue"
-    assert window_location(found, TILE_SIZE + 10, 100) == "fatty tissue"
+    median = float(np.median(working[breast]))
+    assert window_location(found, 0, 0, median) == "pectoral muscle"
+    assert window_location(found, 2 * TILE_SIZE, 2 * TILE_SIZE, median) == "label"
+    assert window_location(found, TILE_SIZE, 2 * TILE_SIZE - 50, median) == "skin line or film border"
+    assert window_location(found, TILE_SIZE, TILE_SIZE, median) == "dense tissue"
+    assert window_location(found, TILE_SIZE + 10, 100, median) == "fatty tissue"
 
 
 def test_location_shares_list_every_location_per_round():
@@ -110,16 +112,7 @@ def records(tmp_path_factory):
     rng = np.random.default_rng(0)
     images = rng.integers(60, 160, size=(12, 299, 299), dtype=np.uint8)
     images[6:, 120:180, 120:180] = 250
-    codes = [0] * 6 + [2, 4, 2, 4, 1, 3]
-    table = pd.DataFrame(
-        {
-            "tile_id": [f"t{i}" for i in range(12)],
-            "patient_id": [f"p{i // 2}" for i in range(12)],
-            "class_code": codes,
-            "label_normal": [int(c > 0) for c in codes],
-            "tile_index": range(12),
-        }
-    )
+    table = tile_table([0] * 6 + [2, 4, 2, 4, 1, 3])
     path = root / "train.tfrecord"
     write_shard(table, lambda row: images[int(row["tile_index"])], path)
     return path

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from tile_records import tile_table
 
 from mammo.extract import LESION_CONTEXT_COLUMNS, mias_lesion_contexts, mias_tiles
 from mammo.io.mias import index_info, unpack_archive
@@ -128,15 +129,7 @@ def write_training_records(folder: Path, lesions: int = 4, normals: int = 20, ab
     )
     records.write_contexts(table, contexts, folder / "lesions.tfrecord")
     codes = [0] * normals + [2] * abnormal_tiles
-    tiles = pd.DataFrame(
-        {
-            "class_code": codes,
-            "label_normal": [int(c > 0) for c in codes],
-            "tile_id": [f"tile{i}" for i in range(len(codes))],
-            "patient_id": "woman9",
-            "tile_index": range(len(codes)),
-        }
-    )
+    tiles = tile_table(codes)
     images = np.random.default_rng(7).integers(0, 256, (len(codes), 299, 299)).astype(np.uint8)
     records.write_shard(tiles, lambda row: images[row["tile_index"]], folder / "tiles.tfrecord")
     return folder / "tiles.tfrecord", folder / "lesions.tfrecord"

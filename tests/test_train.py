@@ -12,23 +12,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from tile_records import tile_table  # noqa: E402
+
 from mammo.inference import apply_contrast  # noqa: E402
 from mammo.records import write_shard  # noqa: E402
 from mammo.train import TrainConfig, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
-
-
-def tile_table(class_codes: list[int]) -> pd.DataFrame:
-    """A tile table of the given 5-class codes, two tiles a patient, each tile's array at its own index."""
-    count = len(class_codes)
-    return pd.DataFrame(
-        {
-            "tile_id": [f"t{i}" for i in range(count)],
-            "patient_id": [f"p{i // 2}" for i in range(count)],
-            "class_code": class_codes,
-            "label_normal": [int(code > 0) for code in class_codes],
-            "tile_index": range(count),
-        }
-    )
 
 
 @pytest.fixture(scope="module")

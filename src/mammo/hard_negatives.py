@@ -59,9 +59,10 @@ def mine_films(
             np.concatenate([predict(batch) for batch in batches(found.image8, found.corners, windowing.batch_size)])
         )
         clear = _clear_of_lesions(found, film.lesions, windowing.factor, margin)
-        boxes = np.concatenate([found.corners, found.corners + TILE_SIZE], axis=1)[clear]
-        chosen = top_regions(boxes, scores[clear], per_film, windowing.overlap)
+        boxes, clear_scores = np.concatenate([found.corners, found.corners + TILE_SIZE], axis=1)[clear], scores[clear]
+        chosen = top_regions(boxes, clear_scores, per_film, windowing.overlap)
         view = np.lib.stride_tricks.sliding_window_view(found.image8, (TILE_SIZE, TILE_SIZE))
+        breast_median = float(np.median(found.working[found.breast]))
         for index in chosen:
             top, left = boxes[index, :2]
             tiles.append(np.array(view[top, left]))
@@ -69,8 +70,8 @@ def mine_films(
                 {
                     "scan_id": film.scan_id,
                     "patient_id": film.patient_id,
-                    "score": round(float(scores[clear][index]), 6),
-                    "location": window_location(found, int(top), int(left)),
+                    "score": round(float(clear_scores[index]), 6),
+                    "location": window_location(found, int(top), int(left), breast_median),
                     "box": ",".join(str(int(value)) for value in boxes[index]),
                 }
             )
@@ -89,10 +90,11 @@ def _clear_of_lesions(found: ScanWindows, lesions, factor: float, margin: float)
     return box_sum(integral, tops, lefts, tops + TILE_SIZE, lefts + TILE_SIZE) == 0
 
 
-def window_location(found: ScanWindows, top: int, left: int) -> str:
+def window_location(found: ScanWindows, top: int, left: int, breast_median: float) -> str:
     """Where a window lies, the first that holds of: a film label (saturated pixels outside the breast in it), the
     pectoral muscle (5% of it or more), the skin line or film border (under 98% breast, or touching the film's edge),
-    dense tissue (its breast brighter than the film's breast median), else fatty tissue."""
+    dense tissue (its breast brighter than `breast_median`, the film's breast's, computed once per film), else fatty
+    tissue."""
     window = (slice(top, top + TILE_SIZE), slice(left, left + TILE_SIZE))
     breast, working = found.breast[window], found.working[window]
     area = TILE_SIZE * TILE_SIZE
@@ -103,7 +105,7 @@ def window_location(found: ScanWindows, top: int, left: int) -> str:
     rows, cols = found.image8.shape
     if breast.sum() < 0.98 * area or top == 0 or left == 0 or top + TILE_SIZE >= rows or left + TILE_SIZE >= cols:
         return "skin line or film border"
-    if np.median(working[breast]) > np.median(found.working[found.breast]):
+    if np.median(working[breast]) > breast_median:
         return "dense tissue"
     return "fatty tissue"
 

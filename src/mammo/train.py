@@ -437,18 +437,19 @@ def _mined_round(stem: Path, mine, model, contrast: float, trained: Path) -> tup
     """A round's hard negatives: mined from the model as the stages before left it, or read back when this round was
     mined before (a resumed run; `trained`: the round's weights, which must not be mined from)."""
     tiles_file, table_file = stem.with_suffix(".npy"), stem.with_suffix(".tsv")
-    if not tiles_file.exists():
-        if trained.exists():
-            raise RuntimeError(f"{trained} exists but not the hard negatives mined before it ({tiles_file})")
+    if tiles_file.exists():
+        return np.load(tiles_file), pd.read_csv(table_file, sep="\t", dtype={"patient_id": str, "scan_id": str})
+    if trained.exists():
+        raise RuntimeError(f"{trained} exists but not the hard negatives mined before it ({tiles_file})")
 
-        def predict(batch: np.ndarray) -> np.ndarray:
-            images = apply_contrast(tf.constant(batch[..., np.newaxis]), contrast)
-            return keras.ops.convert_to_numpy(model(images, training=False)).astype(np.float32)
+    def predict(batch: np.ndarray) -> np.ndarray:
+        images = apply_contrast(tf.constant(batch[..., np.newaxis]), contrast)
+        return keras.ops.convert_to_numpy(model(images, training=False)).astype(np.float32)
 
-        tiles, table = mine(predict)
-        table.to_csv(table_file, sep="\t", index=False)
-        np.save(tiles_file, tiles)
-    return np.load(tiles_file), pd.read_csv(table_file, sep="\t", dtype={"patient_id": str, "scan_id": str})
+    tiles, table = mine(predict)
+    table.to_csv(table_file, sep="\t", index=False)
+    np.save(tiles_file, tiles)
+    return tiles, table
 
 
 def _train_stage(
