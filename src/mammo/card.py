@@ -16,6 +16,7 @@ import jsonschema
 
 from mammo import __version__
 from mammo.backend import BACKENDS, model_backend
+from mammo.film_scores import FEATURES, OTHER_BREAST_FEATURES
 from mammo.labels import LABEL_SETS
 from mammo.sources import SOURCES, window_scale_of, windowing_scale
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
@@ -41,6 +42,22 @@ INPUT_1 = {
 CBIS_TILE_SCALE = TILE_SIZE / NATIVE_TILE
 # the Windowing fields a model was judged with (batch_size is the machine's business, scale follows from tile_scale)
 WINDOWING_KEYS = ("stride", "min_tissue", "skip_muscle", "top", "overlap")
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+_LOGISTIC_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["method", "features", "mean", "scale", "coefficients", "intercept", "uses_other_breast", "fitted_on"],
+    "properties": {
+        "method": {"const": "logistic"},
+        "features": {"type": "array", "items": {"enum": list(FEATURES)}},
+        "mean": _NUMBERS,
+        "scale": _NUMBERS,
+        "coefficients": _NUMBERS,
+        "intercept": {"type": "number"},
+        "uses_other_breast": {"const": False},
+        "fitted_on": {"type": "object"},
+    },
+}
 SCANNING_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -69,10 +86,32 @@ SCANNING_SCHEMA = {
         "aggregate": {
             "type": "object",
             "required": ["method"],
-            "properties": {"method": {"enum": ["max"]}},
-            "description": "how a film's score comes from its windows' scores (max: the strongest window)",
+            "properties": {"method": {"enum": ["max", "logistic"]}},
+            "allOf": [
+                {
+                    "if": {"properties": {"method": {"const": "max"}}},
+                    "then": {"additionalProperties": False, "properties": {"method": {}}},
+                },
+                {
+                    "if": {"properties": {"method": {"const": "logistic"}}},
+                    "then": {
+                        **_LOGISTIC_SCHEMA,
+                        "properties": {
+                            **_LOGISTIC_SCHEMA["properties"],
+                            "features": {"type": "array", "items": {"enum": [*FEATURES, *OTHER_BREAST_FEATURES]}},
+                            "uses_other_breast": {"type": "boolean"},
+                            "without_other_breast": _LOGISTIC_SCHEMA,
+                        },
+                        "if": {"properties": {"uses_other_breast": {"const": True}}},
+                        "then": {"required": ["without_other_breast"]},
+                    },
+                },
+            ],
+            "description": "how a film's score comes from its windows' scores (max: the strongest window; logistic: "
+            "mammo.film_scores' features of its windows, and of the other breast's where uses_other_breast, fitted on "
+            "inner-validation women, with the aggregate without the other breast for films whose partner is missing)",
         },
-        "uses_other_breast": {"const": False, "description": "whether a film's score reads the other breast's film"},
+        "uses_other_breast": {"type": "boolean", "description": "whether a film's score reads the other breast's film"},
     },
 }
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -261,4 +300,16 @@ def read_card(model_path: str | Path) -> dict | None:
     except jsonschema.ValidationError as err:
         where = "/".join(map(str, err.absolute_path)) or "the top level"
         raise ValueError(f"{path}: not a model card ({where}: {err.message})") from None
+    scanning = card.get("scanning")
+    if scanning is not None:
+        aggregate = scanning["aggregate"]
+        if scanning["uses_other_breast"] != aggregate.get("uses_other_breast", False):
+            raise ValueError(
+                f"{path}: not a model card (scanning/uses_other_breast: {scanning['uses_other_breast']}, but "
+                f"scanning/aggregate/uses_other_breast: {aggregate.get('uses_other_breast', False)})"
+            )
+        for part in (aggregate, aggregate.get("without_other_breast", {})):
+            lengths = {key: len(part[key]) for key in ("features", "mean", "scale", "coefficients") if key in part}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"{path}: not a model card (scanning/aggregate: one value per feature, got {lengths})")
     return card

@@ -62,6 +62,7 @@ class ScanScores:
     shape: tuple[int, int]  # scan shape
     breast: np.ndarray  # breast mask over the whole scan, at model scale
     muscle: np.ndarray  # pectoral muscle mask (a part of the breast), likewise
+    tissue: np.ndarray  # (n,) share of each scored window inside the breast
 
 
 def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:
@@ -253,11 +254,15 @@ def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Wind
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
     scores = p_abnormal(probabilities)
     heatmap = _heatmap(image8.shape, corners, scores, windowing.step)
+    tops, lefts = corners[:, 0], corners[:, 1]
+    tissue = box_sum(cv2.integral(breast.astype(np.uint8)), tops, lefts, tops + TILE_SIZE, lefts + TILE_SIZE) / TILE_SIZE**2
     windows = _to_scan(np.concatenate([corners, corners + TILE_SIZE], axis=1), windowing.factor, scan16.shape)
     # the masks less the padding working_image may add, so that they span the scan as its thumbnail does
     rows, cols = (max(1, int(round(side * windowing.factor))) for side in scan16.shape)
     scan_shape = tuple(scan16.shape)
-    return ScanScores(heatmap, windows, scores, probabilities, total, scan_shape, breast[:rows, :cols], muscle[:rows, :cols])
+    return ScanScores(
+        heatmap, windows, scores, probabilities, total, scan_shape, breast[:rows, :cols], muscle[:rows, :cols], tissue
+    )
 
 
 def _heatmap(shape: tuple[int, int], corners: np.ndarray, scores: np.ndarray, step: int) -> np.ndarray:
@@ -359,14 +364,8 @@ def overlay(
     return picture
 
 
-FILM_AGGREGATES = {"max": np.max}  # a film's score from its windows' scores, by the card's scanning.aggregate method
 EXAM_SIDE = 768  # pixels of the longer side of each film in an exam picture
 EXAM_BACKGROUND = (40, 40, 40)  # BGR: between the films, and where a film is missing
-
-
-def film_score(result: ScanScores, aggregate: dict) -> float:
-    """A film's score from its windows' (the model card's scanning.aggregate; max: the strongest window's)."""
-    return float(FILM_AGGREGATES[aggregate["method"]](result.scores))
 
 
 def hung_overlay(scan16: np.ndarray, result: ScanScores, found: list[dict], side: str) -> np.ndarray:

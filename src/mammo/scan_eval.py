@@ -193,26 +193,12 @@ def scan_metrics(
     film of hers is). With `lesion_classes` (lesion id -> its class, e.g. mini-MIAS CIRC, CALC), the top region's
     localisation per class of lesion (`localisation.by_class`)."""
     scored = scans[scans["windows_scored"] > 0]
-    women = scored["patient_id"].to_numpy() if replicates else None
     result = {
         "scans": int(len(scans)),
         "scans_without_breast_windows": int(len(scans) - len(scored)),
         "abnormal": int(scans["label_normal"].sum()),
-        **binary_metrics(scored["label_normal"].to_numpy(), scored["max_score"].to_numpy(), threshold, women, replicates, seed),
+        **film_metrics(scored, "max_score", threshold, replicates, seed),
     }
-    if replicates:
-        per_woman = scored.groupby("patient_id")[["label_normal", "max_score"]].max()
-        result["women"] = {
-            "score": "the highest of her films' scores",
-            **binary_metrics(
-                per_woman["label_normal"].to_numpy(),
-                per_woman["max_score"].to_numpy(),
-                threshold,
-                per_woman.index.to_numpy(),
-                replicates,
-                seed,
-            ),
-        }
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
 
     def localisation(hits: str) -> tuple[dict, pd.DataFrame]:
@@ -234,6 +220,27 @@ def scan_metrics(
     if lesion_classes is not None:
         result["localisation"]["by_class"] = _top_region_by_class(located, regions, lesion_classes)
     return result, curve
+
+
+def film_metrics(films: pd.DataFrame, score: str, threshold: float, replicates: int = 0, seed: int = 0) -> dict:
+    """Rates of the films' `score` column; with `replicates`, 95% intervals from a bootstrap over women (`ci95`), and
+    the same for women (`women`: a woman's score the highest of her films', abnormal when a film of hers is)."""
+    women = films["patient_id"].to_numpy() if replicates else None
+    result = binary_metrics(films["label_normal"].to_numpy(), films[score].to_numpy(), threshold, women, replicates, seed)
+    if replicates:
+        per_woman = films.groupby("patient_id")[["label_normal", score]].max()
+        result["women"] = {
+            "score": "the highest of her films' scores",
+            **binary_metrics(
+                per_woman["label_normal"].to_numpy(),
+                per_woman[score].to_numpy(),
+                threshold,
+                per_woman.index.to_numpy(),
+                replicates,
+                seed,
+            ),
+        }
+    return result
 
 
 def _top_region_by_class(located: pd.DataFrame, regions: pd.DataFrame, lesion_classes: dict[str, str]) -> dict:

@@ -188,6 +188,17 @@ def hanging(paths: list[str]) -> tuple[dict[str, list[tuple[str, str | None, str
     return rows, unknown
 
 
+def partners(paths: list[str]) -> dict[str, str | None]:
+    """Each film's partner: the film of the same woman's other breast in the same view (hanging's pairs); None where
+    there is none or its file tells no woman and side."""
+    rows, alone = hanging(paths)
+    found: dict[str, str | None] = dict.fromkeys(alone)
+    for pairs in rows.values():
+        for _, right, left in pairs:
+            found.update({path: partner for path, partner in ((right, left), (left, right)) if path})
+    return found
+
+
 def exam_name(woman: str) -> str:
     """The name of a woman's exam outputs: her id with every character but letters, digits, '-', '_' and '.' made
     '_', and a leading '.' too (a PatientID is free text: it must neither hide the file nor leave the folder)."""

@@ -41,6 +41,7 @@ rule mias_cv_fold:
         split="results/mias_cv/fold_{fold}/tiles.tsv",
         summary="results/mias_cv/fold_{fold}/tiles.json",
         films="results/mias_cv/fold_{fold}/films.tsv",
+        validation_films="results/mias_cv/fold_{fold}/validation_films.tsv",
     log:
         "logs/mias_cv/fold_{fold}.log",
     benchmark:
@@ -246,8 +247,54 @@ rule score_films_mias_cv:
         "../scripts/score_scans.py"
 
 
+use rule score_films_mias_cv as score_validation_films_mias_cv with:
+    input:
+        targets=rules.mias_cv_fold.output.validation_films,
+        scans=scan_files("mias"),
+        mias_rois=rules.index_mias.output.rois,
+        model=rules.train_mias_cv.output.model,
+        onnx=exported(rules.train_mias_cv.output.model),
+        card=rules.evaluate_mias_cv.output.card,
+    output:
+        scans="results/mias_cv/model_{model}/fold_{fold}/validation_scans/scans.tsv",
+        regions="results/mias_cv/model_{model}/fold_{fold}/validation_scans/regions.tsv",
+        heatmaps="results/mias_cv/model_{model}/fold_{fold}/validation_scans/heatmaps.npz",
+        rejected="results/mias_cv/model_{model}/fold_{fold}/validation_scans/rejected.tsv",
+    log:
+        "logs/mias_cv/score_validation_films_{model}_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/score_validation_films_{model}_{fold}.tsv"
+
+
+rule film_scores_mias_cv:
+    """One fold's film score learnt from its inner-validation women's films (with and without the other breast), and
+    its held-out films scored by it and by their maximum window."""
+    input:
+        validation_scans=rules.score_validation_films_mias_cv.output.scans,
+        validation_heatmaps=rules.score_validation_films_mias_cv.output.heatmaps,
+        scans=rules.score_films_mias_cv.output.scans,
+        heatmaps=rules.score_films_mias_cv.output.heatmaps,
+        split=rules.mias_cv_fold.output.split,
+    output:
+        aggregates="results/mias_cv/model_{model}/fold_{fold}/film_scores.json",
+        films="results/mias_cv/model_{model}/scans/fold_{fold}.films.tsv",
+    log:
+        "logs/mias_cv/film_scores_{model}_{fold}.log",
+    benchmark:
+        "benchmarks/mias_cv/film_scores_{model}_{fold}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/film_scores.py"
+
+
 rule mias_cv_scan_metrics:
-    """Film-level detection pooled over the folds: ROC-AUC of the maximum window, localisation, FROC, worst cases."""
+    """Film-level detection pooled over the folds: ROC-AUC of the maximum window and of the learnt film scores,
+    localisation, FROC, worst cases."""
     input:
         scans=expand(
             "results/mias_cv/model_{{model}}/scans/fold_{fold}.scans.tsv",
@@ -262,6 +309,10 @@ rule mias_cv_scan_metrics:
             fold=range(config["mias_cv"]["folds"]),
         ),
         mias_rois=rules.index_mias.output.rois,
+        films=expand(
+            "results/mias_cv/model_{{model}}/scans/fold_{fold}.films.tsv",
+            fold=range(config["mias_cv"]["folds"]),
+        ),
     output:
         metrics="results/mias_cv/model_{model}/scans/metrics.json",
         froc="results/mias_cv/model_{model}/scans/froc.tsv",

@@ -11,4 +11,5 @@ with logged(snakemake.log[0], "mias_cv_fold"):
         snakemake.params.settings,
         snakemake.output.split,
         snakemake.output.get("films"),
+        snakemake.output.get("validation_films"),
     )

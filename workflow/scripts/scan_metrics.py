@@ -15,4 +15,5 @@ with logged(snakemake.log[0], "evaluate_scans"):
         output.froc_plot,
         output.cases,
         inputs.get("mias_rois"),  # mias_cv: the localisation per class of lesion
+        inputs.get("films"),  # mias_cv: the learnt film scores beside the maximum window
     )

@@ -11,6 +11,7 @@ import pandas as pd
 from mammo import evaluate as ev
 from mammo import split as splitting
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
+from mammo.film_scores import FILM_SCORES, film_score, fit_aggregate, scored_films
 from mammo.hard_negatives import HardNegatives, TrainingFilm, mine_films
 from mammo.heatmap import Windowing
 from mammo.io import FormatError
@@ -90,30 +91,30 @@ def tiles_mias_cv(
 
 
 def mias_cv_fold(
-    tiles_path: str, images_path: str, fold: int | None, settings: dict, split_out: str, films_out: str | None = None
+    tiles_path: str,
+    images_path: str,
+    fold: int | None,
+    settings: dict,
+    split_out: str,
+    films_out: str | None = None,
+    validation_films_out: str | None = None,
 ) -> None:
-    """One fold's tile table (its held-out women are `test`, an inner validation of the others `val`, the rest `train`)
-    and, where `films_out` is given, its held-out films, every one of them, for whole-film detection. Fold None: the
-    final model's table, no woman held out."""
+    """One fold's tile table (its held-out women are `test`, an inner validation of the others `val`, the rest `train`),
+    where `films_out` is given its held-out films, every one of them, for whole-film detection, and where
+    `validation_films_out` is given the inner-validation women's films, which the film score's aggregate learns from.
+    Fold None: the final model's table, no woman held out."""
     tiles, images = read_table(tiles_path), read_table(images_path)
     fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
     if (tiles["patient_id"].map(fold_of) != tiles["fold"].astype(int)).any():
         raise ValueError(f"{tiles_path}: folds differ from those of {images_path}; rerun the tile stage")
-    if films_out is not None:
-        films = images[images["patient_id"].map(fold_of) == fold]
-        films = pd.DataFrame(
-            {
-                "scan_id": "mias:" + films["refnum"],
-                "set": "out_of_fold",
-                "source": "mias",
-                "patient_id": films["patient_id"],
-                "path": films["path"],
-                "scale": windowing_scale(settings["scale"]),
-                "label_normal": films["label_normal"],
-            }
-        )
-        write_table(films[TARGET_COLUMNS], films_out)
     split = splitting.fold_splits(tiles, fold_of, fold, settings["inner_val"], settings["seed"])
+    validation_women = set(split.loc[split["split"] == "val", "patient_id"])
+    for out, chosen, kind in (
+        (films_out, images["patient_id"].map(fold_of) == fold, "out_of_fold"),
+        (validation_films_out, images["patient_id"].isin(validation_women), "validation"),
+    ):
+        if out is not None:
+            write_table(film_targets(images[chosen], kind, settings["scale"]), out)
     split = splitting.balance(split, settings["abnormal_fraction"], settings["seed"] + (0 if fold is None else fold))
     if settings["fresh_normals"]:
         # every training normal tile goes to the records: training draws a new sample of them each epoch
@@ -126,6 +127,81 @@ def mias_cv_fold(
     split.loc[split["split"] == "test", "kept"] = split["method"] != "edge"
     write_table(split, split_out)
     write_json({"fold": fold, **splitting.summary(split)}, Path(split_out).with_suffix(".json"))
+
+
+def film_targets(images: pd.DataFrame, kind: str, scale: float) -> pd.DataFrame:
+    """mini-MIAS films (rows of the image index) as whole films to score (mammo.scan_eval.TARGET_COLUMNS), in set
+    `kind`, windowed at the recipe's tile `scale`."""
+    return pd.DataFrame(
+        {
+            "scan_id": "mias:" + images["refnum"],
+            "set": kind,
+            "source": "mias",
+            "patient_id": images["patient_id"],
+            "path": images["path"],
+            "scale": windowing_scale(scale),
+            "label_normal": images["label_normal"],
+        }
+    )[TARGET_COLUMNS]
+
+
+FILM_SCORE_COLUMNS = ["scan_id", "patient_id", "label_normal", "partner", "other_breast", *FILM_SCORES]
+
+
+def fold_film_scores(
+    validation_scans_path: str,
+    validation_heatmaps_path: str,
+    scans_path: str,
+    heatmaps_path: str,
+    split_path: str,
+    aggregate_out: str,
+    films_out: str,
+) -> None:
+    """Learn a fold's film score from its inner-validation women's scored films (mammo.film_scores: a logistic
+    aggregate of the windows without, and one with, the other breast), and score its held-out films with both and
+    with the maximum window: one row per film with a scored window, its partner (her other breast's film of the same
+    view) named, and whether the other breast was used."""
+    split = read_table(split_path)
+    validation_women = set(split.loc[split["split"] == "val", "patient_id"].astype(str))
+    validation = read_table(validation_scans_path)
+    strangers = sorted(set(validation["patient_id"].astype(str)) - validation_women)
+    if strangers:
+        raise ValueError(
+            f"{validation_scans_path}: films of women outside {split_path}'s inner validation ({', '.join(strangers[:5])}):"
+            " the film score is learnt from inner-validation women only"
+        )
+    fitted = scored_films(validation, validation_heatmaps_path)
+    fitted_on = {
+        "set": "inner validation",
+        "films": len(fitted),
+        "abnormal": int(sum(film.label for film in fitted)),
+        "women": len({film.woman for film in fitted}),
+    }
+    learned = fit_aggregate([film.features() for film in fitted], [film.label for film in fitted], fitted_on)
+    partnered = [film for film in fitted if film.other is not None]
+    with_other = fit_aggregate(
+        [film.features(other_breast=True) for film in partnered],
+        [film.label for film in partnered],
+        {**fitted_on, "films_with_partner": len(partnered)},
+        without_other_breast=learned,
+    )
+    aggregates = {"max": {"method": "max"}, "learned": learned, "learned_other_breast": with_other}
+    rows = []
+    for film in scored_films(read_table(scans_path), heatmaps_path):
+        scores = {name: film_score(aggregate, film.windows, film.other) for name, aggregate in aggregates.items()}
+        rows.append(
+            {
+                "scan_id": film.scan_id,
+                "patient_id": film.woman,
+                "label_normal": film.label,
+                "partner": film.partner or "",
+                "other_breast": "used" if scores["learned_other_breast"][1] else "missing",
+                **{name: round(score, 6) for name, (score, _) in scores.items()},
+            }
+        )
+    write_json(aggregates, aggregate_out)
+    write_table(pd.DataFrame(rows, columns=FILM_SCORE_COLUMNS), films_out)
+    print(f"film scores learnt from {fitted_on}; {len(rows)} held-out films scored")
 
 
 def mias_cv_metrics(

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from mammo.atomic import npy_bytes, png_bytes, write_atomically
 from mammo.card import CARD_FILE, WINDOWING_KEYS, read_card, window_scale_for
 from mammo.extract import roi_mask
+from mammo.film_scores import FILM_SCORES, FilmWindows, film_arrays, film_score, film_windows
 from mammo.graph import in_chunk
-from mammo.heatmap import Windowing, exam_picture, film_score, hung_overlay, overlay, regions, score_scan, thumbnail
+from mammo.heatmap import ScanScores, Windowing, exam_picture, hung_overlay, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
@@ -29,6 +30,7 @@ from mammo.plots import scan_cases
 from mammo.scan_eval import (
     REGION_COLUMNS,
     circle_mask,
+    film_metrics,
     lesions_centred,
     lesions_hit,
     margin_pixels,
@@ -159,9 +161,9 @@ def analyse_scans(
     predict = engine.predictor(contrast)
     windowing_of = {scan_path: (stem, windowing) for scan_path, stem, windowing in named}
 
-    def analyse(scan_path: str, side: str | None) -> tuple[dict, np.ndarray | None]:
-        """One scan's outputs written, its summary, and its film as hung beside its partner (a side given)."""
-        stem, windowing = windowing_of[scan_path]
+    def scored(scan_path: str) -> tuple[np.ndarray, ScanScores, float]:
+        """One scan read and scored: the scan, its windows' scores, and when it started."""
+        windowing = windowing_of[scan_path][1]
         started = time.perf_counter()
         scan = read_scan(scan_path)
         result = score_scan(scan, predict, windowing)
@@ -170,6 +172,18 @@ def analyse_scans(
                 f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
                 f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
             )
+        return scan, result, started
+
+    def windows_of(scan_path: str) -> FilmWindows:
+        return film_windows(results[scan_path][1], windowing_of[scan_path][1].factor)
+
+    def written(scan_path: str, side: str | None, partner: str | None) -> tuple[dict, np.ndarray | None]:
+        """One scored scan's outputs written, its summary (its film score, with its partner's film where that was
+        scored and the aggregate uses the other breast), and its film as hung beside its partner (a side given)."""
+        stem, windowing = windowing_of[scan_path]
+        scan, result, started = results[scan_path]
+        other = windows_of(partner) if partner in results else None
+        score, used_other = film_score(aggregate, windows_of(scan_path), other)
         found = regions(result, windowing, temperature)
         summary = {
             "scan": str(scan_path),
@@ -183,8 +197,9 @@ def analyse_scans(
             "windows_scored": int(len(result.scores)),
             "windows_skipped": int(result.windows_total - len(result.scores)),
             "max_score": round(float(result.scores.max()), 6),
-            "film_score": round(film_score(result, aggregate), 6),
+            "film_score": round(score, 6),
             "aggregate": aggregate,
+            "other_breast": other_breast_said(aggregate, used_other),
             "seconds": round(time.perf_counter() - started, 2),
             "regions": found,
         }
@@ -202,22 +217,33 @@ def analyse_scans(
         )
         return summary, hung_overlay(scan, result, found, side) if side else None
 
-    # a woman's films one after another, so that only her films' pictures are held until her exam is written
+    # a woman's films one after another, so that only her films (scored, then pictured) are held until her exam is
+    # written; a film's partner is the film of her other breast in the same view
     groups = [
-        (woman, [(side, path) for _, *row in rows for side, path in zip("RL", row) if path]) for woman, rows in women.items()
+        (woman, [(side, path, partner) for _, *row in rows for side, path, partner in zip("RL", row, row[::-1]) if path])
+        for woman, rows in women.items()
     ]
-    groups += [(None, [(None, scan_path)]) for scan_path in alone]
-    summaries, written = [], []
+    groups += [(None, [(None, scan_path, None)]) for scan_path in alone]
+    summaries, written_exams, results = [], [], {}
     progress = tqdm(total=len(named), desc="scans", disable=len(scans) == 1)
     for woman, films in groups:
+        results.clear()
         analysed = {}
-        for side, scan_path in films:
+        for _, scan_path, _ in films:
             try:
-                analysed[scan_path] = analyse(scan_path, side)
+                results[scan_path] = scored(scan_path)
             except (FormatError, ValueError, OSError) as err:
                 if len(scans) == 1:
                     raise
                 failures.append(str(err))
+        for side, scan_path, partner in films:
+            if scan_path in results:
+                try:
+                    analysed[scan_path] = written(scan_path, side, partner)
+                except OSError as err:
+                    if len(scans) == 1:
+                        raise
+                    failures.append(str(err))
             progress.update()
         summaries += [summary for summary, _ in analysed.values()]
         if woman is None or not analysed:
@@ -231,7 +257,7 @@ def analyse_scans(
                 raise
             failures.append(str(err))
             continue
-        written.append(record)
+        written_exams.append(record)
     progress.close()
     if len(scans) > 1:
         print(f"{'scan':<40}{'windows':>9}{'max P(abnormal)':>17}{'seconds':>9}")
@@ -243,10 +269,19 @@ def analyse_scans(
     else:
         print(json.dumps(summaries[0], indent=2))
     if exams:
-        print(exams_said(written, alone))
+        print(exams_said(written_exams, alone))
     if failures:
         raise ValueError(f"{len(failures)} of {len(scans)} scans could not be analysed: {'; '.join(failures[:3])}")
     return summaries
+
+
+def other_breast_said(aggregate: dict, used: bool) -> str:
+    """How a film's score came to be with respect to the woman's other breast (said in its regions JSON)."""
+    if used:
+        return "used: the film's windows against the matching places of the other breast's film"
+    if aggregate.get("uses_other_breast"):
+        return "missing: the other breast's film was not scored with it, so the aggregate without it scored the film"
+    return "not used by this model's aggregate"
 
 
 def exam(
@@ -432,6 +467,7 @@ def score_scans(
         arrays[f"{target['scan_id']}/heatmap"] = result.heatmap.astype(np.float32)
         arrays[f"{target['scan_id']}/thumbnail"] = image8
         arrays[f"{target['scan_id']}/factor"] = np.float64(factor)
+        arrays.update(film_arrays(target["scan_id"], film_windows(result, settings_for_scan.factor)))
     write_table(pd.DataFrame(scans), scans_out)
     write_table(pd.DataFrame(found_rows, columns=REGION_COLUMNS), regions_out)
     write_table(pd.DataFrame(rejected, columns=REJECTED_COLUMNS), rejected_out)
@@ -450,10 +486,13 @@ def evaluate_scans(
     froc_plot: str,
     cases_plot: str,
     mias_rois_path: str | None = None,
+    film_scores_paths: list[str] | None = None,
 ) -> None:
     """Scan-level metrics per set (test, mias) with intervals from a bootstrap over women (`evaluation`: bootstrap
     replicates and seed), the FROC table and plot, and heatmaps of a few right and wrong scans. With the mini-MIAS
-    ROI index, the localisation per class of lesion (CIRC, SPIC, MISC, ARCH, ASYM, CALC)."""
+    ROI index, the localisation per class of lesion (CIRC, SPIC, MISC, ARCH, ASYM, CALC). With the film scores of
+    the same films (mammo.stages.crossval.fold_film_scores), each score's film and woman rates (`film_scores`; the
+    learnt ones at P = 0.5, the maximum window at `threshold`)."""
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     # a scan without a breast window has no score: an empty cell, which read_table keeps as text
     scans["max_score"] = pd.to_numeric(scans["max_score"], errors="coerce")
@@ -474,6 +513,16 @@ def evaluate_scans(
         if curves
         else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
     )
+    if film_scores_paths:
+        films = pd.concat([read_table(path) for path in film_scores_paths], ignore_index=True)
+        result["film_scores"] = {
+            "films": int(len(films)),
+            "other_breast_used": int((films["other_breast"] == "used").sum()),
+            **{
+                name: film_metrics(films, name, threshold if name == "max" else 0.5, evaluation["bootstrap"], evaluation["seed"])
+                for name in FILM_SCORES
+            },
+        }
     write_table(curve, froc_out)
     draw_froc(curve, froc_plot)
     arrays = {}

@@ -1,0 +1,255 @@
+"""A film's score from its windows and the other breast's: the breast frame (synthetic, and real mini-MIAS films drawn
+and looked at), the matching windows of the other breast, the learnt aggregate and its cross-validation stage."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mammo.film_scores import (
+    FEATURES,
+    OTHER_BREAST_FEATURES,
+    BreastFrame,
+    FilmWindows,
+    breast_frame,
+    film_arrays,
+    film_features,
+    film_score,
+    fit_aggregate,
+    other_breast_scores,
+    read_film,
+)
+from mammo.heatmap import Windowing, segmented, working_image
+from mammo.io.scan import read_scan
+from mammo.sources import windowing_scale
+from mammo.tables import read_table, write_table
+
+SIDE = 40  # window side of the synthetic films, in scan pixels
+
+
+def synthetic_breast(chest_wall_left: bool = True) -> np.ndarray:
+    """A breast mask of a 400 x 300 film: a half disc on the chest wall, its nipple at row 200, 240 pixels deep."""
+    rows, cols = np.indices((400, 300))
+    mask = (rows - 200) ** 2 / 190**2 + cols**2 / 240**2 <= 1
+    return mask if chest_wall_left else mask[:, ::-1].copy()
+
+
+def synthetic_film(scores_at: dict[tuple[int, int], float], chest_wall_left: bool = True, base: float = 0.1):
+    """Windows of SIDE pixels every SIDE / 2 inside the synthetic breast, scoring `base` but where a window's top-left
+    corner (measured from the chest wall) is in `scores_at`."""
+    breast = synthetic_breast(True)
+    boxes, scores = [], []
+    for top in range(0, 400 - SIDE + 1, SIDE // 2):
+        for depth in range(0, 300 - SIDE + 1, SIDE // 2):
+            if breast[top : top + SIDE, depth : depth + SIDE].mean() < 0.75:
+                continue
+            left = depth if chest_wall_left else 300 - SIDE - depth
+            boxes.append((top, left, top + SIDE, left + SIDE))
+            scores.append(scores_at.get((top, depth), base))
+    mask = synthetic_breast(chest_wall_left)
+    return FilmWindows(np.array(boxes), np.array(scores), np.ones(len(boxes)), breast_frame(mask, 1.0))
+
+
+def test_a_frame_maps_points_there_and_back():
+    frame = BreastFrame(False, 800.0, 400.0, 600.0, 10.0, 900.0)
+    rows, cols = np.array([10.0, 300.0, 600.0, 899.0]), np.array([790.0, 600.0, 400.0, 700.0])
+    depth, height = frame.to_frame(rows, cols)
+    assert depth == pytest.approx([0.025, 0.5, 1.0, 0.25]) and height[0] == pytest.approx(-1) and height[2] == 0
+    assert np.allclose(frame.from_frame(depth, height), (rows, cols))
+    assert BreastFrame.from_array(frame.as_array()) == frame
+
+
+@pytest.mark.parametrize("chest_wall_left", [True, False])
+def test_the_frame_finds_the_chest_wall_and_the_nipple(chest_wall_left):
+    frame = breast_frame(synthetic_breast(chest_wall_left), 0.5)  # the mask drawn at half the scan's size
+    assert frame.chest_left == chest_wall_left
+    assert frame.wall == pytest.approx(0 if chest_wall_left else 598, abs=4)
+    assert frame.depth == pytest.approx(480, abs=8) and frame.nipple_row == pytest.approx(400, abs=6)
+    assert (frame.top, frame.bottom) == (pytest.approx(20, abs=6), pytest.approx(780, abs=6))
+    assert breast_frame(np.zeros((50, 50), bool), 1.0) is None
+
+
+def test_a_thin_strip_along_the_film_edge_is_not_the_nipple():
+    """mdb002's breast mask keeps a scanner strip along the top edge that reaches past the nipple."""
+    mask = synthetic_breast()
+    mask[:6, :] = True
+    frame = breast_frame(mask, 1.0)
+    assert frame.depth == pytest.approx(240, abs=5) and frame.nipple_row == pytest.approx(200, abs=5)
+
+
+def test_the_other_breast_is_matched_mirrored_at_the_same_place():
+    """A right breast (chest wall on the film's right) against a left one: a window is compared with the place of the
+    other breast at the same depth and height, whatever side of the film either chest wall lies on."""
+    hot = (120, 60)
+    left = synthetic_film({hot: 0.9}, chest_wall_left=True)
+    right_same = synthetic_film({hot: 0.8}, chest_wall_left=False)
+    right_clear = synthetic_film({}, chest_wall_left=False)
+    at = next(i for i, box in enumerate(left.boxes) if tuple(box[:2]) == hot)
+    assert other_breast_scores(left, right_same)[at] == pytest.approx(0.8)
+    assert other_breast_scores(left, right_clear)[at] == pytest.approx(0.1)
+    # far from the hot place the other breast's hot window is out of reach
+    far = next(i for i, box in enumerate(left.boxes) if box[0] >= 300)
+    assert other_breast_scores(left, right_same)[far] == pytest.approx(0.1)
+    features = film_features(left, right_clear)
+    assert features["other_breast_max_difference"] == pytest.approx(np.log(9) - np.log(1 / 9), abs=1e-3)
+    assert film_features(left, right_same)["other_breast_max_difference"] < features["other_breast_max_difference"]
+    assert set(film_features(left)) == set(FEATURES)
+    assert set(features) == set(FEATURES + OTHER_BREAST_FEATURES)
+
+
+def test_a_film_without_a_frame_or_windows_has_no_match():
+    film = synthetic_film({})
+    empty = FilmWindows(np.zeros((0, 4), int), np.zeros(0), np.zeros(0), film.frame)
+    assert np.isnan(other_breast_scores(film, empty)).all()
+    assert film_features(film, empty)["other_breast_max_difference"] == 0.0
+
+
+def learnt_films(seed: int, films: int = 40):
+    """Pairs of films: an abnormal one has a window only it holds (the lesion), its partner none; a normal pair share
+    their strongest window (symmetric dense tissue), as strong as a lesion."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(films):
+        abnormal = index % 3 == 0
+        place = (int(rng.integers(2, 12)) * 20, int(rng.integers(0, 6)) * 20)
+        strength = float(rng.uniform(0.6, 0.95))
+        film = synthetic_film({place: strength}, chest_wall_left=True, base=float(rng.uniform(0.05, 0.2)))
+        other = synthetic_film({} if abnormal else {place: strength}, chest_wall_left=False)
+        rows.append((film, other, int(abnormal)))
+    return rows
+
+
+def test_the_learnt_aggregate_reads_the_other_breast_where_the_maximum_cannot():
+    from sklearn.metrics import roc_auc_score
+
+    fitted, held = learnt_films(0), learnt_films(1)
+    labels = [label for _, _, label in fitted]
+    alone = fit_aggregate([film_features(film) for film, _, _ in fitted], labels, {"films": 40})
+    both = fit_aggregate(
+        [film_features(film, other) for film, other, _ in fitted], labels, {"films": 40}, without_other_breast=alone
+    )
+    truth = [label for _, _, label in held]
+    by_max = [film_score({"method": "max"}, film)[0] for film, _, _ in held]
+    by_both = [film_score(both, film, other) for film, other, _ in held]
+    assert roc_auc_score(truth, by_max) < 0.75 and roc_auc_score(truth, [s for s, _ in by_both]) > 0.95
+    assert all(used for _, used in by_both)
+    # without its partner a film is scored by the aggregate without the other breast, and says so
+    film = held[0][0]
+    assert film_score(both, film) == (film_score(alone, film)[0], False)
+    assert film_score({"method": "max"}, film) == (film.scores.max(), False)
+    assert both["uses_other_breast"] and not alone["uses_other_breast"] and both["fitted_on"] == {"films": 40}
+    assert json.loads(json.dumps(both)) == both  # as it is stored in a card
+    with pytest.raises(ValueError, match="normal and abnormal films"):
+        fit_aggregate([film_features(film)], [1], {})
+
+
+def test_a_films_windows_go_through_the_scans_archive_unchanged(tmp_path):
+    film = synthetic_film({(120, 60): 0.9})
+    np.savez_compressed(tmp_path / "heatmaps.npz", **film_arrays("mias:mdb001", film))
+    with np.load(tmp_path / "heatmaps.npz") as archive:
+        back = read_film(archive, "mias:mdb001")
+    assert np.array_equal(back.boxes, film.boxes) and np.allclose(back.scores, film.scores) and back.frame == film.frame
+
+
+def fold_inputs(folder: Path, validation_women: list[str], held_out_women: list[str]) -> dict:
+    """A fold's scored films as the workflow leaves them: scans tables and archives of the inner-validation and the
+    held-out women's films (mini-MIAS numbering: woman k has mdb(2k-1) right and mdb(2k) left), and its split."""
+    paths = {}
+    rng = np.random.default_rng(3)
+    for kind, women in (("validation", validation_women), ("out_of_fold", held_out_women)):
+        rows, arrays = [], {}
+        for woman in women:
+            number = int(woman.removeprefix("mias:"))
+            abnormal_side = rng.integers(0, 3)  # 0: the right breast, 1: the left, 2: neither
+            place = (int(rng.integers(2, 12)) * 20, int(rng.integers(0, 6)) * 20)
+            for side, refnum in enumerate((f"mdb{2 * number - 1:03d}", f"mdb{2 * number:03d}")):
+                strength = 0.9 if side == abnormal_side or abnormal_side == 2 else 0.1
+                film = synthetic_film({place: strength}, chest_wall_left=side == 1)
+                scan_id = f"mias:{refnum}"
+                arrays.update(film_arrays(scan_id, film))
+                rows.append(
+                    {
+                        "scan_id": scan_id,
+                        "set": kind,
+                        "patient_id": woman,
+                        "path": f"all-mias/{refnum}.pgm",
+                        "label_normal": int(side == abnormal_side),
+                        "windows_scored": len(film.scores),
+                    }
+                )
+        write_table(pd.DataFrame(rows), folder / f"{kind}.scans.tsv")
+        np.savez_compressed(folder / f"{kind}.npz", **arrays)
+        paths[kind] = (str(folder / f"{kind}.scans.tsv"), str(folder / f"{kind}.npz"))
+    split = pd.DataFrame(
+        {
+            "patient_id": validation_women + held_out_women + ["mias:099"],
+            "split": ["val"] * len(validation_women) + ["test"] * len(held_out_women) + ["train"],
+        }
+    )
+    write_table(split, folder / "split.tsv")
+    paths["split"] = str(folder / "split.tsv")
+    return paths
+
+
+def test_a_fold_learns_its_film_score_from_its_inner_validation_women_only(tmp_path):
+    from mammo.stages.crossval import fold_film_scores
+
+    validation = [f"mias:{n:03d}" for n in range(1, 31)]
+    held_out = [f"mias:{n:03d}" for n in range(31, 51)]
+    paths = fold_inputs(tmp_path, validation, held_out)
+    fold_film_scores(*paths["validation"], *paths["out_of_fold"], paths["split"], tmp_path / "agg.json", tmp_path / "f.tsv")
+    aggregates = json.loads((tmp_path / "agg.json").read_text())
+    assert aggregates["learned"]["fitted_on"]["women"] == 30 and aggregates["learned"]["fitted_on"]["set"] == "inner validation"
+    assert aggregates["learned_other_breast"]["uses_other_breast"] and aggregates["max"] == {"method": "max"}
+    films = read_table(tmp_path / "f.tsv")
+    assert len(films) == 40 and set(films["other_breast"]) == {"used"}
+    assert (films.set_index("scan_id").loc["mias:mdb061", "partner"]) == "mias:mdb062"
+    assert films["patient_id"].isin(held_out).all()
+
+    # a film of a woman outside the fold's inner validation (here a held-out one) is refused
+    strangers = fold_inputs(tmp_path, validation, held_out)
+    scans = read_table(strangers["validation"][0])
+    scans.loc[0, "patient_id"] = "mias:031"
+    write_table(scans, strangers["validation"][0])
+    with pytest.raises(ValueError, match="outside .*split.tsv's inner validation \\(mias:031\\)"):
+        fold_film_scores(*strangers["validation"], *strangers["out_of_fold"], strangers["split"], tmp_path / "a", tmp_path / "b")
+
+
+# looked at on a drawing of each film with its chest-wall line, nipple and top and bottom rows (scan pixels; right
+# breasts have their chest wall on the film's right)
+REAL_FRAMES = {
+    "mdb001": (False, 764, 388, 610),
+    "mdb002": (True, 188, 424, 679),
+    "mdb005": (False, 836, 544, 659),
+    "mdb006": (True, 188, 552, 675),
+    "mdb057": (False, 836, 508, 608),
+    "mdb058": (True, 188, 476, 619),
+}
+
+
+@pytest.fixture(scope="module")
+def real_films(real_mias_archive, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("real_frames")
+    with tarfile.open(real_mias_archive) as tar:
+        wanted = [m for m in tar.getmembers() if Path(m.name).stem in REAL_FRAMES]
+        tar.extractall(folder, members=wanted, filter="data")
+    return folder / "all-mias"
+
+
+def test_real_films_frames_lie_where_they_were_drawn(real_films):
+    windowing = Windowing(scale=windowing_scale(2.58))
+    for name, (chest_left, wall, depth, nipple_row) in REAL_FRAMES.items():
+        _, breast = segmented(working_image(read_scan(real_films / f"{name}.pgm"), windowing))
+        frame = breast_frame(breast, windowing.factor)
+        assert frame.chest_left == chest_left, name
+        assert (frame.wall, frame.depth, frame.nipple_row) == (
+            pytest.approx(wall, abs=8),
+            pytest.approx(depth, abs=12),
+            pytest.approx(nipple_row, abs=12),
+        ), name
+        assert frame.top < frame.nipple_row < frame.bottom
