@@ -253,3 +253,41 @@ def test_real_films_frames_lie_where_they_were_drawn(real_films):
             pytest.approx(nipple_row, abs=12),
         ), name
         assert frame.top < frame.nipple_row < frame.bottom
+
+
+def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_validation(tmp_path):
+    from dataclasses import asdict
+
+    from mammo.card import model_card, read_card, scanning_section, write_card
+    from mammo.stages.crossval import final_card
+
+    paths = fold_inputs(tmp_path, [f"mias:{n:03d}" for n in range(1, 31)], [])
+    (tmp_path / "tiles.tsv").write_text("tile_id\n")
+    (tmp_path / "model.keras").write_bytes(b"weights")
+    evaluation_card = model_card(
+        {"model": "1.0.0.35.mias", "labels": "binary", "epochs": 1, "test_contrast": 1.0},
+        "float32",
+        1.2,
+        {"fixed": 0.5, "best_f1": 0.3},
+        [str(tmp_path / "tiles.tsv")],
+        [tmp_path / "model.keras"],
+        {"engine": "tensorflow", "version": "3", "precision": "float32"},
+        scanning_section("mias", 2.58, asdict(Windowing())),
+    )
+    (tmp_path / "inner_validation").mkdir()
+    write_card(evaluation_card, tmp_path / "inner_validation" / "model.json")
+    for choice in ("learned_other_breast", "max"):
+        final_card(
+            str(tmp_path / "inner_validation" / "model.json"),
+            *paths["validation"],
+            paths["split"],
+            choice,
+            str(tmp_path / "model.json"),
+            str(tmp_path / "film_scores.json"),
+        )
+        card = read_card(tmp_path / "model.keras")
+        scanning = card["scanning"]
+        assert scanning["aggregate"] == json.loads((tmp_path / "film_scores.json").read_text())[choice]
+        assert scanning["uses_other_breast"] == (choice == "learned_other_breast")
+        assert card["temperature"] == 1.2 and scanning["window_scale"] == evaluation_card["scanning"]["window_scale"]
+    assert scanning["aggregate"] == {"method": "max"}

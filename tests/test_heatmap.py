@@ -820,3 +820,49 @@ def test_mammo_scan_defaults_are_the_workflows_scan_settings():
     scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
     defaults = Windowing()
     assert {key: getattr(defaults, key) for key in scans} == scans
+
+
+def test_cli_scores_each_film_with_the_other_breast_where_the_card_learnt_so(scan_cli_inputs, demo_root, tmp_path):
+    """A card whose film score reads the other breast (a logistic aggregate, mammo.film_scores): a film scanned with
+    its partner is scored against it and says so; a film scanned alone is scored by the aggregate without the other
+    breast and says that too."""
+    from mammo.card import card_path
+    from mammo.film_scores import FEATURES, OTHER_BREAST_FEATURES
+
+    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    card = write_test_card(tmp_path, collection="mias", tile_scale=1.0)
+
+    def logistic(names, weights):
+        return {
+            "method": "logistic",
+            "features": list(names),
+            "mean": [0.0] * len(names),
+            "scale": [1.0] * len(names),
+            "coefficients": weights,
+            "intercept": -1.0,
+            "uses_other_breast": len(names) > len(FEATURES),
+            "fitted_on": {"films": 2},
+        }
+
+    alone = logistic(FEATURES, [1.0, 0.0, 0.0, 0.0])
+    both = {**logistic(FEATURES + OTHER_BREAST_FEATURES, [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]), "without_other_breast": alone}
+    card["scanning"] = {**card["scanning"], "aggregate": both, "uses_other_breast": True}
+    card_path(tmp_path / "model.keras").write_text(json.dumps(card))
+    (tmp_path / "films").mkdir()
+    for name in ("mdb001.pgm", "mdb002.pgm", "mdb003.pgm"):
+        shutil.copy(demo_root / "mias" / name, tmp_path / "films" / name)
+    out = tmp_path / "out"
+    result = scan_with(tmp_path / "model.keras", str(tmp_path / "films"), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = {name: json.loads((out / f"{name}.regions.json").read_text()) for name in ("mdb001", "mdb002", "mdb003")}
+    assert said["mdb001"]["other_breast"].startswith("used") and said["mdb002"]["other_breast"].startswith("used")
+    assert said["mdb003"]["other_breast"].startswith("missing")
+    # alone: the aggregate without the other breast, here the logistic of the strongest window's logit less 1
+    top = min(max(said["mdb003"]["max_score"], 1e-4), 1 - 1e-4)
+    assert said["mdb003"]["film_score"] == pytest.approx(1 / (1 + np.exp(1 - np.log(top / (1 - top)))), abs=1e-5)
+    for name in ("mdb001", "mdb002"):
+        assert 0 < said[name]["film_score"] < 1 and said[name]["aggregate"]["uses_other_breast"]
+    exam = json.loads((out / "mias_001.exam.json").read_text())
+    assert {film["film"]: film["score"] for film in exam["films"]} == {
+        name: said[name]["film_score"] for name in ("mdb001", "mdb002")
+    }

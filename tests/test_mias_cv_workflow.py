@@ -148,6 +148,18 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     )
     assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
     assert (real_cv_run / "results/mias_cv/model_1.0.0.35/scans/cases.png").stat().st_size > 0
+    # the film scores learnt on each fold's inner-validation women, beside the maximum window, on every held-out film
+    assert set(metrics["film_scores"]) == {"films", "other_breast_used", "max", "learned", "learned_other_breast"}
+    assert metrics["film_scores"]["films"] == 12 and metrics["film_scores"]["max"]["n"] == 12
+    for fold in (0, 1):
+        split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
+        model_dir = real_cv_run / "results/mias_cv/model_1.0.0.35"
+        validation = pd.read_csv(model_dir / f"fold_{fold}/validation_scans/scans.tsv", sep="\t", dtype={"patient_id": str})
+        assert set(validation["patient_id"]) == set(split.loc[split["split"] == "val", "patient_id"])
+        films = pd.read_csv(model_dir / f"scans/fold_{fold}.films.tsv", sep="\t", dtype={"patient_id": str})
+        assert set(films["patient_id"]) == set(split.loc[split["split"] == "test", "patient_id"])
+        assert films["partner"].notna().all()  # every woman of these six has both films
+        assert json.loads((model_dir / f"fold_{fold}/film_scores.json").read_text())["max"] == {"method": "max"}
 
 
 @pytest.mark.workflow
@@ -166,6 +178,8 @@ def test_the_final_model_is_its_own_target_trained_once_on_all_women(tmp_path):
         "train_mias_final": 1,
         "export_model": 1,
         "evaluate_mias_final": 1,
+        "score_validation_films_mias_final": 1,  # the film score learnt from the inner validation's films
+        "card_mias_final": 1,
     }
     assert "mias_final" not in snakemake(tmp_path, "all", "-n", "--quiet", "rules", "--configfile", *TINY).stdout
     # with online crops the training also reads its lesions' context patches, every woman's but the inner validation's

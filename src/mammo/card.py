@@ -286,10 +286,10 @@ def write_card(card: dict, path: str | Path) -> None:
     Path(path).write_text(json.dumps(card, indent=2) + "\n")
 
 
-def read_card(model_path: str | Path) -> dict | None:
-    """The card beside a model, or None where there is none (a model not yet evaluated); a file that is not a valid
-    card is a clear error naming it, raised before any scan is scored."""
-    path = card_path(model_path)
+def read_card(model_path: str | Path, path: str | Path | None = None) -> dict | None:
+    """The card beside a model (or at `path`), or None where there is none (a model not yet evaluated); a file that is
+    not a valid card is a clear error naming it, raised before any scan is scored."""
+    path = Path(path) if path is not None else card_path(model_path)
     if not path.exists():
         return None
     try:

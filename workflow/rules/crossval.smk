@@ -353,6 +353,7 @@ use rule mias_cv_fold as mias_final_split with:
     output:
         split="results/mias_final/tiles.tsv",
         summary="results/mias_final/tiles.json",
+        validation_films="results/mias_final/validation_films.tsv",
     log:
         "logs/mias_final/split.log",
     benchmark:
@@ -419,7 +420,7 @@ use rule evaluate_mias_cv as evaluate_mias_final with:
     output:
         metrics="results/mias_final/model_{model}/metrics.json",
         predictions="results/mias_final/model_{model}/predictions.tsv",
-        card="results/mias_final/model_{model}/model.json",
+        card="results/mias_final/model_{model}/inner_validation/model.json",
         sweep="results/mias_final/model_{model}/thresholds.tsv",
         reliability="results/mias_final/model_{model}/reliability.tsv",
         subgroups="results/mias_final/model_{model}/subgroups.tsv",
@@ -428,3 +429,49 @@ use rule evaluate_mias_cv as evaluate_mias_final with:
     benchmark:
         "benchmarks/mias_final/evaluate_{model}.tsv"
     threads: 2
+
+
+use rule score_films_mias_cv as score_validation_films_mias_final with:
+    input:
+        targets=rules.mias_final_split.output.validation_films,
+        scans=scan_files("mias"),
+        mias_rois=rules.index_mias.output.rois,
+        model=rules.train_mias_final.output.model,
+        onnx=exported(rules.train_mias_final.output.model),
+        card=rules.evaluate_mias_final.output.card,
+    output:
+        scans="results/mias_final/model_{model}/inner_validation/scans.tsv",
+        regions="results/mias_final/model_{model}/inner_validation/regions.tsv",
+        heatmaps="results/mias_final/model_{model}/inner_validation/heatmaps.npz",
+        rejected="results/mias_final/model_{model}/inner_validation/rejected.tsv",
+    log:
+        "logs/mias_final/score_validation_films_{model}.log",
+    benchmark:
+        "benchmarks/mias_final/score_validation_films_{model}.tsv"
+
+
+rule card_mias_final:
+    """The take-away model's card: its evaluation's, with the film score of mias_cv.film_score learnt from its
+    inner-validation women's films (every learnt score beside it, film_scores.json)."""
+    input:
+        card=rules.evaluate_mias_final.output.card,
+        validation_scans=rules.score_validation_films_mias_final.output.scans,
+        validation_heatmaps=rules.score_validation_films_mias_final.output.heatmaps,
+        split=rules.mias_final_split.output.split,
+    output:
+        card="results/mias_final/model_{model}/model.json",
+        aggregates="results/mias_final/model_{model}/film_scores.json",
+    log:
+        "logs/mias_final/card_{model}.log",
+    benchmark:
+        "benchmarks/mias_final/card_{model}.tsv"
+    conda:
+        "../../envs/mammo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        film_score=config["mias_cv"]["film_score"],
+    script:
+        "../scripts/card_mias_final.py"

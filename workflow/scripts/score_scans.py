@@ -19,4 +19,5 @@ with logged(snakemake.log[0], "score_scans"):
         output.regions,
         output.heatmaps,
         output.rejected,
+        inputs.card,
     )

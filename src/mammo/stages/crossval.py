@@ -10,6 +10,7 @@ import pandas as pd
 
 from mammo import evaluate as ev
 from mammo import split as splitting
+from mammo.card import write_card
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
 from mammo.film_scores import FILM_SCORES, film_score, fit_aggregate, scored_films
 from mammo.hard_negatives import HardNegatives, TrainingFilm, mine_films
@@ -148,19 +149,9 @@ def film_targets(images: pd.DataFrame, kind: str, scale: float) -> pd.DataFrame:
 FILM_SCORE_COLUMNS = ["scan_id", "patient_id", "label_normal", "partner", "other_breast", *FILM_SCORES]
 
 
-def fold_film_scores(
-    validation_scans_path: str,
-    validation_heatmaps_path: str,
-    scans_path: str,
-    heatmaps_path: str,
-    split_path: str,
-    aggregate_out: str,
-    films_out: str,
-) -> None:
-    """Learn a fold's film score from its inner-validation women's scored films (mammo.film_scores: a logistic
-    aggregate of the windows without, and one with, the other breast), and score its held-out films with both and
-    with the maximum window: one row per film with a scored window, its partner (her other breast's film of the same
-    view) named, and whether the other breast was used."""
+def learned_film_scores(validation_scans_path: str, validation_heatmaps_path: str, split_path: str) -> dict:
+    """The film scores (FILM_SCORES) learnt from the inner-validation women's scored films of a split
+    (mammo.film_scores: a logistic aggregate of the windows without, and one with, the other breast), and the max."""
     split = read_table(split_path)
     validation_women = set(split.loc[split["split"] == "val", "patient_id"].astype(str))
     validation = read_table(validation_scans_path)
@@ -177,6 +168,10 @@ def fold_film_scores(
         "abnormal": int(sum(film.label for film in fitted)),
         "women": len({film.woman for film in fitted}),
     }
+    if len({film.label for film in fitted}) < 2:
+        # a handful of women (a tiny run) may give an inner validation of one kind of film: nothing to learn from
+        print(f"film scores not learnt: the inner validation's films ({fitted_on}) are not of both kinds; max kept")
+        return dict.fromkeys(FILM_SCORES, {"method": "max"})
     learned = fit_aggregate([film.features() for film in fitted], [film.label for film in fitted], fitted_on)
     partnered = [film for film in fitted if film.other is not None]
     with_other = fit_aggregate(
@@ -185,7 +180,23 @@ def fold_film_scores(
         {**fitted_on, "films_with_partner": len(partnered)},
         without_other_breast=learned,
     )
-    aggregates = {"max": {"method": "max"}, "learned": learned, "learned_other_breast": with_other}
+    print(f"film scores learnt from {fitted_on}")
+    return {"max": {"method": "max"}, "learned": learned, "learned_other_breast": with_other}
+
+
+def fold_film_scores(
+    validation_scans_path: str,
+    validation_heatmaps_path: str,
+    scans_path: str,
+    heatmaps_path: str,
+    split_path: str,
+    aggregates_out: str,
+    films_out: str,
+) -> None:
+    """A fold's film scores learnt from its inner-validation women (learned_film_scores), and its held-out films scored
+    by each: one row per film with a scored window, its partner (her other breast's film of the same view) named, and
+    whether the other breast was used."""
+    aggregates = learned_film_scores(validation_scans_path, validation_heatmaps_path, split_path)
     rows = []
     for film in scored_films(read_table(scans_path), heatmaps_path):
         scores = {name: film_score(aggregate, film.windows, film.other) for name, aggregate in aggregates.items()}
@@ -195,13 +206,32 @@ def fold_film_scores(
                 "patient_id": film.woman,
                 "label_normal": film.label,
                 "partner": film.partner or "",
-                "other_breast": "used" if scores["learned_other_breast"][1] else "missing",
+                "other_breast": "used" if scores["learned_other_breast"][1] else "not used",
                 **{name: round(score, 6) for name, (score, _) in scores.items()},
             }
         )
-    write_json(aggregates, aggregate_out)
+    write_json(aggregates, aggregates_out)
     write_table(pd.DataFrame(rows, columns=FILM_SCORE_COLUMNS), films_out)
-    print(f"film scores learnt from {fitted_on}; {len(rows)} held-out films scored")
+    print(f"{len(rows)} held-out films scored")
+
+
+def final_card(
+    card_path: str,
+    validation_scans_path: str,
+    validation_heatmaps_path: str,
+    split_path: str,
+    film_score_name: str,
+    card_out: str,
+    aggregates_out: str,
+) -> None:
+    """The take-away model's card: its evaluation's card (`card_path`) with the film score `film_score_name` (one of
+    FILM_SCORES) learnt from its inner-validation women as scanning.aggregate; every learnt score beside it."""
+    aggregates = learned_film_scores(validation_scans_path, validation_heatmaps_path, split_path)
+    card = json.loads(Path(card_path).read_text())
+    chosen = aggregates[film_score_name]
+    card["scanning"] = {**card["scanning"], "aggregate": chosen, "uses_other_breast": chosen.get("uses_other_breast", False)}
+    write_json(aggregates, aggregates_out)
+    write_card(card, card_out)
 
 
 def mias_cv_metrics(

@@ -378,9 +378,10 @@ def score_scans(
     regions_out: str,
     heatmaps_out: str,
     rejected_out: str,
+    card_file: str | None = None,
 ) -> None:
     """Heatmaps and top regions of one chunk of target scans, each region marked with the lesions it overlaps; the
-    test-time contrast and temperature from the model's card."""
+    test-time contrast and temperature from the model's card (beside it, or `card_file`)."""
     targets = read_table(targets_path)
     targets = in_chunk(targets, "scan_id", chunk, chunks)
     indexes = {name: read_table(path) for name, path in lesion_indexes.items()}
@@ -401,9 +402,9 @@ def score_scans(
             for source, findings in listed.items()
         },
     }
-    card = read_card(model_path)
+    card = read_card(model_path, card_file)
     if card is None:
-        raise ValueError(f"{model_path}: no model card beside it; evaluate the model first")
+        raise ValueError(f"{card_file or model_path}: no model card (beside the model); evaluate the model first")
     engine = open_engine(model_path, inference["engine"], inference["precision"], settings["threads"])
     print(f"inference: {engine.describe()}")
     predict = engine.predictor(card["test_contrast"])
