@@ -98,6 +98,7 @@ ARCHITECTURES = {
     "inception_v4_lite": {"model": "inception_v4_lite", "labels": "type"},
     "vgg19_transfer": {"model": "vgg19_transfer", "labels": "pathology"},
     "inception_v3_transfer": {"model": "inception_v3_transfer"},
+    "resnet_small": {"model": "resnet_small"},
     # the study's transfer: the 5-class model's layers, convolutions frozen, a new binary head that trains
     "1.0.0.35b": {"model": "1.0.0.35", "init": "1.0.0.35l", "freeze": "convolutions"},
 }
@@ -125,7 +126,7 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
     (tiny_run / "config/architectures.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [f"results/ds9/model_{name}/metrics.json" for name in ARCHITECTURES]
     plan = snakemake(tiny_run, *targets, "-n", "--quiet", "rules", "--configfile", "config/architectures.yaml").stdout
-    assert re.search(r"^train\s+7$", plan, re.MULTILINE) and not re.search(r"^(records|split|tiles_\w+)\s", plan, re.MULTILINE)
+    assert re.search(r"^train\s+8$", plan, re.MULTILINE) and not re.search(r"^(records|split|tiles_\w+)\s", plan, re.MULTILINE)
     snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/architectures.yaml")
     schema = yaml.safe_load((ROOT / "workflow/schemas/metrics.schema.yaml").read_text())
     for name, extra in ARCHITECTURES.items():

@@ -9,7 +9,7 @@ from typing import Callable
 MODELS: dict[str, Callable] = {}
 
 # modules whose builders register themselves on import
-BUILDER_MODULES = ("mammo.models.study", "mammo.models.lite", "mammo.models.transfer")
+BUILDER_MODULES = ("mammo.models.study", "mammo.models.lite", "mammo.models.transfer", "mammo.models.resnet")
 
 
 def register(name: str):
