@@ -204,6 +204,9 @@ def test_pretrained_weights_are_made_once_and_reused_until_what_they_depend_on_c
     folds = [f"results/mias_cv/model_1.0.0.35/fold_{fold}/model.json" for fold in range(5)]
     plan = job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs).stdout)
     assert plan["train_pretrain"] == 1 and plan["pretrain_films"] == 1 and plan["train_mias_cv"] == 5
+    # the folds' training itself starts from the weights (not only the evaluation that names them in the card)
+    trained = [f"results/mias_cv/model_1.0.0.35/fold_{fold}/model.keras" for fold in range(5)]
+    assert job_counts(snakemake(tmp_path, *trained, "-n", "--quiet", "rules", *configs).stdout)["train_pretrain"] == 1
     snakemake(tmp_path, pretrained, "--cores", "2", *configs)
     assert (tmp_path / "resources/pretrain/mias-demo-8-seed3/mdb008.pgm").is_file()
     history = pd.read_csv(tmp_path / "results/pretrain/mias-demo-8-seed3/model_1.0.0.35/history.csv")

@@ -111,6 +111,7 @@ rule train_mias_cv:
         lesions=online_crops_input(
             "results/mias_cv/fold_{fold}/records/lesions-train.tfrecord"
         ),
+        init=pretrained_input(),
         split=rules.mias_cv_fold.output.split,
         images=rules.index_mias.output.images,
         rois=rules.index_mias.output.rois,
