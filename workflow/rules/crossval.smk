@@ -265,6 +265,7 @@ use rule score_films_mias_cv as score_validation_films_mias_cv with:
         "logs/mias_cv/score_validation_films_{model}_{fold}.log",
     benchmark:
         "benchmarks/mias_cv/score_validation_films_{model}_{fold}.tsv"
+    threads: 2
 
 
 rule film_scores_mias_cv:
@@ -449,6 +450,7 @@ use rule score_films_mias_cv as score_validation_films_mias_final with:
         "logs/mias_final/score_validation_films_{model}.log",
     benchmark:
         "benchmarks/mias_final/score_validation_films_{model}.tsv"
+    threads: 2
 
 
 rule card_mias_final:
