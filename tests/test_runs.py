@@ -44,6 +44,7 @@ def test_default_config_runs_the_demo_model_on_every_recipe_and_holds_the_study_
         "inception_v4_lite",
         "vgg19_transfer",
         "inception_v3_transfer",
+        "resnet_small",
     }
     best = models["1.0.0.35b.98"]  # SPEC: 20 epochs weight 6 contrast 1.1, then +15 and +5 with weight 5
     assert (best["epochs"], best["abnormal_weight"], best["contrast"]) == (20, 6.0, 1.1)
