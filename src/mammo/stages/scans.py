@@ -161,8 +161,9 @@ def analyse_scans(
     predict = engine.predictor(contrast)
     windowing_of = {scan_path: (stem, windowing) for scan_path, stem, windowing in named}
 
-    def scored(scan_path: str) -> tuple[np.ndarray, ScanScores, float]:
-        """One scan read and scored: the scan, its windows' scores, and when it started."""
+    def scored(scan_path: str) -> tuple[np.ndarray, ScanScores, FilmWindows, float]:
+        """One scan read and scored: the scan, its windows' scores, its windows and frame as the film score reads them
+        (for itself and as its partner's other breast), and when it started."""
         windowing = windowing_of[scan_path][1]
         started = time.perf_counter()
         scan = read_scan(scan_path)
@@ -172,18 +173,15 @@ def analyse_scans(
                 f"{scan_path}: no window holds {windowing.min_tissue:.0%} breast tissue "
                 f"({result.shape[0]}x{result.shape[1]} pixels): nothing scored"
             )
-        return scan, result, started
-
-    def windows_of(scan_path: str) -> FilmWindows:
-        return film_windows(results[scan_path][1], windowing_of[scan_path][1].factor)
+        return scan, result, film_windows(result, windowing.factor), started
 
     def written(scan_path: str, side: str | None, partner: str | None) -> tuple[dict, np.ndarray | None]:
         """One scored scan's outputs written, its summary (its film score, with its partner's film where that was
         scored and the aggregate uses the other breast), and its film as hung beside its partner (a side given)."""
         stem, windowing = windowing_of[scan_path]
-        scan, result, started = results[scan_path]
-        other = windows_of(partner) if partner in results else None
-        score, used_other = film_score(aggregate, windows_of(scan_path), other)
+        scan, result, film, started = results[scan_path]
+        other = results[partner][2] if partner in results else None
+        score, used_other = film_score(aggregate, film, other)
         found = regions(result, windowing, temperature)
         summary = {
             "scan": str(scan_path),
