@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 from snakemake_run import ROOT
+from stand_in_model import save_stand_in_model
 
 from mammo.demo import anatomy
 from mammo.evaluate import p_abnormal
@@ -294,10 +295,7 @@ def test_cli_clear_errors_for_an_unreadable_scan_and_a_foreign_model(tmp_path):
 def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
     import cv2
 
-    from mammo.models import build
-
-    model = build("1.0.0.35", 2)  # random weights: the outputs' form is under test, not the model
-    model.save(tmp_path / "model.keras")
+    save_stand_in_model(tmp_path / "model.keras")  # random weights: the outputs' form is under test, not the model
     write_test_card(tmp_path, temperature=2.0, test_contrast=1.5)
     scan, _ = one_lesion_scan
     cv2.imwrite(str(tmp_path / "scan.png"), scan[::2, ::2])
@@ -337,10 +335,7 @@ def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
     import cv2
     import keras
 
-    from mammo.models import build
-
-    folder = tmp_path_factory.mktemp("scan_cli")
-    build("1.0.0.35", 2).save(folder / "model.keras")
+    folder = save_stand_in_model(tmp_path_factory.mktemp("scan_cli") / "model.keras").parent
     inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0)(inputs))
     (folder / "logits").mkdir()

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from stand_in_model import save_stand_in_model
 
 from mammo.heatmap import Windowing
 from mammo.inference import check_probabilities, open_engine
@@ -292,14 +293,7 @@ def peak_rss_mb(films: list[Path], model: Path, engine: str, out: Path) -> float
 @pytest.fixture(scope="module")
 def keras_model(tmp_path_factory) -> Path:
     """A Keras tile model as small as `tile_model` (one strided convolution), for the TensorFlow engine."""
-    import keras
-
-    tiles = keras.Input((299, 299, 1))
-    features = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(tiles)
-    probabilities = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
-    path = tmp_path_factory.mktemp("keras") / "model.keras"
-    keras.Model(tiles, probabilities).save(path)
-    return path
+    return save_stand_in_model(tmp_path_factory.mktemp("keras") / "model.keras")
 
 
 @pytest.mark.parametrize("engine", [*EXPORT_ENGINES, "tensorflow"])

@@ -102,9 +102,9 @@ def test_edited_script_reruns_its_rule_only(tmp_path):
     project.mkdir()
     for folder in ("workflow", "envs", "config"):
         shutil.copytree(ROOT / folder, project / folder)
-    target = ("results/ds9/montage.png", "--configfile", *TINY)
+    target = ("results/sources/mias/images.tsv", "--configfile", *TINY)  # the demo, then its mini-MIAS index
     snakemake(project, *target, "--cores", "2", project=project)
-    script = project / "workflow/scripts/montage.py"
+    script = project / "workflow/scripts/index_mias.py"
     script.write_text(script.read_text() + "# edited\n")
     plan = snakemake(project, *target, "-n", "--quiet", "rules", project=project).stdout
-    assert {line.split()[0] for line in plan.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)} == {"montage", "total"}
+    assert {line.split()[0] for line in plan.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)} == {"index_mias", "total"}
