@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mammo.tiles import TILE_SIZE
 
-def save_stand_in_model(path: Path, classes: int = 2) -> Path:
-    """Such a model saved as `path` (a .keras file; its folder is made)."""
+
+def save_stand_in_model(path: Path) -> Path:
+    """Such a model (binary) saved as `path` (a .keras file; its folder is made)."""
     import keras
 
-    tiles = keras.Input((299, 299, 1))
+    tiles = keras.Input((TILE_SIZE, TILE_SIZE, 1))
     features = keras.layers.Conv2D(4, 3, strides=4, activation="relu")(tiles)
-    probabilities = keras.layers.Dense(classes, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
+    probabilities = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(features))
     path.parent.mkdir(parents=True, exist_ok=True)
     keras.Model(tiles, probabilities).save(path)
     return path
