@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from stand_in_model import LIGHT_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY = ("config/config.yaml", "config/tiny.yaml")  # the tests' run: the tiny overlay merged over the default config
@@ -22,6 +24,12 @@ def tiny_config(root: Path = ROOT) -> dict:
 
     config = copy.deepcopy(yaml.safe_load((root / TINY[0]).read_text()))
     update_config(config, yaml.safe_load((root / TINY[1]).read_text()))
+    return config
+
+
+def with_light_model(config: dict) -> dict:
+    """`config` with a LIGHT_MODEL entry: the tiny run's training settings on the light network."""
+    config["models"][LIGHT_MODEL] = {**config["models"]["1.0.0.35"], "model": LIGHT_MODEL}
     return config
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake_run import ROOT, TINY, job_counts, snakemake
+from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, snakemake, tiny_config, with_light_model
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
 FILMS = ["mdb001", "mdb002", "mdb005", "mdb006", "mdb027", "mdb028", "mdb213", "mdb214", "mdb007", "mdb008", "mdb035", "mdb036"]
-TARGET = "results/mias_cv/model_1.0.0.35/metrics.json"
-FILM_TARGET = "results/mias_cv/model_1.0.0.35/scans/metrics.json"
+# the cross-validation on real films trains the tests' light network (snakemake_run.LIGHT_MODEL)
+MODEL_DIR = f"results/mias_cv/model_{LIGHT_MODEL}"
+TARGET = f"{MODEL_DIR}/metrics.json"
+FILM_TARGET = f"{MODEL_DIR}/scans/metrics.json"
 
 
 def small_archive(source: Path, target: Path) -> Path:
@@ -55,7 +57,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
         "data": {"demo": False, "mias": str(archive)},
         # training cuts its lesions' crops each epoch, then mines one round of hard negatives from its women's films
         "mias_cv": {"folds": 2, "online_crops": {"enabled": True}, "hard_negatives": {"rounds": 1, "epochs": 1}},
-        "models": {"1.0.0.35": {"steps_per_epoch": 3}},
+        "models": {LIGHT_MODEL: {**with_light_model(tiny_config())["models"][LIGHT_MODEL], "steps_per_epoch": 3}},
     }
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
     snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", *TINY, "config/real.yaml")
@@ -79,7 +81,7 @@ def test_mias_cv_on_real_films_runs_end_to_end(real_cv_run):
 @pytest.mark.workflow
 def test_mias_cv_on_real_films_scores_every_tile_once_and_never_splits_a_woman(real_cv_run):
     tiles = pd.read_csv(real_cv_run / "results/mias_cv/tiles.tsv", sep="\t")
-    predictions = pd.read_csv(real_cv_run / "results/mias_cv/model_1.0.0.35/predictions.tsv", sep="\t")
+    predictions = pd.read_csv(real_cv_run / MODEL_DIR / "predictions.tsv", sep="\t")
     edge = tiles["method"] == "edge"
     assert edge.any() and (tiles.loc[edge, "label_normal"] == 0).all()
     # out-of-fold: each tile once, but edge windows, which train and are judged on whole films
@@ -120,7 +122,7 @@ def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(r
     images = pd.read_csv(real_cv_run / "results/sources/mias/images.tsv", sep="\t", dtype={"patient_id": str})
     for fold in (0, 1):
         split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
-        model_dir = real_cv_run / f"results/mias_cv/model_1.0.0.35/fold_{fold}"
+        model_dir = real_cv_run / MODEL_DIR / f"fold_{fold}"
         mined = pd.read_csv(model_dir / "hard_negatives.tsv", sep="\t", dtype={"patient_id": str})
         train_women = set(split.loc[split["split"] == "train", "patient_id"])
         films = images[images["patient_id"].isin(train_women) & (images["unlocated"] == 0)]
@@ -143,17 +145,15 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     assert set(localisation["by_class"]) <= {"CIRC", "SPIC", "MISC", "ARCH", "ASYM", "CALC"}
     assert sum(entry["lesions"] for entry in localisation["by_class"].values()) >= 6
     assert set(localisation["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
-    scans = pd.concat(
-        [pd.read_csv(path, sep="\t") for path in (real_cv_run / "results/mias_cv/model_1.0.0.35/scans").glob("fold_*.scans.tsv")]
-    )
+    scans = pd.concat([pd.read_csv(path, sep="\t") for path in (real_cv_run / MODEL_DIR / "scans").glob("fold_*.scans.tsv")])
     assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
-    assert (real_cv_run / "results/mias_cv/model_1.0.0.35/scans/cases.png").stat().st_size > 0
+    assert (real_cv_run / MODEL_DIR / "scans/cases.png").stat().st_size > 0
     # the film scores learnt on each fold's inner-validation women, beside the maximum window, on every held-out film
     assert set(metrics["film_scores"]) == {"films", "other_breast_used", "max", "learned", "learned_other_breast"}
     assert metrics["film_scores"]["films"] == 12 and metrics["film_scores"]["max"]["n"] == 12
     for fold in (0, 1):
         split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
-        model_dir = real_cv_run / "results/mias_cv/model_1.0.0.35"
+        model_dir = real_cv_run / MODEL_DIR
         validation = pd.read_csv(model_dir / f"fold_{fold}/validation_scans/scans.tsv", sep="\t", dtype={"patient_id": str})
         assert set(validation["patient_id"]) == set(split.loc[split["split"] == "val", "patient_id"])
         films = pd.read_csv(model_dir / f"scans/fold_{fold}.films.tsv", sep="\t", dtype={"patient_id": str})

@@ -12,6 +12,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from stand_in_model import LIGHT_MODEL  # noqa: E402
 from tile_records import tile_table  # noqa: E402
 
 from mammo.inference import apply_contrast  # noqa: E402
@@ -101,7 +102,7 @@ def test_precise_batchnorm_replaces_moving_averages(shards):
 
 def test_train_saves_model_and_history(shards, tmp_path):
     paths, images, table = shards
-    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=3)
+    config = TrainConfig(model=LIGHT_MODEL, epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=3)
     model_path = train(paths, paths[:1], config, tmp_path)  # validation: shard 0, 6 tiles of which 3 abnormal
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [0]
@@ -133,7 +134,7 @@ def test_train_saves_model_and_history(shards, tmp_path):
 def test_same_seed_same_weights_on_cpu(shards, tmp_path):
     """Seeded initialisation, shuffling and augmentation plus deterministic ops: a rerun gives the same model."""
     paths, _, _ = shards
-    config = TrainConfig(epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=11, tensorboard=False)
+    config = TrainConfig(model=LIGHT_MODEL, epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=11, tensorboard=False)
     weights = []
     for run, seed in (("a", 11), ("b", 11), ("c", 12)):
         model_path = train(paths, paths, TrainConfig(**{**config.__dict__, "seed": seed}), tmp_path / run)
@@ -153,6 +154,7 @@ def test_label_sets_map_the_five_class_codes(shards):
 def test_stages_continue_the_schedule_and_history(shards, tmp_path):
     paths, _, _ = shards
     config = TrainConfig(
+        model=LIGHT_MODEL,
         epochs=1,
         batch_size=6,
         batchnorm_batches=0,

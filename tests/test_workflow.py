@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from snakemake_run import ROOT, SNAKEMAKE, TINY, snakemake, tiny_config, tiny_workdir
+from snakemake_run import LIGHT_MODEL, ROOT, SNAKEMAKE, TINY, snakemake, tiny_config, tiny_workdir, with_light_model
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -190,6 +190,14 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_run):
     history = pd.read_csv(tiny_run / "results/ds9/model_resumed/history.csv")
     assert list(history["epoch"]) == [0, 1]
     assert not (tiny_run / "results/ds9/model_resumed/progress").exists()
+
+
+def light_config(workdir: Path) -> str:
+    """The tiny config with the light network's entry, written into workdir; its path for --configfile."""
+    import yaml
+
+    (workdir / "config/light.yaml").write_text(yaml.safe_dump(with_light_model(tiny_config()), sort_keys=False))
+    return "config/light.yaml"
 
 
 def _is_training(pid: int, workdir: Path) -> bool:
@@ -572,11 +580,11 @@ def test_ds9_from_ddsm_outlines_and_from_both_collections(tiny_run):
     evaluated and scanned whole; with both, the DDSM films that are CBIS-DDSM films are used once and their women are
     one patient in one split; every ROI of either collection is tiled or rejected."""
     targets = [
-        f"results/{name}/model_1.0.0.35/{output}"
+        f"results/{name}/model_{LIGHT_MODEL}/{output}"
         for name in ("ds9_ddsm", "ds9_both")
         for output in ("metrics.json", "scans/metrics.json", "shortcut.json")
     ]
-    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", *TINY)
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", light_config(tiny_run))
     ddsm_rois = pd.read_csv(tiny_run / "results/sources/ddsm_abnormal/rois.tsv", sep="\t")
     cbis_rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
     read = {
@@ -595,7 +603,7 @@ def test_ds9_from_ddsm_outlines_and_from_both_collections(tiny_run):
     outlined = targets_table[(targets_table["source"] == "ddsm") & (targets_table["label_normal"] == 1)]
     assert len(outlined) > 0 and set(outlined["scan_id"]) <= set(ddsm_rois["scan_id"])
     scans = pd.concat(
-        pd.read_csv(p, sep="\t") for p in (tiny_run / "results/ds9_ddsm/model_1.0.0.35/scans").glob("chunk_*.scans.tsv")
+        pd.read_csv(p, sep="\t") for p in (tiny_run / f"results/ds9_ddsm/model_{LIGHT_MODEL}/scans").glob("chunk_*.scans.tsv")
     )
     assert (scans.loc[scans["source"] == "ddsm", "lesions"].fillna("") != "").sum() == len(outlined)  # outlines as lesions
     tiles, summary, rejected = read["ds9_both"]
@@ -611,10 +619,10 @@ def test_ds9_from_ddsm_outlines_and_from_both_collections(tiny_run):
     assert counts["ddsm_rois_tiled"] + len(shared) == counts["ddsm_rois"] and counts["cbis_rois_tiled"] == len(cbis_rois)
     assert {"cbis-ddsm", "ddsm"} <= set(tiles.loc[tiles["label_normal"] == 1, "source"])
     for name, (_, summary, _) in read.items():
-        metrics = json.loads((tiny_run / f"results/{name}/model_1.0.0.35/metrics.json").read_text())
+        metrics = json.loads((tiny_run / f"results/{name}/model_{LIGHT_MODEL}/metrics.json").read_text())
         assert metrics["sets"]["test"]["n"] == summary["splits"]["test"]["tiles"]
         assert metrics["sets"]["test"]["raw"]["roc_auc"] is not None
-        shortcut = json.loads((tiny_run / f"results/{name}/model_1.0.0.35/shortcut.json").read_text())
+        shortcut = json.loads((tiny_run / f"results/{name}/model_{LIGHT_MODEL}/shortcut.json").read_text())
         # held-out tissue beside ROIs comes from the recipe's ROI collections (whichever gave such tiles here)
         assert set(shortcut["roi_scans_from"]) <= ({"ddsm"} if name == "ds9_ddsm" else {"cbis-ddsm", "ddsm"})
         assert shortcut["tiles"]["normal_scans"] > 0
@@ -625,8 +633,9 @@ def test_ds9_from_a_vindr_collection(tiny_run):
     """ds9's method on the demo's VinDr-Mammo-style collection (ds9_vindr): boxed findings as ROIs, BI-RADS 1 breasts
     as normal tissue, each image at the CBIS-DDSM scale by its pixel spacing; trained, evaluated, scanned whole and
     audited; the official split kept by study; every finding and image tiled or rejected."""
-    targets = [f"results/ds9_vindr/model_1.0.0.35/{name}" for name in ("metrics.json", "scans/metrics.json", "shortcut.json")]
-    snakemake(tiny_run, *targets, "results/ds9_vindr/montage.png", "--cores", "2", "--configfile", *TINY)
+    outputs = ("metrics.json", "scans/metrics.json", "shortcut.json")
+    targets = [f"results/ds9_vindr/model_{LIGHT_MODEL}/{name}" for name in outputs]
+    snakemake(tiny_run, *targets, "results/ds9_vindr/montage.png", "--cores", "2", "--configfile", light_config(tiny_run))
     images = pd.read_csv(tiny_run / "results/sources/vindr/images.tsv", sep="\t", dtype=str)
     findings = pd.read_csv(tiny_run / "results/sources/vindr/findings.tsv", sep="\t", dtype=str)
     tiles = pd.read_csv(tiny_run / "results/ds9_vindr/tiles.tsv", sep="\t", dtype=str)
@@ -650,14 +659,14 @@ def test_ds9_from_a_vindr_collection(tiny_run):
     vindr = targets_table[targets_table["source"] == "vindr"]
     assert len(vindr) > 0 and vindr["scale"].round(3).eq(round(0.085 / 0.045, 3)).all()
     scans = pd.concat(
-        pd.read_csv(p, sep="\t") for p in (tiny_run / "results/ds9_vindr/model_1.0.0.35/scans").glob("chunk_*.scans.tsv")
+        pd.read_csv(p, sep="\t") for p in (tiny_run / f"results/ds9_vindr/model_{LIGHT_MODEL}/scans").glob("chunk_*.scans.tsv")
     )
     abnormal = scans[(scans["source"] == "vindr") & (scans["label_normal"] == 1)]
     boxed = abnormal[abnormal["scan_id"].isin(findings["scan_id"])]
     assert len(boxed) > 0 and (boxed["lesions"].fillna("") != "").all()  # boxes as the lesions to hit
-    metrics = json.loads((tiny_run / "results/ds9_vindr/model_1.0.0.35/metrics.json").read_text())
+    metrics = json.loads((tiny_run / f"results/ds9_vindr/model_{LIGHT_MODEL}/metrics.json").read_text())
     assert metrics["sets"]["test"]["raw"]["roc_auc"] is not None
-    shortcut = json.loads((tiny_run / "results/ds9_vindr/model_1.0.0.35/shortcut.json").read_text())
+    shortcut = json.loads((tiny_run / f"results/ds9_vindr/model_{LIGHT_MODEL}/shortcut.json").read_text())
     assert set(shortcut["roi_scans_from"]) <= {"vindr"} and shortcut["tiles"]["normal_scans"] > 0
 
 
