@@ -27,10 +27,15 @@ def tiny_config(root: Path = ROOT) -> dict:
     return config
 
 
-def with_light_model(config: dict) -> dict:
-    """`config` with a LIGHT_MODEL entry: the tiny run's training settings on the light network."""
+def light_config(workdir: Path) -> str:
+    """The tiny run's config with a LIGHT_MODEL entry (the tiny run's training settings on the light network), written
+    into workdir's config/: its path for --configfile (overlays may follow it)."""
+    import yaml
+
+    config = tiny_config()
     config["models"][LIGHT_MODEL] = {**config["models"]["1.0.0.35"], "model": LIGHT_MODEL}
-    return config
+    (workdir / "config" / "light.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return "config/light.yaml"
 
 
 def snakemake(

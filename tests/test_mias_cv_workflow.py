@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, snakemake, tiny_config, with_light_model
+from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, light_config, snakemake
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
@@ -57,10 +57,10 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
         "data": {"demo": False, "mias": str(archive)},
         # training cuts its lesions' crops each epoch, then mines one round of hard negatives from its women's films
         "mias_cv": {"folds": 2, "online_crops": {"enabled": True}, "hard_negatives": {"rounds": 1, "epochs": 1}},
-        "models": {LIGHT_MODEL: {**with_light_model(tiny_config())["models"][LIGHT_MODEL], "steps_per_epoch": 3}},
+        "models": {LIGHT_MODEL: {"steps_per_epoch": 3}},
     }
     (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", *TINY, "config/real.yaml")
+    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), "config/real.yaml")
     return workdir
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from snakemake_run import LIGHT_MODEL, ROOT, SNAKEMAKE, TINY, snakemake, tiny_config, tiny_workdir, with_light_model
+from snakemake_run import LIGHT_MODEL, ROOT, SNAKEMAKE, TINY, light_config, snakemake, tiny_config, tiny_workdir
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -190,14 +190,6 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_run):
     history = pd.read_csv(tiny_run / "results/ds9/model_resumed/history.csv")
     assert list(history["epoch"]) == [0, 1]
     assert not (tiny_run / "results/ds9/model_resumed/progress").exists()
-
-
-def light_config(workdir: Path) -> str:
-    """The tiny config with the light network's entry, written into workdir; its path for --configfile."""
-    import yaml
-
-    (workdir / "config/light.yaml").write_text(yaml.safe_dump(with_light_model(tiny_config()), sort_keys=False))
-    return "config/light.yaml"
 
 
 def _is_training(pid: int, workdir: Path) -> bool:
