@@ -21,7 +21,7 @@ from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, light_config, sna
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
 FILMS = ["mdb001", "mdb002", "mdb005", "mdb006", "mdb027", "mdb028", "mdb213", "mdb214", "mdb007", "mdb008", "mdb035", "mdb036"]
-# the cross-validation on real films trains the tests' light network (snakemake_run.LIGHT_MODEL)
+# the cross-validation on real films trains the tests' light network (stand_in_model.LIGHT_MODEL)
 MODEL_DIR = f"results/mias_cv/model_{LIGHT_MODEL}"
 TARGET = f"{MODEL_DIR}/metrics.json"
 FILM_TARGET = f"{MODEL_DIR}/scans/metrics.json"
