@@ -27,15 +27,20 @@ def tiny_config(root: Path = ROOT) -> dict:
     return config
 
 
-def light_config(workdir: Path) -> str:
-    """The tiny run's config with a LIGHT_MODEL entry (the tiny run's training settings on the light network), written
-    into workdir's config/: its path for --configfile (overlays may follow it)."""
+def write_config(workdir: Path, name: str, config: dict) -> str:
+    """A config (whole, or an overlay) written as workdir's config/<name>.yaml: its path for --configfile."""
     import yaml
 
+    (workdir / "config" / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return f"config/{name}.yaml"
+
+
+def light_config(workdir: Path) -> str:
+    """The tiny run's config with a LIGHT_MODEL entry (the tiny run's training settings on the light network), written
+    into workdir's config/ (write_config)."""
     config = tiny_config()
     config["models"][LIGHT_MODEL] = {**config["models"]["1.0.0.35"], "model": LIGHT_MODEL}
-    (workdir / "config" / "light.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return "config/light.yaml"
+    return write_config(workdir, "light", config)
 
 
 def snakemake(

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, light_config, snakemake
+from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, light_config, snakemake, write_config
 
 ARCHIVE = Path("data") / "mias-real" / "all-mias-dev.tar.gz"
 # six women: four abnormal (masses and calcifications, benign and malignant), two normal
@@ -59,8 +58,8 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
         "mias_cv": {"folds": 2, "online_crops": {"enabled": True}, "hard_negatives": {"rounds": 1, "epochs": 1}},
         "models": {LIGHT_MODEL: {"steps_per_epoch": 3}},
     }
-    (workdir / "config" / "real.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), "config/real.yaml")
+    real = write_config(workdir, "real", overlay)
+    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
     return workdir
 
 
@@ -198,8 +197,7 @@ def test_pretrained_weights_are_made_once_and_reused_until_what_they_depend_on_c
         "mias_cv": {"pretrain": {"films": 8, "seed": 3, "epochs": 1}},
         "models": {"1.0.0.35": {"steps_per_epoch": 2}},
     }
-    (tmp_path / "config/pretrain.yaml").write_text(yaml.safe_dump(overlay))
-    configs = ("--configfile", *TINY, "config/pretrain.yaml")
+    configs = ("--configfile", *TINY, write_config(tmp_path, "pretrain", overlay))
     pretrained = "results/pretrain/mias-demo-8-seed3/model_1.0.0.35/model.keras"
     folds = [f"results/mias_cv/model_1.0.0.35/fold_{fold}/model.json" for fold in range(5)]
     plan = job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs).stdout)
@@ -213,8 +211,8 @@ def test_pretrained_weights_are_made_once_and_reused_until_what_they_depend_on_c
     assert list(history["epoch"]) == [0]
 
     def plan_with(change: dict) -> dict[str, int]:
-        (tmp_path / "config/change.yaml").write_text(yaml.safe_dump(change))
-        return job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs, "config/change.yaml").stdout)
+        changed = write_config(tmp_path, "change", change)
+        return job_counts(snakemake(tmp_path, *folds, "-n", "--quiet", "rules", *configs, changed).stdout)
 
     assert "train_pretrain" not in plan_with({})
     assert "train_pretrain" not in plan_with({"mias_cv": {"folds": 4}, "models": {"1.0.0.35": {"epochs": 3}}})

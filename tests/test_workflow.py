@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from snakemake_run import LIGHT_MODEL, ROOT, SNAKEMAKE, TINY, light_config, snakemake, tiny_config, tiny_workdir
+from snakemake_run import LIGHT_MODEL, ROOT, SNAKEMAKE, TINY, light_config, snakemake, tiny_config, tiny_workdir, write_config
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -98,7 +98,6 @@ ARCHITECTURES = {
     "inception_v4_lite": {"model": "inception_v4_lite", "labels": "type"},
     "vgg19_transfer": {"model": "vgg19_transfer", "labels": "pathology"},
     "inception_v3_transfer": {"model": "inception_v3_transfer"},
-    "resnet_small": {"model": "resnet_small"},
     # the study's transfer: the 5-class model's layers, convolutions frozen, a new binary head that trains
     "1.0.0.35b": {"model": "1.0.0.35", "init": "1.0.0.35l", "freeze": "convolutions"},
 }
@@ -107,7 +106,8 @@ ARCHITECTURES = {
 @pytest.mark.workflow
 def test_every_architecture_trains_and_is_evaluated(tiny_run):
     """Each registered architecture (and a label set, a multi-stage schedule, bfloat16 and a frozen transfer
-    among them) trains for a few steps on the tiny dataset and gets its metrics.json."""
+    among them) trains for a few steps on the tiny dataset and gets its metrics.json: those of ARCHITECTURES here,
+    the study's model in the tiny run, the light network in the other collections' recipes (below)."""
     import jsonschema
     import keras
     import yaml
@@ -115,7 +115,7 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
     from mammo.models import MODELS, load_builders
 
     load_builders()
-    assert {settings["model"] for settings in ARCHITECTURES.values()} | {"1.0.0.35"} == set(MODELS)
+    assert {settings["model"] for settings in ARCHITECTURES.values()} | {"1.0.0.35", LIGHT_MODEL} == set(MODELS)
     config = tiny_config()
     base = config["models"]["1.0.0.35"]
     quick = {"epochs": 1, "steps_per_epoch": 2, "batchnorm_batches": 1}
@@ -123,11 +123,13 @@ def test_every_architecture_trains_and_is_evaluated(tiny_run):
         {name: {**base, **quick, "tensorboard": name == "vgg16_lite", **extra} for name, extra in ARCHITECTURES.items()}
     )
     config["evaluation"]["contrast_sweep"] = [1.0]
-    (tiny_run / "config/architectures.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    configfile = write_config(tiny_run, "architectures", config)
     targets = [f"results/ds9/model_{name}/metrics.json" for name in ARCHITECTURES]
-    plan = snakemake(tiny_run, *targets, "-n", "--quiet", "rules", "--configfile", "config/architectures.yaml").stdout
-    assert re.search(r"^train\s+8$", plan, re.MULTILINE) and not re.search(r"^(records|split|tiles_\w+)\s", plan, re.MULTILINE)
-    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/architectures.yaml")
+    plan = snakemake(tiny_run, *targets, "-n", "--quiet", "rules", "--configfile", configfile).stdout
+    assert re.search(rf"^train\s+{len(ARCHITECTURES)}$", plan, re.MULTILINE) and not re.search(
+        r"^(records|split|tiles_\w+)\s", plan, re.MULTILINE
+    )
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", configfile)
     schema = yaml.safe_load((ROOT / "workflow/schemas/metrics.schema.yaml").read_text())
     for name, extra in ARCHITECTURES.items():
         model_dir = tiny_run / f"results/ds9/model_{name}"
@@ -161,15 +163,13 @@ def test_killed_training_resumes_from_its_last_epoch(tiny_run):
     import subprocess
     import time
 
-    import yaml
-
     config = tiny_config()
     # whole passes, so that the kill lands inside the second epoch on a fast machine too
     whole_passes = {key: value for key, value in config["models"]["1.0.0.35"].items() if key != "steps_per_epoch"}
     config["models"] = {"resumed": {**whole_passes, "epochs": 2}}
     config["runs"] = ["ds9/resumed"]
-    (tiny_run / "config/resume.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    target = ("results/ds9/model_resumed/model.keras", "--cores", "2", "--configfile", "config/resume.yaml")
+    configfile = write_config(tiny_run, "resume", config)
+    target = ("results/ds9/model_resumed/model.keras", "--cores", "2", "--configfile", configfile)
     command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(tiny_run), *target]
     run = subprocess.Popen(command, cwd=tiny_run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log = tiny_run / "logs/ds9/train_resumed.log"
@@ -206,12 +206,9 @@ def _is_training(pid: int, workdir: Path) -> bool:
 @pytest.mark.workflow
 def test_method1_recipes_tile_split_and_show_their_tiles(tiny_run):
     """Datasets 6 and 8 of the default config (extraction method 1, normal scans shrunk by 1.8-3.2) on the tiny data."""
-    import yaml
 
-    config = tiny_config()
-    (tiny_run / "config/method1.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     targets = ["results/ds6/summary.json", "results/ds8/summary.json", "results/ds8/montage.png"]
-    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/method1.yaml")
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", *TINY)
     rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
     for name in ("ds6", "ds8"):
         tiles = pd.read_csv(tiny_run / f"results/{name}/tiles.tsv", sep="\t", dtype={"patient_id": str})
@@ -516,18 +513,17 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
 @pytest.mark.workflow
 def test_one_configured_scan_is_a_target(tiny_run):
     """scans.files names scans to analyse one by one: a DDSM LJPEG (with its .ics) and a mini-MIAS PGM."""
-    import yaml
 
     config = tiny_config()
     ljpeg = sorted((tiny_run / "resources/demo/ddsm").rglob("*.LJPEG*"))[0]
     config["scans"]["files"] = {"ddsm_one": str(ljpeg), "mias_one": "resources/demo/mias/mdb001.pgm"}
-    (tiny_run / "config/tiny_files.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    configfile = write_config(tiny_run, "tiny_files", config)
     targets = [
         f"results/ds9/model_1.0.0.35/scan/{name}.{kind}"
         for name in ("ddsm_one", "mias_one")
         for kind in ("heatmap.npy", "overlay.png", "regions.json")
     ]
-    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", "config/tiny_files.yaml")
+    snakemake(tiny_run, *targets, "--cores", "2", "--configfile", configfile)
     mias = json.loads((tiny_run / "results/ds9/model_1.0.0.35/scan/mias_one.regions.json").read_text())
     assert mias["scale"] == pytest.approx(5.16) and mias["shape"] == [1024, 1024] and mias["windows_scored"] > 0
     ddsm = json.loads((tiny_run / "results/ds9/model_1.0.0.35/scan/ddsm_one.regions.json").read_text())
@@ -537,7 +533,6 @@ def test_one_configured_scan_is_a_target(tiny_run):
 @pytest.mark.workflow
 def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
     """ds9b = ds9 + CBIS-DDSM background negatives, added in the config only; sources are not indexed again."""
-    import yaml
 
     config = tiny_config()
     config["datasets"]["ds9b"] = {
@@ -552,10 +547,10 @@ def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
             "thresholds": {"mean_min": 30, "var_min": 10, "var_max": 3000},
         },
     }
-    (tiny_run / "config/tiny_b.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    plan = snakemake(tiny_run, "results/ds9b/summary.json", "-n", "--quiet", "rules", "--configfile", "config/tiny_b.yaml")
+    configfile = write_config(tiny_run, "tiny_b", config)
+    plan = snakemake(tiny_run, "results/ds9b/summary.json", "-n", "--quiet", "rules", "--configfile", configfile)
     assert "index_cbis" not in plan.stdout and "tiles_cbis" in plan.stdout
-    snakemake(tiny_run, "results/ds9b/summary.json", "--cores", "2", "--configfile", "config/tiny_b.yaml")
+    snakemake(tiny_run, "results/ds9b/summary.json", "--cores", "2", "--configfile", configfile)
     tiles = pd.read_csv(tiny_run / "results/ds9b/tiles.tsv", sep="\t", dtype={"patient_id": str})
     background = tiles[tiles["method"] == "background"]
     assert len(background) > 0 and (background["label_normal"] == 0).all() and (background["source"] == "cbis-ddsm").all()
@@ -694,12 +689,11 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 def planned_rules(workdir: Path, change) -> set[str]:
     """The rules Snakemake's dry run would run for `all` after `change(config)` in a copy of the tiny config."""
-    import yaml
 
     config = tiny_config()
     change(config)
-    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", "config/changed.yaml").stdout
+    configfile = write_config(workdir, "changed", config)
+    plan = snakemake(workdir, "all", "-n", "--quiet", "rules", "--configfile", configfile).stdout
     return {line.split()[0] for line in plan.splitlines() if re.match(r"^[a-z_]+\s+\d+$", line)} - {"all", "total"}
 
 

@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from snakemake_run import ROOT, TINY, job_counts, snakemake, tiny_config
+from snakemake_run import ROOT, TINY, job_counts, snakemake, tiny_config, write_config
 
 TARGET = "results/ds9/model_1.0.0.35/metrics.json"
 
@@ -69,8 +69,6 @@ def test_tiles_are_cached_between_workflows(tmp_path):
     the second takes the decoded-and-tiled chunks from the cache instead of decoding the scans again."""
     import os
 
-    import yaml
-
     cache = tmp_path / "cache"
     cache.mkdir()
     env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
@@ -79,7 +77,7 @@ def test_tiles_are_cached_between_workflows(tmp_path):
         shutil.copytree(ROOT / "config", workdir / "config")
     config = tiny_config()
     config["models"]["1.0.0.35"]["epochs"] = 2
-    (workdirs[1] / "config/tiny.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_config(workdirs[1], "tiny", config)  # the second workflow's config/tiny.yaml: a model differs
     targets = ("results/ds9/tiles.tsv", "results/ds9/mias/summary.json")
     snakemake(workdirs[0], *targets, "--cores", "2", "--cache", "--configfile", *TINY, env=env)
     # the named outputs of 2 CBIS-DDSM chunks (with their fingerprints), 2 DDSM chunks and the MIAS tiles
