@@ -445,22 +445,27 @@ def _canonical_codes(lengths: np.ndarray) -> np.ndarray:
 def _pack_bits(words: np.ndarray, lengths: np.ndarray) -> bytes:
     """Concatenate variable-length big-endian codes (each at most 32 bits); pad the last byte with 1-bits.
 
-    Each code is shifted to its bit offset inside a 64-bit word and its (at
-    most five) bytes are summed into place: the codes' bits are disjoint, so
-    the sum is their bitwise OR.
+    Each code is shifted to its bit offset inside the 64-bit word where it starts and the codes of a word are ORed
+    together (their bits are disjoint); a code that crosses into the next word adds its low bits there (at most one
+    code crosses each boundary).
     """
     padding = int(-lengths.sum()) % 8
     words = np.append(words, (1 << padding) - 1).astype(np.uint64)
     lengths = np.append(lengths, padding).astype(np.int64)
     starts = np.cumsum(lengths) - lengths
-    byte_index = starts >> 3
-    aligned = words << (64 - lengths - (starts & 7)).astype(np.uint64)
     size = int(starts[-1] + lengths[-1]) // 8
-    packed = np.zeros(size + 8)
-    for k in range(5):
-        byte_values = ((aligned >> np.uint64(56 - 8 * k)) & np.uint64(0xFF)).astype(np.float64)
-        packed += np.bincount(byte_index + k, weights=byte_values, minlength=size + 8)
-    return packed[:size].astype(np.uint8).tobytes()
+    word_index = starts >> 6
+    shift = 64 - (starts & 63) - lengths  # >= 0: the code ends inside its word; < 0: by that many bits in the next
+    placed = np.where(
+        shift >= 0, words << np.clip(shift, 0, 63).astype(np.uint64), words >> np.clip(-shift, 0, 63).astype(np.uint64)
+    )
+    placed[lengths == 0] = 0
+    packed = np.zeros(size // 8 + 2, dtype=np.uint64)
+    firsts = np.flatnonzero(np.diff(word_index, prepend=-1))  # codes are in order: each word's codes are one run
+    packed[word_index[firsts]] = np.bitwise_or.reduceat(placed, firsts)
+    crossing = shift < 0
+    packed[word_index[crossing] + 1] |= words[crossing] << (64 + shift[crossing]).astype(np.uint64)
+    return packed.astype(">u8").tobytes()[:size]
 
 
 def _stuff_ff(scan: bytes) -> bytes:
