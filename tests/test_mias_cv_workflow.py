@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -129,6 +130,29 @@ def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(r
         assert mined.groupby("scan_id").size().max() <= 4  # windows_per_film of the default config
         assert list(pd.read_csv(model_dir / "history.csv")["epoch"]) == [0, 1]  # the tiny epoch, then the round's
         assert (model_dir / "hard_negatives.png").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_a_fold_trainings_input_holds_the_films_only_when_it_mines_them(real_cv_run):
+    """Without hard-negative rounds a fold's training reads no film: a changed film does not retrain it, and the
+    scheduler does not check every film of the collection for each training waiting for the cores."""
+
+    def films_read(*overlay: str) -> int:
+        plan = snakemake(
+            real_cv_run,
+            f"{MODEL_DIR}/fold_0/model.keras",
+            "-n",
+            "--forcerun",
+            "train_mias_cv",
+            "--configfile",
+            "config/light.yaml",
+            "config/real.yaml",
+            *overlay,
+        ).stdout
+        return sum(path.endswith(".pgm") for path in re.search(r"rule train_mias_cv:\n\s+input: (.*)", plan).group(1).split(", "))
+
+    assert films_read() == len(FILMS)  # the fixture's recipe mines one round
+    assert films_read(write_config(real_cv_run, "no_mining", {"mias_cv": {"hard_negatives": {"rounds": 0}}})) == 0
 
 
 @pytest.mark.workflow

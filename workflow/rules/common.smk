@@ -320,6 +320,12 @@ def online_crops_input(path):
     return [path] if recipe_crops(config["mias_cv"]) else []
 
 
+def mining_input(recipe, films):
+    """A training job's films to mine hard negatives from (the recipe's hard_negatives.rounds above 0), else nothing:
+    without rounds the job neither reads them nor reruns when they change."""
+    return films if recipe["hard_negatives"]["rounds"] else []
+
+
 def model_report(name, caption):
     """A per-model figure in the report, under its dataset and model."""
     return report(

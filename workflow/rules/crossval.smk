@@ -115,7 +115,7 @@ rule train_mias_cv:
         split=rules.mias_cv_fold.output.split,
         images=rules.index_mias.output.images,
         rois=rules.index_mias.output.rois,
-        scans=scan_files("mias"),
+        scans=mining_input(config["mias_cv"], scan_files("mias")),
     output:
         model="results/mias_cv/model_{model}/fold_{fold}/model.keras",
         history="results/mias_cv/model_{model}/fold_{fold}/history.csv",
@@ -399,7 +399,7 @@ use rule train_mias_cv as train_mias_final with:
         split=rules.mias_final_split.output.split,
         images=rules.index_mias.output.images,
         rois=rules.index_mias.output.rois,
-        scans=scan_files("mias"),
+        scans=mining_input(config["mias_cv"], scan_files("mias")),
     output:
         model="results/mias_final/model_{model}/model.keras",
         history="results/mias_final/model_{model}/history.csv",

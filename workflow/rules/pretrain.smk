@@ -114,7 +114,7 @@ use rule train_mias_cv as train_pretrain with:
         split=rules.pretrain_split.output.split,
         images=rules.index_pretrain_films.output.images,
         rois=rules.index_pretrain_films.output.rois,
-        scans=[rules.pretrain_films.output.info],
+        scans=mining_input(pretrain_recipe(), [rules.pretrain_films.output.info]),
         init=[],
     output:
         model=f"{PRETRAIN}/model_{{model}}/model.keras",
