@@ -21,6 +21,7 @@ from mammo.evaluate import (
     multiclass_metrics,
     negative_log_likelihood,
     operating_points,
+    paired_difference,
     patient_bootstrap,
     reliability_bins,
     scale_temperature,
@@ -154,6 +155,26 @@ def test_intervals_resample_patients_not_tiles():
         assert low <= one[name] <= high and high - low > 0.05, name
     assert binary_metrics(y, score, 0.5, patient, replicates=1000, seed=5)["ci95"] == one["ci95"]  # seeded
     assert binary_metrics(y, score, 0.5, patient, replicates=1000, seed=6)["ci95"] != one["ci95"]
+
+
+def test_paired_difference_rates_both_scores_on_each_draw_of_patients():
+    """Each replicate's difference is sklearn's weighted ROC-AUC of a minus b on the same patient draw; the shared
+    draw makes the paired interval narrower than the two scores' own intervals."""
+    y, score, patient = _scored_set(2)
+    other = np.clip(score + np.random.default_rng(9).normal(0, 0.05, len(score)), 0, 1)  # b: a with a little noise
+    paired = paired_difference(y, score, other, patient, replicates=200, seed=4)
+    assert paired["a"] == pytest.approx(roc_auc_score(y, score)) and paired["b"] == pytest.approx(roc_auc_score(y, other))
+    assert paired["difference"] == pytest.approx(paired["a"] - paired["b"])
+    weights = np.concatenate(list(patient_bootstrap(patient, 200, 4)))
+    by_hand = [roc_auc_score(y, score, sample_weight=w) - roc_auc_score(y, other, sample_weight=w) for w in weights]
+    assert paired["ci95"] == pytest.approx(list(np.percentile(by_hand, [2.5, 97.5])))
+    alone = binary_metrics(y, score, None, patient, replicates=200, seed=4)["ci95"]["roc_auc"]
+    assert paired["ci95"][1] - paired["ci95"][0] < (alone[1] - alone[0]) / 2
+    same = paired_difference(y, score, score, patient, replicates=200, seed=4)
+    assert same["difference"] == 0 and same["ci95"] == [0, 0]
+    assert paired_difference(y, score, other, patient, 200, 4, rate="pr_auc")["a"] == pytest.approx(
+        average_precision_score(y, score)
+    )
 
 
 def test_interval_of_an_undefined_rate_is_empty():

@@ -138,6 +138,31 @@ def binary_metrics(
     return metrics
 
 
+def paired_difference(y_true, score_a, score_b, patients, replicates: int, seed: int, rate: str = "roc_auc") -> dict:
+    """A threshold-free rate (SCORE_RATES) of two scores of the same items, and the 95% interval of their
+    difference a - b from one patient bootstrap: each replicate draws the patients once and rates both scores on
+    that draw, so what the two share (which patients are easy) cancels out of the interval."""
+    y = np.asarray(y_true).astype(bool)
+    a, b = np.asarray(score_a, float), np.asarray(score_b, float)
+    ones = np.ones((1, len(y)))
+    value_a, value_b = (_value(_weighted_rates(y, score, None, ones)[rate]) for score in (a, b))
+    differences = np.concatenate(
+        [
+            _weighted_rates(y, a, None, weights)[rate] - _weighted_rates(y, b, None, weights)[rate]
+            for weights in patient_bootstrap(patients, replicates, seed)
+        ]
+    )
+    both = value_a is not None and value_b is not None
+    return {
+        "rate": rate,
+        "a": value_a,
+        "b": value_b,
+        "difference": value_a - value_b if both else None,
+        "ci95": _interval(differences),
+        "replicates": replicates,
+    }
+
+
 def multiclass_metrics(classes_true, probabilities, class_names, patients=None, replicates: int = 0, seed: int = 0) -> dict:
     """Results of a multi-class model over its own classes: accuracy, per-class precision and recall, macro-F1
     and the confusion matrix (rows true, columns predicted = arg max), with patient-bootstrap intervals."""
