@@ -32,10 +32,14 @@ def run_tables(root: Path, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 def paired_rows(
     a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame], replicates: int, seed: int
 ) -> list[dict]:
-    """One row per figure: its value in A and B and their difference with the interval; the items both runs scored."""
+    """One row per figure: its value in A and B and their difference with the interval; the items both runs scored.
+    Tiles pair only when both runs cut the same tiles (another scale or tiling reuses tile names for other pixels)."""
     rows = []
+    same_tiles = set(a[0]["tile_id"]) == set(b[0]["tile_id"])
+    if not same_tiles:
+        print("the runs cut different tiles (another scale or tiling): tile figures are not paired")
     tiles = a[0].merge(b[0][["tile_id", "p_abnormal"]], on="tile_id", suffixes=("_a", "_b"))
-    for rate in ("roc_auc", "pr_auc"):
+    for rate in ("roc_auc", "pr_auc") if same_tiles else ():
         rows.append(
             {
                 "figure": f"tile {rate.replace('_', '-').upper()}",
