@@ -1,8 +1,9 @@
 """Hard negatives from whole films: mined from the training women's films only, never on a lesion, placed by where
-they lie; training rounds that mine from the model as it is and train on."""
+they lie; training rounds that mine from the model as it is and train on, undone where the inner validation fell."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_a_pass_holds_every_hard_negative_with_its_weight_besides_the_normal_sam
     assert (weights[(labels == 0) & ~is_hard] == 1.0).all()
 
 
-def test_training_rounds_mine_from_the_model_as_it_is_and_train_on(records, tmp_path):
+def test_training_rounds_mine_from_the_model_as_it_is_train_on_and_undo_a_worse_round(records, tmp_path, monkeypatch):
     from mammo.train import TrainConfig, train
 
     calls = []
@@ -151,7 +152,8 @@ def test_training_rounds_mine_from_the_model_as_it_is_and_train_on(records, tmp_
         )
         return tiles, table
 
-    hard = {"rounds": 2, "windows_per_film": 1, "weight": 2.0, "epochs": 1, "stride": 598}
+    # every round kept, whatever the inner validation says (the next test undoes one)
+    hard = {"rounds": 2, "windows_per_film": 1, "weight": 2.0, "epochs": 1, "stride": 598, "undo_worse_rounds": False}
     config = TrainConfig(
         model="vgg16_lite", epochs=1, batch_size=6, batchnorm_batches=0, threads=2, seed=3, tensorboard=False, hard_negatives=hard
     )
@@ -159,7 +161,38 @@ def test_training_rounds_mine_from_the_model_as_it_is_and_train_on(records, tmp_
     assert calls == [1, 2]
     assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [0, 1, 2]  # the first epochs, then one per round
     mined = pd.read_csv(tmp_path / "hard_negatives.tsv", sep="\t")
-    assert list(mined.columns) == HARD_NEGATIVE_COLUMNS and list(mined["round"]) == [1, 1, 2, 2]
+    assert list(mined.columns) == HARD_NEGATIVE_COLUMNS and list(mined["round"]) == [1, 1, 2, 2] and mined["kept"].all()
     assert (tmp_path / "hard_negatives.png").stat().st_size > 0 and not (tmp_path / "progress").exists()
     with pytest.raises(ValueError, match="no training films"):
         train([records], [records], config, tmp_path / "again")
+    # a round that lowers the inner validation is undone: the weights before it come back, no later round is mined
+    import keras
+
+    import mammo.train
+
+    loaded = []
+    load_weights = keras.Model.load_weights
+    monkeypatch.setattr(mammo.train, "round_holds", lambda *_: (False, 0.9, 0.4))
+    monkeypatch.setattr(
+        keras.Model,
+        "load_weights",
+        lambda model, path, *a, **k: loaded.append(Path(path).name) or load_weights(model, path, *a, **k),
+    )
+    calls.clear()
+    train(
+        [records], [records], replace(config, hard_negatives={**hard, "undo_worse_rounds": True}), tmp_path / "undone", mine=mine
+    )
+    assert calls == [1] and loaded == ["stage0.weights.h5"]
+    undone = pd.read_csv(tmp_path / "undone" / "hard_negatives.tsv", sep="\t")
+    assert list(undone["round"]) == [1, 1] and not undone["kept"].any()
+    assert list(pd.read_csv(tmp_path / "undone" / "history.csv")["epoch"]) == [0, 1]  # the undone round's epoch is told
+
+
+def test_a_round_holds_unless_the_inner_validation_pr_auc_fell():
+    from mammo.train import round_holds
+
+    # epochs 0-2 before the round, 3-4 the round's; epoch 3 ran twice (a resumed run): its last row counts
+    history = pd.DataFrame({"epoch": [0, 1, 2, 3, 3, 4], "val_abnormal_pr_auc": [0.3, 0.5, 0.6, 0.1, 0.55, 0.6]})
+    assert round_holds(history, 2, 4) == (True, 0.6, 0.6)  # equal: kept
+    assert round_holds(history, 2, 3) == (False, 0.6, 0.55)
+    assert round_holds(history.assign(val_abnormal_pr_auc=np.nan), 2, 4)[0]  # undefined: kept

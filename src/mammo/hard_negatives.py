@@ -20,7 +20,7 @@ from mammo.heatmap import Predict, ScanWindows, Windowing, batches, scan_windows
 from mammo.tiles import TILE_SIZE, box_sum
 
 LOCATIONS = ("label", "pectoral muscle", "skin line or film border", "dense tissue", "fatty tissue")
-HARD_NEGATIVE_COLUMNS = ["round", "scan_id", "patient_id", "score", "location", "box"]
+HARD_NEGATIVE_COLUMNS = ["round", "kept", "scan_id", "patient_id", "score", "location", "box"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class HardNegatives:
     weight: float = 1.0  # loss weight of a hard negative (a normal tile's is 1)
     epochs: int = 2  # training epochs after each round's mining
     stride: int = 598  # scanning stride while mining, native pixels at the CBIS-DDSM scale (as scans.stride)
+    undo_worse_rounds: bool = True  # a round that lowers the inner validation's PR-AUC is undone and ends the rounds
 
     def __post_init__(self):
         if self.rounds < 0 or self.windows_per_film < 1 or self.weight <= 0 or self.epochs < 1 or self.stride < 1:
@@ -76,7 +77,7 @@ def mine_films(
                 }
             )
     stacked = np.stack(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
-    return stacked, pd.DataFrame(rows, columns=HARD_NEGATIVE_COLUMNS[1:])
+    return stacked, pd.DataFrame(rows, columns=HARD_NEGATIVE_COLUMNS[2:])
 
 
 def _clear_of_lesions(found: ScanWindows, lesions, factor: float, margin: float) -> np.ndarray:

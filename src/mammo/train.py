@@ -418,6 +418,17 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
                 )
                 model.save_weights(finished)
             epochs_done += stage.epochs
+            if round_number is not None:
+                holds, before, after = round_holds(
+                    pd.read_csv(progress / "history.csv"), epochs_done - stage.epochs - 1, epochs_done - 1
+                )
+                kept = holds or not hard.undo_worse_rounds
+                mined[-1] = mined[-1].assign(kept=kept)
+                outcome = "kept" if kept else "undone (the weights before it kept), no further round"
+                print(f"round {round_number}: inner-validation PR-AUC {before:.4f} before it, {after:.4f} after: {outcome}")
+                if not kept:
+                    model.load_weights(progress / f"stage{number - 1}.weights.h5")
+                    break
     finally:
         keras.mixed_precision.set_global_policy("float32")
     history = pd.read_csv(progress / "history.csv").drop_duplicates("epoch", keep="last")
@@ -431,6 +442,15 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
     model.save(model_path)
     shutil.rmtree(progress)
     return model_path
+
+
+def round_holds(history: pd.DataFrame, last_epoch_before: int, last_epoch_after: int) -> tuple[bool, float, float]:
+    """Whether a round's training left the inner validation's PR-AUC (`val_abnormal_pr_auc` of the training history,
+    epochs from 0, a resumed epoch's last row) no lower than after the last epoch before it, and the two figures. A
+    figure that is undefined (no abnormal validation tile) does not undo a round."""
+    figures = history.drop_duplicates("epoch", keep="last").set_index("epoch")["val_abnormal_pr_auc"]
+    before, after = float(figures[last_epoch_before]), float(figures[last_epoch_after])
+    return not after < before, before, after
 
 
 def _mined_round(stem: Path, mine, model, contrast: float, trained: Path) -> tuple[np.ndarray, pd.DataFrame]:
