@@ -35,26 +35,15 @@ def paired_rows(
     """One row per figure: its value in A and B and their difference with the interval; the items both runs scored.
     Tiles pair only when both runs cut the same tiles (another scale or tiling reuses tile names for other pixels)."""
     rows = []
-    same_tiles = set(a[0]["tile_id"]) == set(b[0]["tile_id"])
-    if not same_tiles:
+    if set(a[0]["tile_id"]) == set(b[0]["tile_id"]):
+        tiles = a[0].merge(b[0][["tile_id", "p_abnormal"]], on="tile_id", suffixes=("_a", "_b"))
+        for rate in ("roc_auc", "pr_auc"):
+            paired = paired_difference(
+                tiles["label_normal"], tiles["p_abnormal_a"], tiles["p_abnormal_b"], tiles["patient_id"], replicates, seed, rate
+            )
+            rows.append({"figure": f"tile {rate.replace('_', '-').upper()}", "items": len(tiles), **paired})
+    else:
         print("the runs cut different tiles (another scale or tiling): tile figures are not paired")
-    tiles = a[0].merge(b[0][["tile_id", "p_abnormal"]], on="tile_id", suffixes=("_a", "_b"))
-    for rate in ("roc_auc", "pr_auc") if same_tiles else ():
-        rows.append(
-            {
-                "figure": f"tile {rate.replace('_', '-').upper()}",
-                "items": len(tiles),
-                **paired_difference(
-                    tiles["label_normal"],
-                    tiles["p_abnormal_a"],
-                    tiles["p_abnormal_b"],
-                    tiles["patient_id"],
-                    replicates,
-                    seed,
-                    rate,
-                ),
-            }
-        )
     films = a[1].merge(b[1][["scan_id", *FILM_SCORES]], on="scan_id", suffixes=("_a", "_b"))
     for score in FILM_SCORES:
         paired = paired_difference(

@@ -152,7 +152,7 @@ def test_training_rounds_mine_from_the_model_as_it_is_train_on_and_undo_a_worse_
         )
         return tiles, table
 
-    # every round kept, whatever the inner validation says (the next test undoes one)
+    # every round kept, whatever the inner validation says (below, a round is undone)
     hard = {"rounds": 2, "windows_per_film": 1, "weight": 2.0, "epochs": 1, "stride": 598, "undo_worse_rounds": False}
     config = TrainConfig(
         model="vgg16_lite", epochs=1, batch_size=6, batchnorm_batches=0, threads=2, seed=3, tensorboard=False, hard_negatives=hard

@@ -206,7 +206,6 @@ def _is_training(pid: int, workdir: Path) -> bool:
 @pytest.mark.workflow
 def test_method1_recipes_tile_split_and_show_their_tiles(tiny_run):
     """Datasets 6 and 8 of the default config (extraction method 1, normal scans shrunk by 1.8-3.2) on the tiny data."""
-
     targets = ["results/ds6/summary.json", "results/ds8/summary.json", "results/ds8/montage.png"]
     snakemake(tiny_run, *targets, "--cores", "2", "--configfile", *TINY)
     rois = pd.read_csv(tiny_run / "results/sources/cbis/rois.tsv", sep="\t")
@@ -513,7 +512,6 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
 @pytest.mark.workflow
 def test_one_configured_scan_is_a_target(tiny_run):
     """scans.files names scans to analyse one by one: a DDSM LJPEG (with its .ics) and a mini-MIAS PGM."""
-
     config = tiny_config()
     ljpeg = sorted((tiny_run / "resources/demo/ddsm").rglob("*.LJPEG*"))[0]
     config["scans"]["files"] = {"ddsm_one": str(ljpeg), "mias_one": "resources/demo/mias/mdb001.pgm"}
@@ -533,7 +531,6 @@ def test_one_configured_scan_is_a_target(tiny_run):
 @pytest.mark.workflow
 def test_recipe_with_cbis_background_tiles_is_added_by_config(tiny_run):
     """ds9b = ds9 + CBIS-DDSM background negatives, added in the config only; sources are not indexed again."""
-
     config = tiny_config()
     config["datasets"]["ds9b"] = {
         **config["datasets"]["ds9"],
@@ -689,7 +686,6 @@ def test_second_run_has_nothing_to_do(tiny_run):
 
 def planned_rules(workdir: Path, change) -> set[str]:
     """The rules Snakemake's dry run would run for `all` after `change(config)` in a copy of the tiny config."""
-
     config = tiny_config()
     change(config)
     configfile = write_config(workdir, "changed", config)
