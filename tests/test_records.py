@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf  # noqa: E402  (a pinned dependency: fail, do not skip, when missing)
 
-from mammo.records import parse, read_dataset, serialize, tile_loader, write_shard
+from mammo.records import example_bytes, parse, read_contexts, read_dataset, serialize, tile_loader, write_contexts, write_shard
 from mammo.tables import TILE_COLUMNS
 
 
@@ -67,6 +67,80 @@ def test_write_shard_read_dataset_round_trip(tmp_path):
     assert np.array_equal(records[8]["image"].numpy()[..., 0], extra_images[1])
     # reading twice gives the same order
     assert [r["tile_id"].numpy() for r in read_dataset([path, second])] == [r["tile_id"].numpy() for r in records]
+
+
+def _tensorflow_example(features: dict) -> tf.train.Example:
+    def feature(value):
+        if isinstance(value, bytes):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        if isinstance(value, float):
+            return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={key: feature(value) for key, value in features.items()}))
+
+
+def _assert_tensorflow_reads(path, examples: list[dict]) -> None:
+    """The file holds exactly these examples, as TensorFlow's classes decode them, framed byte for byte as
+    TensorFlow's TFRecordWriter frames the same records."""
+    records = [record.numpy() for record in tf.data.TFRecordDataset(str(path))]
+    assert [tf.train.Example.FromString(record) for record in records] == [_tensorflow_example(e) for e in examples]
+    framed = path.with_suffix(".tensorflow")
+    with tf.io.TFRecordWriter(str(framed)) as writer:
+        for record in records:
+            writer.write(record)
+    assert path.read_bytes() == framed.read_bytes()
+
+
+def test_records_are_what_tensorflow_writes_and_reads(tmp_path):
+    """Records are written without TensorFlow: TensorFlow decodes every example of both schemas to the expected
+    features, its writer frames them to the same bytes, and integers up to int64's limits, floats and empty bytes
+    encode as its own Example class encodes them."""
+    images, table = _images(3, seed=4), _table(3)
+    write_shard(table, lambda row: images[int(row["tile_index"])], tmp_path / "tiles.tfrecord")
+    tile_examples = [
+        {
+            "image": images[index].tobytes(),
+            "label": int(row["class_code"]),
+            "label_normal": int(row["label_normal"]),
+            "tile_id": row["tile_id"].encode(),
+            "patient_id": row["patient_id"].encode(),
+        }
+        for index, row in table.iterrows()
+    ]
+    _assert_tensorflow_reads(tmp_path / "tiles.tfrecord", tile_examples)
+
+    contexts = np.random.default_rng(5).integers(0, 256, (2, 40, 40)).astype(np.uint8)
+    lesions = pd.DataFrame(
+        {
+            "context_index": [1, 0],
+            "radius": [12.75, 3.1],
+            "class_code": [4, 1],
+            "label_normal": [1, 1],
+            "roi_id": ["mias:mdb001:104", "mias:mdb002:105"],
+            "patient_id": ["mias:001", "mias:001"],
+        }
+    )
+    write_contexts(lesions, contexts, tmp_path / "contexts.tfrecord")
+    context_examples = [
+        {
+            "image": contexts[index].tobytes(),
+            "side": 40,
+            "radius": radius,
+            "label": label,
+            "label_normal": 1,
+            "tile_id": roi_id.encode(),
+            "patient_id": b"mias:001",
+        }
+        for index, radius, label, roi_id in ((1, 12.75, 4, "mias:mdb001:104"), (0, 3.1, 1, "mias:mdb002:105"))
+    ]
+    _assert_tensorflow_reads(tmp_path / "contexts.tfrecord", context_examples)
+    read_back = list(read_contexts([tmp_path / "contexts.tfrecord"]))
+    assert np.array_equal(read_back[0]["image"].numpy()[..., 0], contexts[1]) and read_back[1]["radius"] == np.float32(3.1)
+
+    extremes = {"big": 2**63 - 1, "small": -(2**63), "minus_one": -1, "zero": 0, "empty": b"", "tiny": 1e-30, "huge": 3e38}
+    assert tf.train.Example.FromString(example_bytes(extremes)) == _tensorflow_example(extremes)
+    assert example_bytes(extremes) == example_bytes(dict(reversed(extremes.items())))  # the same bytes in any order
 
 
 def test_empty_shard(tmp_path):

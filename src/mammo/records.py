@@ -1,14 +1,24 @@
 """The TFRecord schemas: tiles (every split) and lesion context patches (online crops); write them, read them back
-as tf.data pipelines."""
+as tf.data pipelines.
+
+Writing needs no TensorFlow, so that a job that only writes records does not spend seconds importing it: a record is
+a tf.train.Example in the protobuf wire format, framed as a TFRecord file frames it (length and data, each followed by
+its masked CRC-32C). tests/test_records.py checks both against TensorFlow's own classes and writer.
+"""
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import pandas as pd
 
 from mammo.tiles import TILE_SIZE
+
+CRC_MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask (tensorflow/core/lib/hash/crc32c.h)
 
 
 def _tf():
@@ -29,24 +39,61 @@ def feature_spec():
 
 
 def serialize(image: np.ndarray, label: int, label_normal: int, tile_id: str, patient_id: str) -> bytes:
-    tf = _tf()
     if image.shape != (TILE_SIZE, TILE_SIZE) or image.dtype != np.uint8:
         raise ValueError(f"tile {tile_id}: expected uint8 {TILE_SIZE}x{TILE_SIZE}, got {image.dtype} {image.shape}")
+    return example_bytes(
+        {
+            "image": image.tobytes(),
+            "label": label,
+            "label_normal": label_normal,
+            "tile_id": tile_id.encode(),
+            "patient_id": patient_id.encode(),
+        }
+    )
 
-    def _bytes(value: bytes):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    def _int(value: int):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+def example_bytes(features: dict[str, bytes | int | float]) -> bytes:
+    """A tf.train.Example of one value per feature (bytes: BytesList, float: FloatList, integer: Int64List); keys
+    in sorted order, so that the same features give the same bytes."""
+    entries = b""
+    for key in sorted(features):
+        value = features[key]
+        if isinstance(value, bytes):
+            kind, values = 1, _length_delimited(1, value)
+        elif isinstance(value, float | np.floating):
+            kind, values = 2, _length_delimited(1, struct.pack("<f", value))  # packed repeated float
+        else:
+            kind, values = 3, _length_delimited(1, _varint(int(value)))  # packed repeated int64
+        feature = _length_delimited(kind, values)
+        entries += _length_delimited(1, _length_delimited(1, key.encode()) + _length_delimited(2, feature))  # map entry
+    return _length_delimited(1, entries)  # Example.features
 
-    features = {
-        "image": _bytes(image.tobytes()),
-        "label": _int(label),
-        "label_normal": _int(label_normal),
-        "tile_id": _bytes(tile_id.encode()),
-        "patient_id": _bytes(patient_id.encode()),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # a negative int64 is written as its 64-bit two's complement
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _masked_crc(data: bytes) -> bytes:
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", ((crc >> 15 | crc << 17) + CRC_MASK_DELTA) & 0xFFFFFFFF)
+
+
+def write_tfrecords(path: str | Path, records: Iterable[bytes]) -> None:
+    """Write serialised records to a TFRecord file, in order."""
+    with open(path, "wb") as out:
+        for data in records:
+            length = struct.pack("<Q", len(data))
+            out.write(length + _masked_crc(length) + data + _masked_crc(data))
 
 
 def context_feature_spec():
@@ -64,20 +111,22 @@ def context_feature_spec():
 
 def write_contexts(lesions: pd.DataFrame, contexts: np.ndarray, path: str | Path) -> None:
     """Write the context patches of the lesions of a table (rows: mammo.extract.LESION_CONTEXT_COLUMNS), in order."""
-    tf = _tf()
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for _, lesion in lesions.iterrows():
-            patch = np.ascontiguousarray(contexts[int(lesion["context_index"])], dtype=np.uint8)
-            features = {
-                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[patch.tobytes()])),
-                "side": tf.train.Feature(int64_list=tf.train.Int64List(value=[patch.shape[0]])),
-                "radius": tf.train.Feature(float_list=tf.train.FloatList(value=[float(lesion["radius"])])),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(lesion["class_code"])])),
-                "label_normal": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(lesion["label_normal"])])),
-                "tile_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[lesion["roi_id"].encode()])),
-                "patient_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[lesion["patient_id"].encode()])),
+
+    def record(lesion) -> bytes:
+        patch = np.ascontiguousarray(contexts[int(lesion["context_index"])], dtype=np.uint8)
+        return example_bytes(
+            {
+                "image": patch.tobytes(),
+                "side": patch.shape[0],
+                "radius": float(lesion["radius"]),
+                "label": lesion["class_code"],
+                "label_normal": lesion["label_normal"],
+                "tile_id": lesion["roi_id"].encode(),
+                "patient_id": lesion["patient_id"].encode(),
             }
-            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True))
+        )
+
+    write_tfrecords(path, (record(lesion) for _, lesion in lesions.iterrows()))
 
 
 def read_contexts(paths: list[str | Path]):
@@ -94,10 +143,13 @@ def read_contexts(paths: list[str | Path]):
 
 def write_shard(tiles: pd.DataFrame, images, path: str | Path) -> None:
     """Write the tiles of a table, in table order, to one TFRecord file; `images(row)` returns a row's uint8 tile."""
-    tf = _tf()
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for _, row in tiles.iterrows():
-            writer.write(serialize(images(row), row["class_code"], row["label_normal"], row["tile_id"], row["patient_id"]))
+    write_tfrecords(
+        path,
+        (
+            serialize(images(row), row["class_code"], row["label_normal"], row["tile_id"], row["patient_id"])
+            for _, row in tiles.iterrows()
+        ),
+    )
 
 
 def parse(serialized):
