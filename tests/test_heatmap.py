@@ -331,9 +331,13 @@ def test_cli_writes_heatmap_overlay_and_regions(one_lesion_scan, tmp_path):
 
 @pytest.fixture(scope="module")
 def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
-    """A folder with a scan (16-bit PNG), a random-weight tile model and a logits model beside it."""
+    """A folder with a scan (16-bit PNG), a random-weight tile model and a logits model beside it, each with its
+    export: `mammo scan` runs them on OpenVINO, as it does every exported model, without starting TensorFlow (the
+    Keras path has its own test above)."""
     import cv2
     import keras
+
+    from mammo.inference import export_onnx
 
     folder = save_stand_in_model(tmp_path_factory.mktemp("scan_cli") / "model.keras").parent
     inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1))
@@ -342,6 +346,8 @@ def scan_cli_inputs(one_lesion_scan, tmp_path_factory) -> Path:
     keras.Model(inputs, keras.layers.Dense(2, bias_initializer=keras.initializers.Constant([20.0, -20.0]))(pooled)).save(
         folder / "logits" / "model.keras"
     )
+    for model in (folder / "model.keras", folder / "logits" / "model.keras"):
+        export_onnx(model, model.with_suffix(".onnx"))
     cv2.imwrite(str(folder / "scan.png"), one_lesion_scan[0][::2, ::2])
     cv2.imwrite(str(folder / "blank.png"), np.zeros((50, 50), np.uint16))
     return folder
@@ -354,6 +360,13 @@ def scan_with(model: Path, *args: str, cwd: Path | None = None) -> subprocess.Co
 
 def run_scan(folder: Path, *args: str, model: str = "model.keras") -> subprocess.CompletedProcess:
     return scan_with(folder / model, *args, cwd=folder)
+
+
+def copy_model(inputs: Path, folder: Path) -> Path:
+    """The stand-in model and its export copied into `folder`: its model.keras."""
+    for name in ("model.keras", "model.onnx"):
+        shutil.copy(inputs / name, folder / name)
+    return folder / "model.keras"
 
 
 @pytest.mark.parametrize(
@@ -392,8 +405,9 @@ def write_test_card(
     tile_scale: float = 0.5,
     **windowing,
 ) -> dict:
-    """A valid model card beside folder/model.keras (its tile table: a one-line file), its tiles cut from
-    `collection`'s films resized by `tile_scale`, judged with Windowing's defaults but the `windowing` given."""
+    """A valid model card beside folder/model.keras and its export where there is one (its tile table: a one-line
+    file), its tiles cut from `collection`'s films resized by `tile_scale`, judged with Windowing's defaults but the
+    `windowing` given."""
     from mammo.card import card_path, model_card, scanning_section, write_card
 
     (folder / "tiles.tsv").write_text("tile_id\n")
@@ -405,7 +419,7 @@ def write_test_card(
         temperature,
         {"fixed": 0.5, "best_f1": 0.3},
         [str(folder / "tiles.tsv")],
-        [folder / "model.keras"],
+        [path for path in (folder / "model.keras", folder / "model.onnx") if path.exists()],
         engine,
         scanning_section(collection, tile_scale, {**asdict(Windowing()), **windowing}),
     )
@@ -423,7 +437,7 @@ def write_test_card(
     ],
 )
 def test_cli_names_a_bad_model_card_before_scoring(scan_cli_inputs, tmp_path, card, problem):
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     if card == "negative temperature":
         valid = write_test_card(tmp_path)
         card = json.dumps({**valid, "temperature": -1})
@@ -434,7 +448,7 @@ def test_cli_names_a_bad_model_card_before_scoring(scan_cli_inputs, tmp_path, ca
 
 
 def test_cli_takes_contrast_from_the_card_unless_told(scan_cli_inputs, tmp_path):
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     write_test_card(tmp_path, test_contrast=1.8)
     for extra, expected in (((), 1.8), (("--contrast", "1.2"), 1.2)):
         out = tmp_path / f"out{expected}"
@@ -505,7 +519,7 @@ def test_cli_scores_every_film_of_a_mias_archive(scan_cli_inputs, demo_root, tmp
 def test_cli_windows_each_film_as_the_model_card_says_and_options_override_it(scan_cli_inputs, demo_root, tmp_path):
     """A model trained on mini-MIAS films at their own scale (1.0) windows a film at 2.0, not at the 5.16 a PGM was
     guessed at, with the stride, tissue share and muscle choice it was judged with; an option given overrides each."""
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     write_test_card(tmp_path, collection="mias", tile_scale=1.0, stride=150, min_tissue=0.5, skip_muscle=False, top=3)
     film = str(demo_root / "mias" / "mdb001.pgm")
     result = scan_with(tmp_path / "model.keras", film, "--out", str(tmp_path / "card"))
@@ -526,7 +540,7 @@ def test_cli_windows_each_film_as_the_model_card_says_and_options_override_it(sc
 def test_cli_with_a_card_of_format_1_guesses_the_scale_and_says_so(scan_cli_inputs, demo_root, tmp_path):
     from mammo.card import FORMAT_1, INPUT_1
 
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     card = write_test_card(tmp_path, collection="mias", tile_scale=1.0)
     older = {key: value for key, value in card.items() if key != "scanning"} | {"format": FORMAT_1, "input": INPUT_1}
     (tmp_path / "model.json").write_text(json.dumps(older))
@@ -608,7 +622,7 @@ def test_each_film_is_hung_with_its_chest_wall_facing_the_other_breast(one_lesio
 def test_cli_writes_one_exam_per_woman_with_her_films_side_by_side(scan_cli_inputs, demo_root, tmp_path):
     import cv2
 
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     write_test_card(tmp_path, collection="mias", tile_scale=1.0)  # 1024-pixel windowing: quick
     (tmp_path / "films").mkdir()
     for name in ("mdb001.pgm", "mdb002.pgm", "mdb003.pgm"):
@@ -824,7 +838,7 @@ def test_cli_scores_each_film_with_the_other_breast_where_the_card_learnt_so(sca
     from mammo.card import card_path
     from mammo.film_scores import FEATURES, OTHER_BREAST_FEATURES
 
-    shutil.copy(scan_cli_inputs / "model.keras", tmp_path / "model.keras")
+    copy_model(scan_cli_inputs, tmp_path)
     card = write_test_card(tmp_path, collection="mias", tile_scale=1.0)
 
     def logistic(names, weights):
