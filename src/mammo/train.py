@@ -431,8 +431,7 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
                     break
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    history = pd.read_csv(progress / "history.csv").drop_duplicates("epoch", keep="last")
-    history.to_csv(out_dir / "history.csv", index=False)
+    one_row_per_epoch(pd.read_csv(progress / "history.csv")).to_csv(out_dir / "history.csv", index=False)
     if hard is not None:
         table = pd.concat(mined, ignore_index=True) if mined else pd.DataFrame(columns=HARD_NEGATIVE_COLUMNS)
         table[HARD_NEGATIVE_COLUMNS].to_csv(out_dir / "hard_negatives.tsv", sep="\t", index=False)
@@ -444,11 +443,17 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
     return model_path
 
 
+def one_row_per_epoch(history: pd.DataFrame) -> pd.DataFrame:
+    """A training history (Keras' CSVLogger rows) with one row an epoch: an epoch run again after a resumption
+    counts by its last row."""
+    return history.drop_duplicates("epoch", keep="last")
+
+
 def round_holds(history: pd.DataFrame, last_epoch_before: int, last_epoch_after: int) -> tuple[bool, float, float]:
     """Whether a round's training left the inner validation's PR-AUC (`val_abnormal_pr_auc` of the training history,
     epochs from 0, a resumed epoch's last row) no lower than after the last epoch before it, and the two figures. A
     figure that is undefined (no abnormal validation tile) does not undo a round."""
-    figures = history.drop_duplicates("epoch", keep="last").set_index("epoch")["val_abnormal_pr_auc"]
+    figures = one_row_per_epoch(history).set_index("epoch")["val_abnormal_pr_auc"]
     before, after = float(figures[last_epoch_before]), float(figures[last_epoch_after])
     return not after < before, before, after
 
