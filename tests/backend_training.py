@@ -28,7 +28,8 @@ from mammo.extract import mias_tiles  # noqa: E402
 from mammo.io.mias import index_info  # noqa: E402
 from mammo.records import write_shard  # noqa: E402
 from mammo.tiles import Method2, NormalThresholds, NormalTiling  # noqa: E402
-from mammo.train import TrainConfig, make_dataset, train  # noqa: E402
+from mammo.train import make_dataset, train  # noqa: E402
+from mammo.train_config import TrainConfig  # noqa: E402
 
 SEED = 9
 out = Path(out_dir)

@@ -30,9 +30,21 @@ SMALL_DEMO = dict(
 
 
 # The longest modules, longest first. The suite runs on two pytest-xdist workers, a module at a time
-# (pyproject: --dist loadfile --no-loadscope-reorder) and each worker takes two modules at the start: so the tiny
-# run's module starts first, beside the real-film and SLURM workflows, and the short modules fill in around them.
-LONGEST_FIRST = ("test_workflow.py", "test_mias_cv_workflow.py", "test_workflow_fresh.py", "test_slurm.py")
+# (pyproject: --dist loadfile --no-loadscope-reorder); a worker takes the next module of this order when it has two
+# tests left. So the tiny run's module (about 1,400 s) has one worker to itself, the other runs the real-film,
+# SLURM and training modules first, and the short modules fill in around them at the end; left to the alphabet, the
+# training module (about 210 s) came last, with the other worker idle.
+LONGEST_FIRST = (
+    "test_workflow.py",
+    "test_mias_cv_workflow.py",
+    "test_slurm.py",
+    "test_workflow_fresh.py",
+    "test_train.py",
+    "test_hard_negatives.py",
+    "test_scan_hostile.py",
+    "test_fuzz.py",
+    "test_heatmap.py",
+)
 
 
 def pytest_collection_modifyitems(items) -> None:

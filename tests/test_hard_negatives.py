@@ -132,7 +132,8 @@ def test_a_pass_holds_every_hard_negative_with_its_weight_besides_the_normal_sam
 
 
 def test_training_rounds_mine_from_the_model_as_it_is_train_on_and_undo_a_worse_round(records, tmp_path, monkeypatch):
-    from mammo.train import TrainConfig, train
+    from mammo.train import train
+    from mammo.train_config import TrainConfig
 
     calls = []
 

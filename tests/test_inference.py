@@ -19,6 +19,7 @@ from mammo.inference import (  # noqa: E402
     installed_engines,
     open_engine,
     tile_graph,
+    trained_dtype_policy,
 )
 
 FLOAT32_AGREEMENT = 1e-4  # issue bound on P(abnormal); measured about 1e-7 (BENCHMARKS.md)
@@ -89,6 +90,10 @@ def test_a_model_trained_in_mixed_bfloat16_exports_and_runs_in_float32(tiles, tm
         build("1.0.0.46", 2).save(tmp_path / "model.keras")
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    # the card's training precision, read from the saved model without Keras
+    assert trained_dtype_policy(tmp_path / "model.keras") == "mixed_bfloat16"
+    build("1.0.0.46", 2).save(tmp_path / "float32.keras")
+    assert trained_dtype_policy(tmp_path / "float32.keras") == "float32"
     export_onnx(tmp_path / "model.keras", tmp_path / "model.onnx")  # OpenVINO refuses an export with bfloat16 nodes
     keras_scores = open_engine(tmp_path / "model.keras", "tensorflow").predictor(1.5)(tiles)
     assert keras_scores.dtype == np.float32

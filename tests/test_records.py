@@ -7,7 +7,19 @@ import pandas as pd
 import pytest
 import tensorflow as tf  # noqa: E402  (a pinned dependency: fail, do not skip, when missing)
 
-from mammo.records import example_bytes, parse, read_contexts, read_dataset, serialize, tile_loader, write_contexts, write_shard
+from mammo.records import (
+    example_bytes,
+    parse,
+    parse_example,
+    read_contexts,
+    read_dataset,
+    read_tiles,
+    serialize,
+    tile_batches,
+    tile_loader,
+    write_contexts,
+    write_shard,
+)
 from mammo.tables import TILE_COLUMNS
 
 
@@ -143,11 +155,82 @@ def test_records_are_what_tensorflow_writes_and_reads(tmp_path):
     assert example_bytes(extremes) == example_bytes(dict(reversed(extremes.items())))  # the same bytes in any order
 
 
+def test_tiles_read_without_tensorflow_are_what_tensorflow_reads(tmp_path):
+    """Evaluation reads tiles with NumPy: the same records, images and ids in the same order as tf.data, from our
+    shards and from a file TensorFlow's own writer wrote; batches in that order, the last one shorter."""
+    images = _images(5, seed=6)
+    write_shard(_table(5), lambda row: images[int(row["tile_index"])], tmp_path / "ours.tfrecord")
+    with tf.io.TFRecordWriter(str(tmp_path / "theirs.tfrecord")) as writer:
+        example = {"image": images[0].tobytes(), "label": 2, "label_normal": 1, "tile_id": b"t/0", "patient_id": b"p"}
+        writer.write(_tensorflow_example(example).SerializeToString())
+    paths = [tmp_path / "ours.tfrecord", tmp_path / "theirs.tfrecord"]
+    expected = list(read_dataset(paths).as_numpy_iterator())
+    read = list(read_tiles(paths))
+    assert [record["tile_id"] for record in read] == [record["tile_id"].decode() for record in expected]
+    for ours, theirs in zip(read, expected):
+        assert np.array_equal(ours["image"], theirs["image"][..., 0]) and ours["image"].dtype == np.uint8
+        assert (ours["label"], ours["label_normal"], ours["patient_id"]) == (
+            theirs["label"],
+            theirs["label_normal"],
+            theirs["patient_id"].decode(),
+        )
+    batches = list(tile_batches(paths, 4))
+    assert [len(batch) for batch in batches] == [4, 2]
+    assert np.array_equal(np.concatenate(batches), np.stack([record["image"][..., 0] for record in expected]))
+
+
+def test_evaluation_reads_tiles_without_importing_tensorflow(tmp_path):
+    """The evaluation stage's module and its record reading import neither Keras nor TensorFlow (seconds a job)."""
+    import subprocess
+    import sys
+
+    images = _images(2, seed=8)
+    write_shard(_table(2), lambda row: images[int(row["tile_index"])], tmp_path / "shard.tfrecord")
+    code = (
+        "import sys; import mammo.stages.train; from mammo.records import tile_batches; "
+        f"assert len(next(tile_batches([{str(tmp_path / 'shard.tfrecord')!r}], 8))) == 2; "
+        "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_examples_parse_packed_or_not_and_damaged_records_are_named(tmp_path):
+    """Value lists are read packed (as TensorFlow writes them) or one value per field (as protobuf also allows); a
+    damaged or foreign record is refused naming its file and its number, never read as other numbers."""
+    extremes = {"big": 2**63 - 1, "small": -(2**63), "zero": 0, "empty": b"", "half": 0.5}
+    assert parse_example(example_bytes(extremes)) == extremes
+    unpacked = bytes([0x0A, 0x0B, 0x0A, 0x09, 0x0A, 0x01, 0x6E, 0x12, 0x04, 0x1A, 0x02, 0x08, 0x07])  # n: Int64List [7]
+    assert parse_example(unpacked) == {"n": 7} and tf.train.Example.FromString(unpacked) == _tensorflow_example({"n": 7})
+
+    images = _images(3, seed=7)
+    path = tmp_path / "shard.tfrecord"
+    write_shard(_table(3), lambda row: images[int(row["tile_index"])], path)
+    data = path.read_bytes()
+    record = len(data) // 3
+    damaged = {
+        "truncated.tfrecord": (data[: record + 100], "record 1: damaged data"),
+        "flipped.tfrecord": (
+            data[: record + 5000] + bytes([data[record + 5000] ^ 1]) + data[record + 5001 :],
+            "record 1: damaged data",
+        ),
+        "header.tfrecord": (data[: record + 3] + b"\xff" + data[record + 4 :], "record 1: damaged frame header"),
+    }
+    for name, (content, message) in damaged.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}: {message}"):
+            list(read_tiles([tmp_path / name]))
+    from mammo.records import write_tfrecords
+
+    write_tfrecords(tmp_path / "foreign.tfrecord", [example_bytes({"image": b"\x00" * 10, "label": 1})])
+    with pytest.raises(ValueError, match="foreign.tfrecord: record 0: not a tile record"):
+        list(read_tiles([tmp_path / "foreign.tfrecord"]))
+
+
 def test_empty_shard(tmp_path):
     path = tmp_path / "empty.tfrecord"
     write_shard(_table(0), lambda row: None, path)
     assert path.exists()
-    assert list(read_dataset([path])) == []
+    assert list(read_dataset([path])) == [] and list(read_tiles([path])) == [] and list(tile_batches([path], 4)) == []
 
 
 def test_tile_loader_reads_chunk_files(tmp_path):

@@ -17,7 +17,8 @@ from tile_records import tile_table  # noqa: E402
 
 from mammo.inference import apply_contrast  # noqa: E402
 from mammo.records import write_shard  # noqa: E402
-from mammo.train import TrainConfig, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
+from mammo.train import make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
+from mammo.train_config import TrainConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
+import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -54,6 +57,20 @@ def load_tile_model(path: str | Path):
             f"this one takes {model.input_shape} and gives {model.output_shape}"
         )
     return model
+
+
+def trained_dtype_policy(keras_file: str | Path) -> str:
+    """The Keras dtype policy a saved model was trained under (float32, mixed_bfloat16, ...), read from its config
+    without Keras: the policy most of its layers hold (a mixed model keeps a few, such as its softmax, in float32)."""
+    try:
+        with zipfile.ZipFile(keras_file) as archive:
+            layers = json.loads(archive.read("config.json"))["config"]["layers"]
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise ValueError(f"{keras_file}: not a readable Keras model ({type(err).__name__}: {err})") from None
+    policies = Counter(
+        layer["config"]["dtype"]["config"]["name"] for layer in layers if isinstance(layer["config"].get("dtype"), dict)
+    )
+    return policies.most_common(1)[0][0] if policies else "float32"
 
 
 def check_probabilities(probabilities: np.ndarray, source) -> np.ndarray:

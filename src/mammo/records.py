@@ -1,15 +1,16 @@
 """The TFRecord schemas: tiles (every split) and lesion context patches (online crops); write them, read them back
-as tf.data pipelines.
+as tf.data pipelines (training) or as NumPy batches (evaluation).
 
-Writing needs no TensorFlow, so that a job that only writes records does not spend seconds importing it: a record is
-a tf.train.Example in the protobuf wire format, framed as a TFRecord file frames it (length and data, each followed by
-its masked CRC-32C). tests/test_records.py checks both against TensorFlow's own classes and writer.
+Writing, and reading for evaluation, need no TensorFlow, so that such a job does not spend seconds importing it: a
+record is a tf.train.Example in the protobuf wire format, framed as a TFRecord file frames it (length and data, each
+followed by its masked CRC-32C). tests/test_records.py checks both against TensorFlow's own classes, reader and writer.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import google_crc32c
@@ -94,6 +95,95 @@ def write_tfrecords(path: str | Path, records: Iterable[bytes]) -> None:
         for data in records:
             length = struct.pack("<Q", len(data))
             out.write(length + _masked_crc(length) + data + _masked_crc(data))
+
+
+def read_tfrecords(path: str | Path) -> Iterator[bytes]:
+    """The serialised records of a TFRecord file, in order, each frame's CRCs checked (as TensorFlow's reader does)."""
+    with open(path, "rb") as stream:
+        for number in itertools.count():
+            header = stream.read(12)
+            if not header:
+                return
+            length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else None
+            if length is None or header[8:] != _masked_crc(header[:8]):
+                raise ValueError(f"{path}: record {number}: damaged frame header (truncated file or wrong CRC)")
+            data, crc = stream.read(length), stream.read(4)
+            if len(data) != length or crc != _masked_crc(data):
+                raise ValueError(f"{path}: record {number}: damaged data ({len(data)} of {length} bytes, or a wrong CRC)")
+            yield data
+
+
+def parse_example(data: bytes) -> dict[str, bytes | int | float]:
+    """The features of a tf.train.Example of one value per feature (as `example_bytes` or TensorFlow writes it), the
+    value lists read packed or not, as protobuf parsers must."""
+    features = {}
+    for field, features_message in _fields(memoryview(data)):  # views: a tile's bytes are copied once, at the end
+        for entry_field, entry in _fields(features_message) if field == 1 else ():
+            fields = dict(_fields(entry)) if entry_field == 1 else {}
+            kind, values = next(_fields(fields.get(2, memoryview(b""))), (None, b""))
+            value = next(_fields(values), (None, None))[1]  # the list's first value (field 1)
+            if kind == 1:  # BytesList
+                value = bytes(value)
+            elif kind == 2:  # FloatList: packed (length-delimited) or one fixed32
+                value = struct.unpack("<f", value[:4])[0]
+            elif kind == 3:  # Int64List: packed or one varint
+                value = _read_varint(value, 0)[0] if isinstance(value, memoryview) else value
+                value = value - (1 << 64) if value >= 1 << 63 else value
+            if kind in (1, 2, 3):
+                features[bytes(fields[1]).decode()] = value
+    return features
+
+
+def _fields(message: memoryview) -> Iterator[tuple[int, memoryview | int]]:
+    """(field number, value) of each field of a protobuf message: a view of the payload (length-delimited, fixed32,
+    fixed64) or the integer (varint)."""
+    position = 0
+    while position < len(message):
+        tag, position = _read_varint(message, position)
+        wire_type = tag & 7
+        if wire_type == 0:
+            value, position = _read_varint(message, position)
+        else:
+            length, position = _read_varint(message, position) if wire_type == 2 else ({1: 8, 5: 4}[wire_type], position)
+            value, position = message[position : position + length], position + length
+        yield tag >> 3, value
+
+
+def _read_varint(data: memoryview, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def read_tiles(paths: list[str | Path]) -> Iterator[dict]:
+    """The tile records of the shard files in file order, `image` as uint8 [299, 299], ids as str: a NumPy reading
+    of what `read_dataset` gives, for jobs that need no TensorFlow."""
+    for path in paths:
+        for number, data in enumerate(read_tfrecords(path)):
+            try:
+                example = parse_example(data)
+                image = np.frombuffer(example["image"], np.uint8).reshape(TILE_SIZE, TILE_SIZE)
+                ids = {name: example[name].decode() for name in ("tile_id", "patient_id")}
+            except (KeyError, IndexError, TypeError, ValueError, struct.error, UnicodeDecodeError) as error:
+                raise ValueError(f"{path}: record {number}: not a tile record ({type(error).__name__}: {error})") from None
+            yield {**example, "image": image, **ids}
+
+
+def tile_batches(paths: list[str | Path], batch_size: int) -> Iterator[np.ndarray]:
+    """The tiles of the shard files, in file order, as uint8 [batch, 299, 299] batches (the last one shorter)."""
+    batch = []
+    for record in read_tiles(paths):
+        batch.append(record["image"])
+        if len(batch) == batch_size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack(batch)
 
 
 def context_feature_spec():

@@ -8,7 +8,7 @@ and the TensorBoard writer stay TensorFlow on either."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -18,7 +18,6 @@ import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary
 
 from mammo import records
-from mammo.backend import DEFAULT_BACKEND
 from mammo.hard_negatives import HARD_NEGATIVE_COLUMNS, HardNegatives, location_shares
 from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
@@ -28,57 +27,7 @@ from mammo.online_crops import OnlineCrops, crop_window, resample_like_crops
 from mammo.plots import hard_negative_picture
 from mammo.split import normals_for_share
 from mammo.tiles import TILE_SIZE
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "1.0.0.35"
-    labels: str = "binary"  # a label set of mammo.labels.LABEL_SETS
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 0.001
-    decay_rate: float = 0.8
-    decay_epochs: int = 5  # staircase: the rate falls by decay_rate every decay_epochs epochs, counted over all stages
-    abnormal_weight: float = 6.0  # loss weight of every abnormal example (label > 0); normal = 1
-    contrast: float = 1.0  # adjust_contrast factor on training images
-    flips: bool = True  # online random horizontal and vertical flips (training only, on the accelerator)
-    rotations: bool = True  # online rotations by k * 90 degrees, k uniform in 0..3 (as flips)
-    batchnorm_batches: int = (
-        10  # batches over which BatchNorm statistics are recomputed after each epoch; 0: keep the moving averages
-    )
-    stages: tuple = ()  # further stages after the first: dicts overriding epochs, abnormal_weight, contrast, flips, rotations
-    init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
-    freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
-    weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
-    mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
-    tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
-    steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass
-    # each epoch: every abnormal training tile and a fresh seeded draw of normal tiles, abnormal about this share
-    # (the records hold every normal tile); None: one pass over the records, as balanced when they were written
-    abnormal_fraction: float | None = None
-    # training lesions as context patches (mammo.online_crops), new crops of each every epoch: OnlineCrops' fields;
-    # None: the records' fixed crops
-    online_crops: dict | None = None
-    # rounds of hard negatives mined from the training women's whole films after the stages: HardNegatives' fields;
-    # None: no rounds (and no hard-negative table written)
-    hard_negatives: dict | None = None
-    seed: int = 42
-    threads: int = 2
-    backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
-
-    @classmethod
-    def from_settings(cls, settings: dict) -> "TrainConfig":
-        """A model's config entry (which also holds evaluation keys) as training settings."""
-        values = {key: value for key, value in settings.items() if key in cls.__dataclass_fields__}
-        return cls(**{**values, "stages": tuple(values.get("stages", ()))})
-
-    @property
-    def num_classes(self) -> int:
-        return len(LABEL_SETS[self.labels][0])
-
-    def stage_settings(self) -> list["TrainConfig"]:
-        """The first stage (this config) and each further stage with its overrides."""
-        return [self] + [replace(self, **stage, stages=()) for stage in self.stages]
+from mammo.train_config import TrainConfig
 
 
 def bfloat16_arithmetic() -> bool:

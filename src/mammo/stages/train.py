@@ -1,7 +1,8 @@
 """Stages of workflow/rules/train.smk: train a model, evaluate it (metrics, model card) and plot its figures.
 
 Keras takes its backend once, when it is first imported (TensorFlow imports it too), so this module imports neither
-before a stage has chosen it: training on the model entry's `backend`, evaluation on TensorFlow (mammo.backend).
+before a stage has chosen it: training on the model entry's `backend` (mammo.backend). Evaluation imports neither
+unless its engine is TensorFlow: it reads the records with NumPy and runs the export.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from mammo import evaluate as ev
 from mammo import plots
 from mammo.backend import model_backend, use_keras_backend
 from mammo.card import model_card, write_card
-from mammo.inference import configure_tensorflow, open_engine
+from mammo.inference import open_engine, trained_dtype_policy
 from mammo.labels import LABEL_SETS
-from mammo.records import read_dataset, tile_loader
+from mammo.records import read_tiles, tile_batches, tile_loader
 from mammo.tables import read_table, write_json, write_table
+from mammo.train_config import TrainConfig
 
 
 def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str, lesion_paths=(), mine=None) -> None:
@@ -28,7 +30,7 @@ def train_model(train_paths: list[str], val_paths: list[str], settings: dict, ou
     hard negatives of the training films (mammo.train.train)."""
     # the model entry's backend wins over a KERAS_BACKEND in the environment, so that its card says what trained
     use_keras_backend(model_backend(settings))
-    from mammo.train import TrainConfig, train
+    from mammo.train import train
 
     train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine)
 
@@ -50,18 +52,15 @@ def evaluate_model(
 
     `out` names the files: metrics, predictions, card (the model card, mammo.card), sweep, reliability, subgroups.
     """
-    use_keras_backend("tensorflow")  # model.keras is loaded on TensorFlow, whichever backend trained it
-    from mammo.train import TrainConfig, dtype_policy, make_dataset
-
     config = TrainConfig.from_settings(settings)
-    configure_tensorflow(config.seed, config.threads)
+    # no TensorFlow here unless the engine is TensorFlow: the tiles are read from their records with NumPy
     engine = open_engine(model_files[0], inference["engine"], inference["precision"], config.threads)
     attributes = pd.concat([read_table(path) for path in tile_tables], ignore_index=True).set_index("tile_id")
     replicates, seed, bins = evaluation["bootstrap"], evaluation["seed"], evaluation["calibration_bins"]
 
     tables = {}
     for name, paths in sets.items():
-        ids = [tile_id.decode() for tile_id in read_dataset(paths).map(lambda e: e["tile_id"]).as_numpy_iterator()]
+        ids = [record["tile_id"] for record in read_tiles(paths)]
         unknown = sorted(set(ids) - set(attributes.index))
         if unknown:
             raise ValueError(f"{paths[0]}: tiles missing from the tile tables {tile_tables}: {unknown[:5]}")
@@ -71,8 +70,11 @@ def evaluate_model(
     def predict(name: str, contrast: float) -> np.ndarray:
         if not len(tables[name]):
             return np.zeros((0, config.num_classes))
-        images = make_dataset(sets[name], config.labels, config.batch_size).map(lambda image, *_: image[..., 0])
-        batches = tqdm(images.as_numpy_iterator(), total=int(images.cardinality()), desc=f"{name} at contrast {contrast}")
+        batches = tqdm(
+            tile_batches(sets[name], config.batch_size),
+            total=-(-len(tables[name]) // config.batch_size),
+            desc=f"{name} at contrast {contrast}",
+        )
         run = engine.predictor(contrast)
         return np.concatenate([run(batch) for batch in batches]).astype(np.float64)  # float64: the TSV round-trips it
 
@@ -139,7 +141,7 @@ def evaluate_model(
     write_table(pd.DataFrame(subgroups), out["subgroups"])
     card = model_card(
         settings,
-        dtype_policy(config.mixed_precision),
+        trained_dtype_policy(model_files[0]),
         temperature,
         thresholds,
         tile_tables,
