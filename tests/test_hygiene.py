@@ -144,3 +144,13 @@ def test_the_check_finds_a_checkpoint_without_log(tmp_path):
     rules = parsed_rules(tmp_path / "Snakefile", tmp_path)
     assert {rule["name"] for rule in rules} == {"complete", "unlogged"}
     assert undeclared(rules) == ["Snakefile:13: checkpoint unlogged lacks log"]
+
+
+def test_stage_modules_leave_libraries_that_few_of_their_jobs_need_to_those_jobs():
+    """Every Snakemake job imports its stage module: TensorFlow and Keras (seconds), Matplotlib and SciPy's optimiser
+    (about half a second each) are imported by the functions that use them (training and export; plots; the
+    temperature fit), so that the many tiling, scoring and evaluation jobs do not pay for them."""
+    heavy = ("tensorflow", "keras", "matplotlib", "scipy.optimize")
+    modules = ("sources", "tiles", "records", "train", "scans", "crossval")
+    code = f"import sys; import {', '.join(f'mammo.stages.{module}' for module in modules)}; print(sorted(set({heavy}) & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

@@ -82,8 +82,10 @@ def test_tiles_are_cached_between_workflows(tmp_path):
     snakemake(workdirs[0], *targets, "--cores", "2", "--cache", "--configfile", *TINY, env=env)
     # the named outputs of 2 CBIS-DDSM chunks (with their fingerprints), 2 DDSM chunks and the MIAS tiles
     assert len(list(cache.iterdir())) == 2 * 4 + 2 * 3 + 4
+    # the same collections in the second folder, as two projects would share a download (not generated again)
+    shutil.copytree(workdirs[0] / "resources", workdirs[1] / "resources")
     second = snakemake(workdirs[1], *targets, "--cores", "2", "--cache", "--configfile", *TINY, env=env)
-    assert "from cache" in second.stdout + second.stderr
+    assert "from cache" in second.stdout + second.stderr and "demo_data" not in second.stdout + second.stderr
     for name in ("tiles/cbis_0.npy", "tiles/ddsm_1.tsv", "mias/tiles.npy", "tiles.tsv"):
         assert (workdirs[1] / "results/ds9" / name).read_bytes() == (workdirs[0] / "results/ds9" / name).read_bytes()
     # no tile stage ran in the second workflow: empty logs (Snakemake creates them), no stage benchmark, outputs from the cache

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
 
 from mammo.labels import CLASS_NAMES, LABEL_SETS
 
@@ -262,6 +261,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> dict:
 
     if not len(labels):
         return {"temperature": 1.0, "nll_before": None, "nll_after": None, "at_bound": False}
+    # imported here: half a second that the many jobs reaching this module through mammo.heatmap never use
+    from scipy.optimize import minimize_scalar
+
     low, high = np.log(TEMPERATURE_BOUNDS)
     found = minimize_scalar(lambda log_t: nll(np.exp(log_t)), bounds=(low, high), method="bounded", options={"xatol": 1e-5})
     temperature = float(np.exp(found.x))

@@ -25,8 +25,6 @@ from mammo.io.ddsm import outline_mask
 from mammo.io.listed import finding_mask, listed_scale, mirrored
 from mammo.io.mias import mias_centre
 from mammo.io.scan import read_scan
-from mammo.plots import froc_plot as draw_froc
-from mammo.plots import scan_cases
 from mammo.scan_eval import (
     REGION_COLUMNS,
     circle_mask,
@@ -492,6 +490,9 @@ def evaluate_scans(
     ROI index, the localisation per class of lesion (CIRC, SPIC, MISC, ARCH, ASYM, CALC). With the film scores of
     the same films (mammo.stages.crossval.fold_film_scores), each score's film and woman rates (`film_scores`; the
     learnt ones at P = 0.5, the maximum window at `threshold`)."""
+    from mammo.plots import froc_plot as draw_froc  # here, not above: scoring jobs need no Matplotlib
+    from mammo.plots import scan_cases
+
     scans = pd.concat([read_table(path) for path in scans_paths], ignore_index=True)
     # a scan without a breast window has no score: an empty cell, which read_table keeps as text
     scans["max_score"] = pd.to_numeric(scans["max_score"], errors="coerce")

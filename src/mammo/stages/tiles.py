@@ -23,7 +23,6 @@ from mammo.extract import (
 )
 from mammo.graph import in_chunk
 from mammo.io.listed import listed_rois
-from mammo.plots import montage
 from mammo.records import tile_loader
 from mammo.same_film import match_films
 from mammo.sources import LISTED, SOURCES
@@ -311,6 +310,8 @@ def roi_ids(tiles: pd.DataFrame) -> pd.Series:
 
 
 def plot_montage(tile_tables: list[str], seed: int, out: str) -> None:
+    from mammo.plots import montage  # here, not above: the tiling jobs need no Matplotlib (half a second each)
+
     tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
     montage(splitting.kept(tiles), tile_loader(), out, seed=seed)
 
@@ -319,6 +320,8 @@ def plot_collections(tile_tables: list[str], seed: int, out: str) -> None:
     """Normal and abnormal tiles of each collection side by side (one recipe per ROI source and the mini-MIAS set):
     how each collection's intensities come to the shared 8-bit tile space. A tile in several recipes (DDSM normals)
     is drawn once."""
+    from mammo.plots import montage
+
     tiles = pd.concat([read_table(path) for path in tile_tables], ignore_index=True)
     tiles = tiles[~tiles["method"].isin(["audit"])].drop_duplicates(["source", "scan_id", "box", "method"])
     montage(tiles, tile_loader(), out, seed=seed, rows="source", blocks="label_normal")

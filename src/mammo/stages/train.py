@@ -15,7 +15,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from mammo import evaluate as ev
-from mammo import plots
 from mammo.backend import model_backend, use_keras_backend
 from mammo.card import model_card, write_card
 from mammo.inference import open_engine, trained_dtype_policy
@@ -160,6 +159,8 @@ def _flat_intervals(metrics: dict) -> dict:
 
 def plot_model(inputs: dict[str, str], out: dict[str, str]) -> None:
     """Every figure of one trained model, from its history and the evaluation's tables (`out` names them)."""
+    from mammo import plots  # here, not above: training and evaluation jobs need no Matplotlib
+
     metrics = json.loads(Path(inputs["metrics"]).read_text())
     predictions = read_table(inputs["predictions"])
     plots.training_curves(pd.read_csv(inputs["history"]), out["curves"])
