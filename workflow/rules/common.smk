@@ -254,8 +254,8 @@ def recipe_part(dataset, *keys):
 
 def epoch_draws(recipe):
     """What a recipe adds to its models' training settings: with fresh normals, the share of abnormal tiles in each
-    epoch's draw (mammo.train.TrainConfig.abnormal_fraction); with online crops, their settings; its hard-negative
-    rounds (mammo.train.TrainConfig.hard_negatives).
+    epoch's draw (mammo.train_config.TrainConfig.abnormal_fraction); with online crops, their settings; its hard-negative
+    rounds (mammo.train_config.TrainConfig.hard_negatives).
     """
     crops = recipe_crops(recipe)
     return {
