@@ -31,7 +31,7 @@ SMALL_DEMO = dict(
 
 # The longest modules, longest first. The suite runs on two pytest-xdist workers, a module at a time
 # (pyproject: --dist loadfile --no-loadscope-reorder); a worker takes the next module of this order when it has two
-# tests left. So the tiny run's module (about 1,400 s) has one worker to itself, the other runs the real-film,
+# tests left. So the tiny run's module (about 1,300 s) has one worker to itself, the other runs the real-film,
 # SLURM and training modules first, and the short modules fill in around them at the end; left to the alphabet, the
 # training module (about 210 s) came last, with the other worker idle.
 LONGEST_FIRST = (

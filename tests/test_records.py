@@ -19,6 +19,7 @@ from mammo.records import (
     tile_loader,
     write_contexts,
     write_shard,
+    write_tfrecords,
 )
 from mammo.tables import TILE_COLUMNS
 
@@ -219,8 +220,6 @@ def test_examples_parse_packed_or_not_and_damaged_records_are_named(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=f"{name}: {message}"):
             list(read_tiles([tmp_path / name]))
-    from mammo.records import write_tfrecords
-
     write_tfrecords(tmp_path / "foreign.tfrecord", [example_bytes({"image": b"\x00" * 10, "label": 1})])
     with pytest.raises(ValueError, match="foreign.tfrecord: record 0: not a tile record"):
         list(read_tiles([tmp_path / "foreign.tfrecord"]))
