@@ -181,14 +181,15 @@ def test_tiles_read_without_tensorflow_are_what_tensorflow_reads(tmp_path):
 
 
 def test_evaluation_reads_tiles_without_importing_tensorflow(tmp_path):
-    """The evaluation stage's module and its record reading import neither Keras nor TensorFlow (seconds a job)."""
+    """Reading tiles for evaluation imports neither Keras nor TensorFlow (seconds a job; that the stage modules do not
+    either, tests/test_hygiene.py checks)."""
     import subprocess
     import sys
 
     images = _images(2, seed=8)
     write_shard(_table(2), lambda row: images[int(row["tile_index"])], tmp_path / "shard.tfrecord")
     code = (
-        "import sys; import mammo.stages.train; from mammo.records import tile_batches; "
+        "import sys; from mammo.records import tile_batches; "
         f"assert len(next(tile_batches([{str(tmp_path / 'shard.tfrecord')!r}], 8))) == 2; "
         "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
     )

@@ -104,9 +104,9 @@ def read_tfrecords(path: str | Path) -> Iterator[bytes]:
             header = stream.read(12)
             if not header:
                 return
-            length = struct.unpack("<Q", header[:8])[0] if len(header) == 12 else None
-            if length is None or header[8:] != _masked_crc(header[:8]):
+            if len(header) != 12 or header[8:] != _masked_crc(header[:8]):
                 raise ValueError(f"{path}: record {number}: damaged frame header (truncated file or wrong CRC)")
+            length = struct.unpack("<Q", header[:8])[0]
             data, crc = stream.read(length), stream.read(4)
             if len(data) != length or crc != _masked_crc(data):
                 raise ValueError(f"{path}: record {number}: damaged data ({len(data)} of {length} bytes, or a wrong CRC)")
@@ -176,13 +176,8 @@ def read_tiles(paths: list[str | Path]) -> Iterator[dict]:
 
 def tile_batches(paths: list[str | Path], batch_size: int) -> Iterator[np.ndarray]:
     """The tiles of the shard files, in file order, as uint8 [batch, 299, 299] batches (the last one shorter)."""
-    batch = []
-    for record in read_tiles(paths):
-        batch.append(record["image"])
-        if len(batch) == batch_size:
-            yield np.stack(batch)
-            batch = []
-    if batch:
+    records = read_tiles(paths)
+    while batch := [record["image"] for record in itertools.islice(records, batch_size)]:
         yield np.stack(batch)
 
 
