@@ -146,6 +146,8 @@ SCHEMA = {
                 "contrast": {"type": "number", "exclusiveMinimum": 0},
                 "epochs": {"type": "integer", "minimum": 1},
                 "dtype_policy": {"type": "string"},
+                # not required: cards written before it was a setting lack it (their models saw the tiles as scaled)
+                "standardise_tiles": {"type": "boolean", "description": "each tile standardised inside the model"},
                 # not required: cards written before JAX could train lack it (those models trained on TensorFlow)
                 "backend": {"enum": list(BACKENDS), "description": "the Keras backend that trained the model"},
                 "initialised_from": {
@@ -238,6 +240,7 @@ def model_card(
             "dtype_policy": dtype_policy,
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
+            "standardise_tiles": settings.get("standardise_tiles", False),
             **(
                 {
                     "initialised_from": {

@@ -327,6 +327,8 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
     try:
         with strategy.scope():
             options = {"weights": config.weights} if config.weights else {}
+            if config.standardise_tiles:  # a builder without the option refuses it by name (mammo.models.build)
+                options["standardise_tiles"] = True
             model = build(config.model, config.num_classes, **options)
             if config.init:
                 print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")

@@ -29,6 +29,7 @@ class TrainConfig:
     init: str | None = None  # a trained model whose layers (by name and shape, not the output layer) start this one
     freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
     weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
+    standardise_tiles: bool = False  # each tile to zero mean, unit deviation inside the model (mammo.models.standardised)
     mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
     tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
     steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass

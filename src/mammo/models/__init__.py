@@ -28,6 +28,22 @@ def probabilities(x, num_classes: int, **dense_options):
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities", **dense_options)(x)
 
 
+# floor under a tile's intensity variance at per-tile standardisation (intensities in [0, 1]): a tile of one grey
+# level is not blown up into its noise, one whose standard deviation is below about 8 grey levels is damped
+TILE_VARIANCE_FLOOR = (8 / 255) ** 2
+
+
+def standardised(x):
+    """Each tile to zero mean and unit standard deviation over its own pixels, computed in float32 (no weights): the
+    network sees how a region stands out from the tissue around it, not how dense the breast is (on real films the
+    strongest windows of normal films follow breast density). `standardise_tiles` of a model entry."""
+    import keras
+
+    return keras.layers.LayerNormalization(
+        axis=(1, 2, 3), center=False, scale=False, epsilon=TILE_VARIANCE_FLOOR, dtype="float32", name="tile_standardisation"
+    )(x)
+
+
 def load_builders() -> dict[str, Callable]:
     """Import every builder module so that all models are registered; returns the registry."""
     for module in BUILDER_MODULES:
