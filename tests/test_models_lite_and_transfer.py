@@ -123,8 +123,10 @@ def _submodel_output(model, layer_name, images, training=False):
 def test_registry_and_options():
     registered = load_builders()
     assert set(NEW_MODELS) | {"1.0.0.29", "1.0.0.35", "1.0.0.46"} <= set(registered) == set(MODELS)
-    for name in ("vgg16_lite", "inception_v4_lite", "1.0.0.35"):
+    for name in ("vgg16_lite", "inception_v4_lite", "1.0.0.29", "1.0.0.46"):
         assert model_options(name) == []
+    for name in ("1.0.0.35", "resnet_small"):  # the real-data recipe's models
+        assert model_options(name) == ["standardise_tiles"]
     for name in TRANSFER:
         assert model_options(name) == ["weights"]
 
@@ -168,6 +170,11 @@ def test_save_and_load_round_trip(models, images, tmp_path, name):
 def test_weights_option_refused_by_models_without_a_backbone(name, tmp_path):
     with pytest.raises(ValueError, match="does not take option.*weights"):
         build(name, 2, weights=str(tmp_path / "backbone.weights.h5"))
+
+
+def test_tile_standardisation_refused_by_models_without_it():
+    with pytest.raises(ValueError, match="'vgg16_lite' does not take option.*standardise_tiles"):
+        build("vgg16_lite", 2, standardise_tiles=True)
 
 
 def test_unknown_option_refused_by_transfer_models():

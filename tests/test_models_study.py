@@ -167,3 +167,24 @@ def test_unknown_model_raises_key_error_listing_names():
     assert "2.0.0.1" in message
     for name in ("1.0.0.29", "1.0.0.35", "1.0.0.46"):
         assert name in message
+
+
+def test_standardised_tiles_are_read_by_their_contrast_not_their_brightness():
+    """With standardise_tiles the network sees each tile at zero mean and unit deviation: the same tile brighter by 60
+    grey levels (denser tissue) gets the same probabilities, which the plain model does not give; a flat tile stays
+    flat instead of being blown up into noise; no weight is added."""
+    rng = np.random.default_rng(5)
+    tile = rng.normal(100, 20, (1, 299, 299, 1)).clip(0, 180).astype(np.uint8)
+    brighter = tile + np.uint8(60)
+    keras.utils.set_random_seed(7)
+    standardised = build("1.0.0.35", 2, standardise_tiles=True)
+    keras.utils.set_random_seed(7)
+    plain = build("1.0.0.35", 2)
+    np.testing.assert_allclose(standardised.predict(brighter, verbose=0), standardised.predict(tile, verbose=0), atol=1e-5)
+    assert np.abs(plain.predict(brighter, verbose=0) - plain.predict(tile, verbose=0)).max() > 1e-3
+    assert standardised.count_params() == plain.count_params() == expected_parameters(2)
+    preprocess = keras.Model(standardised.input, standardised.get_layer("tile_standardisation").output)
+    seen = np.asarray(preprocess(tile))
+    assert abs(seen.mean()) < 1e-4 and seen.std() == pytest.approx(20 / np.sqrt(20**2 + 8**2), abs=0.02)
+    flat = np.asarray(preprocess(np.full((1, 299, 299, 1), 90, np.uint8)))
+    assert np.abs(flat).max() < 1e-4
