@@ -239,6 +239,13 @@ def test_scan_metrics_against_scikit_learn():
     hits = [i % 2 == 1 for i, y in enumerate(labels) if y]
     assert result["localisation"]["top_region_on_lesion"] == pytest.approx(np.mean(hits), abs=1e-4)
     assert result["localisation"]["abnormal_scans_with_outline"] == labels.sum()
+    # per breast density: each density's films ranked among themselves; a film of no known density kept apart
+    densities = {f"s{i}": "D" if i < 20 else "F" for i in range(38)}
+    by_density = scan_metrics(scans, top, 0.5, densities=densities)[0]["by_density"]
+    assert sorted(by_density) == ["D", "F", "unknown"] and by_density["unknown"]["n"] == 2
+    assert by_density["D"]["n"] == 20 and by_density["D"]["abnormal"] == labels[:20].sum()
+    assert by_density["D"]["roc_auc"] == pytest.approx(roc_auc_score(labels[:20], scores[:20]))
+    assert by_density["F"]["roc_auc"] == pytest.approx(roc_auc_score(labels[20:38], scores[20:38]))
 
 
 def test_scan_targets_take_test_patients_only():

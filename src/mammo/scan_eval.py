@@ -186,12 +186,15 @@ def scan_metrics(
     replicates: int = 0,
     seed: int = 0,
     lesion_classes: dict[str, str] | None = None,
+    densities: dict[str, str] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Scan-level metrics of one set (max window score as the scan score; localisation and FROC from the
     regions of these scans), and the FROC curve they were read from. With `replicates`, 95% intervals from a bootstrap
     over women (`ci95`), and the same for women (`women`: a woman's score the highest of her films', abnormal when a
     film of hers is). With `lesion_classes` (lesion id -> its class, e.g. mini-MIAS CIRC, CALC), the top region's
-    localisation per class of lesion (`localisation.by_class`)."""
+    localisation per class of lesion (`localisation.by_class`). With `densities` (scan id -> the breast's density,
+    e.g. mini-MIAS F, G, D), the film rates among the films of each density (`by_density`): a score that follows
+    density rather than lesions ranks well among fatty films and badly among dense ones."""
     scored = scans[scans["windows_scored"] > 0]
     result = {
         "scans": int(len(scans)),
@@ -199,6 +202,11 @@ def scan_metrics(
         "abnormal": int(scans["label_normal"].sum()),
         **film_metrics(scored, "max_score", threshold, replicates, seed),
     }
+    if densities is not None:
+        result["by_density"] = {
+            str(density): {"abnormal": int(films["label_normal"].sum()), **film_metrics(films, "max_score", threshold, replicates, seed)}
+            for density, films in scored.groupby(scored["scan_id"].map(densities).fillna("unknown"), sort=True)
+        }
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
 
     def localisation(hits: str) -> tuple[dict, pd.DataFrame]:

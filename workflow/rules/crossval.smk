@@ -311,6 +311,7 @@ rule mias_cv_scan_metrics:
             fold=range(config["mias_cv"]["folds"]),
         ),
         mias_rois=rules.index_mias.output.rois,
+        mias_images=rules.index_mias.output.images,
         films=expand(
             "results/mias_cv/model_{{model}}/scans/fold_{fold}.films.tsv",
             fold=range(config["mias_cv"]["folds"]),

@@ -16,4 +16,5 @@ with logged(snakemake.log[0], "evaluate_scans"):
         output.cases,
         inputs.get("mias_rois"),  # mias_cv: the localisation per class of lesion
         inputs.get("films"),  # mias_cv: the learnt film scores beside the maximum window
+        inputs.get("mias_images"),  # mias_cv: the film rates per breast density
     )

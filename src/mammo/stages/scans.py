@@ -484,12 +484,14 @@ def evaluate_scans(
     cases_plot: str,
     mias_rois_path: str | None = None,
     film_scores_paths: list[str] | None = None,
+    mias_images_path: str | None = None,
 ) -> None:
     """Scan-level metrics per set (test, mias) with intervals from a bootstrap over women (`evaluation`: bootstrap
     replicates and seed), the FROC table and plot, and heatmaps of a few right and wrong scans. With the mini-MIAS
     ROI index, the localisation per class of lesion (CIRC, SPIC, MISC, ARCH, ASYM, CALC). With the film scores of
     the same films (mammo.stages.crossval.fold_film_scores), each score's film and woman rates (`film_scores`; the
-    learnt ones at P = 0.5, the maximum window at `threshold`)."""
+    learnt ones at P = 0.5, the maximum window at `threshold`). With the mini-MIAS image index, the film rates per
+    breast density (its Info.txt's background tissue: F fatty, G fatty-glandular, D dense)."""
     from mammo.plots import froc_plot as draw_froc  # here, not above: scoring jobs need no Matplotlib
     from mammo.plots import scan_cases
 
@@ -501,11 +503,15 @@ def evaluate_scans(
     if mias_rois_path is not None:
         rois = read_table(mias_rois_path)
         lesion_classes = dict(zip(rois["roi_id"], rois["abnormality_class"]))
+    densities = None
+    if mias_images_path is not None:
+        images = read_table(mias_images_path)
+        densities = dict(zip("mias:" + images["refnum"], images["background"]))
     result, curves = {"threshold": threshold, "score": "maximum window P(abnormal)", "sets": {}}, []
     for name, part in scans.groupby("set", sort=True):
         regions = found[found["scan_id"].isin(part["scan_id"])]
         result["sets"][name], curve = scan_metrics(
-            part, regions, threshold, evaluation["bootstrap"], evaluation["seed"], lesion_classes
+            part, regions, threshold, evaluation["bootstrap"], evaluation["seed"], lesion_classes, densities
         )
         curves.append(curve.assign(set=name))
     curve = (
