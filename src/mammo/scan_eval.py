@@ -204,7 +204,10 @@ def scan_metrics(
     }
     if densities is not None:
         result["by_density"] = {
-            str(density): {"abnormal": int(films["label_normal"].sum()), **film_metrics(films, "max_score", threshold, replicates, seed)}
+            str(density): {
+                "abnormal": int(films["label_normal"].sum()),
+                **film_metrics(films, "max_score", threshold, replicates, seed),
+            }
             for density, films in scored.groupby(scored["scan_id"].map(densities).fillna("unknown"), sort=True)
         }
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
