@@ -5,7 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mammo.scan_eval import LESION_MARGIN_MM, circle_mask, lesions_centred, lesions_hit, margin_pixels, scan_metrics
+from mammo.scan_eval import (
+    LESION_MARGIN_MM,
+    circle_mask,
+    lesion_window_ranks,
+    lesions_centred,
+    lesions_hit,
+    margin_pixels,
+    scan_metrics,
+)
 
 
 def test_margin_is_ten_millimetres_in_each_collection_pixels():
@@ -56,9 +64,43 @@ def test_scan_metrics_report_both_criteria():
     )
     result, curve = scan_metrics(scans, regions, 0.5)
     localisation = result["localisation"]
+    assert localisation["lesion_window_rank"] is None  # scans scored before the ranks were recorded
     assert localisation["criterion"] == "the region's centre within 10 mm of the lesion"
     assert localisation["top_region_on_lesion"] == 0.5
     assert localisation["box_criterion"]["top_region_on_lesion"] == 1.0
     assert localisation["sensitivity_at_fp_per_scan"]["1"] == 0.5
     assert localisation["box_criterion"]["sensitivity_at_fp_per_scan"]["1"] == 1.0
     assert np.isclose(curve["sensitivity"].max(), 0.5)  # the FROC curve written is the centre criterion's
+
+
+def test_each_lesion_is_ranked_among_its_films_windows():
+    """The rank of a lesion's strongest centred window among all the film's windows: 1 where it is the strongest; a
+    lesion seen (its window above most) but outranked by windows elsewhere ranks below; one without a centred window
+    has no rank. The metrics read the ranks of the located lesions."""
+    shape = (400, 400)
+    lesions = {"mias:mdb001:1": circle_mask(shape, 100, 100, 10), "mias:mdb001:2": circle_mask(shape, 300, 300, 10)}
+    windows = np.array([(50, 50, 150, 150), (0, 200, 100, 300), (250, 250, 350, 350), (60, 60, 160, 160), (200, 0, 300, 100)])
+    scores = np.array([0.7, 0.9, 0.95, 0.4, 0.6])
+    assert lesion_window_ranks(windows, scores, lesions, margin=20) == "mias:mdb001:1:3;mias:mdb001:2:1"
+    assert lesion_window_ranks(windows[[1, 4]], scores[[1, 4]], lesions, margin=20) == "mias:mdb001:1:;mias:mdb001:2:"
+    scans = pd.DataFrame(
+        {
+            "scan_id": ["a", "b", "c"],
+            "label_normal": [1, 1, 0],
+            "max_score": [0.95, 0.8, 0.3],
+            "windows_scored": [5, 10, 4],
+            "lesions": ["mias:mdb001:1;mias:mdb001:2", "mias:mdb003:1", ""],
+            "lesion_ranks": ["mias:mdb001:1:3;mias:mdb001:2:1", "mias:mdb003:1:", ""],
+        }
+    )
+    regions = pd.DataFrame({"scan_id": ["a"], "rank": [1], "score": [0.95], "lesions_hit": [""], "lesions_centred": [""]})
+    ranked = scan_metrics(scans, regions, 0.5)[0]["localisation"]["lesion_window_rank"]
+    assert ranked == {
+        "lesions": 2,
+        "without_a_window": 1,
+        "median_rank": 2.0,
+        "median_share_of_windows_above": 0.2,  # 2 of 5 windows above the first lesion, none above the second
+        "within_1": 0.5,
+        "within_3": 1.0,
+        "within_10": 1.0,
+    }

@@ -140,6 +140,19 @@ def lesions_centred(box, lesions: dict[str, np.ndarray], margin: float) -> list[
     return found
 
 
+def lesion_window_ranks(windows: np.ndarray, scores: np.ndarray, lesions: dict[str, np.ndarray], margin: float) -> str:
+    """Where each lesion stands among its film's windows: the rank (1: the film's strongest window) of the strongest
+    window whose centre lies on the lesion by the centre criterion, as "lesion:rank" joined by ";" (an empty rank where
+    no scored window is centred on it). It tells a tile model that does not see a lesion from one that sees it while
+    windows elsewhere on the same film score higher, which the top region and the film score cannot tell apart."""
+    ranks = []
+    centred = [lesions_centred(box, lesions, margin) for box in windows]
+    for lesion in lesions:
+        on_it = [score for score, hit in zip(scores, centred) if lesion in hit]
+        ranks.append(f"{lesion}:{int((scores > max(on_it)).sum()) + 1}" if on_it else f"{lesion}:")
+    return ";".join(ranks)
+
+
 def froc(regions: pd.DataFrame, scans: pd.DataFrame, hits: str = "lesions_centred") -> pd.DataFrame:
     """Sensitivity (lesions found by a region scoring >= t) against false-positive regions per scan, for every t.
 
@@ -228,6 +241,7 @@ def scan_metrics(
         **centred,
         "box_criterion": localisation("lesions_hit")[0],
     }
+    result["localisation"]["lesion_window_rank"] = _lesion_window_rank(located)
     if lesion_classes is not None:
         result["localisation"]["by_class"] = _top_region_by_class(located, regions, lesion_classes)
     return result, curve
@@ -252,6 +266,33 @@ def film_metrics(films: pd.DataFrame, score: str, threshold: float, replicates: 
             ),
         }
     return result
+
+
+def _lesion_window_rank(located: pd.DataFrame) -> dict | None:
+    """How the located lesions' strongest windows rank within their own films (`lesion_ranks` of the scans table):
+    the median rank, the median share of the film's scored windows that score higher, and the share of lesions whose
+    window is within the film's first 1, 3 and 10."""
+    if "lesion_ranks" not in located:
+        return None  # scans scored before the ranks were recorded
+    ranks, shares, unwindowed = [], [], 0
+    for _, scan in located.iterrows():
+        for entry in _ids(scan["lesion_ranks"]):
+            rank = entry.rpartition(":")[2]
+            if not rank:
+                unwindowed += 1
+                continue
+            ranks.append(int(rank))
+            shares.append((int(rank) - 1) / scan["windows_scored"])
+    if not ranks:
+        return {"lesions": 0, "without_a_window": unwindowed}
+    ranks = np.array(ranks)
+    return {
+        "lesions": int(len(ranks)),
+        "without_a_window": unwindowed,
+        "median_rank": float(np.median(ranks)),
+        "median_share_of_windows_above": round(float(np.median(shares)), 4),
+        **{f"within_{top}": round(float(np.mean(ranks <= top)), 4) for top in (1, 3, 10)},
+    }
 
 
 def _top_region_by_class(located: pd.DataFrame, regions: pd.DataFrame, lesion_classes: dict[str, str]) -> dict:

@@ -29,6 +29,7 @@ from mammo.scan_eval import (
     REGION_COLUMNS,
     circle_mask,
     film_metrics,
+    lesion_window_ranks,
     lesions_centred,
     lesions_hit,
     margin_pixels,
@@ -457,6 +458,7 @@ def score_scans(
                 "windows_total": result.windows_total,
                 "max_score": float(result.scores.max()) if len(result.scores) else float("nan"),
                 "lesions": ";".join(lesions),
+                "lesion_ranks": lesion_window_ranks(result.windows, result.scores, lesions, margin),
                 "lesion_problems": "; ".join(lesion_problems),
             }
         )
