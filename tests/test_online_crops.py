@@ -13,7 +13,15 @@ from tile_records import tile_table
 
 from mammo.extract import LESION_CONTEXT_COLUMNS, mias_lesion_contexts, mias_tiles
 from mammo.io.mias import index_info, unpack_archive
-from mammo.online_crops import OnlineCrops, crop_window, recipe_crops, resample_like_crops, window_geometry
+from mammo.online_crops import (
+    TRANSPLANT_AIR,
+    OnlineCrops,
+    crop_window,
+    recipe_crops,
+    resample_like_crops,
+    transplant,
+    window_geometry,
+)
 from mammo.tiles import Method2, NormalThresholds, NormalTiling
 
 tf = pytest.importorskip("tensorflow")
@@ -98,6 +106,33 @@ def test_resampling_like_crops_keeps_the_content_and_smooths_as_a_crop_does():
     assert roughness(shifted) == pytest.approx(roughness(crops), rel=0.2)
 
 
+def test_a_transplant_adds_the_lesions_excess_over_its_surround_to_the_host_at_the_crops_place():
+    """A lesion 190 levels above its tissue, moved onto a flat host at 120 whose left part is air: inside the circle
+    the host gains what the lesion adds over its surround (clipped at 255), beyond the circle's fading border the host
+    is untouched, and on air nothing is added. A lesion that adds nothing over its surround gives the plain crop."""
+    radius = 30
+    context = tf.constant(disk_context(radius)[..., None])
+    host = np.full((PARAMS.tile, PARAMS.tile, 1), 120, np.uint8)
+    host[:, :40] = 0  # air
+    for draw in range(10):
+        seed = tf.constant([3, draw], tf.int64)
+        moved = transplant(context, float(radius), seed, tf.constant(host), PARAMS).numpy()[..., 0].astype(int)
+        _, centre, window_radius = window_geometry(seed, float(radius), PARAMS)
+        rows, cols = np.mgrid[: PARAMS.tile, : PARAMS.tile]
+        distance = np.hypot(rows - float(centre[0]), cols - float(centre[1]))
+        border = 0.25 * float(window_radius) + PARAMS.margin
+        breast = host[..., 0] > TRANSPLANT_AIR
+        core = (distance < float(window_radius) - 2) & breast
+        assert core.any() and (moved[core] == 255).mean() > 0.95  # 120 + about 190, clipped
+        far = distance > float(window_radius) + border + 1
+        assert np.array_equal(moved[far], host[..., 0][far].astype(int))
+        assert (moved[~breast] == 0).all()
+    flat = tf.constant(np.full(context.shape, 90, np.uint8))
+    seed = tf.constant([3, 0], tf.int64)
+    plain = crop_window(flat, float(radius), seed, PARAMS).numpy()
+    assert np.array_equal(transplant(flat, float(radius), seed, tf.constant(host), PARAMS).numpy(), plain)
+
+
 def test_recipe_crops_follow_the_config_switch():
     recipe = {"tile": 299, "online_crops": {"enabled": False, "crops": 4, "zoom": 1.1, "margin": 5}}
     assert recipe_crops(recipe) is None
@@ -135,11 +170,11 @@ def write_training_records(folder: Path, lesions: int = 4, normals: int = 20, ab
     return folder / "tiles.tfrecord", folder / "lesions.tfrecord"
 
 
-def passes(tiles: Path, lesions: Path, seed: int, count: int = 2):
+def passes(tiles: Path, lesions: Path, seed: int, count: int = 2, params: OnlineCrops = PARAMS):
     from mammo.train import make_dataset
 
     dataset = make_dataset(
-        [tiles], "binary", 8, training=True, seed=seed, abnormal_fraction=0.25, lesion_paths=[lesions], online_crops=PARAMS
+        [tiles], "binary", 8, training=True, seed=seed, abnormal_fraction=0.25, lesion_paths=[lesions], online_crops=params
     )
     batches = iter(dataset.repeat())
     found = []
@@ -162,6 +197,22 @@ def test_each_epoch_cuts_new_crops_of_every_lesion_and_a_seed_repeats_them(tmp_p
     for crop in crops[0]:
         bright = np.argwhere(crop[..., 0] > 200)
         assert len(bright) > 300 and bright.min() >= PARAMS.margin - 1 and bright.max() <= PARAMS.tile - PARAMS.margin
+
+
+def test_transplants_join_the_crops_of_each_pass_over_the_normal_tiles_and_a_seed_repeats_them(tmp_path):
+    """With transplants, each pass holds `crops` plain crops and `transplants` moved lesions of every lesion, all
+    abnormal; a moved lesion lies over a normal tile's noise (the records' normal tiles are uniform noise here, the
+    lesions' tissue 40-90), the plain crops over their own tissue; the same seed gives the same passes."""
+    tiles, lesions = write_training_records(tmp_path)
+    params = OnlineCrops(crops=3, zoom=1.15, margin=8, transplants=2)
+    first, again = passes(tiles, lesions, 1, params=params), passes(tiles, lesions, 1, params=params)
+    for (images, labels), (images_again, labels_again) in zip(first, again):
+        assert np.array_equal(images, images_again) and np.array_equal(labels, labels_again)
+        assert (labels == 1).sum() == 4 * (3 + 2) and (labels == 0).sum() == 20  # every normal tile the records hold
+    abnormal = first[0][0][first[0][1] == 1][..., 0]
+    # the records' normal tiles are noise over 0-255, resampled; the lesions' own tissue stays within 20-90
+    over_noise = [(crop[crop < 250] > 120).mean() > 0.2 for crop in abnormal]
+    assert sum(over_noise) == 4 * 2
 
 
 def test_online_crops_refuse_records_that_hold_fixed_crops(tmp_path):

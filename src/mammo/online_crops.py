@@ -8,7 +8,13 @@ centred in it), a random flip, a rotation by any angle and a small zoom, every p
 
 Resampling smooths a window a little; a normal tile is cut on the pixel grid. So that smoothness does not tell the
 two apart, normal tiles of the same pass get the same bilinear resampling at a random sub-pixel shift
-(`resample_like_crops`)."""
+(`resample_like_crops`).
+
+Lesion transplants (`transplants` per lesion and pass): a crop's lesion, as the density it adds to the tissue around
+it, is added onto a normal training tile of another place or woman at the same position (`transplant`): the same
+lesion over fatty, glandular and dense tissue, so that what marks a tile abnormal is the lesion and not the
+tissue it happened to lie in. mini-MIAS films are bright where dense (pixel values rise with optical density, whose
+contributions along a ray add), so the lesion's excess over its surround is added in grey levels."""
 
 from __future__ import annotations
 
@@ -26,11 +32,12 @@ class OnlineCrops:
     crops: int = 5  # windows per lesion per epoch (the fixed recipe's crops per lesion)
     zoom: float = 1.15  # a window covers between tile / zoom and tile * zoom film pixels (log-uniform)
     margin: int = 8  # pixels kept between the lesion's circle and the window's edge where the circle fits
+    transplants: int = 0  # windows per lesion per epoch whose lesion is moved onto a normal training tile (transplant)
     tile: int = TILE_SIZE  # window side after resampling
 
     def __post_init__(self):
-        if self.crops < 1 or self.zoom < 1 or self.margin < 0:
-            raise ValueError(f"online crops: crops >= 1, zoom >= 1 and margin >= 0 are needed, got {self}")
+        if self.crops < 1 or self.zoom < 1 or self.margin < 0 or self.transplants < 0:
+            raise ValueError(f"online crops: crops >= 1, zoom >= 1, margin >= 0 and transplants >= 0 are needed, got {self}")
 
     @property
     def context_half(self) -> int:
@@ -85,6 +92,39 @@ def crop_window(context, radius, seed, params: OnlineCrops):
 
     transform, _, _ = window_geometry(seed, radius, params)
     return _resampled(context, transform, [params.tile, params.tile], "CONSTANT")
+
+
+# grey levels: a host pixel at or below it is air, where no lesion is added; a lesion whose mean excess over its
+# surround is below TRANSPLANT_MIN_EXCESS adds too little to be seen (an architectural distortion, an asymmetry
+# drawn wide), and its window stays the plain crop
+TRANSPLANT_AIR = 8
+TRANSPLANT_MIN_EXCESS = 3.0
+
+
+def transplant(context, radius, seed, host, params: OnlineCrops):
+    """A window (uint8 [tile, tile, 1]) drawn by `seed` as `crop_window` draws it, its lesion moved onto `host` (a
+    normal tile, uint8 [tile, tile, 1]): the lesion's excess over its surround (the window minus the mean of a ring
+    around the circle, kept where positive), fading out over a border beyond the circle, added to the host where it
+    is breast. A lesion that adds too little (TRANSPLANT_MIN_EXCESS) gives the plain crop."""
+    import tensorflow as tf
+
+    transform, centre, window_radius = window_geometry(seed, radius, params)
+    window = tf.cast(_resampled(context, transform, [params.tile, params.tile], "CONSTANT"), tf.float32)[..., 0]
+    axis = tf.range(params.tile, dtype=tf.float32)
+    distance = tf.sqrt((axis[:, tf.newaxis] - centre[0]) ** 2 + (axis[tf.newaxis, :] - centre[1]) ** 2)
+    border = 0.25 * window_radius + params.margin
+    ring = (distance > window_radius + border) & (distance <= window_radius + 2 * border) & (window > TRANSPLANT_AIR)
+    outside = (distance > window_radius) & (window > TRANSPLANT_AIR)  # where a wide lesion leaves no ring in the window
+    surround = tf.cond(tf.reduce_any(ring), lambda: tf.boolean_mask(window, ring), lambda: tf.boolean_mask(window, outside))
+    background = tf.cond(tf.size(surround) > 0, lambda: tf.reduce_mean(surround), lambda: tf.reduce_min(window))
+    fade = tf.clip_by_value((window_radius + border - distance) / border, 0.0, 1.0)
+    excess = tf.maximum(window - background, 0.0) * fade
+    host_level = tf.cast(host[..., 0], tf.float32)
+    excess = excess * tf.cast(host_level > TRANSPLANT_AIR, tf.float32)
+    inside = distance <= window_radius
+    seen = tf.reduce_mean(tf.boolean_mask(excess, inside)) >= TRANSPLANT_MIN_EXCESS
+    moved = tf.where(seen, host_level + excess, window)
+    return tf.cast(tf.clip_by_value(tf.round(moved), 0, 255), tf.uint8)[..., tf.newaxis]
 
 
 def resample_like_crops(tile, seed):

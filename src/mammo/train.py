@@ -23,7 +23,7 @@ from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
 from mammo.models import build
 from mammo.models.augmentation import with_augmentation
-from mammo.online_crops import OnlineCrops, crop_window, resample_like_crops
+from mammo.online_crops import OnlineCrops, crop_window, resample_like_crops, transplant
 from mammo.plots import hard_negative_picture
 from mammo.split import normals_for_share
 from mammo.tiles import TILE_SIZE
@@ -55,6 +55,10 @@ def dtype_policy(mixed_precision: str | None) -> str:
     return mixed_precision or "float32"
 
 
+# normal tiles a transplant's host is drawn among, at a time (the shuffle's buffer over the cached normal records)
+TRANSPLANT_HOST_BUFFER = 1024
+
+
 def make_dataset(
     paths,
     label_set: str,
@@ -80,7 +84,7 @@ def make_dataset(
     dataset = records.read_dataset(paths).map(_weighted(1.0)).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
     if training and (online_crops is not None or abnormal_fraction or hard_negatives is not None):
         if online_crops is not None:
-            abnormal, abnormal_count = _lesion_crops(labels, lesion_paths, online_crops, seed)
+            abnormal, abnormal_count = _lesion_crops(labels, lesion_paths, online_crops, seed, dataset)
             normal, normal_count = dataset, len(labels)
         else:
             abnormal_count, normal_count = int((labels > 0).sum()), int((labels == 0).sum())
@@ -150,9 +154,10 @@ def _draws(seed: int):
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
-def _lesion_crops(labels: np.ndarray, lesion_paths, params: OnlineCrops, seed: int):
-    """Online lesion crops: `crops` new windows of every lesion each pass, each from its own seeded draw; and their
-    number per pass."""
+def _lesion_crops(labels: np.ndarray, lesion_paths, params: OnlineCrops, seed: int, normals):
+    """Online lesion crops: `crops` new windows of every lesion each pass, each from its own seeded draw, and
+    `transplants` more whose lesion is moved onto a normal tile drawn from `normals` (resampled as crops are); and
+    their number per pass."""
     if (labels > 0).any():
         raise ValueError(
             f"online crops: the training records hold {int((labels > 0).sum())} abnormal tiles; their lesions' crops are "
@@ -163,12 +168,25 @@ def _lesion_crops(labels: np.ndarray, lesion_paths, params: OnlineCrops, seed: i
     if not lesion_count:
         raise ValueError(f"online crops: no lesion context patch in {[str(path) for path in lesion_paths]}")
 
-    def window(lesion, draw):
-        image = tf.ensure_shape(crop_window(lesion["image"], lesion["radius"], draw, params), [params.tile, params.tile, 1])
+    def example(lesion, image):
         kept = {key: lesion[key] for key in ("label", "label_normal", "tile_id", "patient_id")}
+        image = tf.ensure_shape(image, [params.tile, params.tile, 1])
         return {**kept, "image": image, "weight": tf.constant(1.0, tf.float32)}
 
-    return tf.data.Dataset.zip(lesions.repeat(params.crops), _draws(seed + 10)).map(window), lesion_count * params.crops
+    def window(lesion, draw):
+        return example(lesion, crop_window(lesion["image"], lesion["radius"], draw, params))
+
+    crops = tf.data.Dataset.zip(lesions.repeat(params.crops), _draws(seed + 10)).map(window)
+    if not params.transplants:
+        return crops, lesion_count * params.crops
+
+    def moved(lesion, draw, host, host_draw):
+        host_image = resample_like_crops(host["image"], host_draw)
+        return example(lesion, transplant(lesion["image"], lesion["radius"], draw, host_image, params))
+
+    hosts = normals.shuffle(TRANSPLANT_HOST_BUFFER, seed=seed + 12).repeat()
+    transplanted = tf.data.Dataset.zip(lesions.repeat(params.transplants), _draws(seed + 13), hosts, _draws(seed + 14))
+    return crops.concatenate(transplanted.map(moved)), lesion_count * (params.crops + params.transplants)
 
 
 def _resampled_normals(passes, seed: int):
