@@ -169,7 +169,8 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     assert sum(entry["lesions"] for entry in localisation["by_class"].values()) >= 6
     assert set(localisation["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
     ranked = localisation["lesion_window_rank"]  # each lesion's strongest window ranked within its own film
-    assert ranked["lesions"] + ranked["without_a_window"] == 6 and 1 <= ranked["median_rank"] <= 100
+    lesions = sum(entry["lesions"] for entry in localisation["by_class"].values())  # a film may hold two
+    assert ranked["lesions"] + ranked["without_a_window"] == lesions and 1 <= ranked["median_rank"] <= 100
     # the film rates per breast density (Info.txt's background tissue), every film counted once
     assert set(films["by_density"]) <= {"F", "G", "D"} and sum(d["n"] for d in films["by_density"].values()) == 12
     scans = pd.concat([pd.read_csv(path, sep="\t") for path in (real_cv_run / MODEL_DIR / "scans").glob("fold_*.scans.tsv")])
