@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammo.evaluate import paired_difference
-
-FILM_SCORES = ("max", "learned", "learned_other_breast")
+from mammo.film_scores import FILM_SCORES
 
 
 def run_tables(root: Path, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -44,8 +43,9 @@ def paired_rows(
             rows.append({"figure": f"tile {rate.replace('_', '-').upper()}", "items": len(tiles), **paired})
     else:
         print("the runs cut different tiles (another scale or tiling): tile figures are not paired")
-    films = a[1].merge(b[1][["scan_id", *FILM_SCORES]], on="scan_id", suffixes=("_a", "_b"))
-    for score in FILM_SCORES:
+    scores = [score for score in FILM_SCORES if score in a[1] and score in b[1]]  # a run made before a score was added lacks it
+    films = a[1].merge(b[1][["scan_id", *scores]], on="scan_id", suffixes=("_a", "_b"))
+    for score in scores:
         paired = paired_difference(
             films["label_normal"], films[f"{score}_a"], films[f"{score}_b"], films["patient_id"], replicates, seed
         )

@@ -14,8 +14,10 @@ import pytest
 from mammo.film_scores import (
     FEATURES,
     OTHER_BREAST_FEATURES,
+    RELATIVE_SCORES,
     BreastFrame,
     FilmWindows,
+    above_median,
     breast_frame,
     film_arrays,
     film_features,
@@ -148,6 +150,38 @@ def test_the_learnt_aggregate_reads_the_other_breast_where_the_maximum_cannot():
         fit_aggregate([film_features(film)], [1], {})
 
 
+def shifted(film: FilmWindows, logits: float) -> FilmWindows:
+    """The film with every window's logit raised by `logits` (a denser breast, by the tile model's reading)."""
+    scores = 1 / (1 + np.exp(-(np.log(film.scores / (1 - film.scores)) + logits)))
+    return FilmWindows(film.boxes, scores, film.tissue, film.frame)
+
+
+def test_a_film_scored_above_its_own_median_ignores_a_level_common_to_its_windows():
+    lesion = synthetic_film({(120, 60): 0.6}, base=0.1)
+    dense_normal = synthetic_film({(120, 60): 0.7}, base=0.5)  # every window high: the max alone ranks it first
+    assert film_score({"method": "max"}, dense_normal)[0] > film_score({"method": "max"}, lesion)[0]
+    above_film = RELATIVE_SCORES["above_film"]
+    assert film_score(above_film, lesion)[0] > film_score(above_film, dense_normal)[0]
+    # the logit of the score is the max's logit less the median's: a shift common to all windows leaves it alone
+    expected = np.log(0.6 / 0.4) - np.log(0.1 / 0.9)
+    assert np.isclose(np.log(above_median(lesion) / (1 - above_median(lesion))), expected)
+    assert np.isclose(above_median(shifted(lesion, 2.0)), above_median(lesion))
+    assert film_score(above_film, lesion, dense_normal) == (above_median(lesion), False)
+
+
+def test_a_film_scored_above_the_womans_median_reads_both_her_films():
+    film = synthetic_film({(120, 60): 0.6}, base=0.1)
+    dense_other = synthetic_film({}, chest_wall_left=False, base=0.5)
+    above_woman = RELATIVE_SCORES["above_woman"]
+    score, used = film_score(above_woman, film, dense_other)
+    assert used and score == above_median(film, dense_other) and score < above_median(film)
+    # her windows all shifted together leave it alone
+    assert np.isclose(above_median(shifted(film, -1.5), shifted(dense_other, -1.5)), score)
+    # without her other film, or with one that has no window, the film's own windows set the level, and it says so
+    empty = FilmWindows(np.zeros((0, 4), int), np.zeros(0), np.zeros(0), dense_other.frame)
+    assert film_score(above_woman, film) == film_score(above_woman, film, empty) == (above_median(film), False)
+
+
 def test_a_films_windows_go_through_the_scans_archive_unchanged(tmp_path):
     film = synthetic_film({(120, 60): 0.9})
     np.savez_compressed(tmp_path / "heatmaps.npz", **film_arrays("mias:mdb001", film))
@@ -206,7 +240,12 @@ def test_a_fold_learns_its_film_score_from_its_inner_validation_women_only(tmp_p
     aggregates = json.loads((tmp_path / "agg.json").read_text())
     assert aggregates["learned"]["fitted_on"]["women"] == 30 and aggregates["learned"]["fitted_on"]["set"] == "inner validation"
     assert aggregates["learned_other_breast"]["uses_other_breast"] and aggregates["max"] == {"method": "max"}
+    assert {name: aggregates[name] for name in RELATIVE_SCORES} == RELATIVE_SCORES  # nothing learnt
     films = read_table(tmp_path / "f.tsv")
+    with np.load(paths["out_of_fold"][1]) as archive:
+        film, other = read_film(archive, "mias:mdb061"), read_film(archive, "mias:mdb062")
+    row = films.set_index("scan_id").loc["mias:mdb061"]
+    assert np.isclose(row["above_film"], above_median(film)) and np.isclose(row["above_woman"], above_median(film, other))
     assert len(films) == 40 and set(films["other_breast"]) == {"used"}
     assert (films.set_index("scan_id").loc["mias:mdb061", "partner"]) == "mias:mdb062"
     assert films["patient_id"].isin(held_out).all()
@@ -276,7 +315,7 @@ def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_valida
     )
     (tmp_path / "inner_validation").mkdir()
     write_card(evaluation_card, tmp_path / "inner_validation" / "model.json")
-    for choice in ("learned_other_breast", "max"):
+    for choice in ("learned_other_breast", "above_woman", "max"):
         final_card(
             str(tmp_path / "inner_validation" / "model.json"),
             *paths["validation"],
@@ -288,6 +327,6 @@ def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_valida
         card = read_card(tmp_path / "model.keras")
         scanning = card["scanning"]
         assert scanning["aggregate"] == json.loads((tmp_path / "film_scores.json").read_text())[choice]
-        assert scanning["uses_other_breast"] == (choice == "learned_other_breast")
+        assert scanning["uses_other_breast"] == (choice in ("learned_other_breast", "above_woman"))
         assert card["temperature"] == 1.2 and scanning["window_scale"] == evaluation_card["scanning"]["window_scale"]
     assert scanning["aggregate"] == {"method": "max"}

@@ -104,3 +104,32 @@ def test_each_lesion_is_ranked_among_its_films_windows():
         "within_3": 1.0,
         "within_10": 1.0,
     }
+
+
+def test_regions_ranked_above_their_films_median_find_a_faint_lesion_before_dense_tissue():
+    from mammo.scan_eval import froc_above_film
+
+    scans = pd.DataFrame(
+        {
+            "scan_id": ["fatty", "dense"],
+            "label_normal": [1, 0],
+            "max_score": [0.5, 0.8],
+            "windows_scored": 4,
+            "lesions": ["fatty1", ""],
+        }
+    )
+    # a faint lesion on a fatty film, and three regions of dense tissue on a normal film scoring higher
+    regions = pd.DataFrame(
+        {
+            "scan_id": ["fatty", "dense", "dense", "dense"],
+            "rank": [1, 1, 2, 3],
+            "score": [0.5, 0.8, 0.79, 0.78],
+            "lesions_hit": ["fatty1", "", "", ""],
+            "lesions_centred": ["fatty1", "", "", ""],
+        }
+    )
+    window_scores = {"fatty": np.array([0.05, 0.05, 0.05, 0.5]), "dense": np.array([0.7, 0.7, 0.79, 0.8])}
+    raw = scan_metrics(scans, regions, 0.5)[0]["localisation"]["sensitivity_at_fp_per_scan"]
+    relative = froc_above_film(regions, scans, window_scores)["sensitivity_at_fp_per_scan"]
+    assert raw == {"1": 0.0, "2": 1.0, "4": 1.0}  # by raw scores 1.5 false positives a film come before the lesion
+    assert relative == {"1": 1.0, "2": 1.0, "4": 1.0}

@@ -177,8 +177,21 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
     assert scans["scale"].unique().tolist() == [pytest.approx(5.16)]  # windows see the film area of the 2.58x tiles
     assert (real_cv_run / MODEL_DIR / "scans/cases.png").stat().st_size > 0
     # the film scores learnt on each fold's inner-validation women, beside the maximum window, on every held-out film
-    assert set(metrics["film_scores"]) == {"films", "other_breast_used", "max", "learned", "learned_other_breast"}
+    assert set(metrics["film_scores"]) == {
+        "films",
+        "other_breast_used",
+        "max",
+        "above_film",
+        "above_woman",
+        "learned",
+        "learned_other_breast",
+    }
     assert metrics["film_scores"]["films"] == 12 and metrics["film_scores"]["max"]["n"] == 12
+    # every film score's rates per density; the regions ranked above their film's median give a FROC of their own
+    for name in ("max", "above_film", "learned"):
+        assert sum(d["n"] for d in metrics["film_scores"][name]["by_density"].values()) == 12
+    assert metrics["film_scores"]["above_film"]["threshold"] is None  # a rank, no probability
+    assert set(metrics["film_scores"]["above_film"]["localisation"]["sensitivity_at_fp_per_scan"]) == {"1", "2", "4"}
     for fold in (0, 1):
         split = pd.read_csv(real_cv_run / f"results/mias_cv/fold_{fold}/tiles.tsv", sep="\t", dtype={"patient_id": str})
         model_dir = real_cv_run / MODEL_DIR

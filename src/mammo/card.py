@@ -86,11 +86,19 @@ SCANNING_SCHEMA = {
         "aggregate": {
             "type": "object",
             "required": ["method"],
-            "properties": {"method": {"enum": ["max", "logistic"]}},
+            "properties": {"method": {"enum": ["max", "above_median", "logistic"]}},
             "allOf": [
                 {
                     "if": {"properties": {"method": {"const": "max"}}},
                     "then": {"additionalProperties": False, "properties": {"method": {}}},
+                },
+                {
+                    "if": {"properties": {"method": {"const": "above_median"}}},
+                    "then": {
+                        "additionalProperties": False,
+                        "required": ["uses_other_breast"],
+                        "properties": {"method": {}, "uses_other_breast": {"type": "boolean"}},
+                    },
                 },
                 {
                     "if": {"properties": {"method": {"const": "logistic"}}},
@@ -107,7 +115,9 @@ SCANNING_SCHEMA = {
                     },
                 },
             ],
-            "description": "how a film's score comes from its windows' scores (max: the strongest window; logistic: "
+            "description": "how a film's score comes from its windows' scores (max: the strongest window; above_median: "
+            "the strongest window's logit above the median of the film's, or where uses_other_breast of both her films', "
+            "windows; logistic: "
             "mammo.film_scores' features of its windows, and of the other breast's where uses_other_breast, fitted on "
             "inner-validation women, with the aggregate without the other breast for films whose partner is missing)",
         },

@@ -29,7 +29,12 @@ EPSILON = 1e-4  # scores are clipped to [EPSILON, 1 - EPSILON] before their logi
 
 FEATURES = ("max", "top3_mean", "share_above_half", "border_share_top3")
 OTHER_BREAST_FEATURES = ("other_breast_max_difference", "other_breast_film_difference")
-FILM_SCORES = ("max", "learned", "learned_other_breast")  # the film scores cross-validation compares
+# the film scores cross-validation compares; above_film and above_woman need no fitting (RELATIVE_SCORES)
+FILM_SCORES = ("max", "above_film", "above_woman", "learned", "learned_other_breast")
+RELATIVE_SCORES = {
+    "above_film": {"method": "above_median", "uses_other_breast": False},
+    "above_woman": {"method": "above_median", "uses_other_breast": True},
+}
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,15 @@ def logit(scores: np.ndarray) -> np.ndarray:
     return np.log(clipped / (1 - clipped))
 
 
+def above_median(film: FilmWindows, other: FilmWindows | None = None) -> float:
+    """The strongest window's logit above the median logit of the film's windows (given `other`, of both her films'
+    windows), through the logistic function: a level set by the film, or the woman, itself. Not a probability, a rank:
+    the tile model's scores rise with breast density over a whole film (dense films' windows all score higher), while
+    a lesion stands out of its own film (docs/results.md)."""
+    windows = film.scores if other is None else np.concatenate([film.scores, other.scores])
+    return float(1 / (1 + np.exp(np.median(logit(windows)) - logit(film.scores.max()))))
+
+
 def film_features(film: FilmWindows, other: FilmWindows | None = None) -> dict[str, float]:
     """The features a film's score is learnt from (FEATURES; with the other breast's film, OTHER_BREAST_FEATURES too):
     the strongest window and the mean of the TOP_WINDOWS strongest (as logits), the share of windows at P >= 0.5, the
@@ -182,11 +196,15 @@ def fit_aggregate(features: list[dict[str, float]], labels, fitted_on: dict, wit
 
 
 def film_score(aggregate: dict, film: FilmWindows, other: FilmWindows | None = None) -> tuple[float, bool]:
-    """A film's score by the aggregate (the card's scanning.aggregate; max: its strongest window's P(abnormal)), and
+    """A film's score by the aggregate (the card's scanning.aggregate; max: its strongest window's P(abnormal);
+    above_median: above_median, of the woman's two films where it uses the other breast and that film has windows), and
     whether the other breast's film was used: without it (none given, or an aggregate that does not use it) a
     logistic aggregate that uses it scores the film by its `without_other_breast`."""
     if aggregate["method"] == "max":
         return float(film.scores.max()), False
+    if aggregate["method"] == "above_median":
+        partnered = bool(aggregate["uses_other_breast"]) and other is not None and len(other.scores) > 0
+        return above_median(film, other if partnered else None), partnered
     if aggregate["uses_other_breast"] and other is None:
         return film_score(aggregate["without_other_breast"], film)[0], False
     features = film_features(film, other if aggregate["uses_other_breast"] else None)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.evaluate import binary_metrics
+from mammo.film_scores import logit
 from mammo.io.cbis import resolve
 from mammo.io.listed import CBIS_PIXEL_MM
 from mammo.io.mias import MIAS_PIXEL_MM
@@ -216,13 +217,7 @@ def scan_metrics(
         **film_metrics(scored, "max_score", threshold, replicates, seed),
     }
     if densities is not None:
-        result["by_density"] = {
-            str(density): {
-                "abnormal": int(films["label_normal"].sum()),
-                **film_metrics(films, "max_score", threshold, replicates, seed),
-            }
-            for density, films in scored.groupby(scored["scan_id"].map(densities).fillna("unknown"), sort=True)
-        }
+        result["by_density"] = rates_by_density(scored, "max_score", threshold, densities, replicates, seed)
     located = scans[(scans["label_normal"] == 1) & (scans["lesions"].map(lambda v: len(_ids(v)) > 0))]
 
     def localisation(hits: str) -> tuple[dict, pd.DataFrame]:
@@ -247,7 +242,7 @@ def scan_metrics(
     return result, curve
 
 
-def film_metrics(films: pd.DataFrame, score: str, threshold: float, replicates: int = 0, seed: int = 0) -> dict:
+def film_metrics(films: pd.DataFrame, score: str, threshold: float | None, replicates: int = 0, seed: int = 0) -> dict:
     """Rates of the films' `score` column; with `replicates`, 95% intervals from a bootstrap over women (`ci95`), and
     the same for women (`women`: a woman's score the highest of her films', abnormal when a film of hers is)."""
     women = films["patient_id"].to_numpy() if replicates else None
@@ -266,6 +261,26 @@ def film_metrics(films: pd.DataFrame, score: str, threshold: float, replicates: 
             ),
         }
     return result
+
+
+def rates_by_density(
+    films: pd.DataFrame, score: str, threshold: float | None, densities: dict[str, str], replicates: int = 0, seed: int = 0
+) -> dict:
+    """film_metrics of the films of each breast density (`densities`: scan id -> density, e.g. mini-MIAS F, G, D)."""
+    return {
+        str(density): {"abnormal": int(group["label_normal"].sum()), **film_metrics(group, score, threshold, replicates, seed)}
+        for density, group in films.groupby(films["scan_id"].map(densities).fillna("unknown"), sort=True)
+    }
+
+
+def froc_above_film(regions: pd.DataFrame, scans: pd.DataFrame, window_scores: dict[str, np.ndarray]) -> dict:
+    """The FROC of the regions ranked across films by their logit above the median logit of their own film's windows
+    (`window_scores`: scan id -> its scored windows' P(abnormal)), as a film's above_film score ranks films; within a
+    film the order, and so the top region, stays as it was."""
+    medians = {scan_id: float(np.median(logit(window_scores[scan_id]))) for scan_id in regions["scan_id"].unique()}
+    relative = regions.assign(score=logit(regions["score"].to_numpy(float)) - regions["scan_id"].map(medians).to_numpy())
+    curve = froc(relative, scans)
+    return {"sensitivity_at_fp_per_scan": {str(rate): sensitivity_at(curve, rate) for rate in FP_RATES}}
 
 
 def _lesion_window_rank(located: pd.DataFrame) -> dict | None:

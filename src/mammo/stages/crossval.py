@@ -12,7 +12,7 @@ from mammo import evaluate as ev
 from mammo import split as splitting
 from mammo.card import write_card
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
-from mammo.film_scores import FILM_SCORES, film_score, fit_aggregate, scored_films
+from mammo.film_scores import FILM_SCORES, RELATIVE_SCORES, film_score, fit_aggregate, scored_films
 from mammo.hard_negatives import HardNegatives, TrainingFilm, mine_films
 from mammo.heatmap import Windowing
 from mammo.io import FormatError
@@ -151,7 +151,8 @@ FILM_SCORE_COLUMNS = ["scan_id", "patient_id", "label_normal", "partner", "other
 
 def learned_film_scores(validation_scans_path: str, validation_heatmaps_path: str, split_path: str) -> dict:
     """The film scores (FILM_SCORES) learnt from the inner-validation women's scored films of a split
-    (mammo.film_scores: a logistic aggregate of the windows without, and one with, the other breast), and the max."""
+    (mammo.film_scores: a logistic aggregate of the windows without, and one with, the other breast), the max and the
+    scores relative to the film's or the woman's own windows (RELATIVE_SCORES, nothing to learn)."""
     split = read_table(split_path)
     validation_women = set(split.loc[split["split"] == "val", "patient_id"].astype(str))
     validation = read_table(validation_scans_path)
@@ -171,7 +172,7 @@ def learned_film_scores(validation_scans_path: str, validation_heatmaps_path: st
     if len({film.label for film in fitted}) < 2:
         # a handful of women (a tiny run) may give an inner validation of one kind of film: nothing to learn from
         print(f"film scores not learnt: the inner validation's films ({fitted_on}) are not of both kinds; max kept")
-        return dict.fromkeys(FILM_SCORES, {"method": "max"})
+        return {**dict.fromkeys(FILM_SCORES, {"method": "max"}), **RELATIVE_SCORES}
     learned = fit_aggregate([film.features() for film in fitted], [film.label for film in fitted], fitted_on)
     partnered = [film for film in fitted if film.other is not None]
     with_other = fit_aggregate(
@@ -181,7 +182,7 @@ def learned_film_scores(validation_scans_path: str, validation_heatmaps_path: st
         without_other_breast=learned,
     )
     print(f"film scores learnt from {fitted_on}")
-    return {"max": {"method": "max"}, "learned": learned, "learned_other_breast": with_other}
+    return {"max": {"method": "max"}, **RELATIVE_SCORES, "learned": learned, "learned_other_breast": with_other}
 
 
 def fold_film_scores(

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from mammo.atomic import npy_bytes, png_bytes, write_atomically
 from mammo.card import CARD_FILE, WINDOWING_KEYS, read_card, window_scale_for
 from mammo.extract import roi_mask
-from mammo.film_scores import FILM_SCORES, FilmWindows, film_arrays, film_score, film_windows
+from mammo.film_scores import FILM_SCORES, RELATIVE_SCORES, FilmWindows, film_arrays, film_score, film_windows
 from mammo.graph import in_chunk
 from mammo.heatmap import ScanScores, Windowing, exam_picture, hung_overlay, overlay, regions, score_scan, thumbnail
 from mammo.inference import open_engine
@@ -29,10 +29,12 @@ from mammo.scan_eval import (
     REGION_COLUMNS,
     circle_mask,
     film_metrics,
+    froc_above_film,
     lesion_window_ranks,
     lesions_centred,
     lesions_hit,
     margin_pixels,
+    rates_by_density,
     scan_metrics,
     scan_targets,
 )
@@ -277,7 +279,7 @@ def other_breast_said(aggregate: dict, used: bool) -> str:
     if used:
         return "used: the film's windows against the matching places of the other breast's film"
     if aggregate.get("uses_other_breast"):
-        return "missing: the other breast's film was not scored with it, so the aggregate without it scored the film"
+        return "missing: the other breast's film was not scored with it, so the film was scored without it"
     return "not used by this model's aggregate"
 
 
@@ -521,21 +523,27 @@ def evaluate_scans(
         if curves
         else pd.DataFrame(columns=["threshold", "fp_per_scan", "sensitivity", "set"])
     )
-    if film_scores_paths:
-        films = pd.concat([read_table(path) for path in film_scores_paths], ignore_index=True)
-        result["film_scores"] = {
-            "films": int(len(films)),
-            "other_breast_used": int((films["other_breast"] == "used").sum()),
-            **{
-                name: film_metrics(films, name, threshold if name == "max" else 0.5, evaluation["bootstrap"], evaluation["seed"])
-                for name in FILM_SCORES
-            },
-        }
-    write_table(curve, froc_out)
-    draw_froc(curve, froc_plot)
     arrays = {}
     for path in heatmaps_paths:
         with np.load(path) as archive:
             arrays.update({key: archive[key] for key in archive.files})
+    if film_scores_paths:
+        films = pd.concat([read_table(path) for path in film_scores_paths], ignore_index=True)
+        # rates at a threshold: the max at the tiles' operating threshold, a learnt P(abnormal) at 0.5; a relative
+        # score ranks films, it has no threshold
+        thresholds = {"max": threshold, **dict.fromkeys(RELATIVE_SCORES), "learned": 0.5, "learned_other_breast": 0.5}
+        replicates, seed = evaluation["bootstrap"], evaluation["seed"]
+        result["film_scores"] = {"films": int(len(films)), "other_breast_used": int((films["other_breast"] == "used").sum())}
+        for name in FILM_SCORES:
+            result["film_scores"][name] = film_metrics(films, name, thresholds[name], replicates, seed)
+            if densities is not None:
+                result["film_scores"][name]["by_density"] = rates_by_density(
+                    films, name, thresholds[name], densities, replicates, seed
+                )
+        # the cross-validation's films: one set, every film with a window scored in `films`
+        window_scores = {scan_id: arrays[f"{scan_id}/scores"] for scan_id in films["scan_id"]}
+        result["film_scores"]["above_film"]["localisation"] = froc_above_film(found, scans, window_scores)
+    write_table(curve, froc_out)
+    draw_froc(curve, froc_plot)
     scan_cases(scans, found, arrays, threshold, cases_plot)
     write_json(result, metrics_out)
