@@ -74,6 +74,59 @@ def test_hard_negatives_come_from_training_women_only_and_never_touch_a_lesion(r
         assert film["score"].is_monotonic_decreasing
 
 
+def test_the_other_breasts_windows_come_from_training_womens_pairs_and_never_touch_a_lesion(real_index):
+    from mammo.stages.crossval import training_other_breast_negatives
+
+    folder, images, rois = real_index
+    # woman 1: both breasts with a mass; woman 3: two masses on the right, a normal left; woman 14: a normal right and
+    # a mass on the left; woman 53 (validation) and 107 (held out) have lesions too
+    roles = {"mias:001": "train", "mias:003": "train", "mias:014": "train", "mias:053": "val", "mias:107": "test"}
+    write_table(pd.DataFrame({"patient_id": list(roles), "split": list(roles.values())}), folder / "split.tsv")
+    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
+    recipe = {**RECIPE, "other_breast_negatives": {"per_lesion": 3, "weight": 1.5}}
+    paths = (str(folder / "split.tsv"), str(folder / "images.tsv"), str(folder / "rois.tsv"))
+    tiles, table = training_other_breast_negatives(*paths, recipe, scans)
+    # mdb002's mass lies, on mdb001, inside mdb001's own mass (radius 197 pixels): no window there is clear of it
+    assert set(zip(table["scan_id"], table["partner"])) == {("mdb001", "mdb002"), ("mdb005", "mdb006"), ("mdb028", "mdb027")}
+    assert set(table["patient_id"]) == {"mias:001", "mias:003", "mias:014"} and len(tiles) == len(table)
+    # every other lesion of a training film gets its windows, at most 3, within one window side of the matched place
+    assert table.groupby("scan_id")["roi_index"].nunique().to_dict() == {"mdb001": 1, "mdb005": 2, "mdb028": 1}
+    assert table.groupby(["scan_id", "roi_index"]).size().max() <= 3 and (table["distance"] <= TILE_SIZE).all()
+    for (_, row), tile in zip(table.iterrows(), tiles):
+        top, left, bottom, right = map(int, row["box"].split(","))
+        assert bottom - top == right - left == TILE_SIZE and tile.shape == (TILE_SIZE, TILE_SIZE)
+        for _, roi in rois[rois["refnum"] == row["partner"]].iterrows():  # the partner's own lesions stay clear
+            centre_row, centre_col = mias_centre(roi, 2.58, 1024 * 2.58)
+            nearest = np.clip(centre_row, top, bottom - 1), np.clip(centre_col, left, right - 1)
+            distance = np.hypot(nearest[0] - centre_row, nearest[1] - centre_col)
+            assert distance > roi["radius"] * 2.58 + RECIPE["lesion_margin"] - 2, (row["partner"], row["box"])
+    assert training_other_breast_negatives(*paths, {**recipe, "other_breast_negatives": {"per_lesion": 0}}, scans) is None
+    # a pair of films of two women (a damaged index) is refused by name
+    tampered = images.copy()
+    tampered.loc[tampered["refnum"] == "mdb006", "patient_id"] = "mias:014"
+    write_table(tampered, folder / "tampered.tsv")
+    with pytest.raises(ValueError, match="mdb005.pgm and .*mdb006.pgm paired, but they are films of two women"):
+        training_other_breast_negatives(paths[0], str(folder / "tampered.tsv"), paths[2], recipe, scans)
+
+
+def test_the_other_breasts_window_lies_at_the_lesions_mirrored_place():
+    from mammo.hard_negatives import TrainingFilm, other_breast_windows
+    from mammo.heatmap import Windowing
+
+    rows, cols = np.indices((1024, 1024))
+    right = np.where((rows - 500) ** 2 / 420**2 + cols**2 / 600**2 <= 1, 30000, 1000).astype(np.uint16)
+    right = right[:, ::-1].copy()  # a right breast: its chest wall on the film's right
+    left = right[:, ::-1].copy()
+    lesion = (380.0, 700.0, 20.0)  # 323 pixels from the right breast's chest wall, 120 above its nipple
+    film, partner = TrainingFilm("r", "w", right, (lesion,)), TrainingFilm("l", "w", left, ())
+    windowing = Windowing(stride=100, scale=2.0)  # model pixels are scan pixels; windows every 50
+    tiles, table = other_breast_windows(film, partner, windowing, 1, 0.0)
+    top, left_col, bottom, right_col = map(int, table.loc[0, "box"].split(","))
+    centre = np.array([(top + bottom) / 2, (left_col + right_col) / 2]) / windowing.factor  # scan pixels
+    assert np.allclose(centre, (380.0, 1023 - 700.0), atol=windowing.step / windowing.factor)
+    assert len(tiles) == 1 and table.loc[0, "location"] in LOCATIONS
+
+
 def test_a_window_is_placed_by_what_lies_under_it():
     shape = (3 * TILE_SIZE, 3 * TILE_SIZE)
     working = np.full(shape, 100, np.uint8)
@@ -122,13 +175,17 @@ def records(tmp_path_factory):
 def test_a_pass_holds_every_hard_negative_with_its_weight_besides_the_normal_sample(records):
     from mammo.train import make_dataset
 
-    hard = np.full((5, 299, 299), 7, np.uint8)
-    dataset = make_dataset([records], "binary", 4, training=True, seed=1, abnormal_fraction=0.5, hard_negatives=(hard, 2.5))
+    hard, other_breast = np.full((5, 299, 299), 7, np.uint8), np.full((3, 299, 299), 9, np.uint8)
+    dataset = make_dataset(
+        [records], "binary", 4, training=True, seed=1, abnormal_fraction=0.5, extra_normals=[(hard, 2.5), (other_breast, 1.5)]
+    )
     images, labels, weights = (np.concatenate(part) for part in zip(*[(x.numpy(), y.numpy(), w.numpy()) for x, y, w in dataset]))
-    is_hard = (images == 7).all(axis=(1, 2, 3))
+    is_hard, is_other = (images == 7).all(axis=(1, 2, 3)), (images == 9).all(axis=(1, 2, 3))
     assert is_hard.sum() == 5 and (labels[is_hard] == 0).all() and (weights[is_hard] == 2.5).all()
-    assert (labels == 1).sum() == 6 and ((labels == 0) & ~is_hard).sum() == 6  # every abnormal tile, a normal share of 0.5
-    assert (weights[(labels == 0) & ~is_hard] == 1.0).all()
+    assert is_other.sum() == 3 and (labels[is_other] == 0).all() and (weights[is_other] == 1.5).all()
+    tiles = ~is_hard & ~is_other
+    assert (labels == 1).sum() == 6 and ((labels == 0) & tiles).sum() == 6  # every abnormal tile, a normal share of 0.5
+    assert (weights[(labels == 0) & tiles] == 1.0).all()
 
 
 def test_training_rounds_mine_from_the_model_as_it_is_train_on_and_undo_a_worse_round(records, tmp_path, monkeypatch):

@@ -55,8 +55,14 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {
         "data": {"demo": False, "mias": str(archive)},
-        # training cuts its lesions' crops each epoch, then mines one round of hard negatives from its women's films
-        "mias_cv": {"folds": 2, "online_crops": {"enabled": True}, "hard_negatives": {"rounds": 1, "epochs": 1}},
+        # training cuts its lesions' crops each epoch, with the other breast's windows at each lesion's place, then
+        # mines one round of hard negatives from its women's films
+        "mias_cv": {
+            "folds": 2,
+            "online_crops": {"enabled": True},
+            "other_breast_negatives": {"per_lesion": 2},
+            "hard_negatives": {"rounds": 1, "epochs": 1},
+        },
         "models": {LIGHT_MODEL: {"steps_per_epoch": 3}},
     }
     real = write_config(workdir, "real", overlay)
@@ -130,12 +136,16 @@ def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(r
         assert mined.groupby("scan_id").size().max() <= 4  # windows_per_film of the default config
         assert list(pd.read_csv(model_dir / "history.csv")["epoch"]) == [0, 1]  # the tiny epoch, then the round's
         assert (model_dir / "hard_negatives.png").stat().st_size > 0
+        # and trained on the other breast's windows at its training lesions' places from the first pass
+        log = (real_cv_run / f"logs/mias_cv/train_{LIGHT_MODEL}_{fold}.log").read_text()
+        assert re.search(r"the other breast: [1-9]\d* windows at the place of [1-9]\d* lesions", log), log[-2000:]
 
 
 @pytest.mark.workflow
 def test_a_fold_trainings_input_holds_the_films_only_when_it_mines_them(real_cv_run):
-    """Without hard-negative rounds a fold's training reads no film: a changed film does not retrain it, and the
-    scheduler does not check every film of the collection for each training waiting for the cores."""
+    """Without hard-negative rounds or the other breast's windows a fold's training reads no film: a changed film does
+    not retrain it, and the scheduler does not check every film of the collection for each training waiting for the
+    cores."""
 
     def films_read(*overlay: str) -> int:
         plan = snakemake(
@@ -152,7 +162,10 @@ def test_a_fold_trainings_input_holds_the_films_only_when_it_mines_them(real_cv_
         return sum(path.endswith(".pgm") for path in re.search(r"rule train_mias_cv:\n\s+input: (.*)", plan).group(1).split(", "))
 
     assert films_read() == len(FILMS)  # the fixture's recipe mines one round
-    assert films_read(write_config(real_cv_run, "no_mining", {"mias_cv": {"hard_negatives": {"rounds": 0}}})) == 0
+    no_mining = {"mias_cv": {"hard_negatives": {"rounds": 0}}}
+    assert films_read(write_config(real_cv_run, "no_mining", no_mining)) == len(FILMS)  # the other breast's windows
+    no_films = {"mias_cv": {"hard_negatives": {"rounds": 0}, "other_breast_negatives": {"per_lesion": 0}}}
+    assert films_read(write_config(real_cv_run, "no_films", no_films)) == 0
 
 
 @pytest.mark.workflow

@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from mammo.evaluate import p_abnormal
+from mammo.film_scores import breast_frame
 from mammo.heatmap import Predict, ScanWindows, Windowing, batches, scan_windows, top_regions
 from mammo.tiles import TILE_SIZE, box_sum
 
 LOCATIONS = ("label", "pectoral muscle", "skin line or film border", "dense tissue", "fatty tissue")
 HARD_NEGATIVE_COLUMNS = ["round", "kept", "scan_id", "patient_id", "score", "location", "box"]
+OTHER_BREAST_COLUMNS = ["roi_index", "scan_id", "partner", "patient_id", "distance", "location", "box"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,56 @@ def mine_films(
             )
     stacked = np.stack(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
     return stacked, pd.DataFrame(rows, columns=HARD_NEGATIVE_COLUMNS[2:])
+
+
+@dataclass(frozen=True)
+class OtherBreastNegatives:
+    per_lesion: int = 0  # windows of the other breast at each training lesion's place (0: none)
+    weight: float = 1.0  # loss weight of such a window (a normal tile's is 1)
+
+    def __post_init__(self):
+        if self.per_lesion < 0 or self.weight <= 0:
+            raise ValueError(f"other-breast negatives: per_lesion >= 0 and weight > 0 needed, got {self}")
+
+
+def other_breast_windows(
+    film: TrainingFilm, partner: TrainingFilm, windowing: Windowing, per_lesion: int, margin: float
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """For each lesion of `film`, the `per_lesion` windows of the woman's other breast (`partner`: her film of the
+    other side, same view) nearest the lesion's place, matched through each breast's frame (mammo.film_scores: depth
+    from its own chest wall, height from the nipple), whose centres lie within one window side of it and whose every
+    pixel lies `margin` model pixels or more from the partner's own lesions: the same woman's tissue at the same
+    place, without the lesion. Windows are the scanner's (breast outside the muscle), cut as it shows them: the tiles
+    (uint8, n x 299 x 299) and their table (lesion index in `film.lesions`, both scans, distance from the matched
+    place and box in model pixels, location)."""
+    own, found = scan_windows(film.scan16, windowing), scan_windows(partner.scan16, windowing)
+    own_frame, frame = breast_frame(own.breast, windowing.factor), breast_frame(found.breast, windowing.factor)
+    tiles, rows = [], []
+    if own_frame is not None and frame is not None and len(found.corners):
+        clear = _clear_of_lesions(found, partner.lesions, windowing.factor, margin)
+        centres = found.corners + TILE_SIZE / 2
+        view = np.lib.stride_tricks.sliding_window_view(found.image8, (TILE_SIZE, TILE_SIZE))
+        breast_median = float(np.median(found.working[found.breast]))
+        for index, (row, col, _) in enumerate(film.lesions):
+            place = np.array(frame.from_frame(*own_frame.to_frame(np.array([row]), np.array([col])))).ravel()
+            distance = np.hypot(*(centres - place * windowing.factor).T)
+            near = np.flatnonzero(clear & (distance <= TILE_SIZE))
+            for chosen in near[np.argsort(distance[near], kind="stable")[:per_lesion]]:
+                top, left = (int(value) for value in found.corners[chosen])
+                tiles.append(np.array(view[top, left]))
+                rows.append(
+                    {
+                        "roi_index": index,
+                        "scan_id": film.scan_id,
+                        "partner": partner.scan_id,
+                        "patient_id": film.patient_id,
+                        "distance": round(float(distance[chosen]), 1),
+                        "location": window_location(found, top, left, breast_median),
+                        "box": f"{top},{left},{top + TILE_SIZE},{left + TILE_SIZE}",
+                    }
+                )
+    stacked = np.stack(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
+    return stacked, pd.DataFrame(rows, columns=OTHER_BREAST_COLUMNS)
 
 
 def _clear_of_lesions(found: ScanWindows, lesions, factor: float, margin: float) -> np.ndarray:

@@ -8,6 +8,7 @@ and the TensorBoard writer stay TensorFlow on either."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def make_dataset(
     abnormal_fraction: float | None = None,
     lesion_paths=(),
     online_crops: OnlineCrops | None = None,
-    hard_negatives: tuple[np.ndarray, float] | None = None,
+    extra_normals: Sequence[tuple[np.ndarray, float]] = (),
 ):
     """(image uint8, label, weight) batches, shuffled when training. Flips and rotations are not done here but
     on the accelerator, by the model being fitted (`with_augmentation`); the study also augmented test.
@@ -78,11 +79,11 @@ def make_dataset(
     Training only: `abnormal_fraction`: each pass draws every abnormal tile once and as many normal tiles as make
     abnormal tiles about that share, a new seeded sample of them each pass. `online_crops`: the abnormal examples of
     a pass are new crops of the lesions of `lesion_paths` (context patches), `crops` of each, and the records must
-    hold normal tiles only. `hard_negatives` (tiles, loss weight): normal windows mined from whole films, every one
-    in every pass besides the normal tiles."""
+    hold normal tiles only. `extra_normals`: (tiles, loss weight) of normal windows cut from whole films (mined hard
+    negatives, the other breast at each lesion's place), every one in every pass besides the normal tiles."""
     labels = record_labels(paths)  # a known length lets Keras size its epochs and progress bars
     dataset = records.read_dataset(paths).map(_weighted(1.0)).apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
-    if training and (online_crops is not None or abnormal_fraction or hard_negatives is not None):
+    if training and (online_crops is not None or abnormal_fraction or extra_normals):
         if online_crops is not None:
             abnormal, abnormal_count = _lesion_crops(labels, lesion_paths, online_crops, seed, dataset)
             normal, normal_count = dataset, len(labels)
@@ -94,9 +95,7 @@ def make_dataset(
             normal_count if not abnormal_fraction else min(normal_count, normals_for_share(abnormal_count, abnormal_fraction))
         )
         streams = [(abnormal, abnormal_count, abnormal_count), (normal, normal_count, wanted)]
-        if hard_negatives is not None:
-            tiles, weight = hard_negatives
-            streams.append((_tile_examples(tiles, weight), len(tiles), len(tiles)))
+        streams += [(_tile_examples(tiles, weight), len(tiles), len(tiles)) for tiles, weight in extra_normals]
         dataset = _mixed_pass(streams, seed)
         if online_crops is not None:
             dataset = _resampled_normals(dataset, seed)
@@ -314,9 +313,18 @@ def _distribution():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
-def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesion_paths=(), mine=None) -> Path:
+def train(
+    train_paths,
+    val_paths,
+    config: TrainConfig,
+    out_dir: str | Path,
+    lesion_paths=(),
+    mine=None,
+    other_breast_negatives: tuple[np.ndarray, float] | None = None,
+) -> Path:
     """Train stage by stage and save `model.keras` and `history.csv` in out_dir (`lesion_paths`: the training
-    lesions' context patches, with `online_crops`). With `hard_negatives`, rounds follow the stages: `mine(predict)`
+    lesions' context patches, with `online_crops`; `other_breast_negatives`: tiles and their loss weight, normal
+    windows given up front that join every pass of every stage). With `hard_negatives`, rounds follow the stages: `mine(predict)`
     returns the hard negatives (tiles, table: mammo.hard_negatives.mine_films) of the training films under the model
     as it is, which join the training examples of that round and every later one; their table, shares by location
     and picture go to out_dir.
@@ -371,7 +379,10 @@ def train(train_paths, val_paths, config: TrainConfig, out_dir: str | Path, lesi
                 model.load_weights(finished)
                 print(f"stage {number} already trained: weights from {finished}")
             else:
-                negatives = (np.concatenate(mined_tiles), hard.weight) if mined_tiles else None
+                negatives = (
+                    [other_breast_negatives] if other_breast_negatives is not None and len(other_breast_negatives[0]) else []
+                )
+                negatives += [(np.concatenate(mined_tiles), hard.weight)] if mined_tiles else []
                 _train_stage(
                     model,
                     strategy,
@@ -457,10 +468,11 @@ def _train_stage(
     out_dir: Path,
     number: int,
     lesion_paths=(),
-    hard_negatives: tuple[np.ndarray, float] | None = None,
+    extra_normals: Sequence[tuple[np.ndarray, float]] = (),
 ) -> None:
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate.
-    `lesion_paths`: the training lesions' context patches (online crops); `hard_negatives`: tiles and their weight."""
+    `lesion_paths`: the training lesions' context patches (online crops); `extra_normals`: normal tiles and their
+    weight, every one in every pass (make_dataset)."""
     train_data = make_dataset(
         train_paths,
         stage.labels,
@@ -472,7 +484,7 @@ def _train_stage(
         abnormal_fraction=stage.abnormal_fraction,
         lesion_paths=lesion_paths,
         online_crops=None if stage.online_crops is None else OnlineCrops(**stage.online_crops),
-        hard_negatives=hard_negatives,
+        extra_normals=extra_normals,
     )
     steps_per_epoch = min(int(train_data.cardinality()), stage.steps_per_epoch or int(train_data.cardinality()))
     val_data = make_dataset(val_paths, stage.labels, stage.batch_size, abnormal_weight=stage.abnormal_weight)

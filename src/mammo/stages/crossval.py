@@ -7,22 +7,30 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from mammo import evaluate as ev
 from mammo import split as splitting
 from mammo.card import write_card
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
 from mammo.film_scores import FILM_SCORES, RELATIVE_SCORES, film_score, fit_aggregate, scored_films
-from mammo.hard_negatives import HardNegatives, TrainingFilm, mine_films
+from mammo.hard_negatives import (
+    OTHER_BREAST_COLUMNS,
+    HardNegatives,
+    OtherBreastNegatives,
+    TrainingFilm,
+    mine_films,
+    other_breast_windows,
+)
 from mammo.heatmap import Windowing
 from mammo.io import FormatError
 from mammo.io.mias import mias_centre, read_mias_scan
 from mammo.online_crops import recipe_crops
 from mammo.scan_eval import TARGET_COLUMNS
-from mammo.sources import windowing_scale
+from mammo.sources import partners, windowing_scale
 from mammo.stages.tiles import mias_summary, tiling, write_chunk
 from mammo.tables import read_table, write_json, write_table
-from mammo.tiles import NormalThresholds, roi_method
+from mammo.tiles import TILE_SIZE, NormalThresholds, roi_method
 
 
 def tiles_mias_cv(
@@ -333,37 +341,88 @@ def train_fold(
     mining: dict,
 ) -> None:
     """One mias_cv (or mias_final) model: the model entry's training on the fold's records, with the recipe's online
-    crops and hard-negative rounds mined from the fold's training women's films (`mining`: the recipe and `scans`)."""
+    crops, the other breast's windows at each training lesion's place and hard-negative rounds mined from the fold's
+    training women's films (`mining`: the recipe and `scans`)."""
     from mammo.stages.train import train_model
 
-    mine = training_films_miner(split_path, images_path, rois_path, mining["recipe"], mining["scans"])
-    train_model(train_paths, val_paths, settings, out_dir, lesion_paths, mine)
+    recipe, scans = mining["recipe"], mining["scans"]
+    mine = training_films_miner(split_path, images_path, rois_path, recipe, scans)
+    found = training_other_breast_negatives(split_path, images_path, rois_path, recipe, scans)
+    other_breast = None if found is None else (found[0], recipe["other_breast_negatives"]["weight"])
+    train_model(train_paths, val_paths, settings, out_dir, lesion_paths, mine, other_breast)
+
+
+def _training_images(split_path: str, images_path: str) -> pd.DataFrame:
+    """The films of the TRAINING women of a fold's split only, never the inner validation's or the held-out women's,
+    and never a film with a lesion without coordinates (its lesion-free area is unknown)."""
+    split, images = read_table(split_path), read_table(images_path)
+    train_women = set(split.loc[split["split"] == "train", "patient_id"])
+    return images[images["patient_id"].isin(train_women) & (images["unlocated"] == 0)]
+
+
+def _training_film(image: pd.Series, rois: pd.DataFrame, purpose: str) -> TrainingFilm | None:
+    """A training film read, with its lesion circles in scan pixels; None (said, for `purpose`) where it is damaged."""
+    try:
+        scan = read_mias_scan(Path(image["path"]))
+    except FormatError as err:
+        print(f"{purpose}: {err} (the film is in the rejected table of the tiles)")
+        return None
+    film_rois = rois[rois["refnum"] == image["refnum"]]
+    circles = tuple((*mias_centre(roi, 1.0, scan.shape[0]), float(roi["radius"])) for _, roi in film_rois.iterrows())
+    return TrainingFilm(image["refnum"], image["patient_id"], scan, circles)
 
 
 def training_films_miner(split_path: str, images_path: str, rois_path: str, recipe: dict, scans: dict):
     """`mine(predict)` for mammo.train.train: the hard negatives (mammo.hard_negatives.mine_films) of the films of the
-    TRAINING women of a fold's split only, never the inner validation's or the held-out women's, and never of a film
-    with a lesion without coordinates (its lesion-free area is unknown); lesion circles grown by the recipe's
-    `lesion_margin`, windows as whole-film scanning makes them at the recipe's scale (`scans`), at the mining stride."""
-    split, images, rois = read_table(split_path), read_table(images_path), read_table(rois_path)
+    training women of a fold's split (_training_images); lesion circles grown by the recipe's `lesion_margin`,
+    windows as whole-film scanning makes them at the recipe's scale (`scans`), at the mining stride."""
+    films, rois = _training_images(split_path, images_path), read_table(rois_path)
     hard = HardNegatives(**recipe["hard_negatives"])
-    train_women = set(split.loc[split["split"] == "train", "patient_id"])
-    films = images[images["patient_id"].isin(train_women) & (images["unlocated"] == 0)]
     windowing = Windowing(**{**scans, "stride": hard.stride, "scale": windowing_scale(recipe["scale"])})
 
     def training_films():
         for _, image in films.iterrows():
-            try:
-                scan = read_mias_scan(Path(image["path"]))
-            except FormatError as err:
-                print(f"hard negatives: {err} (the film is in the rejected table of the tiles)")
-                continue
-            film_rois = rois[rois["refnum"] == image["refnum"]]
-            circles = tuple((*mias_centre(roi, 1.0, scan.shape[0]), float(roi["radius"])) for _, roi in film_rois.iterrows())
-            yield TrainingFilm(image["refnum"], image["patient_id"], scan, circles)
+            film = _training_film(image, rois, "hard negatives")
+            if film is not None:
+                yield film
 
     def mine(predict):
         # the working image is at the tiles' scale, so the margin is in the same pixels as the tiles' lesion margin
         return mine_films(training_films(), predict, windowing, hard.windows_per_film, recipe["lesion_margin"])
 
     return mine
+
+
+def training_other_breast_negatives(
+    split_path: str, images_path: str, rois_path: str, recipe: dict, scans: dict
+) -> tuple[np.ndarray, pd.DataFrame] | None:
+    """The other breast's windows at the place of each lesion of the fold's training women
+    (mammo.hard_negatives.other_breast_windows; both films of a pair are training films, _training_images): the tiles
+    and their table; None where the recipe asks for none (`other_breast_negatives.per_lesion` 0)."""
+    wanted = OtherBreastNegatives(**recipe["other_breast_negatives"])
+    if not wanted.per_lesion:
+        return None
+    films, rois = _training_images(split_path, images_path), read_table(rois_path)
+    row_of = {row["path"]: row for _, row in films.iterrows()}
+    partner_of = partners(list(row_of))
+    windowing = Windowing(**{**scans, "scale": windowing_scale(recipe["scale"])})
+    tiles, tables = [], []
+    for path, image in tqdm(row_of.items(), desc="the other breast at each lesion's place"):
+        partner = row_of.get(partner_of.get(path))
+        if not image["label_normal"] or partner is None:
+            continue  # a normal film, or her other film is not a training film with every lesion located
+        if partner["patient_id"] != image["patient_id"]:
+            raise ValueError(f"{path} and {partner['path']} paired, but they are films of two women")
+        film, other = _training_film(image, rois, "other breast"), _training_film(partner, rois, "other breast")
+        if film is not None and other is not None:
+            found, table = other_breast_windows(film, other, windowing, wanted.per_lesion, recipe["lesion_margin"])
+            tiles.append(found)
+            tables.append(table)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=OTHER_BREAST_COLUMNS)
+    shares = table["location"].value_counts(normalize=True).round(3).to_dict()
+    print(
+        f"the other breast: {len(table)} windows at the place of {table.groupby(['scan_id', 'roi_index']).ngroups} "
+        f"lesions of {table['scan_id'].nunique()} training films, by location {shares}"
+    )
+    stacked = np.concatenate(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
+    return stacked, table

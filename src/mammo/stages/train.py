@@ -24,14 +24,22 @@ from mammo.tables import read_table, write_json, write_table
 from mammo.train_config import TrainConfig
 
 
-def train_model(train_paths: list[str], val_paths: list[str], settings: dict, out_dir: str, lesion_paths=(), mine=None) -> None:
+def train_model(
+    train_paths: list[str],
+    val_paths: list[str],
+    settings: dict,
+    out_dir: str,
+    lesion_paths=(),
+    mine=None,
+    other_breast_negatives: tuple[np.ndarray, float] | None = None,
+) -> None:
     """Train a model entry's settings; `lesion_paths`: context patches of the training lesions (online crops); `mine`:
-    hard negatives of the training films (mammo.train.train)."""
+    hard negatives of the training films; `other_breast_negatives`: tiles and their weight (mammo.train.train)."""
     # the model entry's backend wins over a KERAS_BACKEND in the environment, so that its card says what trained
     use_keras_backend(model_backend(settings))
     from mammo.train import train
 
-    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine)
+    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine, other_breast_negatives)
 
 
 def evaluate_model(
