@@ -3,7 +3,8 @@ figures (both localisation criteria) and each job's time per fold from the run's
 
     python bench/ablation_row.py "online crops" [--root .] [--model 1.0.0.35.mias]
 
-Prints a markdown row (README, "Results on real mammograms") and the job times (BENCHMARKS.md)."""
+Prints a markdown row (README, "Results on real mammograms"), each film score's figures and the job times
+(BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,24 @@ def film_cells(metrics: dict) -> list[str]:
     return [f"{films['roc_auc']:.3f}", f"{centre['top_region_on_lesion']:.0%} ({box['top_region_on_lesion']:.0%})", rates]
 
 
+def film_score_lines(metrics: dict) -> list[str]:
+    """Each film score's film ROC-AUC with its interval over women, woman ROC-AUC, film ROC-AUC among fatty,
+    glandular and dense films (mini-MIAS F / G / D), and where a score re-ranks the regions, its FROC."""
+    lines = []
+    for name, rates in metrics.get("film_scores", {}).items():
+        if not isinstance(rates, dict):
+            continue  # the counts beside the scores
+        low, high = rates["ci95"]["roc_auc"]
+        density = " / ".join(f"{rates['by_density'][key]['roc_auc']:.3f}" for key in "FGD" if key in rates.get("by_density", {}))
+        froc = rates.get("localisation", {}).get("sensitivity_at_fp_per_scan")
+        lines.append(
+            f"{name}: film {rates['roc_auc']:.3f} [{low:.3f}, {high:.3f}], woman {rates['women']['roc_auc']:.3f}"
+            + (f", F / G / D {density}" if density else "")
+            + (f", FROC at 1 / 2 / 4 {' / '.join(f'{froc[rate]:.2f}' for rate in ('1', '2', '4'))}" if froc else "")
+        )
+    return lines
+
+
 def job_seconds(root: Path, model: str) -> dict[str, tuple[float, float]]:
     """Mean wall and CPU seconds per fold of each job (Snakemake's benchmark files): on a shared machine the CPU
     seconds compare, the wall seconds do not."""
@@ -61,6 +80,7 @@ def main() -> None:
     tiles = json.loads((results / "metrics.json").read_text())
     films = json.loads((results / "scans" / "metrics.json").read_text())
     print("| " + " | ".join([args.name, *tile_cells(tiles), *film_cells(films)]) + " |")
+    print("\n".join(film_score_lines(films)))
     seconds = job_seconds(args.root, args.model)
     print("per fold, wall / CPU seconds: " + ", ".join(f"{job} {wall:.0f} / {cpu:.0f}" for job, (wall, cpu) in seconds.items()))
 
