@@ -324,7 +324,10 @@ def mining_input(recipe, films):
     """A training job's films to mine hard negatives from (the recipe's hard_negatives.rounds above 0) or to cut the
     other breast's windows from (other_breast_negatives.per_lesion above 0), else nothing: without either the job
     neither reads them nor reruns when they change."""
-    wanted = recipe["hard_negatives"]["rounds"] or recipe["other_breast_negatives"]["per_lesion"]
+    wanted = (
+        recipe["hard_negatives"]["rounds"]
+        or recipe["other_breast_negatives"]["per_lesion"]
+    )
     return films if wanted else []
 
 
