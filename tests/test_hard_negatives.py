@@ -74,24 +74,8 @@ def test_hard_negatives_come_from_training_women_only_and_never_touch_a_lesion(r
         assert film["score"].is_monotonic_decreasing
 
 
-def test_the_other_breasts_windows_come_from_training_womens_pairs_and_never_touch_a_lesion(real_index):
-    from mammo.stages.crossval import training_other_breast_negatives
-
-    folder, images, rois = real_index
-    # woman 1: both breasts with a mass; woman 3: two masses on the right, a normal left; woman 14: a normal right and
-    # a mass on the left; woman 53 (validation) and 107 (held out) have lesions too
-    roles = {"mias:001": "train", "mias:003": "train", "mias:014": "train", "mias:053": "val", "mias:107": "test"}
-    write_table(pd.DataFrame({"patient_id": list(roles), "split": list(roles.values())}), folder / "split.tsv")
-    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
-    recipe = {**RECIPE, "other_breast_negatives": {"per_lesion": 3, "weight": 1.5}}
-    paths = (str(folder / "split.tsv"), str(folder / "images.tsv"), str(folder / "rois.tsv"))
-    tiles, table = training_other_breast_negatives(*paths, recipe, scans)
-    # mdb002's mass lies, on mdb001, inside mdb001's own mass (radius 197 pixels): no window there is clear of it
-    assert set(zip(table["scan_id"], table["partner"])) == {("mdb001", "mdb002"), ("mdb005", "mdb006"), ("mdb028", "mdb027")}
-    assert set(table["patient_id"]) == {"mias:001", "mias:003", "mias:014"} and len(tiles) == len(table)
-    # every other lesion of a training film gets its windows, at most 3, within one window side of the matched place
-    assert table.groupby("scan_id")["roi_index"].nunique().to_dict() == {"mdb001": 1, "mdb005": 2, "mdb028": 1}
-    assert table.groupby(["scan_id", "roi_index"]).size().max() <= 3 and (table["distance"] <= TILE_SIZE).all()
+def assert_clear_of_partners_lesions(table: pd.DataFrame, tiles: np.ndarray, rois: pd.DataFrame) -> None:
+    assert len(tiles) == len(table)
     for (_, row), tile in zip(table.iterrows(), tiles):
         top, left, bottom, right = map(int, row["box"].split(","))
         assert bottom - top == right - left == TILE_SIZE and tile.shape == (TILE_SIZE, TILE_SIZE)
@@ -100,17 +84,77 @@ def test_the_other_breasts_windows_come_from_training_womens_pairs_and_never_tou
             nearest = np.clip(centre_row, top, bottom - 1), np.clip(centre_col, left, right - 1)
             distance = np.hypot(nearest[0] - centre_row, nearest[1] - centre_col)
             assert distance > roi["radius"] * 2.58 + RECIPE["lesion_margin"] - 2, (row["partner"], row["box"])
-    assert training_other_breast_negatives(*paths, {**recipe, "other_breast_negatives": {"per_lesion": 0}}, scans) is None
+
+
+def place_recipe(other_breast: int, other_women: int) -> dict:
+    return {
+        **RECIPE,
+        "seed": 42,
+        "other_breast_negatives": {"per_lesion": other_breast, "weight": 1.5},
+        "other_women_negatives": {"films": other_women, "per_film": 2, "weight": 0.5},
+    }
+
+
+def test_the_other_breasts_windows_come_from_training_womens_pairs_and_never_touch_a_lesion(real_index):
+    from mammo.stages.crossval import training_place_negatives
+
+    folder, images, rois = real_index
+    # woman 1: both breasts with a mass; woman 3: two masses on the right, a normal left; woman 14: a normal right and
+    # a mass on the left; woman 53 (validation) and 107 (held out) have lesions too
+    roles = {"mias:001": "train", "mias:003": "train", "mias:014": "train", "mias:053": "val", "mias:107": "test"}
+    write_table(pd.DataFrame({"patient_id": list(roles), "split": list(roles.values())}), folder / "split.tsv")
+    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
+    paths = (str(folder / "split.tsv"), str(folder / "images.tsv"), str(folder / "rois.tsv"))
+    streams, table = training_place_negatives(*paths, place_recipe(3, 0), scans)
+    # mdb002's mass lies, on mdb001, inside mdb001's own mass (radius 197 pixels): no window there is clear of it
+    assert set(zip(table["scan_id"], table["partner"])) == {("mdb001", "mdb002"), ("mdb005", "mdb006"), ("mdb028", "mdb027")}
+    assert set(table["patient_id"]) == {"mias:001", "mias:003", "mias:014"} and set(table["source"]) == {"other breast"}
+    # every other lesion of a training film gets its windows, at most 3, within one window side of the matched place
+    assert table.groupby("scan_id")["roi_index"].nunique().to_dict() == {"mdb001": 1, "mdb005": 2, "mdb028": 1}
+    assert table.groupby(["scan_id", "roi_index"]).size().max() <= 3 and (table["distance"] <= TILE_SIZE).all()
+    assert len(streams) == 1 and streams[0][1] == 1.5
+    assert_clear_of_partners_lesions(table, streams[0][0], rois)
+    assert training_place_negatives(*paths, place_recipe(0, 0), scans)[0] == []
     # a pair of films of two women (a damaged index) is refused by name
     tampered = images.copy()
     tampered.loc[tampered["refnum"] == "mdb006", "patient_id"] = "mias:014"
     write_table(tampered, folder / "tampered.tsv")
     with pytest.raises(ValueError, match="mdb005.pgm and .*mdb006.pgm paired, but they are films of two women"):
-        training_other_breast_negatives(paths[0], str(folder / "tampered.tsv"), paths[2], recipe, scans)
+        training_place_negatives(paths[0], str(folder / "tampered.tsv"), paths[2], place_recipe(3, 0), scans)
+
+
+def test_other_womens_windows_come_from_training_womens_normal_films_of_the_lesions_density(real_index):
+    from mammo.stages.crossval import training_place_negatives
+
+    folder, images, rois = real_index
+    # lesions on fatty (woman 3, 14) and glandular (woman 1) films; woman 4 (mdb007/008) has two normal glandular
+    # films and trains, woman 23 (mdb045/046) has two and is the inner validation's; woman 107 is held out
+    roles = {"mias:001": "train", "mias:003": "train", "mias:014": "train", "mias:004": "train", "mias:023": "val"}
+    write_table(
+        pd.DataFrame({"patient_id": list({**roles, "mias:107": "test"}), "split": [*roles.values(), "test"]}),
+        folder / "split.tsv",
+    )
+    scans = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["scans"]
+    paths = (str(folder / "split.tsv"), str(folder / "images.tsv"), str(folder / "rois.tsv"))
+    streams, table = training_place_negatives(*paths, place_recipe(0, 2), scans)
+    assert set(table["source"]) == {"other women"} and len(streams) == 1 and streams[0][1] == 0.5
+    drawn = table.groupby("scan_id")["partner"].agg(set).to_dict()
+    # the normal films of another training woman of the same density only: never her own, never the validation's
+    assert drawn == {"mdb001": {"mdb007", "mdb008"}, "mdb002": {"mdb007", "mdb008"}, "mdb005": {"mdb027"}, "mdb028": {"mdb006"}}
+    assert table.groupby(["scan_id", "roi_index", "partner"]).size().max() <= 2 and (table["distance"] <= TILE_SIZE).all()
+    assert_clear_of_partners_lesions(table, streams[0][0], rois)
+    # seeded: the same draw again; both sources together keep each one's windows and weight
+    again, both = (
+        training_place_negatives(*paths, place_recipe(0, 2), scans),
+        training_place_negatives(*paths, place_recipe(3, 2), scans),
+    )
+    assert again[1].equals(table) and np.array_equal(again[0][0][0], streams[0][0])
+    assert [weight for _, weight in both[0]] == [1.5, 0.5]
+    assert both[1][both[1]["source"] == "other women"].to_dict("records") == table.to_dict("records")
 
 
 def test_the_other_breasts_window_lies_at_the_lesions_mirrored_place():
-    from mammo.hard_negatives import TrainingFilm, other_breast_windows
+    from mammo.hard_negatives import TrainingFilm, lesion_places, windows_at_places
     from mammo.heatmap import Windowing
 
     rows, cols = np.indices((1024, 1024))
@@ -120,7 +164,7 @@ def test_the_other_breasts_window_lies_at_the_lesions_mirrored_place():
     lesion = (380.0, 700.0, 20.0)  # 323 pixels from the right breast's chest wall, 120 above its nipple
     film, partner = TrainingFilm("r", "w", right, (lesion,)), TrainingFilm("l", "w", left, ())
     windowing = Windowing(stride=100, scale=2.0)  # model pixels are scan pixels; windows every 50
-    tiles, table = other_breast_windows(film, partner, windowing, 1, 0.0)
+    tiles, table = windows_at_places(lesion_places(film, windowing), partner, windowing, 1, 0.0)
     top, left_col, bottom, right_col = map(int, table.loc[0, "box"].split(","))
     centre = np.array([(top + bottom) / 2, (left_col + right_col) / 2]) / windowing.factor  # scan pixels
     assert np.allclose(centre, (380.0, 1023 - 700.0), atol=windowing.step / windowing.factor)

@@ -55,12 +55,13 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {
         "data": {"demo": False, "mias": str(archive)},
-        # training cuts its lesions' crops each epoch, with the other breast's windows at each lesion's place, then
-        # mines one round of hard negatives from its women's films
+        # training cuts its lesions' crops each epoch, with the other breast's and other women's windows at each
+        # lesion's place, then mines one round of hard negatives from its women's films
         "mias_cv": {
             "folds": 2,
             "online_crops": {"enabled": True},
             "other_breast_negatives": {"per_lesion": 2},
+            "other_women_negatives": {"films": 1},
             "hard_negatives": {"rounds": 1, "epochs": 1},
         },
         "models": {LIGHT_MODEL: {"steps_per_epoch": 3}},
@@ -138,7 +139,7 @@ def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(r
         assert (model_dir / "hard_negatives.png").stat().st_size > 0
         # and trained on the other breast's windows at its training lesions' places from the first pass
         log = (real_cv_run / f"logs/mias_cv/train_{LIGHT_MODEL}_{fold}.log").read_text()
-        assert re.search(r"the other breast: [1-9]\d* windows at the place of [1-9]\d* lesions", log), log[-2000:]
+        assert re.search(r"other breast: [1-9]\d* windows of \d+ films at the place of [1-9]\d* lesions", log), log[-2000:]
 
 
 @pytest.mark.workflow
@@ -164,7 +165,9 @@ def test_a_fold_trainings_input_holds_the_films_only_when_it_mines_them(real_cv_
     assert films_read() == len(FILMS)  # the fixture's recipe mines one round
     no_mining = {"mias_cv": {"hard_negatives": {"rounds": 0}}}
     assert films_read(write_config(real_cv_run, "no_mining", no_mining)) == len(FILMS)  # the other breast's windows
-    no_films = {"mias_cv": {"hard_negatives": {"rounds": 0}, "other_breast_negatives": {"per_lesion": 0}}}
+    only_other_women = {"mias_cv": {"hard_negatives": {"rounds": 0}, "other_breast_negatives": {"per_lesion": 0}}}
+    assert films_read(write_config(real_cv_run, "only_other_women", only_other_women)) == len(FILMS)
+    no_films = {"mias_cv": {**only_other_women["mias_cv"], "other_women_negatives": {"films": 0}}}
     assert films_read(write_config(real_cv_run, "no_films", no_films)) == 0
 
 

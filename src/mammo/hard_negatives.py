@@ -22,7 +22,7 @@ from mammo.tiles import TILE_SIZE, box_sum
 
 LOCATIONS = ("label", "pectoral muscle", "skin line or film border", "dense tissue", "fatty tissue")
 HARD_NEGATIVE_COLUMNS = ["round", "kept", "scan_id", "patient_id", "score", "location", "box"]
-OTHER_BREAST_COLUMNS = ["roi_index", "scan_id", "partner", "patient_id", "distance", "location", "box"]
+PLACE_COLUMNS = ["roi_index", "scan_id", "partner", "patient_id", "distance", "location", "box"]
 
 
 @dataclass(frozen=True)
@@ -92,44 +92,80 @@ class OtherBreastNegatives:
             raise ValueError(f"other-breast negatives: per_lesion >= 0 and weight > 0 needed, got {self}")
 
 
-def other_breast_windows(
-    film: TrainingFilm, partner: TrainingFilm, windowing: Windowing, per_lesion: int, margin: float
+@dataclass(frozen=True)
+class OtherWomenNegatives:
+    films: int = 0  # normal films of other training women, of the lesion film's density, for each lesion (0: none)
+    per_film: int = 2  # windows of each such film at the lesion's place
+    weight: float = 1.0  # loss weight of such a window (a normal tile's is 1)
+
+    def __post_init__(self):
+        if self.films < 0 or self.per_film < 1 or self.weight <= 0:
+            raise ValueError(f"other women's negatives: films >= 0, per_film >= 1 and weight > 0 needed, got {self}")
+
+
+@dataclass(frozen=True)
+class LesionPlace:
+    """Where a lesion lies in its breast's frame (mammo.film_scores.BreastFrame.to_frame), so that the same place can
+    be found on another breast."""
+
+    scan_id: str
+    patient_id: str
+    roi_index: int  # the lesion's index in its film's TrainingFilm.lesions
+    depth: float
+    height: float
+
+
+def lesion_places(film: TrainingFilm, windowing: Windowing) -> list[LesionPlace]:
+    """The places of a film's lesions in its breast's frame (none where its breast is not found)."""
+    frame = breast_frame(scan_windows(film.scan16, windowing).breast, windowing.factor)
+    if frame is None:
+        return []
+    return [
+        LesionPlace(
+            film.scan_id, film.patient_id, index, *(float(value[0]) for value in frame.to_frame(np.array([row]), np.array([col])))
+        )
+        for index, (row, col, _) in enumerate(film.lesions)
+    ]
+
+
+def windows_at_places(
+    places: Iterable[LesionPlace], partner: TrainingFilm, windowing: Windowing, per_place: int, margin: float
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """For each lesion of `film`, the `per_lesion` windows of the woman's other breast (`partner`: her film of the
-    other side, same view) nearest the lesion's place, matched through each breast's frame (mammo.film_scores: depth
-    from its own chest wall, height from the nipple), whose centres lie within one window side of it and whose every
-    pixel lies `margin` model pixels or more from the partner's own lesions: the same woman's tissue at the same
-    place, without the lesion. Windows are the scanner's (breast outside the muscle), cut as it shows them: the tiles
-    (uint8, n x 299 x 299) and their table (lesion index in `film.lesions`, both scans, distance from the matched
-    place and box in model pixels, location)."""
-    own, found = scan_windows(film.scan16, windowing), scan_windows(partner.scan16, windowing)
-    own_frame, frame = breast_frame(own.breast, windowing.factor), breast_frame(found.breast, windowing.factor)
+    """For each lesion place, the `per_place` windows of `partner` (the woman's other breast, or another woman's
+    breast) nearest it, matched through the partner's breast frame (depth from its own chest wall, height from the
+    nipple), whose centres lie within one window side of it and whose every pixel lies `margin` model pixels or more
+    from the partner's own lesions: the same place without the lesion. Windows are the scanner's (breast outside the
+    muscle), cut as it shows them: the tiles (uint8, n x 299 x 299) and their table (the lesion's film, index and
+    woman, the partner, distance from the matched place and box in model pixels, location)."""
+    found = scan_windows(partner.scan16, windowing)
+    frame = breast_frame(found.breast, windowing.factor)
+    places = list(places)
     tiles, rows = [], []
-    if own_frame is not None and frame is not None and len(found.corners):
+    if places and frame is not None and len(found.corners):
         clear = _clear_of_lesions(found, partner.lesions, windowing.factor, margin)
         centres = found.corners + TILE_SIZE / 2
         view = np.lib.stride_tricks.sliding_window_view(found.image8, (TILE_SIZE, TILE_SIZE))
         breast_median = float(np.median(found.working[found.breast]))
-        for index, (row, col, _) in enumerate(film.lesions):
-            place = np.array(frame.from_frame(*own_frame.to_frame(np.array([row]), np.array([col])))).ravel()
-            distance = np.hypot(*(centres - place * windowing.factor).T)
+        for place in places:
+            matched = np.array(frame.from_frame(np.array([place.depth]), np.array([place.height]))).ravel()
+            distance = np.hypot(*(centres - matched * windowing.factor).T)
             near = np.flatnonzero(clear & (distance <= TILE_SIZE))
-            for chosen in near[np.argsort(distance[near], kind="stable")[:per_lesion]]:
+            for chosen in near[np.argsort(distance[near], kind="stable")[:per_place]]:
                 top, left = (int(value) for value in found.corners[chosen])
                 tiles.append(np.array(view[top, left]))
                 rows.append(
                     {
-                        "roi_index": index,
-                        "scan_id": film.scan_id,
+                        "roi_index": place.roi_index,
+                        "scan_id": place.scan_id,
                         "partner": partner.scan_id,
-                        "patient_id": film.patient_id,
+                        "patient_id": place.patient_id,
                         "distance": round(float(distance[chosen]), 1),
                         "location": window_location(found, top, left, breast_median),
                         "box": f"{top},{left},{top + TILE_SIZE},{left + TILE_SIZE}",
                     }
                 )
     stacked = np.stack(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
-    return stacked, pd.DataFrame(rows, columns=OTHER_BREAST_COLUMNS)
+    return stacked, pd.DataFrame(rows, columns=PLACE_COLUMNS)
 
 
 def _clear_of_lesions(found: ScanWindows, lesions, factor: float, margin: float) -> np.ndarray:

@@ -320,11 +320,11 @@ def train(
     out_dir: str | Path,
     lesion_paths=(),
     mine=None,
-    other_breast_negatives: tuple[np.ndarray, float] | None = None,
+    place_negatives: Sequence[tuple[np.ndarray, float]] = (),
 ) -> Path:
     """Train stage by stage and save `model.keras` and `history.csv` in out_dir (`lesion_paths`: the training
-    lesions' context patches, with `online_crops`; `other_breast_negatives`: tiles and their loss weight, normal
-    windows given up front that join every pass of every stage). With `hard_negatives`, rounds follow the stages: `mine(predict)`
+    lesions' context patches, with `online_crops`; `place_negatives`: (tiles, loss weight) of normal windows
+    given up front, at the training lesions' places, that join every pass of every stage). With `hard_negatives`, rounds follow the stages: `mine(predict)`
     returns the hard negatives (tiles, table: mammo.hard_negatives.mine_films) of the training films under the model
     as it is, which join the training examples of that round and every later one; their table, shares by location
     and picture go to out_dir.
@@ -379,9 +379,7 @@ def train(
                 model.load_weights(finished)
                 print(f"stage {number} already trained: weights from {finished}")
             else:
-                negatives = (
-                    [other_breast_negatives] if other_breast_negatives is not None and len(other_breast_negatives[0]) else []
-                )
+                negatives = [stream for stream in place_negatives if len(stream[0])]
                 negatives += [(np.concatenate(mined_tiles), hard.weight)] if mined_tiles else []
                 _train_stage(
                     model,

@@ -321,12 +321,13 @@ def online_crops_input(path):
 
 
 def mining_input(recipe, films):
-    """A training job's films to mine hard negatives from (the recipe's hard_negatives.rounds above 0) or to cut the
-    other breast's windows from (other_breast_negatives.per_lesion above 0), else nothing: without either the job
-    neither reads them nor reruns when they change."""
+    """A training job's films to mine hard negatives from (the recipe's hard_negatives.rounds above 0) or to cut windows
+    at its lesions' places from (other_breast_negatives.per_lesion or other_women_negatives.films above 0), else
+    nothing: without any the job neither reads them nor reruns when they change."""
     wanted = (
         recipe["hard_negatives"]["rounds"]
         or recipe["other_breast_negatives"]["per_lesion"]
+        or recipe["other_women_negatives"]["films"]
     )
     return films if wanted else []
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zlib
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +17,14 @@ from mammo.card import write_card
 from mammo.extract import LESION_CONTEXT_COLUMNS, BackgroundTiles, EdgeTiles, mias_lesion_contexts, mias_tiles
 from mammo.film_scores import FILM_SCORES, RELATIVE_SCORES, film_score, fit_aggregate, scored_films
 from mammo.hard_negatives import (
-    OTHER_BREAST_COLUMNS,
+    PLACE_COLUMNS,
     HardNegatives,
     OtherBreastNegatives,
+    OtherWomenNegatives,
     TrainingFilm,
+    lesion_places,
     mine_films,
-    other_breast_windows,
+    windows_at_places,
 )
 from mammo.heatmap import Windowing
 from mammo.io import FormatError
@@ -30,7 +34,7 @@ from mammo.scan_eval import TARGET_COLUMNS
 from mammo.sources import partners, windowing_scale
 from mammo.stages.tiles import mias_summary, tiling, write_chunk
 from mammo.tables import read_table, write_json, write_table
-from mammo.tiles import TILE_SIZE, NormalThresholds, roi_method
+from mammo.tiles import NormalThresholds, roi_method
 
 
 def tiles_mias_cv(
@@ -341,15 +345,14 @@ def train_fold(
     mining: dict,
 ) -> None:
     """One mias_cv (or mias_final) model: the model entry's training on the fold's records, with the recipe's online
-    crops, the other breast's windows at each training lesion's place and hard-negative rounds mined from the fold's
-    training women's films (`mining`: the recipe and `scans`)."""
+    crops, the normal windows at each training lesion's place (her other breast's, other women's) and hard-negative
+    rounds mined from the fold's training women's films (`mining`: the recipe and `scans`)."""
     from mammo.stages.train import train_model
 
     recipe, scans = mining["recipe"], mining["scans"]
     mine = training_films_miner(split_path, images_path, rois_path, recipe, scans)
-    found = training_other_breast_negatives(split_path, images_path, rois_path, recipe, scans)
-    other_breast = None if found is None else (found[0], recipe["other_breast_negatives"]["weight"])
-    train_model(train_paths, val_paths, settings, out_dir, lesion_paths, mine, other_breast)
+    streams, _ = training_place_negatives(split_path, images_path, rois_path, recipe, scans)
+    train_model(train_paths, val_paths, settings, out_dir, lesion_paths, mine, streams)
 
 
 def _training_images(split_path: str, images_path: str) -> pd.DataFrame:
@@ -393,36 +396,58 @@ def training_films_miner(split_path: str, images_path: str, rois_path: str, reci
     return mine
 
 
-def training_other_breast_negatives(
+def training_place_negatives(
     split_path: str, images_path: str, rois_path: str, recipe: dict, scans: dict
-) -> tuple[np.ndarray, pd.DataFrame] | None:
-    """The other breast's windows at the place of each lesion of the fold's training women
-    (mammo.hard_negatives.other_breast_windows; both films of a pair are training films, _training_images): the tiles
-    and their table; None where the recipe asks for none (`other_breast_negatives.per_lesion` 0)."""
-    wanted = OtherBreastNegatives(**recipe["other_breast_negatives"])
-    if not wanted.per_lesion:
-        return None
+) -> tuple[list[tuple[np.ndarray, float]], pd.DataFrame]:
+    """Normal windows at the place of each lesion of the fold's training women (mammo.hard_negatives.windows_at_places):
+    her other breast's (`other_breast_negatives`; both films of a pair are training films, _training_images) and
+    those of normal films of other training women of her film's density (`other_women_negatives`; mini-MIAS
+    background tissue, films drawn per lesion film, seeded by the recipe's seed and the film's name). Returns the
+    streams for training, (tiles, loss weight) per source that gave any, and their table (column `source`)."""
+    own = OtherBreastNegatives(**recipe["other_breast_negatives"])
+    others = OtherWomenNegatives(**recipe["other_women_negatives"])
+    sources = {"other breast": (own.per_lesion, own.weight), "other women": (others.per_film, others.weight)}
+    if not own.per_lesion and not others.films:
+        return [], pd.DataFrame(columns=[*PLACE_COLUMNS, "source"])
     films, rois = _training_images(split_path, images_path), read_table(rois_path)
     row_of = {row["path"]: row for _, row in films.iterrows()}
-    partner_of = partners(list(row_of))
     windowing = Windowing(**{**scans, "scale": windowing_scale(recipe["scale"])})
-    tiles, tables = [], []
-    for path, image in tqdm(row_of.items(), desc="the other breast at each lesion's place"):
-        partner = row_of.get(partner_of.get(path))
-        if not image["label_normal"] or partner is None:
-            continue  # a normal film, or her other film is not a training film with every lesion located
-        if partner["patient_id"] != image["patient_id"]:
-            raise ValueError(f"{path} and {partner['path']} paired, but they are films of two women")
-        film, other = _training_film(image, rois, "other breast"), _training_film(partner, rois, "other breast")
-        if film is not None and other is not None:
-            found, table = other_breast_windows(film, other, windowing, wanted.per_lesion, recipe["lesion_margin"])
-            tiles.append(found)
-            tables.append(table)
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=OTHER_BREAST_COLUMNS)
-    shares = table["location"].value_counts(normalize=True).round(3).to_dict()
-    print(
-        f"the other breast: {len(table)} windows at the place of {table.groupby(['scan_id', 'roi_index']).ngroups} "
-        f"lesions of {table['scan_id'].nunique()} training films, by location {shares}"
-    )
-    stacked = np.concatenate(tiles) if tiles else np.zeros((0, TILE_SIZE, TILE_SIZE), np.uint8)
-    return stacked, table
+    places = {}
+    for path, image in tqdm(row_of.items(), desc="the training lesions' places"):
+        film = _training_film(image, rois, "lesion places") if image["label_normal"] else None
+        if film is not None:
+            places[path] = lesion_places(film, windowing)
+    shown_on = {source: defaultdict(list) for source in sources}  # film -> the lesion places to find on it
+    partner_of = partners(list(row_of)) if own.per_lesion else {}
+    normal = films[films["label_normal"] == 0].sort_values("refnum")
+    for path, found in places.items():
+        image, partner = row_of[path], row_of.get(partner_of.get(path))
+        if partner is not None:  # else her other film is not a training film with every lesion located
+            if partner["patient_id"] != image["patient_id"]:
+                raise ValueError(f"{path} and {partner['path']} paired, but they are films of two women")
+            shown_on["other breast"][partner["path"]] += found
+        if others.films:
+            alike = normal[(normal["patient_id"] != image["patient_id"]) & (normal["background"] == image["background"])]
+            draw = np.random.default_rng([recipe["seed"], zlib.crc32(str(image["refnum"]).encode())])
+            for chosen in draw.choice(len(alike), min(others.films, len(alike)), replace=False):
+                shown_on["other women"][alike["path"].iloc[chosen]] += found
+    streams, tables = [], []
+    for source, (per_place, weight) in sources.items():
+        tiles = []
+        for path, found in tqdm(shown_on[source].items(), desc=f"{source}: windows at the lesions' places"):
+            film = _training_film(row_of[path], rois, source)
+            if film is not None:
+                cut, table = windows_at_places(found, film, windowing, per_place, recipe["lesion_margin"])
+                tiles.append(cut)
+                tables.append(table.assign(source=source))
+        if sum(map(len, tiles)):
+            streams.append((np.concatenate(tiles), weight))
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*PLACE_COLUMNS, "source"])
+    for source, part in table.groupby("source", sort=False):
+        shares = part["location"].value_counts(normalize=True).round(3).to_dict()
+        print(
+            f"{source}: {len(part)} windows of {part['partner'].nunique()} films at the place of "
+            f"{part.groupby(['scan_id', 'roi_index']).ngroups} lesions of {part['scan_id'].nunique()} training films, "
+            f"by location {shares}"
+        )
+    return streams, table

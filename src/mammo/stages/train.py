@@ -31,15 +31,16 @@ def train_model(
     out_dir: str,
     lesion_paths=(),
     mine=None,
-    other_breast_negatives: tuple[np.ndarray, float] | None = None,
+    place_negatives=(),
 ) -> None:
     """Train a model entry's settings; `lesion_paths`: context patches of the training lesions (online crops); `mine`:
-    hard negatives of the training films; `other_breast_negatives`: tiles and their weight (mammo.train.train)."""
+    hard negatives of the training films; `place_negatives`: (tiles, weight) streams of normal windows at the training
+    lesions' places (mammo.train.train)."""
     # the model entry's backend wins over a KERAS_BACKEND in the environment, so that its card says what trained
     use_keras_backend(model_backend(settings))
     from mammo.train import train
 
-    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine, other_breast_negatives)
+    train(train_paths, val_paths, TrainConfig.from_settings(settings), out_dir, lesion_paths, mine, place_negatives)
 
 
 def evaluate_model(
