@@ -94,7 +94,7 @@ class OtherBreastNegatives:
 
 @dataclass(frozen=True)
 class OtherWomenNegatives:
-    films: int = 0  # normal films of other training women, of the lesion film's density, for each lesion (0: none)
+    films: int = 0  # normal films of other training women, of the lesion film's density, per lesion film (0: none)
     per_film: int = 2  # windows of each such film at the lesion's place
     weight: float = 1.0  # loss weight of such a window (a normal tile's is 1)
 
