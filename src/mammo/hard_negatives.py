@@ -17,7 +17,7 @@ import pandas as pd
 
 from mammo.evaluate import p_abnormal
 from mammo.film_scores import breast_frame
-from mammo.heatmap import Predict, ScanWindows, Windowing, batches, scan_windows, top_regions
+from mammo.heatmap import Predict, ScanWindows, Windowing, batches, scan_windows, segmented, top_regions, working_image
 from mammo.tiles import TILE_SIZE, box_sum
 
 LOCATIONS = ("label", "pectoral muscle", "skin line or film border", "dense tissue", "fatty tissue")
@@ -117,7 +117,8 @@ class LesionPlace:
 
 def lesion_places(film: TrainingFilm, windowing: Windowing) -> list[LesionPlace]:
     """The places of a film's lesions in its breast's frame (none where its breast is not found)."""
-    frame = breast_frame(scan_windows(film.scan16, windowing).breast, windowing.factor)
+    # the breast's outline is all a place needs: no muscle fit, no windows
+    frame = breast_frame(segmented(working_image(film.scan16, windowing))[1], windowing.factor)
     if frame is None:
         return []
     return [
