@@ -17,7 +17,7 @@ from tile_records import tile_table  # noqa: E402
 
 from mammo.inference import apply_contrast  # noqa: E402
 from mammo.records import write_shard  # noqa: E402
-from mammo.train import make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
+from mammo.train import WeightAveraging, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
 from mammo.train_config import TrainConfig  # noqa: E402
 
 
@@ -142,6 +142,69 @@ def test_same_seed_same_weights_on_cpu(shards, tmp_path):
         weights.append(keras.models.load_model(model_path).get_weights())
     assert all(np.array_equal(x, y) for x, y in zip(weights[0], weights[1]))
     assert not all(np.array_equal(x, y) for x, y in zip(weights[0], weights[2]))
+
+
+def test_weight_averaging_ends_on_the_mean_of_the_epochs_weights_with_batchnorm_recomputed(shards, tmp_path):
+    """Deterministic training: a 2-epoch run averaged from epoch 1 ends on the mean of the weights that a 1-epoch and
+    a 2-epoch run of the same seed end on (stages counted together), with BatchNorm statistics of its own."""
+    paths, _, _ = shards
+    config = TrainConfig(
+        model=LIGHT_MODEL, epochs=1, batch_size=6, batchnorm_batches=1, threads=2, seed=5, tensorboard=False, steps_per_epoch=1
+    )
+    runs = {
+        "one": config,
+        "two": TrainConfig(**{**config.__dict__, "stages": ({"epochs": 1},)}),
+        "averaged": TrainConfig(**{**config.__dict__, "stages": ({"epochs": 1},), "average_from": 1}),
+    }
+    models = {name: keras.models.load_model(train(paths, paths, run, tmp_path / name)) for name, run in runs.items()}
+    trainable = {name: [w.numpy() for w in model.trainable_weights] for name, model in models.items()}
+    for one, two, averaged in zip(trainable["one"], trainable["two"], trainable["averaged"]):
+        assert np.allclose(averaged, (one + two) / 2, atol=1e-6)
+    assert not all(np.allclose(one, two) for one, two in zip(trainable["one"], trainable["two"]))
+    # BatchNorm statistics recomputed for the mean: neither run's
+    means = {name: model.get_layer("stem_bn").moving_mean.numpy() for name, model in models.items()}
+    assert not np.allclose(means["averaged"], means["two"]) and not np.allclose(means["averaged"], means["one"])
+    assert not (tmp_path / "averaged" / "progress").exists()
+
+
+class _Network:
+    def __init__(self):
+        self.trainable_weights = [keras.Variable(np.zeros(3, np.float32))]
+
+
+class _Fitted:
+    def __init__(self, network):
+        self.network = network
+
+    def get_layer(self, name):
+        return self.network
+
+
+def test_weight_averaging_counts_an_epoch_run_again_after_a_resumption_once(tmp_path):
+    network = _Network()
+    averaging = WeightAveraging("net", first_epoch=1, store=tmp_path / "average.npz")
+    averaging.set_model(_Fitted(network))
+    for epoch, value in ((0, 100.0), (1, 1.0), (2, 3.0), (2, 50.0), (3, 8.0)):  # epoch 2 again after a kill
+        network.trainable_weights[0].assign(np.full(3, value, np.float32))
+        averaging.on_epoch_end(epoch)
+    resumed = WeightAveraging("net", first_epoch=1, store=tmp_path / "average.npz")  # a new process reads the store
+    mean, counted = resumed._read()
+    assert counted == [1, 2, 3] and np.allclose(mean[0], 4.0)
+
+
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ({"epochs": 3, "average_from": 4}, "past the last epoch"),
+        ({"epochs": 3, "average_from": 2, "batchnorm_batches": 0}, "needs batchnorm_batches"),
+        ({"epochs": 3, "average_from": 2, "hard_negatives": {"rounds": 1}}, "hard-negative rounds"),
+        ({"epochs": 3, "average_from": -1}, "an epoch from 1"),
+    ],
+)
+def test_weight_averaging_settings_are_checked(settings, problem):
+    with pytest.raises(ValueError, match=problem):
+        TrainConfig(**settings)
+    assert TrainConfig(epochs=2, stages=({"epochs": 2},), average_from=4).total_epochs == 4
 
 
 def test_label_sets_map_the_five_class_codes(shards):

@@ -158,6 +158,12 @@ SCHEMA = {
                 "dtype_policy": {"type": "string"},
                 # not required: cards written before it was a setting lack it (their models saw the tiles as scaled)
                 "standardise_tiles": {"type": "boolean", "description": "each tile standardised inside the model"},
+                # not required: cards written before weight averaging lack it (their models kept the last epoch's weights)
+                "average_from": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "the weights are the mean over the epochs from this one to the last (0: the last epoch's)",
+                },
                 # not required: cards written before JAX could train lack it (those models trained on TensorFlow)
                 "backend": {"enum": list(BACKENDS), "description": "the Keras backend that trained the model"},
                 "initialised_from": {
@@ -251,6 +257,7 @@ def model_card(
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
             "standardise_tiles": settings.get("standardise_tiles", False),
+            "average_from": settings.get("average_from", 0),
             **(
                 {
                     "initialised_from": {

@@ -231,6 +231,44 @@ class PreciseBatchNorm(keras.callbacks.Callback):
             recompute_batchnorm_statistics(self.model.get_layer(self.network), self.batches)
 
 
+class WeightAveraging(keras.callbacks.Callback):
+    """Stochastic weight averaging (Izmailov et al. 2018): the running mean of the trainable weights of the network
+    named `network` after each epoch from `first_epoch` (0-based, over all stages), kept in `store` so that a killed
+    run resumes with it (an epoch run again after a resumption is not counted twice). With `last_stage`, the network
+    takes the mean when the stage ends and its BatchNorm statistics are recomputed over `batches` for it."""
+
+    def __init__(self, network: str, first_epoch: int, store: Path, batches=None, last_stage: bool = False):
+        super().__init__()
+        self.network, self.first_epoch, self.store = network, first_epoch, Path(store)
+        self.batches, self.last_stage = batches, last_stage
+
+    def _read(self) -> tuple[list[np.ndarray], list[int]]:
+        if not self.store.exists():
+            return [], []
+        with np.load(self.store) as saved:
+            return [saved[f"w{index}"] for index in range(len(saved.files) - 1)], saved["epochs"].tolist()
+
+    def on_epoch_end(self, epoch, logs=None):
+        mean, counted = self._read()
+        if epoch < self.first_epoch or epoch in counted:
+            return
+        weights = [keras.ops.convert_to_numpy(value) for value in self.model.get_layer(self.network).trainable_weights]
+        mean = weights if not mean else [old + (new - old) / (len(counted) + 1) for old, new in zip(mean, weights)]
+        partial = self.store.with_suffix(".partial.npz")
+        np.savez(partial, epochs=np.array(counted + [epoch]), **{f"w{index}": value for index, value in enumerate(mean)})
+        partial.replace(self.store)
+
+    def on_train_end(self, logs=None):
+        if not self.last_stage:
+            return
+        mean, counted = self._read()
+        network = self.model.get_layer(self.network)
+        for variable, value in zip(network.trainable_weights, mean):
+            variable.assign(value)
+        recompute_batchnorm_statistics(network, self.batches)
+        print(f"weights averaged over epochs {', '.join(str(epoch + 1) for epoch in counted)}; BatchNorm recomputed")
+
+
 class AbnormalPRAUC(keras.metrics.AUC):
     """Area under the precision-recall curve of P(abnormal) = 1 - P(normal) against label > 0, for every label
     set, counted at 101 thresholds. After Keras' validation pass its counts are the validation PR curve."""
@@ -393,6 +431,8 @@ def train(
                     number,
                     lesion_paths,
                     negatives,
+                    average_from=config.average_from,
+                    last_stage=number == len(stages) - 1,
                 )
                 model.save_weights(finished)
             epochs_done += stage.epochs
@@ -467,10 +507,13 @@ def _train_stage(
     number: int,
     lesion_paths=(),
     extra_normals: Sequence[tuple[np.ndarray, float]] = (),
+    average_from: int = 0,
+    last_stage: bool = False,
 ) -> None:
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate.
     `lesion_paths`: the training lesions' context patches (online crops); `extra_normals`: normal tiles and their
-    weight, every one in every pass (make_dataset)."""
+    weight, every one in every pass (make_dataset); `average_from`: weight averaging from this epoch (1-based, over
+    all stages; 0: none), the mean taken when the `last_stage` ends (WeightAveraging)."""
     train_data = make_dataset(
         train_paths,
         stage.labels,
@@ -501,9 +544,11 @@ def _train_stage(
         keras.callbacks.LearningRateScheduler(rate),
         keras.callbacks.CSVLogger(str(progress / "history.csv"), append=True),
     ]
+    batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
     if stage.batchnorm_batches:
-        batches = train_data.take(min(stage.batchnorm_batches, steps_per_epoch))
         callbacks.insert(0, PreciseBatchNorm(model.name, batches, steps_per_epoch))
+    if average_from:  # after the epoch's BatchNorm statistics, before its backup: a resumed epoch is then counted once
+        callbacks.insert(1, WeightAveraging(model.name, average_from - 1, progress / "average.npz", batches, last_stage))
     if stage.tensorboard:
         callbacks += [
             keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),

@@ -42,6 +42,9 @@ class TrainConfig:
     # rounds of hard negatives mined from the training women's whole films after the stages: HardNegatives' fields;
     # None: no rounds (and no hard-negative table written)
     hard_negatives: dict | None = None
+    # weight averaging (SWA): the network ends as the mean of its weights after each epoch from this one (1-based,
+    # counted over all stages) to the last, BatchNorm statistics recomputed for it; 0: the last epoch's weights
+    average_from: int = 0
     seed: int = 42
     threads: int = 2
     backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
@@ -52,10 +55,27 @@ class TrainConfig:
         values = {key: value for key, value in settings.items() if key in cls.__dataclass_fields__}
         return cls(**{**values, "stages": tuple(values.get("stages", ()))})
 
+    def __post_init__(self):
+        if self.average_from < 0:
+            raise ValueError(f"average_from: an epoch from 1, or 0 for no averaging, got {self.average_from}")
+        if self.average_from:
+            if self.average_from > self.total_epochs:
+                raise ValueError(f"average_from {self.average_from} is past the last epoch ({self.total_epochs})")
+            if not self.batchnorm_batches:
+                raise ValueError("average_from needs batchnorm_batches > 0: averaged weights need their own BatchNorm statistics")
+            if self.hard_negatives and self.hard_negatives.get("rounds"):
+                raise ValueError("average_from averages the stages' epochs; it cannot be combined with hard-negative rounds")
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs over all stages."""
+        return self.epochs + sum(stage.get("epochs", self.epochs) for stage in self.stages)
+
     @property
     def num_classes(self) -> int:
         return len(LABEL_SETS[self.labels][0])
 
     def stage_settings(self) -> list["TrainConfig"]:
-        """The first stage (this config) and each further stage with its overrides."""
-        return [self] + [replace(self, **stage, stages=()) for stage in self.stages]
+        """The first stage (this config) and each further stage with its overrides (the averaging is the whole
+        training's: mammo.train reads it from this config)."""
+        return [self] + [replace(self, **stage, stages=(), average_from=0) for stage in self.stages]
