@@ -20,6 +20,7 @@ from mammo.film_scores import FEATURES, OTHER_BREAST_FEATURES
 from mammo.labels import LABEL_SETS
 from mammo.sources import SOURCES, window_scale_of, windowing_scale
 from mammo.tiles import NATIVE_TILE, TILE_SIZE
+from mammo.train_config import TrainConfig
 
 CARD_FILE = "model.json"
 FORMAT = "mammoflow-model-card/2"
@@ -249,7 +250,7 @@ def model_card(
         "input": INPUT,
         "training": {
             "contrast": settings.get("contrast", 1.0),
-            "epochs": settings["epochs"] + sum(stage.get("epochs", 0) for stage in settings.get("stages", ())),
+            "epochs": TrainConfig.from_settings(settings).total_epochs,
             "abnormal_weight": settings.get("abnormal_weight"),
             "flips": settings.get("flips", True),
             "rotations": settings.get("rotations", True),

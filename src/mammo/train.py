@@ -233,14 +233,16 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
 class WeightAveraging(keras.callbacks.Callback):
     """Stochastic weight averaging (Izmailov et al. 2018): the running mean of the trainable weights of the network
-    named `network` after each epoch from `first_epoch` (0-based, over all stages), kept in `store` so that a killed
-    run resumes with it (an epoch run again after a resumption is not counted twice). With `last_stage`, the network
-    takes the mean when the stage ends and its BatchNorm statistics are recomputed over `batches` for it."""
+    named `network` after each epoch from `first_epoch` (0-based, over all stages), written to `store` after each
+    epoch so that a killed run resumes with it (an epoch run again after a resumption is not counted twice). With
+    `last_stage`, the network takes the mean when the stage ends and its BatchNorm statistics are recomputed over
+    `batches` for it."""
 
     def __init__(self, network: str, first_epoch: int, store: Path, batches=None, last_stage: bool = False):
         super().__init__()
         self.network, self.first_epoch, self.store = network, first_epoch, Path(store)
         self.batches, self.last_stage = batches, last_stage
+        self.mean, self.counted = self._read()  # an earlier stage's or a killed run's; kept in memory from here on
 
     def _read(self) -> tuple[list[np.ndarray], list[int]]:
         if not self.store.exists():
@@ -249,24 +251,24 @@ class WeightAveraging(keras.callbacks.Callback):
             return [saved[f"w{index}"] for index in range(len(saved.files) - 1)], saved["epochs"].tolist()
 
     def on_epoch_end(self, epoch, logs=None):
-        mean, counted = self._read()
-        if epoch < self.first_epoch or epoch in counted:
+        if epoch < self.first_epoch or epoch in self.counted:
             return
         weights = [keras.ops.convert_to_numpy(value) for value in self.model.get_layer(self.network).trainable_weights]
-        mean = weights if not mean else [old + (new - old) / (len(counted) + 1) for old, new in zip(mean, weights)]
+        count = len(self.counted) + 1
+        self.mean = weights if not self.mean else [old + (new - old) / count for old, new in zip(self.mean, weights)]
+        self.counted = self.counted + [epoch]
         partial = self.store.with_suffix(".partial.npz")
-        np.savez(partial, epochs=np.array(counted + [epoch]), **{f"w{index}": value for index, value in enumerate(mean)})
+        np.savez(partial, epochs=np.array(self.counted), **{f"w{index}": value for index, value in enumerate(self.mean)})
         partial.replace(self.store)
 
     def on_train_end(self, logs=None):
         if not self.last_stage:
             return
-        mean, counted = self._read()
         network = self.model.get_layer(self.network)
-        for variable, value in zip(network.trainable_weights, mean):
+        for variable, value in zip(network.trainable_weights, self.mean):
             variable.assign(value)
         recompute_batchnorm_statistics(network, self.batches)
-        print(f"weights averaged over epochs {', '.join(str(epoch + 1) for epoch in counted)}; BatchNorm recomputed")
+        print(f"weights averaged over epochs {', '.join(str(epoch + 1) for epoch in self.counted)}; BatchNorm recomputed")
 
 
 class AbnormalPRAUC(keras.metrics.AUC):
