@@ -73,6 +73,9 @@ def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp
     assert read["training"]["epochs"] == 6 and read["training"]["dtype_policy"] == "mixed_bfloat16"  # every stage counted
     assert read["training"]["standardise_tiles"] is False  # the entry does not name it
     assert card_of({**SETTINGS, "standardise_tiles": True}, tmp_path)["training"]["standardise_tiles"] is True
+    # the averaging share as the epochs it averaged: the last half of 4 + 2
+    assert read["training"]["average_from"] == 0
+    assert card_of({**SETTINGS, "average_last": 0.5}, tmp_path)["training"]["average_from"] == 4
     assert read["test_contrast"] == 1.5 and read["temperature"] == 1.7 and read["thresholds"]["recall_0.90"] is None
     assert read["input"]["tile"] == 299 and read["input"]["dtype"] == "uint8"
     assert read["trained_on"]["sha256"] == tables_sha256([str(tmp_path / "tiles.tsv")])

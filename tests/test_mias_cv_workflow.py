@@ -64,7 +64,8 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
             "other_women_negatives": {"films": 1},
             "hard_negatives": {"rounds": 1, "epochs": 1},
         },
-        "models": {LIGHT_MODEL: {"steps_per_epoch": 3}},
+        # its one epoch averaged (as the real-data recipe averages its second half) before the round
+        "models": {LIGHT_MODEL: {"steps_per_epoch": 3, "average_last": 1.0}},
     }
     real = write_config(workdir, "real", overlay)
     snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
@@ -140,6 +141,9 @@ def test_mias_cv_on_real_films_mines_hard_negatives_of_the_training_women_only(r
         # and trained on the other breast's windows at its training lesions' places from the first pass
         log = (real_cv_run / f"logs/mias_cv/train_{LIGHT_MODEL}_{fold}.log").read_text()
         assert re.search(r"other breast: [1-9]\d* windows of \d+ films at the place of [1-9]\d* lesions", log), log[-2000:]
+        # the round mines with, and goes on from, the averaged network
+        averaged, mining = log.find("weights averaged over epochs 1; BatchNorm recomputed"), log.find("round 1:")
+        assert 0 <= averaged < mining, log[-2000:]
 
 
 @pytest.mark.workflow

@@ -154,7 +154,7 @@ def test_weight_averaging_ends_on_the_mean_of_the_epochs_weights_with_batchnorm_
     runs = {
         "one": config,
         "two": TrainConfig(**{**config.__dict__, "stages": ({"epochs": 1},)}),
-        "averaged": TrainConfig(**{**config.__dict__, "stages": ({"epochs": 1},), "average_from": 1}),
+        "averaged": TrainConfig(**{**config.__dict__, "stages": ({"epochs": 1},), "average_last": 1.0}),
     }
     models = {name: keras.models.load_model(train(paths, paths, run, tmp_path / name)) for name, run in runs.items()}
     trainable = {name: [w.numpy() for w in model.trainable_weights] for name, model in models.items()}
@@ -195,16 +195,32 @@ def test_weight_averaging_counts_an_epoch_run_again_after_a_resumption_once(tmp_
 @pytest.mark.parametrize(
     "settings, problem",
     [
-        ({"epochs": 3, "average_from": 4}, "past the last epoch"),
-        ({"epochs": 3, "average_from": 2, "batchnorm_batches": 0}, "needs batchnorm_batches"),
-        ({"epochs": 3, "average_from": 2, "hard_negatives": {"rounds": 1}}, "hard-negative rounds"),
-        ({"epochs": 3, "average_from": -1}, "an epoch from 1"),
+        ({"epochs": 3, "average_last": 1.5}, "a share of the epochs"),
+        ({"epochs": 3, "average_last": -0.5}, "a share of the epochs"),
+        ({"epochs": 3, "average_last": 0.5, "batchnorm_batches": 0}, "needs batchnorm_batches"),
     ],
 )
 def test_weight_averaging_settings_are_checked(settings, problem):
     with pytest.raises(ValueError, match=problem):
         TrainConfig(**settings)
-    assert TrainConfig(epochs=2, stages=({"epochs": 2},), average_from=4).total_epochs == 4
+
+
+@pytest.mark.parametrize(
+    "epochs, stages, share, first",
+    [
+        (8, (), 0.5, 5),  # the real-data recipe: epochs 5-8
+        (3, (), 0.5, 2),  # its quick setting: 2-3 (1.5 rounded up)
+        (10, (), 0.3, 8),  # 0.3 x 10 is 3 epochs, not 4 (the float product is 3.0000000000000004)
+        (2, ({"epochs": 2},), 0.5, 3),  # over all stages
+        (4, (), 0.01, 4),  # at least the last epoch
+        (4, (), 1.0, 1),
+        (4, (), 0.0, 0),  # none
+    ],
+)
+def test_weight_averaging_starts_at_the_share_of_the_epochs_counted_from_the_end(epochs, stages, share, first):
+    config = TrainConfig(epochs=epochs, stages=stages, average_last=share)
+    assert config.average_from == first
+    assert all(stage.average_from == 0 for stage in config.stage_settings()[1:])  # the whole training's, read once
 
 
 def test_label_sets_map_the_five_class_codes(shards):

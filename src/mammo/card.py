@@ -163,7 +163,7 @@ SCHEMA = {
                 "average_from": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "the weights are the mean over the epochs from this one to the last (0: the last epoch's)",
+                    "description": "the weights are the mean over the epochs from this one to the stages' last (0: the last epoch's)",
                 },
                 # not required: cards written before JAX could train lack it (those models trained on TensorFlow)
                 "backend": {"enum": list(BACKENDS), "description": "the Keras backend that trained the model"},
@@ -242,6 +242,7 @@ def model_card(
     """The card of a model trained with the config entry `settings`, judged with `temperature` and `thresholds`
     through `engine` (Engine.describe) on the weights in `model_files`, to be scanned as `scanning` says
     (scanning_section); checked against the schema when written."""
+    training = TrainConfig.from_settings(settings)
     return {
         "format": FORMAT,
         "model": settings["model"],
@@ -250,7 +251,7 @@ def model_card(
         "input": INPUT,
         "training": {
             "contrast": settings.get("contrast", 1.0),
-            "epochs": TrainConfig.from_settings(settings).total_epochs,
+            "epochs": training.total_epochs,
             "abnormal_weight": settings.get("abnormal_weight"),
             "flips": settings.get("flips", True),
             "rotations": settings.get("rotations", True),
@@ -258,7 +259,7 @@ def model_card(
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
             "standardise_tiles": settings.get("standardise_tiles", False),
-            "average_from": settings.get("average_from", 0),
+            "average_from": training.average_from,
             **(
                 {
                     "initialised_from": {

@@ -235,13 +235,13 @@ class WeightAveraging(keras.callbacks.Callback):
     """Stochastic weight averaging (Izmailov et al. 2018): the running mean of the trainable weights of the network
     named `network` after each epoch from `first_epoch` (0-based, over all stages), written to `store` after each
     epoch so that a killed run resumes with it (an epoch run again after a resumption is not counted twice). With
-    `last_stage`, the network takes the mean when the stage ends and its BatchNorm statistics are recomputed over
+    `ends`, the network takes the mean when the stage ends and its BatchNorm statistics are recomputed over
     `batches` for it."""
 
-    def __init__(self, network: str, first_epoch: int, store: Path, batches=None, last_stage: bool = False):
+    def __init__(self, network: str, first_epoch: int, store: Path, batches=None, ends: bool = False):
         super().__init__()
         self.network, self.first_epoch, self.store = network, first_epoch, Path(store)
-        self.batches, self.last_stage = batches, last_stage
+        self.batches, self.ends = batches, ends
         self.mean, self.counted = self._read()  # an earlier stage's or a killed run's; kept in memory from here on
 
     def _read(self) -> tuple[list[np.ndarray], list[int]]:
@@ -262,7 +262,7 @@ class WeightAveraging(keras.callbacks.Callback):
         partial.replace(self.store)
 
     def on_train_end(self, logs=None):
-        if not self.last_stage:
+        if not self.ends:
             return
         network = self.model.get_layer(self.network)
         for variable, value in zip(network.trainable_weights, self.mean):
@@ -433,8 +433,9 @@ def train(
                     number,
                     lesion_paths,
                     negatives,
-                    average_from=config.average_from,
-                    last_stage=number == len(stages) - 1,
+                    # the recipe's stages are averaged; hard-negative rounds go on from the averaged network
+                    average_from=config.average_from if round_number is None else 0,
+                    average_ends=number == len(config.stage_settings()) - 1,
                 )
                 model.save_weights(finished)
             epochs_done += stage.epochs
@@ -510,12 +511,12 @@ def _train_stage(
     lesion_paths=(),
     extra_normals: Sequence[tuple[np.ndarray, float]] = (),
     average_from: int = 0,
-    last_stage: bool = False,
+    average_ends: bool = False,
 ) -> None:
     """One stage: its own data settings (loss weight, contrast, augmentation), a fresh Adam at the scheduled rate.
     `lesion_paths`: the training lesions' context patches (online crops); `extra_normals`: normal tiles and their
     weight, every one in every pass (make_dataset); `average_from`: weight averaging from this epoch (1-based, over
-    all stages; 0: none), the mean taken when the `last_stage` ends (WeightAveraging)."""
+    all stages; 0: none), the mean taken when this stage ends if it `average_ends` (WeightAveraging)."""
     train_data = make_dataset(
         train_paths,
         stage.labels,
@@ -550,7 +551,7 @@ def _train_stage(
     if stage.batchnorm_batches:
         callbacks.insert(0, PreciseBatchNorm(model.name, batches, steps_per_epoch))
     if average_from:  # after the epoch's BatchNorm statistics, before its backup: a resumed epoch is then counted once
-        callbacks.insert(1, WeightAveraging(model.name, average_from - 1, progress / "average.npz", batches, last_stage))
+        callbacks.insert(1, WeightAveraging(model.name, average_from - 1, progress / "average.npz", batches, average_ends))
     if stage.tensorboard:
         callbacks += [
             keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), update_freq=50),

@@ -3,6 +3,7 @@ TensorFlow (mammo.train, which trains with them, imports both)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from mammo.backend import DEFAULT_BACKEND
@@ -42,9 +43,10 @@ class TrainConfig:
     # rounds of hard negatives mined from the training women's whole films after the stages: HardNegatives' fields;
     # None: no rounds (and no hard-negative table written)
     hard_negatives: dict | None = None
-    # weight averaging (SWA): the network ends as the mean of its weights after each epoch from this one (1-based,
-    # counted over all stages) to the last, BatchNorm statistics recomputed for it; 0: the last epoch's weights
-    average_from: int = 0
+    # weight averaging (SWA): the network ends its stages as the mean of its weights after each of the last epochs,
+    # this share of all the stages' epochs (rounded up), BatchNorm statistics recomputed for it; 0: the last epoch's
+    # weights. Hard-negative rounds go on from the averaged network.
+    average_last: float = 0.0
     seed: int = 42
     threads: int = 2
     backend: str = DEFAULT_BACKEND  # the Keras backend (mammo.backend.BACKENDS) that trains; the saved model runs on any
@@ -56,20 +58,23 @@ class TrainConfig:
         return cls(**{**values, "stages": tuple(values.get("stages", ()))})
 
     def __post_init__(self):
-        if self.average_from < 0:
-            raise ValueError(f"average_from: an epoch from 1, or 0 for no averaging, got {self.average_from}")
-        if self.average_from:
-            if self.average_from > self.total_epochs:
-                raise ValueError(f"average_from {self.average_from} is past the last epoch ({self.total_epochs})")
-            if not self.batchnorm_batches:
-                raise ValueError("average_from needs batchnorm_batches > 0: averaged weights need their own BatchNorm statistics")
-            if self.hard_negatives and self.hard_negatives.get("rounds"):
-                raise ValueError("average_from averages the stages' epochs; it cannot be combined with hard-negative rounds")
+        if not 0 <= self.average_last <= 1:
+            raise ValueError(f"average_last: a share of the epochs from 0 (no averaging) to 1, got {self.average_last}")
+        if self.average_last and not self.batchnorm_batches:
+            raise ValueError("average_last needs batchnorm_batches > 0: averaged weights need their own BatchNorm statistics")
 
     @property
     def total_epochs(self) -> int:
         """Epochs over all stages."""
         return self.epochs + sum(stage.get("epochs", self.epochs) for stage in self.stages)
+
+    @property
+    def average_from(self) -> int:
+        """The first averaged epoch (1-based, over all stages), 0 for none: the last `average_last` of the epochs,
+        at least one (a share times the epochs is rounded up; the tolerance keeps 0.3 x 10 at 3)."""
+        if not self.average_last:
+            return 0
+        return self.total_epochs - math.ceil(self.average_last * self.total_epochs - 1e-9) + 1
 
     @property
     def num_classes(self) -> int:
@@ -78,4 +83,4 @@ class TrainConfig:
     def stage_settings(self) -> list["TrainConfig"]:
         """The first stage (this config) and each further stage with its overrides (the averaging is the whole
         training's: mammo.train reads it from this config)."""
-        return [self] + [replace(self, **stage, stages=(), average_from=0) for stage in self.stages]
+        return [self] + [replace(self, **stage, stages=(), average_last=0.0) for stage in self.stages]

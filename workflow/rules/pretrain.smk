@@ -131,7 +131,7 @@ use rule train_mias_cv as train_pretrain with:
             **config["models"][wc.model],
             **epoch_draws(pretrain_recipe()),
             "epochs": config["mias_cv"]["pretrain"]["epochs"],
-            "average_from": 0,  # weight averaging is the real-film training's, not the pre-training's
+            "average_last": 0,  # weight averaging is the real-film training's, not the pre-training's
         },
         out_dir=lambda wc, output: os.path.dirname(output.model),
         mining={"recipe": pretrain_recipe(), "scans": windowing_settings()},
