@@ -210,7 +210,7 @@ def test_weight_averaging_settings_are_checked(settings, problem):
     [
         (8, (), 0.5, 5),  # the real-data recipe: epochs 5-8
         (3, (), 0.5, 2),  # its quick setting: 2-3 (1.5 rounded up)
-        (10, (), 0.3, 8),  # 0.3 x 10 is 3 epochs, not 4 (the float product is 3.0000000000000004)
+        (25, (), 0.28, 19),  # 0.28 x 25 is 7 epochs, not 8 (the float product is 7.000000000000001)
         (2, ({"epochs": 2},), 0.5, 3),  # over all stages
         (4, (), 0.01, 4),  # at least the last epoch
         (4, (), 1.0, 1),

@@ -71,7 +71,7 @@ class TrainConfig:
     @property
     def average_from(self) -> int:
         """The first averaged epoch (1-based, over all stages), 0 for none: the last `average_last` of the epochs,
-        at least one (a share times the epochs is rounded up; the tolerance keeps 0.3 x 10 at 3)."""
+        at least one (a share times the epochs is rounded up; the tolerance keeps 0.28 x 25 at 7)."""
         if not self.average_last:
             return 0
         return self.total_epochs - math.ceil(self.average_last * self.total_epochs - 1e-9) + 1
