@@ -399,6 +399,7 @@ def train(
             if config.init:
                 print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")
         stages = [(stage, None) for stage in config.stage_settings()]
+        averaged_stage = len(stages) - 1  # the recipe's last stage takes the mean; hard-negative rounds go on from it
         stages += (
             [(replace(config, epochs=hard.epochs, stages=()), round_number) for round_number in range(1, hard.rounds + 1)]
             if hard
@@ -433,9 +434,8 @@ def train(
                     number,
                     lesion_paths,
                     negatives,
-                    # the recipe's stages are averaged; hard-negative rounds go on from the averaged network
-                    average_from=config.average_from if round_number is None else 0,
-                    average_ends=number == len(config.stage_settings()) - 1,
+                    average_from=config.average_from if number <= averaged_stage else 0,
+                    average_ends=number == averaged_stage,
                 )
                 model.save_weights(finished)
             epochs_done += stage.epochs
