@@ -159,6 +159,8 @@ SCHEMA = {
                 "dtype_policy": {"type": "string"},
                 # not required: cards written before it was a setting lack it (their models saw the tiles as scaled)
                 "standardise_tiles": {"type": "boolean", "description": "each tile standardised inside the model"},
+                # not required: cards written before it was a setting lack it (their models read every pixel)
+                "input_pool": {"type": "integer", "minimum": 1, "description": "the tile averaged over this many pixels a side inside the model"},
                 # not required: cards written before weight averaging lack it (their models kept the last epoch's weights)
                 "average_from": {
                     "type": "integer",
@@ -259,6 +261,7 @@ def model_card(
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
             "standardise_tiles": settings.get("standardise_tiles", False),
+            "input_pool": settings.get("input_pool", 1),
             "average_from": training.average_from,
             **(
                 {

@@ -393,8 +393,11 @@ def train(
     try:
         with strategy.scope():
             options = {"weights": config.weights} if config.weights else {}
-            if config.standardise_tiles:  # a builder without the option refuses it by name (mammo.models.build)
+            # a builder without an option refuses it by name (mammo.models.build)
+            if config.standardise_tiles:
                 options["standardise_tiles"] = True
+            if config.input_pool > 1:
+                options["input_pool"] = config.input_pool
             model = build(config.model, config.num_classes, **options)
             if config.init:
                 print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")

@@ -31,6 +31,7 @@ class TrainConfig:
     freeze: str = "none"  # "convolutions": the layers before the first flatten/pooling to vector stay as initialised
     weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
     standardise_tiles: bool = False  # each tile to zero mean, unit deviation inside the model (mammo.models.standardised)
+    input_pool: int = 1  # the tile averaged over this many pixels a side inside the model (mammo.models.tile_input)
     mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
     tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
     steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass

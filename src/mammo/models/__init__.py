@@ -44,6 +44,18 @@ def standardised(x):
     )(x)
 
 
+def tile_input(x, standardise_tiles: bool, input_pool: int):
+    """The scaled tile as the first convolution reads it: averaged over `input_pool` x `input_pool` pixels (1: as it
+    is), then standardised per tile where `standardise_tiles`. A mini-MIAS tile at the study's 2.58x is its film
+    upscaled, 116 film pixels drawn on 299: averaging 2 x 2 leaves 150, still more than the film holds, for a quarter
+    of every convolution's work. `input_pool` and `standardise_tiles` of a model entry."""
+    import keras
+
+    if input_pool > 1:
+        x = keras.layers.AveragePooling2D(input_pool, padding="same", name="input_pool")(x)
+    return standardised(x) if standardise_tiles else x
+
+
 def load_builders() -> dict[str, Callable]:
     """Import every builder module so that all models are registered; returns the registry."""
     for module in BUILDER_MODULES:

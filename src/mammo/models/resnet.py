@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mammo.models import probabilities, register, standardised
+from mammo.models import probabilities, register, tile_input
 from mammo.models.lite import _uint8_input_scaled
 from mammo.models.study import BN_EPSILON
 
@@ -40,12 +40,11 @@ def _basic_block(x, filters: int, strides: int, name: str):
 
 
 @register("resnet_small")
-def resnet_small(num_classes: int, standardise_tiles: bool = False) -> keras.Model:
+def resnet_small(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
     """299 -> 150 (7x7 stem, stride 2) -> 75 (3x3 max pool) -> 75, 38, 19, 10 (four stages of two basic blocks);
-    `standardise_tiles`: the scaled tile to zero mean, unit deviation first (mammo.models.standardised)."""
+    `input_pool`, `standardise_tiles`: the scaled tile averaged, then standardised first (mammo.models.tile_input)."""
     inputs, x = _uint8_input_scaled()
-    if standardise_tiles:
-        x = standardised(x)
+    x = tile_input(x, standardise_tiles, input_pool)
     x = _conv_bn(x, RESNET_SMALL_STEM, 7, 2, "stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for stage, (filters, strides) in enumerate(RESNET_SMALL_STAGES, start=1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from mammo.models import probabilities, register, standardised
+from mammo.models import probabilities, register, tile_input
 from mammo.tiles import TILE_SIZE
 
 BN_EPSILON = 1e-8
@@ -37,15 +37,20 @@ def _dense(x, units: int, name: str):
 
 
 def study_convnet(
-    num_classes: int, name: str, scale: float, offset: float, conv_l2: float, standardise_tiles: bool = False
+    num_classes: int,
+    name: str,
+    scale: float,
+    offset: float,
+    conv_l2: float,
+    standardise_tiles: bool = False,
+    input_pool: int = 1,
 ) -> keras.Model:
-    """Input uint8 299x299x1, preprocessed as (x - offset) * scale inside the model, then standardised per tile
-    where `standardise_tiles` (mammo.models.standardised)."""
+    """Input uint8 299x299x1, preprocessed as (x - offset) * scale inside the model, then averaged over `input_pool`
+    pixels and standardised per tile where `standardise_tiles` (mammo.models.tile_input)."""
     inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1), dtype="uint8", name="image")
     x = layers.Rescaling(scale, offset=-offset * scale, name="preprocess")(layers.Identity(dtype="float32")(inputs))
-    if standardise_tiles:
-        x = standardised(x)
-    # block 1: 299 -> 150 -> 75
+    x = tile_input(x, standardise_tiles, input_pool)
+    # block 1: 299 -> 150 -> 75 (input_pool 2: 150 -> 75 -> 38, and every later map halved)
     x = _conv(x, 32, conv_l2, "block1a", strides=2)
     x = _conv(x, 32, conv_l2, "block1b")
     x = _conv(x, 32, conv_l2, "block1c")
@@ -72,10 +77,17 @@ def model_1_0_0_29(num_classes: int) -> keras.Model:
 
 
 @register("1.0.0.35")
-def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False) -> keras.Model:
-    """Input scaled to [0, 1] (x/255, not centred); `standardise_tiles`: then to zero mean, unit deviation per tile."""
+def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
+    """Input scaled to [0, 1] (x/255, not centred); `input_pool`: then averaged over that many pixels a side;
+    `standardise_tiles`: then to zero mean, unit deviation per tile. The defaults are the study's network."""
     return study_convnet(
-        num_classes, "model_1.0.0.35", scale=1 / 255, offset=0.0, conv_l2=1e-5, standardise_tiles=standardise_tiles
+        num_classes,
+        "model_1.0.0.35",
+        scale=1 / 255,
+        offset=0.0,
+        conv_l2=1e-5,
+        standardise_tiles=standardise_tiles,
+        input_pool=input_pool,
     )
 
 
