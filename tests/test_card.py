@@ -73,6 +73,8 @@ def test_card_holds_what_inference_needs_and_where_the_model_came_from(card, tmp
     assert read["training"]["epochs"] == 6 and read["training"]["dtype_policy"] == "mixed_bfloat16"  # every stage counted
     assert read["training"]["standardise_tiles"] is False  # the entry does not name it
     assert card_of({**SETTINGS, "standardise_tiles": True}, tmp_path)["training"]["standardise_tiles"] is True
+    assert read["training"]["input_pool"] == 1  # nor this
+    assert card_of({**SETTINGS, "input_pool": 2}, tmp_path)["training"]["input_pool"] == 2
     # the averaging share as the epochs it averaged: the last half of 4 + 2
     assert read["training"]["average_from"] == 0
     assert card_of({**SETTINGS, "average_last": 0.5}, tmp_path)["training"]["average_from"] == 4

@@ -80,14 +80,15 @@ def test_bfloat16_openvino_stays_within_its_bound(exported, tiles):
     assert engine.describe()["precision"] == "bfloat16"
 
 
-def test_a_model_trained_in_mixed_bfloat16_with_tiles_standardised_exports_and_runs_in_float32(tiles, tmp_path):
+def test_a_model_trained_in_mixed_bfloat16_with_tiles_averaged_and_standardised_exports_and_runs_in_float32(tiles, tmp_path):
     import keras
 
     from mammo.models import build
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:  # the tile standardisation (float32 under any policy) goes through the export as the convolutions do
-        build("1.0.0.35", 2, standardise_tiles=True).save(tmp_path / "model.keras")
+    try:  # the tile's averaging (its odd edge over its own pixels) and standardisation (float32 under any policy) go
+        # through the export as the convolutions do
+        build("1.0.0.35", 2, standardise_tiles=True, input_pool=2).save(tmp_path / "model.keras")
     finally:
         keras.mixed_precision.set_global_policy("float32")
     # the card's training precision, read from the saved model without Keras

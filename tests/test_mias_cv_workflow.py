@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -64,8 +65,9 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
             "other_women_negatives": {"films": 1},
             "hard_negatives": {"rounds": 1, "epochs": 1},
         },
-        # its one epoch averaged (as the real-data recipe averages its second half) before the round
-        "models": {LIGHT_MODEL: {"steps_per_epoch": 3, "average_last": 1.0}},
+        # its one epoch averaged (as the real-data recipe averages its second half) before the round; the tile
+        # averaged 2 x 2 inside the model through training, export, evaluation and film scoring
+        "models": {LIGHT_MODEL: {"steps_per_epoch": 3, "average_last": 1.0, "input_pool": 2}},
     }
     real = write_config(workdir, "real", overlay)
     snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
@@ -84,6 +86,11 @@ def test_mias_cv_on_real_films_runs_end_to_end(real_cv_run):
     assert pooled["women"] == 6 and pooled["raw"]["roc_auc"] is not None
     assert set(metrics["folds"]) == {"0", "1"}
     assert set(metrics["operating_points"]["best_f1"]["threshold"]) == {"0", "1"}
+    for fold in (0, 1):  # the fold models average their tiles 2 x 2, and their cards say so
+        card = json.loads((real_cv_run / MODEL_DIR / f"fold_{fold}/model.json").read_text())
+        assert card["training"]["input_pool"] == 2
+        with zipfile.ZipFile(real_cv_run / MODEL_DIR / f"fold_{fold}/model.keras") as saved:
+            assert '"name": "input_pool"' in saved.read("config.json").decode()
 
 
 @pytest.mark.workflow

@@ -26,13 +26,14 @@ def _layers(model, kind):
     return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
-def expected_parameters(num_classes: int) -> int:
-    """Weights + biases of convs and dense layers, 4 per channel for BatchNorm (incl. moving stats)."""
+def expected_parameters(num_classes: int, last_map: int = 5) -> int:
+    """Weights + biases of convs and dense layers, 4 per channel for BatchNorm (incl. moving stats); the last
+    convolution's map `last_map` pixels a side."""
     total, channels = 0, 1
     for filters in CONV_FILTERS:
         total += 3 * 3 * channels * filters + filters + 4 * filters
         channels = filters
-    flat = 5 * 5 * 512
+    flat = last_map * last_map * 512
     total += flat * 2048 + 2048 + 4 * 2048
     total += 2048 * 2048 + 2048 + 4 * 2048
     total += 2048 * num_classes + num_classes
@@ -188,3 +189,20 @@ def test_standardised_tiles_are_read_by_their_contrast_not_their_brightness():
     assert abs(seen.mean()) < 1e-4 and seen.std() == pytest.approx(20 / np.sqrt(20**2 + 8**2), abs=0.02)
     flat = np.asarray(preprocess(np.full((1, 299, 299, 1), 90, np.uint8)))
     assert np.abs(flat).max() < 1e-4
+
+
+def test_the_tile_averaged_inside_the_model_keeps_its_pixels_means_and_quarters_every_map():
+    """input_pool 2: the scaled tile averaged over 2 x 2 pixels (the odd last row and column over the tile's own
+    pixels only, as the film's edge has nothing beyond it), so 150 pixels a side reach block 1 and every map is half
+    as wide; the network is the study's otherwise, with a smaller first dense layer (3 x 3 x 512 inputs)."""
+    tile = np.random.default_rng(2).integers(0, 256, (1, 299, 299, 1), dtype=np.uint8)
+    pooled = build("1.0.0.35", 2, input_pool=2)
+    seen = np.asarray(keras.Model(pooled.input, pooled.get_layer("input_pool").output)(tile))[0, ..., 0]
+    edge_padded = np.pad(tile[0, ..., 0] / 255, ((0, 1), (0, 1)), mode="edge")  # same mean as the tile's own pixels
+    expected = edge_padded.reshape(150, 2, 150, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(seen, expected, atol=1e-6)
+    assert tuple(pooled.get_layer("block1c_relu").output.shape)[1:] == (75, 75, 32)
+    for name, size in POOLS.items():
+        assert tuple(pooled.get_layer(name).output.shape)[1:3] == ((size + 1) // 2,) * 2, name
+    assert pooled.count_params() == expected_parameters(2, last_map=3) == 15_432_066
+    assert "input_pool" not in [layer.name for layer in build("1.0.0.35", 2).layers]  # 1: the study's network

@@ -160,7 +160,11 @@ SCHEMA = {
                 # not required: cards written before it was a setting lack it (their models saw the tiles as scaled)
                 "standardise_tiles": {"type": "boolean", "description": "each tile standardised inside the model"},
                 # not required: cards written before it was a setting lack it (their models read every pixel)
-                "input_pool": {"type": "integer", "minimum": 1, "description": "the tile averaged over this many pixels a side inside the model"},
+                "input_pool": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "the tile averaged over this many pixels a side inside the model",
+                },
                 # not required: cards written before weight averaging lack it (their models kept the last epoch's weights)
                 "average_from": {
                     "type": "integer",
