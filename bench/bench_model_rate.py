@@ -5,7 +5,10 @@ This is the model's own rate on a device (no input pipeline): images per second 
 after `--warmup` untimed ones, float32 and mixed_bfloat16, batch 32 (the study's). Training is timed twice:
 the bare model, and the model as training fits it, behind the flips-and-rotations layer on the same device.
 
-Usage: .venv/bin/python bench/bench_model_rate.py [--models 1.0.0.35 vgg16_lite --steps 30 --warmup 5]
+`--input-pools 1 2` times each model also with its tile averaged 2 x 2 inside it (the `input_pool` of a model entry;
+models without the option are timed at 1 only).
+
+Usage: .venv/bin/python bench/bench_model_rate.py [--models 1.0.0.35 vgg16_lite --input-pools 1 2 --steps 30 --warmup 5]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def device_name() -> str:
     )
 
 
-def rates(name: str, policy: str, steps: int, warmup: int) -> tuple[float, float, float]:
+def rates(name: str, policy: str, steps: int, warmup: int, input_pool: int = 1) -> tuple[float, float, float]:
     """(bare training, training with on-device augmentation, inference) in images per second."""
     import keras
 
@@ -49,7 +52,7 @@ def rates(name: str, policy: str, steps: int, warmup: int) -> tuple[float, float
     keras.mixed_precision.set_global_policy(policy)
     try:
         keras.utils.set_random_seed(1)
-        model = build(name, 2)
+        model = build(name, 2, **({"input_pool": input_pool} if input_pool > 1 else {}))
         rng = np.random.default_rng(0)
         images = rng.integers(40, 200, (BATCH, 299, 299, 1), dtype=np.uint8)
         labels = rng.integers(0, 2, BATCH)
@@ -79,18 +82,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["1.0.0.35"])
     parser.add_argument("--policies", nargs="+", default=["float32", "mixed_bfloat16"])
+    parser.add_argument("--input-pools", nargs="+", type=int, default=[1])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
     print(f"Keras backend {os.environ.get('KERAS_BACKEND', 'tensorflow')}; device {device_name()}; batch {BATCH}")
+    from mammo.models import model_options
+
     for name in args.models:
+        pools = args.input_pools if "input_pool" in model_options(name) else [1]
         for policy in args.policies:
-            training, augmented, inference = rates(name, policy, args.steps, args.warmup)
-            print(
-                f"{name} {policy}: training {training:.0f} img/s, with on-device flips and rotations "
-                f"{augmented:.0f} img/s, inference {inference:.0f} img/s",
-                flush=True,
-            )
+            for input_pool in pools:
+                training, augmented, inference = rates(name, policy, args.steps, args.warmup, input_pool)
+                print(
+                    f"{name}{f' input_pool {input_pool}' if input_pool > 1 else ''} {policy}: training {training:.0f} "
+                    f"img/s, with on-device flips and rotations {augmented:.0f} img/s, inference {inference:.0f} img/s",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
