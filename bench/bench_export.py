@@ -1,8 +1,9 @@
-"""ONNX export of a tile model, one process per export, to time with farm-bench side by side:
+"""ONNX export of a tile model, one process per export, to time side by side as whole commands
+(for instance with hyperfine):
 
     .venv/bin/python bench/bench_export.py --model 1.0.0.35 --save build/bench/model.keras   # once: a seeded model
-    farm-bench -n 5 --timeout 1800 -- .venv/bin/python bench/bench_export.py --via pipeline build/bench/model.keras \
-        --vs '.venv/bin/python bench/bench_export.py --via keras build/bench/model.keras'
+    hyperfine -r 5 '.venv/bin/python bench/bench_export.py --via pipeline build/bench/model.keras' \
+        '.venv/bin/python bench/bench_export.py --via keras build/bench/model.keras'
 
 `--via pipeline` is `mammo.inference.export_onnx` (the weights converted as graph inputs, folded afterwards by
 ONNX Runtime); `--via keras` is Keras's own `Model.export(format="onnx")` of the same `tile_graph`, what the

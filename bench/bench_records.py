@@ -1,11 +1,12 @@
-"""One records job as a whole process (the `records` rule's stage, imports included), to time with farm-bench:
+"""One records job as a whole process (the `records` rule's stage, imports included), to time as a whole command
+(for instance with hyperfine):
 
     .venv/bin/python bench/bench_records.py --prepare build/bench/records   # once: a tile table and its tiles
-    farm-bench -n 7 -- .venv/bin/python bench/bench_records.py build/bench/records
+    hyperfine -r 7 '.venv/bin/python bench/bench_records.py build/bench/records'
 
 A job that writes a shard of a few hundred tiles spends most of its time starting up, so the figure that matters is
 the whole process; with the source tree of an earlier version first on PYTHONPATH the same command times that
-version (farm-bench --vs). It prints the tiles written and the seconds the write took after the imports.
+version (the two commands timed in turn). It prints the tiles written and the seconds the write took after the imports.
 """
 
 from __future__ import annotations
