@@ -192,6 +192,15 @@ def test_weight_averaging_counts_an_epoch_run_again_after_a_resumption_once(tmp_
     assert counted == [1, 2, 3] and np.allclose(mean[0], 4.0)
 
 
+def test_the_builder_gets_only_the_model_options_an_entry_sets():
+    """Options left at their defaults are not passed: a builder without them (vgg16_lite, the transfer models)
+    refuses any option by name, so an entry that does not name one must still build."""
+    assert TrainConfig.from_settings({"model": "vgg16_lite", "epochs": 2}).build_options == {}
+    entry = {"model": "1.0.0.35", "standardise_tiles": True, "input_pool": 2, "epochs": 2}
+    assert TrainConfig.from_settings(entry).build_options == {"standardise_tiles": True, "input_pool": 2}
+    assert TrainConfig(model="vgg19_transfer", weights="vgg19.weights.h5").build_options == {"weights": "vgg19.weights.h5"}
+
+
 @pytest.mark.parametrize(
     "settings, problem",
     [

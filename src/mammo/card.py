@@ -264,8 +264,8 @@ def model_card(
             "dtype_policy": dtype_policy,
             "backend": model_backend(settings),
             "seed": settings.get("seed"),
-            "standardise_tiles": settings.get("standardise_tiles", False),
-            "input_pool": settings.get("input_pool", 1),
+            "standardise_tiles": training.standardise_tiles,
+            "input_pool": training.input_pool,
             "average_from": training.average_from,
             **(
                 {

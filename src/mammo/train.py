@@ -392,13 +392,7 @@ def train(
     mined_tiles, mined = [], []
     try:
         with strategy.scope():
-            options = {"weights": config.weights} if config.weights else {}
-            # a builder without an option refuses it by name (mammo.models.build)
-            if config.standardise_tiles:
-                options["standardise_tiles"] = True
-            if config.input_pool > 1:
-                options["input_pool"] = config.input_pool
-            model = build(config.model, config.num_classes, **options)
+            model = build(config.model, config.num_classes, **config.build_options)
             if config.init:
                 print(f"initialised from {config.init}: {initialise_from(model, config.init, config.freeze)}")
         stages = [(stage, None) for stage in config.stage_settings()]

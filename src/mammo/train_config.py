@@ -9,6 +9,9 @@ from dataclasses import dataclass, replace
 from mammo.backend import DEFAULT_BACKEND
 from mammo.labels import LABEL_SETS
 
+# fields passed to the model builder rather than read by the training loop
+BUILD_OPTIONS = ("weights", "standardise_tiles", "input_pool")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -76,6 +79,14 @@ class TrainConfig:
         if not self.average_last:
             return 0
         return self.total_epochs - math.ceil(self.average_last * self.total_epochs - 1e-9) + 1
+
+    @property
+    def build_options(self) -> dict:
+        """The model builder's options this config sets (mammo.models.build), each only where it is not the default:
+        a builder without an option refuses it by name, so models without it train where it is left alone."""
+        return {
+            name: getattr(self, name) for name in BUILD_OPTIONS if getattr(self, name) != self.__dataclass_fields__[name].default
+        }
 
     @property
     def num_classes(self) -> int:
