@@ -89,16 +89,25 @@ def test_fresh_normals_draw_every_abnormal_tile_and_a_new_sample_of_normals_each
     assert all(np.array_equal(a, b) for a, b in zip(drawn, epochs(7)))  # seeded
 
 
-def test_precise_batchnorm_replaces_moving_averages(shards):
+def test_precise_batchnorm_sets_the_mean_of_each_batchs_statistics_compiled_or_not(shards):
     paths, _, _ = shards
     from mammo.models import build
+    from mammo.train import training_forward
 
     model = build("1.0.0.35", 2)
-    data = make_dataset(paths, "binary", 6)
-    recompute_batchnorm_statistics(model, data)
     norm = model.get_layer("block1a_bn")
-    assert not np.allclose(norm.moving_mean.numpy(), 0.0)
-    assert norm.momentum == 0.99  # restored
+    batches = list(make_dataset(paths, "binary", 6).take(3))
+    # the first BatchNorm's input does not depend on the training mode: its statistics per batch, over rows, columns
+    before_norm = keras.Model(model.inputs, norm.input)
+    inputs = [keras.ops.convert_to_numpy(before_norm(images)).astype(np.float64) for images, _, _ in batches]
+    expected_mean = np.mean([values.mean(axis=(0, 1, 2)) for values in inputs], axis=0)
+    expected_variance = np.mean([values.var(axis=(0, 1, 2)) for values in inputs], axis=0)
+    for forward in (None, training_forward(model)):
+        norm.moving_mean.assign(np.zeros_like(expected_mean))
+        recompute_batchnorm_statistics(model, batches, forward)
+        assert np.allclose(norm.moving_mean.numpy(), expected_mean, rtol=1e-4, atol=1e-5)
+        assert np.allclose(norm.moving_variance.numpy(), expected_variance, rtol=1e-3, atol=1e-5)
+        assert norm.momentum == 0.99  # restored
 
 
 def test_train_saves_model_and_history(shards, tmp_path):

@@ -199,8 +199,9 @@ def _resampled_normals(passes, seed: int):
     return mixed.apply(tf.data.experimental.assert_cardinality(int(passes.cardinality())))
 
 
-def recompute_batchnorm_statistics(model, batches) -> None:
-    """Replace BatchNorm moving averages by the average over `batches` ("precise BN").
+def recompute_batchnorm_statistics(model, batches, forward=None) -> None:
+    """Replace BatchNorm moving averages by the average over `batches` ("precise BN"): each batch's statistics,
+    averaged. `forward`: the model called in training mode (training_forward), by default called eagerly.
 
     With momentum 0.99 the moving averages need several hundred steps to
     forget their initial values; a short run (the demo, a fine-tuning stage)
@@ -208,12 +209,29 @@ def recompute_batchnorm_statistics(model, batches) -> None:
     """
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
-    for step, (images, _, _) in enumerate(batches):
-        for layer in norms:
-            layer.momentum = step / (step + 1)  # cumulative mean: the first batch replaces the old value
-        model(images, training=True)
-    for layer, momentum in zip(norms, momenta):
+    forward = forward or (lambda images: model(images, training=True))
+    sums, count = None, 0
+    for layer in norms:
+        layer.momentum = 0.0  # a call leaves the batch's own statistics in the moving ones, summed here
+    for images, _, _ in batches:
+        forward(images)
+        statistics = [keras.ops.convert_to_numpy(v).astype(np.float64) for n in norms for v in (n.moving_mean, n.moving_variance)]
+        sums = statistics if sums is None else [total + value for total, value in zip(sums, statistics)]
+        count += 1
+    for index, (layer, momentum) in enumerate(zip(norms, momenta)):
         layer.momentum = momentum
+        if count:
+            layer.moving_mean.assign(sums[2 * index] / count)
+            layer.moving_variance.assign(sums[2 * index + 1] / count)
+
+
+def training_forward(model):
+    """`model` called in training mode, as a TensorFlow graph under the TensorFlow backend (traced at the first call,
+    so only inside recompute_batchnorm_statistics, every BatchNorm's momentum 0 then): twice as fast as eager calls,
+    about 1 s of every epoch of the real-data recipe. Under another backend the eager call."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    return tf.function(lambda images: model(images, training=True))
 
 
 class PreciseBatchNorm(keras.callbacks.Callback):
@@ -223,12 +241,15 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     def __init__(self, network: str, batches, steps_per_epoch: int):
         super().__init__()
         self.network, self.batches, self.steps_per_epoch = network, batches, steps_per_epoch
+        self.forward = None
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == self.steps_per_epoch - 1:
             # through `self.model`: under JAX the fitted weights live outside the model's variables until an epoch
             # ends, and reading `model` puts them back first (then the next step takes the new statistics)
-            recompute_batchnorm_statistics(self.model.get_layer(self.network), self.batches)
+            network = self.model.get_layer(self.network)
+            self.forward = self.forward or training_forward(network)
+            recompute_batchnorm_statistics(network, self.batches, self.forward)
 
 
 class WeightAveraging(keras.callbacks.Callback):
