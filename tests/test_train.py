@@ -89,6 +89,22 @@ def test_fresh_normals_draw_every_abnormal_tile_and_a_new_sample_of_normals_each
     assert all(np.array_equal(a, b) for a, b in zip(drawn, epochs(7)))  # seeded
 
 
+def test_a_table_stream_shuffles_as_a_shuffle_of_its_examples_does_at_every_pass():
+    import tensorflow as tf
+
+    from mammo.train import ExampleTable
+
+    labels = np.arange(60) % 3
+    examples = tf.data.Dataset.from_tensor_slices({"label": labels, "image": np.arange(60) * 7})
+    table = ExampleTable.read(examples).where(labels == 0)
+    assert list(table.labels()) == [0] * 20
+    by_rows = iter(table.shuffled(20, seed=5).repeat(3))
+    themselves = iter(examples.filter(lambda example: example["label"] == 0).shuffle(20, seed=5).repeat(3))
+    passes = [[int(next(by_rows)["image"]) for _ in range(20)] for _ in range(3)]
+    assert passes == [[int(next(themselves)["image"]) for _ in range(20)] for _ in range(3)]
+    assert sorted(passes[0]) == list(range(0, 420, 21)) and passes[0] != passes[1]  # every row once, reshuffled
+
+
 def test_precise_batchnorm_sets_the_mean_of_each_batchs_statistics_compiled_or_not(shards):
     paths, _, _ = shards
     from mammo.models import build
