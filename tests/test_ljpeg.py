@@ -533,6 +533,19 @@ def test_coded_bits_takes_the_streams_bits_in_bands_of_any_height(shared, name):
     assert 0 <= available - counts[None] <= 7  # the stream's own bits, up to the padding before EOI
 
 
+@pytest.mark.parametrize("bits", [2, 8, 12, 15, 16])
+def test_coded_bits_are_the_streams_own_at_every_precision_in_bands_or_not(bits):
+    """Without the shared fixtures: predictor-1 streams of every precision, the first column's steps as large as they
+    come (the prediction from above), counted whole and in bands of 5 rows."""
+    image = _random((61, 47), bits, seed=bits)
+    image[:, 0] = np.where(np.arange(61) % 2, 0, (1 << bits) - 1)
+    stream = encode_ljpeg(image, bits)
+    header = parse_header(stream)
+    available = _scan_bits(stream, header)[0]
+    counts = {band: coded_bits(image, header, band) for band in (None, 5)}
+    assert counts[None] == counts[5] and 0 <= available - counts[None] <= 7
+
+
 def test_stream_with_restart_intervals_is_decoded_by_imagecodecs_own_decoder_only(tmp_path, monkeypatch):
     """The check cannot confirm libjpeg-turbo's pixels where restart markers reset the prediction (not used by DDSM)."""
     image = _random((40, 30), 12, seed=6)
