@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.heatmap import Windowing, top_regions
-from mammo.io.mias import mias_centre
-from mammo.scan_eval import circle_mask, lesion_window_ranks, lesions_centred, lesions_hit, margin_pixels, scan_metrics
+from mammo.scan_eval import lesion_window_ranks, margin_pixels, mias_lesions, region_hits, scan_metrics
 from mammo.tables import read_table
 
 
@@ -39,10 +38,7 @@ def combined_scans(roots: list[Path], model: str, rois: pd.DataFrame) -> tuple[p
             if any(not np.array_equal(archive[f"{scan_id}/boxes"], boxes) for archive in archives[1:]):
                 raise ValueError(f"{scan_id}: the runs scored other windows (another stride or scale)")
             scores = np.mean([archive[f"{scan_id}/scores"].astype(np.float64) for archive in archives], axis=0)
-            lesions = {
-                roi["roi_id"]: circle_mask(shape, *mias_centre(roi, 1.0, shape[0]), int(roi["radius"]))
-                for _, roi in rois[rois["refnum"] == scan_id.removeprefix("mias:")].iterrows()
-            }
+            lesions = mias_lesions(rois, scan_id, shape)
             margin = margin_pixels(film["source"], float(film["scale"]))
             for rank, index in enumerate(top_regions(boxes, scores, windowing.top, windowing.overlap), start=1):
                 regions.append(
@@ -50,8 +46,7 @@ def combined_scans(roots: list[Path], model: str, rois: pd.DataFrame) -> tuple[p
                         "scan_id": scan_id,
                         "rank": rank,
                         "score": scores[index],
-                        "lesions_hit": ";".join(lesions_hit(boxes[index], lesions)),
-                        "lesions_centred": ";".join(lesions_centred(boxes[index], lesions, margin)),
+                        **region_hits(boxes[index], lesions, margin),
                     }
                 )
             scans.append(

@@ -10,7 +10,7 @@ from mammo.evaluate import binary_metrics
 from mammo.film_scores import logit
 from mammo.io.cbis import resolve
 from mammo.io.listed import CBIS_PIXEL_MM
-from mammo.io.mias import MIAS_PIXEL_MM
+from mammo.io.mias import MIAS_PIXEL_MM, mias_centre
 from mammo.sources import windowing_scale
 
 TARGET_COLUMNS = ["scan_id", "set", "source", "patient_id", "path", "scale", "label_normal"]
@@ -139,6 +139,20 @@ def lesions_centred(box, lesions: dict[str, np.ndarray], margin: float) -> list[
         if len(rows) and ((rows + first_row - row) ** 2 + (cols + first_col - col) ** 2).min() <= margin**2:
             found.append(lesion)
     return found
+
+
+def mias_lesions(rois: pd.DataFrame, scan_id: str, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A mini-MIAS film's lesions (id -> mask at the film's own size): its Info.txt circles (`rois`: the ROI index)."""
+    film = rois[rois["refnum"] == scan_id.removeprefix("mias:")]
+    return {roi["roi_id"]: circle_mask(shape, *mias_centre(roi, 1.0, shape[0]), int(roi["radius"])) for _, roi in film.iterrows()}
+
+
+def region_hits(box, lesions: dict[str, np.ndarray], margin: float) -> dict[str, str]:
+    """A region's columns of a regions table: the lesions its box overlaps and those that hold its centre."""
+    return {
+        "lesions_hit": ";".join(lesions_hit(box, lesions)),
+        "lesions_centred": ";".join(lesions_centred(box, lesions, margin)),
+    }
 
 
 def lesion_window_ranks(windows: np.ndarray, scores: np.ndarray, lesions: dict[str, np.ndarray], margin: float) -> str:

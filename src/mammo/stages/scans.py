@@ -23,18 +23,16 @@ from mammo.inference import open_engine
 from mammo.io import FormatError
 from mammo.io.ddsm import outline_mask
 from mammo.io.listed import finding_mask, listed_scale, mirrored
-from mammo.io.mias import mias_centre
 from mammo.io.scan import read_scan
 from mammo.scan_eval import (
     REGION_COLUMNS,
-    circle_mask,
     film_metrics,
     froc_above_film,
     lesion_window_ranks,
-    lesions_centred,
-    lesions_hit,
     margin_pixels,
+    mias_lesions,
     rates_by_density,
+    region_hits,
     scan_metrics,
     scan_targets,
 )
@@ -433,8 +431,7 @@ def score_scans(
                 except FormatError as err:
                     lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
         elif target["source"] == "mias":
-            for _, roi in mias_rois[mias_rois["refnum"] == target["scan_id"].removeprefix("mias:")].iterrows():
-                lesions[roi["roi_id"]] = circle_mask(scan.shape, *mias_centre(roi, 1.0, scan.shape[0]), int(roi["radius"]))
+            lesions = mias_lesions(mias_rois, target["scan_id"], scan.shape)
         settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
         result = score_scan(scan, predict, settings_for_scan)
         found = regions(result, settings_for_scan, temperature)
@@ -447,8 +444,7 @@ def score_scans(
                     "box": ",".join(map(str, region["box"])),
                     "score": region["score"],
                     "calibrated": region["calibrated"],
-                    "lesions_hit": ";".join(lesions_hit(region["box"], lesions)),
-                    "lesions_centred": ";".join(lesions_centred(region["box"], lesions, margin)),
+                    **region_hits(region["box"], lesions, margin),
                 }
             )
         scans.append(
