@@ -81,14 +81,15 @@ def make_dataset(
     a pass are new crops of the lesions of `lesion_paths` (context patches), `crops` of each, and the records must
     hold normal tiles only. `extra_normals`: (tiles, loss weight) of normal windows cut from whole films (mined hard
     negatives, the other breast at each lesion's place), every one in every pass besides the normal tiles."""
+    examples = records.read_dataset(paths).map(_weighted(1.0))
     if not training:
         labels = record_labels(paths)  # a known length lets Keras size its epochs and progress bars
-        dataset = records.read_dataset(paths).map(_weighted(1.0))
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
+        dataset = examples.apply(tf.data.experimental.assert_cardinality(len(labels))).cache()
+    elif online_crops is None and not abnormal_fraction and not extra_normals:
+        dataset = ExampleTable.read(examples).shuffled(4096, seed)
     else:
-        table = ExampleTable.read(records.read_dataset(paths).map(_weighted(1.0)))
+        table = ExampleTable.read(examples)
         labels = table.labels()
-    if training and (online_crops is not None or abnormal_fraction or extra_normals):
         if online_crops is not None:
             abnormal, abnormal_count = _lesion_crops(labels, lesion_paths, online_crops, seed, table)
             normal, normal_count = table, len(labels)
@@ -103,8 +104,6 @@ def make_dataset(
         dataset = _mixed_pass(streams, seed)
         if online_crops is not None:
             dataset = _resampled_normals(dataset, seed)
-    elif training:
-        dataset = table.shuffled(4096, seed)
     classes = tf.constant(LABEL_SETS[label_set][1], tf.int64)
 
     def to_example(example):
