@@ -18,6 +18,7 @@ from mammo.inference import (  # noqa: E402
     export_onnx,
     installed_engines,
     open_engine,
+    resolved_precision,
     tile_graph,
     trained_dtype_policy,
 )
@@ -78,6 +79,23 @@ def test_bfloat16_openvino_stays_within_its_bound(exported, tiles):
     engine = open_engine(exported / "model.onnx", "openvino", "bfloat16")
     assert np.abs(engine.predictor(1.5)(tiles) - keras_scores).max() < BFLOAT16_AGREEMENT
     assert engine.describe()["precision"] == "bfloat16"
+
+
+def test_auto_precision_is_bfloat16_only_through_openvino_on_a_cpu_with_bfloat16_arithmetic(exported, monkeypatch):
+    import mammo.inference as inference
+
+    monkeypatch.setattr(inference, "cpu_computes_bfloat16", lambda: True)
+    assert resolved_precision("auto") == resolved_precision("auto", "openvino") == "bfloat16"
+    assert resolved_precision("auto", "onnxruntime") == resolved_precision("auto", "tensorflow") == "float32"
+    assert resolved_precision("float32") == "float32" and resolved_precision("bfloat16", "tensorflow") == "bfloat16"
+    monkeypatch.setattr(inference, "installed_engines", lambda: ["onnxruntime", "tensorflow"])
+    assert resolved_precision("auto") == "float32"  # no OpenVINO: nothing here runs bfloat16
+    monkeypatch.undo()
+    monkeypatch.setattr(inference, "cpu_computes_bfloat16", lambda: False)
+    assert resolved_precision("auto") == "float32"  # emulated bfloat16 is slower than float32
+    # the engine records what it computes in, not "auto"
+    assert open_engine(exported / "model.onnx", "auto", "auto").describe()["precision"] == "float32"
+    assert open_engine(exported / "model.onnx", "onnxruntime", "auto").describe()["precision"] == "float32"
 
 
 def test_a_model_trained_in_mixed_bfloat16_with_tiles_averaged_and_standardised_exports_and_runs_in_float32(tiles, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax")
 DEFAULT_BACKEND = "tensorflow"
@@ -33,3 +34,11 @@ def use_keras_backend(name: str) -> None:
             f"KERAS_BACKEND={name} set before anything imports keras or tensorflow"
         )
     os.environ["KERAS_BACKEND"] = name
+
+
+def cpu_computes_bfloat16() -> bool:
+    """Whether this machine's CPU has bfloat16 arithmetic (avx512_bf16 or AMX); elsewhere bfloat16 is emulated, slower
+    than float32. Read from /proc/cpuinfo: no Keras, TensorFlow or runtime imported for it."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

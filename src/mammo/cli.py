@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         "--engine", choices=("auto", *ENGINES), default="auto", help="what runs the model (auto: the fastest installed)"
     )
     scan.add_argument(
-        "--precision", choices=PRECISIONS, default="float32", help="bfloat16: OpenVINO on CPUs with bfloat16 arithmetic"
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="bfloat16: OpenVINO on CPUs with bfloat16 arithmetic; auto: bfloat16 where the CPU has it, else float32",
     )
     _add_bounded(scan, "--threads", int, 1, 1024, "CPU threads of the engine", default=os.cpu_count() or 1)
     scan.add_argument(

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from mammo.backend import DEFAULT_BACKEND, use_keras_backend
+from mammo.backend import DEFAULT_BACKEND, cpu_computes_bfloat16, use_keras_backend
 from mammo.card import CARD_FILE, card_path, file_sha256, read_card
 from mammo.tiles import TILE_SIZE
 
@@ -30,7 +30,8 @@ from mammo.tiles import TILE_SIZE
 # shape; shorter batches are padded up to the largest met (_padded_to_one_shape), so a run compiles once (again only
 # where a later batch is larger than all before) and its compile time does not change this order.
 ENGINES = ("openvino", "onnxruntime", "tensorflow")
-PRECISIONS = ("float32", "bfloat16")
+# "auto": bfloat16 where OpenVINO computes it on the CPU's own bfloat16 arithmetic, float32 elsewhere (resolved_precision)
+PRECISIONS = ("float32", "bfloat16", "auto")
 EXPORT_SUFFIX = ".onnx"
 # what `tile_graph` takes (None: any batch), as the exported model declares it: name -> (shape, dtype)
 GRAPH_INPUTS = {"tiles": ((None, TILE_SIZE, TILE_SIZE), "uint8"), "contrast": ((None, 1), "float32")}
@@ -248,15 +249,26 @@ def model_files(model_path: str | Path) -> tuple[Path, Path]:
     return Path(model_path).with_suffix(".keras"), Path(model_path).with_suffix(EXPORT_SUFFIX)
 
 
+def resolved_precision(precision: str, engine: str = "auto") -> str:
+    """The precision a run computes in: float32 and bfloat16 as named; "auto" is bfloat16 where OpenVINO (the one
+    engine running bfloat16) is installed and allowed by `engine` and the CPU has bfloat16 arithmetic (emulated, it is
+    slower than float32), float32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    native = engine in ("auto", "openvino") and "openvino" in installed_engines() and cpu_computes_bfloat16()
+    return "bfloat16" if native else "float32"
+
+
 def choose_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32") -> str:
     """The engine that `open_engine` will use for the model at `model_path` (model.keras or its export
     model.onnx; either finds the other beside it): "auto" takes the first installed of ENGINES that can run a file
     at hand; a named engine that cannot is refused with the reason."""
     model_path = Path(model_path)
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: one of {', '.join(PRECISIONS)}")
     if engine not in ("auto", *ENGINES):
         raise ValueError(f"engine {engine!r}: one of auto, {', '.join(ENGINES)}")
+    precision = resolved_precision(precision, engine)
     keras_file, onnx_file = model_files(model_path)
     if not (keras_file.exists() or onnx_file.exists()):
         raise FileNotFoundError(f"{model_path}: model file not found")
@@ -283,7 +295,8 @@ def choose_engine(model_path: str | Path, engine: str = "auto", precision: str =
 
 def open_engine(model_path: str | Path, engine: str = "auto", precision: str = "float32", threads: int = 2) -> Engine:
     """The model at `model_path` through the engine `choose_engine` names. float32 agrees with Keras to 1e-6 in
-    every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it)."""
+    every engine; bfloat16 is OpenVINO's (bfloat16 arithmetic where the CPU has it); "auto" as resolved_precision."""
+    precision = resolved_precision(precision, engine)
     engine = choose_engine(model_path, engine, precision)
     keras_file, onnx_file = model_files(model_path)
     model_file = keras_file if engine == "tensorflow" else onnx_file

@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary
 
 from mammo import records
+from mammo.backend import cpu_computes_bfloat16
 from mammo.hard_negatives import HARD_NEGATIVE_COLUMNS, HardNegatives, location_shares
 from mammo.inference import apply_contrast, configure_tensorflow
 from mammo.labels import LABEL_SETS
@@ -34,8 +35,7 @@ from mammo.train_config import TrainConfig
 def bfloat16_arithmetic() -> bool:
     """Whether this machine computes in bfloat16 natively: a CPU with avx512_bf16 or AMX, or a GPU from Ampere
     (compute capability 8.0) on. Elsewhere bfloat16 is emulated and slower than float32."""
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    return "avx512_bf16" in flags or "amx_bf16" in flags or any(c >= (8, 0) for c in _gpu_compute_capabilities())
+    return cpu_computes_bfloat16() or any(c >= (8, 0) for c in _gpu_compute_capabilities())
 
 
 def _gpu_compute_capabilities() -> list[tuple[int, ...]]:
