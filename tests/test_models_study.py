@@ -206,3 +206,18 @@ def test_the_tile_averaged_inside_the_model_keeps_its_pixels_means_and_quarters_
         assert tuple(pooled.get_layer(name).output.shape)[1:3] == ((size + 1) // 2,) * 2, name
     assert pooled.count_params() == expected_parameters(2, last_map=3) == 15_432_066
     assert "input_pool" not in [layer.name for layer in build("1.0.0.35", 2).layers]  # 1: the study's network
+
+
+def test_a_second_input_channel_reaches_the_first_convolution_and_changes_the_output():
+    """channels 2 (bench/second_channel.py: the tile and the other breast's matching place, or its wider context): the
+    input is 299 x 299 x 2 and the first convolution reads both channels, so the second one changes what comes out; only
+    that convolution gains weights (3 x 3 x 32 more)."""
+    keras.utils.set_random_seed(5)
+    two = build("1.0.0.35", 2, input_pool=2, channels=2)
+    assert tuple(two.input.shape)[1:] == (299, 299, 2)
+    assert tuple(two.get_layer("block1a_conv").kernel.shape) == (3, 3, 2, 32)
+    assert two.count_params() == build("1.0.0.35", 2, input_pool=2).count_params() + 3 * 3 * 32
+    tile = np.random.default_rng(3).integers(0, 256, (1, 299, 299, 1), dtype=np.uint8)
+    beside = [np.concatenate([tile, np.full_like(tile, level)], axis=-1) for level in (0, 200)]
+    first, second = (np.asarray(two(images, training=False)) for images in beside)
+    assert not np.allclose(first, second)

@@ -44,10 +44,12 @@ def study_convnet(
     conv_l2: float,
     standardise_tiles: bool = False,
     input_pool: int = 1,
+    channels: int = 1,
 ) -> keras.Model:
-    """Input uint8 299x299x1, preprocessed as (x - offset) * scale inside the model, then averaged over `input_pool`
-    pixels and standardised per tile where `standardise_tiles` (mammo.models.tile_input)."""
-    inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1), dtype="uint8", name="image")
+    """Input uint8 299x299x`channels` (the tile; a second channel: what bench/second_channel.py puts beside it),
+    preprocessed as (x - offset) * scale inside the model, then averaged over `input_pool` pixels and standardised per
+    tile where `standardise_tiles` (mammo.models.tile_input)."""
+    inputs = keras.Input((TILE_SIZE, TILE_SIZE, channels), dtype="uint8", name="image")
     x = layers.Rescaling(scale, offset=-offset * scale, name="preprocess")(layers.Identity(dtype="float32")(inputs))
     x = tile_input(x, standardise_tiles, input_pool)
     # block 1: 299 -> 150 -> 75 (input_pool 2: 150 -> 75 -> 38, and every later map halved)
@@ -77,7 +79,7 @@ def model_1_0_0_29(num_classes: int) -> keras.Model:
 
 
 @register("1.0.0.35")
-def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
+def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1, channels: int = 1) -> keras.Model:
     """Input scaled to [0, 1] (x/255, not centred); `input_pool`: then averaged over that many pixels a side;
     `standardise_tiles`: then to zero mean, unit deviation per tile. The defaults are the study's network."""
     return study_convnet(
@@ -88,6 +90,7 @@ def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool
         conv_l2=1e-5,
         standardise_tiles=standardise_tiles,
         input_pool=input_pool,
+        channels=channels,
     )
 
 
