@@ -142,14 +142,15 @@ def train_fold(images: np.ndarray, table: pd.DataFrame, fold: int, channels: int
     import keras
 
     from mammo.models.augmentation import with_augmentation
-    from mammo.models.study import model_1_0_0_35
+    from mammo.models.study import study_convnet
     from mammo.train import recompute_batchnorm_statistics
 
     keras.utils.set_random_seed(42 + fold)
     labels = table["label_normal"].to_numpy()
     train = np.flatnonzero(table["fold"].to_numpy() != fold)
     abnormal, normal = train[labels[train] == 1], train[labels[train] == 0]
-    model = model_1_0_0_35(2, input_pool=2, channels=channels)
+    # 1.0.0.35 with the tile averaged 2 x 2, as the real-data recipe's entry, reading `channels` channels
+    model = study_convnet(2, "model_1.0.0.35", scale=1 / 255, offset=0.0, conv_l2=1e-5, input_pool=2, channels=channels)
     fitted = with_augmentation(model, True, True, 42 + fold)
     fitted.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy())
     draw = np.random.default_rng(1000 + fold)

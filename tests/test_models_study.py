@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mammo.models import MODELS, build
+from mammo.models.study import study_convnet
 
 CONV_FILTERS = [32, 32, 32, 64, 64, 128, 128, 256, 512]
 POOLS = {"block1_pool": 75, "block2_pool": 38, "block3_pool": 19, "block4_pool": 10, "block5_pool": 5}
@@ -213,7 +214,7 @@ def test_a_second_input_channel_reaches_the_first_convolution_and_changes_the_ou
     input is 299 x 299 x 2 and the first convolution reads both channels, so the second one changes what comes out; only
     that convolution gains weights (3 x 3 x 32 more)."""
     keras.utils.set_random_seed(5)
-    two = build("1.0.0.35", 2, input_pool=2, channels=2)
+    two = study_convnet(2, "model_1.0.0.35", scale=1 / 255, offset=0.0, conv_l2=1e-5, input_pool=2, channels=2)
     assert tuple(two.input.shape)[1:] == (299, 299, 2)
     assert tuple(two.get_layer("block1a_conv").kernel.shape) == (3, 3, 2, 32)
     assert two.count_params() == build("1.0.0.35", 2, input_pool=2).count_params() + 3 * 3 * 32

@@ -79,7 +79,7 @@ def model_1_0_0_29(num_classes: int) -> keras.Model:
 
 
 @register("1.0.0.35")
-def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1, channels: int = 1) -> keras.Model:
+def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
     """Input scaled to [0, 1] (x/255, not centred); `input_pool`: then averaged over that many pixels a side;
     `standardise_tiles`: then to zero mean, unit deviation per tile. The defaults are the study's network."""
     return study_convnet(
@@ -90,7 +90,6 @@ def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool
         conv_l2=1e-5,
         standardise_tiles=standardise_tiles,
         input_pool=input_pool,
-        channels=channels,
     )
 
 
