@@ -36,9 +36,10 @@ import pandas as pd
 
 from mammo.backend import cpu_computes_bfloat16
 from mammo.film_scores import BreastFrame
-from mammo.heatmap import breast_mask
+from mammo.heatmap import segmented
 from mammo.intensity import to_uint8
 from mammo.io.mias import mias_centre, mias_woman, read_info, read_mias_scan
+from mammo.sources import partners
 from mammo.tables import read_table
 from mammo.tiles import TILE_SIZE, upscale
 
@@ -49,20 +50,14 @@ NORMALS_PER_ABNORMAL = 4  # normal tiles drawn each epoch for each abnormal tile
 BATCHNORM_BATCHES = 6  # as the recipe's batchnorm_batches
 
 
-def films_in_breast(folder: Path) -> dict[str, np.ndarray]:
-    """Every film of the archive upscaled, everything outside the breast black, padded by PAD."""
-    films = {}
-    for path in sorted(folder.glob("mdb*.pgm")):
-        scan = read_mias_scan(path)
-        work = upscale(scan if scan.dtype == np.uint8 else to_uint8(scan), SCALE)
-        films["mias:" + path.stem] = np.pad(np.where(breast_mask(work), work, 0).astype(np.uint8), PAD)
-    return films
-
-
-def partner(scan_id: str) -> str:
-    """mini-MIAS: mdb(2k-1) is a woman's right breast, mdb(2k) her left."""
-    number = int(scan_id[-3:])
-    return f"mias:mdb{number + 1 if number % 2 else number - 1:03d}"
+def films_in_breast(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Every film of the archive upscaled, everything outside the breast black (as whole-film scanning shows it),
+    padded by PAD; and each film's partner, the woman's other film (mammo.sources.partners)."""
+    paths = sorted(folder.glob("mdb*.pgm"))
+    films = {"mias:" + path.stem: np.pad(segmented(upscale(to_uint8(read_mias_scan(path)), SCALE))[0], PAD) for path in paths}
+    found = partners([str(path) for path in paths])
+    partner = {"mias:" + Path(path).stem: "mias:" + Path(other).stem for path, other in found.items() if other}
+    return films, partner
 
 
 def cut(film: np.ndarray, row: float, col: float, side: int) -> np.ndarray:
@@ -78,15 +73,15 @@ def cut(film: np.ndarray, row: float, col: float, side: int) -> np.ndarray:
 class Examples:
     """Tiles with their second channel, cut from the films."""
 
-    def __init__(self, films: dict[str, np.ndarray], frames: dict[str, BreastFrame], channel: str):
-        self.films, self.frames, self.channel = films, frames, channel
+    def __init__(self, films: dict[str, np.ndarray], partner: dict[str, str], frames: dict[str, BreastFrame], channel: str):
+        self.films, self.partner, self.frames, self.channel = films, partner, frames, channel
 
     def second(self, scan_id: str, row: float, col: float) -> np.ndarray:
         if self.channel == "context":
             return cut(self.films[scan_id], row, col, 3 * TILE_SIZE)
-        other = partner(scan_id)
+        other = self.partner.get(scan_id)
         own, theirs = self.frames.get(scan_id), self.frames.get(other)
-        if own is None or theirs is None or other not in self.films:
+        if own is None or theirs is None:
             return np.zeros((TILE_SIZE, TILE_SIZE), np.uint8)
         rows, cols = theirs.from_frame(*own.to_frame(np.array([row / SCALE]), np.array([col / SCALE])))
         return np.fliplr(cut(self.films[other], float(rows[0]) * SCALE, float(cols[0]) * SCALE, TILE_SIZE))
@@ -192,9 +187,9 @@ def main() -> None:
         (args.out / "results" / "sources").symlink_to((args.run / "results" / "sources").resolve())
     started = time.time()
     info, _ = read_info(args.run / "resources" / "mias" / "all-mias-dev" / "Info.txt")
-    films = films_in_breast(args.run / "resources" / "mias" / "all-mias-dev")
+    films, partner = films_in_breast(args.run / "resources" / "mias" / "all-mias-dev")
     windows, frames = run_windows(source)
-    example = Examples(films, frames, args.channel)
+    example = Examples(films, partner, frames, args.channel)
     tiles = read_table(args.run / "results" / "mias_cv" / "tiles.tsv")
     images, table = tile_set(tiles, info[info["x"].notna()], example, next(iter(films.values())).shape[0] - 2 * PAD)
     print(f"{len(table)} tiles ({table['label_normal'].sum()} abnormal) cut in {time.time() - started:.0f} s", flush=True)
