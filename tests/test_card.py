@@ -160,6 +160,17 @@ def test_a_model_without_a_card_has_none(tmp_path):
         (lambda c: {k: v for k, v in c.items() if k != "scanning"}, "'scanning' is a required property"),
         (lambda c: {**c, "scanning": {**c["scanning"], "aggregate": {"method": "mean"}}}, "scanning/aggregate/method"),
         (lambda c: {**c, "scanning": {**c["scanning"], "aggregate": {"method": "above_median"}}}, "scanning/aggregate"),
+        (lambda c: {**c, "scanning": {**c["scanning"], "aggregate": {"method": "level_difference"}}}, "scanning/aggregate"),
+        (
+            lambda c: {
+                **c,
+                "scanning": {
+                    **c["scanning"],
+                    "aggregate": {"method": "level_difference", "uses_other_breast": False, "plus_max": True},
+                },
+            },
+            "scanning/aggregate",
+        ),
         (lambda c: {**c, "scanning": {**c["scanning"], "uses_other_breast": True}}, "scanning/uses_other_breast"),
         (lambda c: {**c, "scanning": {**c["scanning"], "collection": "vindr"}}, "scanning/collection"),
     ],

@@ -13,6 +13,7 @@ import pytest
 
 from mammo.film_scores import (
     FEATURES,
+    LEVEL_SCALE,
     OTHER_BREAST_FEATURES,
     RELATIVE_SCORES,
     BreastFrame,
@@ -26,7 +27,7 @@ from mammo.film_scores import (
     other_breast_scores,
     read_film,
 )
-from mammo.heatmap import Windowing, segmented, working_image
+from mammo.heatmap import LEVEL_PERCENTILE, Windowing, breast_level, segmented, working_image
 from mammo.io.scan import read_scan
 from mammo.sources import windowing_scale
 from mammo.tables import read_table, write_table
@@ -102,6 +103,63 @@ def test_the_other_breast_is_matched_mirrored_at_the_same_place():
     assert film_features(left, right_same)["other_breast_max_difference"] < features["other_breast_max_difference"]
     assert set(film_features(left)) == set(FEATURES)
     assert set(features) == set(FEATURES + OTHER_BREAST_FEATURES)
+
+
+def with_level(film: FilmWindows, level: float) -> FilmWindows:
+    return FilmWindows(film.boxes, film.scores, film.tissue, film.frame, level)
+
+
+def test_the_two_breasts_grey_levels_enter_as_their_difference_and_only_where_both_are_known():
+    film, other = synthetic_film({(120, 60): 0.9}), synthetic_film({}, chest_wall_left=False)
+    assert film_features(with_level(film, 180.0), with_level(other, 150.5))["other_breast_level_difference"] == 29.5
+    assert film_features(with_level(film, 150.5), with_level(other, 180.0))["other_breast_level_difference"] == -29.5
+    # a film scored before levels were kept (or without breast) has none: the feature says nothing rather than guess
+    assert film_features(film, with_level(other, 150.0))["other_breast_level_difference"] == 0.0
+    assert film_features(with_level(film, 150.0), other)["other_breast_level_difference"] == 0.0
+    assert "other_breast_level_difference" not in film_features(with_level(film, 150.0))
+
+
+def test_the_asymmetry_score_ranks_the_denser_breast_of_a_woman_first_and_reads_no_window():
+    asymmetry = RELATIVE_SCORES["asymmetry"]
+    quiet, loud = synthetic_film({}), synthetic_film({(120, 60): 0.95})
+    other = with_level(synthetic_film({}, chest_wall_left=False), 160.0)
+    denser, score_used = film_score(asymmetry, with_level(quiet, 175.0), other)
+    assert score_used and denser == pytest.approx(1 / (1 + np.exp(-15.0 / LEVEL_SCALE)))
+    assert film_score(asymmetry, with_level(loud, 175.0), other)[0] == denser  # the windows' scores are not read
+    lighter, _ = film_score(asymmetry, with_level(quiet, 145.0), other)
+    assert lighter == pytest.approx(1 - denser) and lighter < 0.5 < denser
+    # without her other film, or a level, there is nothing to compare: 0.5, and it says the other breast was not used
+    assert film_score(asymmetry, with_level(quiet, 175.0)) == (0.5, False)
+    assert film_score(asymmetry, quiet, other) == (0.5, False)
+
+
+def test_the_strongest_window_and_the_asymmetry_add_as_two_readings():
+    both = RELATIVE_SCORES["max_and_asymmetry"]
+    film, other = with_level(synthetic_film({(120, 60): 0.8}), 170.0), with_level(synthetic_film({}, False), 160.0)
+    score, used = film_score(both, film, other)
+    assert used and score == pytest.approx(1 / (1 + np.exp(-(np.log(0.8 / 0.2) + 10.0 / LEVEL_SCALE))))
+    # each reading moves it: a stronger window, or a denser breast than her other one
+    assert film_score(both, with_level(synthetic_film({(120, 60): 0.9}), 170.0), other)[0] > score
+    assert film_score(both, with_level(film, 190.0), other)[0] > score
+    # without the other breast the strongest window alone, and it says so
+    assert film_score(both, film) == (pytest.approx(0.8), False)
+
+
+def test_the_breast_level_reads_the_breast_alone():
+    """A bright label beside the breast, or a black border, leaves the level alone; bright tissue inside raises it."""
+    image = np.zeros((100, 100), np.uint8)
+    breast = np.zeros((100, 100), bool)
+    breast[20:80, :50] = True
+    image[breast] = np.tile(np.arange(60, dtype=np.uint8)[:, None] + 100, (1, 50)).ravel()  # rows of 100..159
+    level = breast_level(image, breast)
+    assert level == pytest.approx(np.percentile(np.arange(100, 160), LEVEL_PERCENTILE), abs=0.5)
+    labelled = image.copy()
+    labelled[5:15, 70:95] = 255
+    assert breast_level(labelled, breast) == level
+    denser = image.copy()
+    denser[30:50, 10:40] = 220  # a dense place inside the breast
+    assert breast_level(denser, breast) > level + 20
+    assert np.isnan(breast_level(image, np.zeros_like(breast)))
 
 
 def test_a_film_without_a_frame_or_windows_has_no_match():
@@ -188,6 +246,10 @@ def test_a_films_windows_go_through_the_scans_archive_unchanged(tmp_path):
     with np.load(tmp_path / "heatmaps.npz") as archive:
         back = read_film(archive, "mias:mdb001")
     assert np.array_equal(back.boxes, film.boxes) and np.allclose(back.scores, film.scores) and back.frame == film.frame
+    assert np.isnan(back.level)  # none was given: none is stored, and an archive without one reads as unknown
+    np.savez_compressed(tmp_path / "levels.npz", **film_arrays("mias:mdb001", with_level(film, 171.25)))
+    with np.load(tmp_path / "levels.npz") as archive:
+        assert read_film(archive, "mias:mdb001").level == 171.25
 
 
 def fold_inputs(folder: Path, validation_women: list[str], held_out_women: list[str]) -> dict:
@@ -294,6 +356,23 @@ def test_real_films_frames_lie_where_they_were_drawn(real_films):
         assert frame.top < frame.nipple_row < frame.bottom
 
 
+def test_real_films_levels_read_the_breast_and_not_the_label_beside_it(real_films):
+    """mini-MIAS films carry bright labels and tape beside the breast: the level reads the breast's grey levels only, so
+    the same breast on a film with or without its label has the same level."""
+    windowing = Windowing(scale=windowing_scale(2.58))
+    labelled = 0
+    for name in REAL_FRAMES:
+        working = working_image(read_scan(real_films / f"{name}.pgm"), windowing)
+        _, breast = segmented(working)
+        labelled += int(((working >= 200) & ~breast).sum() > 10_000)
+        level = breast_level(working, breast)
+        assert 150 < level < 230, name
+        assert level == np.percentile(working[breast], LEVEL_PERCENTILE), name
+        cleaned = np.where(breast, working, 0).astype(np.uint8)  # the label and the film around the breast blacked out
+        assert breast_level(cleaned, segmented(cleaned)[1]) == pytest.approx(level, abs=1), name
+    assert labelled >= 4
+
+
 def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_validation(tmp_path):
     from dataclasses import asdict
 
@@ -315,7 +394,7 @@ def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_valida
     )
     (tmp_path / "inner_validation").mkdir()
     write_card(evaluation_card, tmp_path / "inner_validation" / "model.json")
-    for choice in ("learned_other_breast", "above_woman", "max"):
+    for choice in ("learned_other_breast", "above_woman", "asymmetry", "max_and_asymmetry", "max"):
         final_card(
             str(tmp_path / "inner_validation" / "model.json"),
             *paths["validation"],
@@ -327,6 +406,6 @@ def test_the_final_models_card_carries_the_film_score_learnt_on_its_inner_valida
         card = read_card(tmp_path / "model.keras")
         scanning = card["scanning"]
         assert scanning["aggregate"] == json.loads((tmp_path / "film_scores.json").read_text())[choice]
-        assert scanning["uses_other_breast"] == (choice in ("learned_other_breast", "above_woman"))
+        assert scanning["uses_other_breast"] == (choice != "max")
         assert card["temperature"] == 1.2 and scanning["window_scale"] == evaluation_card["scanning"]["window_scale"]
     assert scanning["aggregate"] == {"method": "max"}

@@ -861,7 +861,9 @@ def test_cli_scores_each_film_with_the_other_breast_where_the_card_learnt_so(sca
         }
 
     alone = logistic(FEATURES, [1.0, 0.0, 0.0, 0.0])
-    both = {**logistic(FEATURES + OTHER_BREAST_FEATURES, [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]), "without_other_breast": alone}
+    # the other breast's features weighted by name: the difference of the two breasts' grey levels alone, 0.05 a level
+    weights = [0.05 * (name == "other_breast_level_difference") for name in FEATURES + OTHER_BREAST_FEATURES]
+    both = {**logistic(FEATURES + OTHER_BREAST_FEATURES, weights), "without_other_breast": alone}
     card["scanning"] = {**card["scanning"], "aggregate": both, "uses_other_breast": True}
     card_path(tmp_path / "model.keras").write_text(json.dumps(card))
     (tmp_path / "films").mkdir()
@@ -876,8 +878,12 @@ def test_cli_scores_each_film_with_the_other_breast_where_the_card_learnt_so(sca
     # alone: the aggregate without the other breast, here the logistic of the strongest window's logit less 1
     top = min(max(said["mdb003"]["max_score"], 1e-4), 1 - 1e-4)
     assert said["mdb003"]["film_score"] == pytest.approx(1 / (1 + np.exp(1 - np.log(top / (1 - top)))), abs=1e-5)
-    for name in ("mdb001", "mdb002"):
+    assert said["mdb001"]["breast_level"] != said["mdb002"]["breast_level"]  # so the film scores tell the two apart
+    for name, other in (("mdb001", "mdb002"), ("mdb002", "mdb001")):
         assert 0 < said[name]["film_score"] < 1 and said[name]["aggregate"]["uses_other_breast"]
+        assert 0 < said[name]["breast_level"] < 255
+        difference = said[name]["breast_level"] - said[other]["breast_level"]
+        assert said[name]["film_score"] == pytest.approx(1 / (1 + np.exp(1 - 0.05 * difference)), abs=1e-3)
     exam = json.loads((out / "mias_001.exam.json").read_text())
     assert {film["film"]: film["score"] for film in exam["films"]} == {
         name: said[name]["film_score"] for name in ("mdb001", "mdb002")

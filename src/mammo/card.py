@@ -87,7 +87,7 @@ SCANNING_SCHEMA = {
         "aggregate": {
             "type": "object",
             "required": ["method"],
-            "properties": {"method": {"enum": ["max", "above_median", "logistic"]}},
+            "properties": {"method": {"enum": ["max", "above_median", "level_difference", "logistic"]}},
             "allOf": [
                 {
                     "if": {"properties": {"method": {"const": "max"}}},
@@ -99,6 +99,14 @@ SCANNING_SCHEMA = {
                         "additionalProperties": False,
                         "required": ["uses_other_breast"],
                         "properties": {"method": {}, "uses_other_breast": {"type": "boolean"}},
+                    },
+                },
+                {
+                    "if": {"properties": {"method": {"const": "level_difference"}}},
+                    "then": {
+                        "additionalProperties": False,
+                        "required": ["uses_other_breast", "plus_max"],
+                        "properties": {"method": {}, "uses_other_breast": {"const": True}, "plus_max": {"type": "boolean"}},
                     },
                 },
                 {
@@ -118,7 +126,8 @@ SCANNING_SCHEMA = {
             ],
             "description": "how a film's score comes from its windows' scores (max: the strongest window; above_median: "
             "the strongest window's logit above the median of the film's, or where uses_other_breast of both her films', "
-            "windows; logistic: "
+            "windows; level_difference: the breast's grey level above the other breast's, plus_max: added to the "
+            "strongest window's logit; logistic: "
             "mammo.film_scores' features of its windows, and of the other breast's where uses_other_breast, fitted on "
             "inner-validation women, with the aggregate without the other breast for films whose partner is missing)",
         },

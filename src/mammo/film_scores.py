@@ -26,14 +26,17 @@ NIPPLE_BAND = 0.02  # of the breast's depth: the farthest columns, whose rows' m
 BORDER_TISSUE = 0.95  # a window with less breast than this reaches over the skin line or the film border
 TOP_WINDOWS = 3  # windows in the top-k features
 EPSILON = 1e-4  # scores are clipped to [EPSILON, 1 - EPSILON] before their logit
+LEVEL_SCALE = 10.0  # grey levels of the two breasts' level difference that make one logit of the asymmetry scores
 
 FEATURES = ("max", "top3_mean", "share_above_half", "border_share_top3")
-OTHER_BREAST_FEATURES = ("other_breast_max_difference", "other_breast_film_difference")
-# the film scores cross-validation compares; above_film and above_woman need no fitting (RELATIVE_SCORES)
-FILM_SCORES = ("max", "above_film", "above_woman", "learned", "learned_other_breast")
+OTHER_BREAST_FEATURES = ("other_breast_max_difference", "other_breast_film_difference", "other_breast_level_difference")
+# the film scores cross-validation compares; the relative ones need no fitting (RELATIVE_SCORES)
+FILM_SCORES = ("max", "above_film", "above_woman", "asymmetry", "max_and_asymmetry", "learned", "learned_other_breast")
 RELATIVE_SCORES = {
     "above_film": {"method": "above_median", "uses_other_breast": False},
     "above_woman": {"method": "above_median", "uses_other_breast": True},
+    "asymmetry": {"method": "level_difference", "uses_other_breast": True, "plus_max": False},
+    "max_and_asymmetry": {"method": "level_difference", "uses_other_breast": True, "plus_max": True},
 }
 
 
@@ -107,6 +110,7 @@ class FilmWindows:
     scores: np.ndarray  # (n,) P(abnormal)
     tissue: np.ndarray  # (n,) share of each window inside the breast
     frame: BreastFrame | None
+    level: float = float("nan")  # the breast's grey level (mammo.heatmap.breast_level); NaN where unknown
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         return (self.boxes[:, 0] + self.boxes[:, 2]) / 2, (self.boxes[:, 1] + self.boxes[:, 3]) / 2
@@ -141,11 +145,21 @@ def above_median(film: FilmWindows, other: FilmWindows | None = None) -> float:
     return float(1 / (1 + np.exp(np.median(logit(windows)) - logit(film.scores.max()))))
 
 
+def level_difference(film: FilmWindows, other: FilmWindows | None) -> float | None:
+    """How much brighter (denser) the film's breast is than the woman's other breast, in grey levels; None where either
+    level is unknown."""
+    if other is None or not np.isfinite(film.level) or not np.isfinite(other.level):
+        return None
+    return float(film.level - other.level)
+
+
 def film_features(film: FilmWindows, other: FilmWindows | None = None) -> dict[str, float]:
     """The features a film's score is learnt from (FEATURES; with the other breast's film, OTHER_BREAST_FEATURES too):
     the strongest window and the mean of the TOP_WINDOWS strongest (as logits), the share of windows at P >= 0.5, the
     share of the strongest windows reaching over the skin line or film border, the largest difference between a
-    window and the other breast's matching place, and the difference of the two films' strongest windows."""
+    window and the other breast's matching place, the difference of the two films' strongest windows, and the
+    difference of the two breasts' grey levels (more bright tissue on one side: an asymmetric density; 0 where either
+    level is unknown)."""
     order = np.argsort(-film.scores, kind="stable")[:TOP_WINDOWS]
     features = {
         "max": float(logit(film.scores.max())),
@@ -162,6 +176,8 @@ def film_features(film: FilmWindows, other: FilmWindows | None = None) -> dict[s
         features["other_breast_film_difference"] = (
             float(logit(film.scores.max()) - logit(other.scores.max())) if len(other.scores) else 0.0
         )
+        difference = level_difference(film, other)
+        features["other_breast_level_difference"] = 0.0 if difference is None else difference
     return features
 
 
@@ -199,9 +215,18 @@ def film_score(aggregate: dict, film: FilmWindows, other: FilmWindows | None = N
     """A film's score by the aggregate (the card's scanning.aggregate; max: its strongest window's P(abnormal);
     above_median: above_median, of the woman's two films where it uses the other breast and that film has windows), and
     whether the other breast's film was used: without it (none given, or an aggregate that does not use it) a
-    logistic aggregate that uses it scores the film by its `without_other_breast`."""
+    logistic aggregate that uses it scores the film by its `without_other_breast`. level_difference, nothing learnt:
+    the logistic of the two breasts' level difference over LEVEL_SCALE (asymmetry; the windows unread; 0.5 without
+    the other breast), with plus_max added to the strongest window's logit (max_and_asymmetry: two readings as
+    independent evidence; the max alone without the other breast)."""
     if aggregate["method"] == "max":
         return float(film.scores.max()), False
+    if aggregate["method"] == "level_difference":
+        difference = level_difference(film, other)
+        evidence = float(logit(film.scores.max())) if aggregate["plus_max"] else 0.0
+        if difference is not None:
+            evidence += difference / LEVEL_SCALE
+        return float(1 / (1 + np.exp(-evidence))), difference is not None
     if aggregate["method"] == "above_median":
         partnered = bool(aggregate["uses_other_breast"]) and other is not None and len(other.scores) > 0
         return above_median(film, other if partnered else None), partnered
@@ -215,7 +240,7 @@ def film_score(aggregate: dict, film: FilmWindows, other: FilmWindows | None = N
 
 def film_windows(result: ScanScores, factor: float) -> FilmWindows:
     """A scored scan's windows and frame (`factor`: scan pixels -> the model scale of its masks)."""
-    return FilmWindows(result.windows, result.scores, result.tissue, breast_frame(result.breast, factor))
+    return FilmWindows(result.windows, result.scores, result.tissue, breast_frame(result.breast, factor), result.level)
 
 
 def film_arrays(scan_id: str, film: FilmWindows) -> dict[str, np.ndarray]:
@@ -227,17 +252,20 @@ def film_arrays(scan_id: str, film: FilmWindows) -> dict[str, np.ndarray]:
     }
     if film.frame is not None:
         arrays[f"{scan_id}/frame"] = film.frame.as_array()
+    if np.isfinite(film.level):
+        arrays[f"{scan_id}/level"] = np.float32(film.level)
     return arrays
 
 
 def read_film(archive, scan_id: str) -> FilmWindows:
-    """A film's windows and frame from a scans' .npz archive (film_arrays)."""
+    """A film's windows, frame and level from a scans' .npz archive (film_arrays)."""
     frame = archive[f"{scan_id}/frame"] if f"{scan_id}/frame" in archive else None
     return FilmWindows(
         archive[f"{scan_id}/boxes"],
         archive[f"{scan_id}/scores"].astype(np.float64),
         archive[f"{scan_id}/tissue"].astype(np.float64),
         None if frame is None else BreastFrame.from_array(frame),
+        float(archive[f"{scan_id}/level"]) if f"{scan_id}/level" in archive else float("nan"),
     )
 
 

@@ -24,6 +24,9 @@ Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class pro
 
 BREAST_COLOUR = (0, 255, 0)  # BGR: the breast outline on the overlay
 MUSCLE_COLOUR = (255, 0, 255)  # the pectoral muscle's hatching and outline
+# the breast's level is this percentile of its grey levels: how much bright (dense) tissue it holds, read against the
+# woman's other breast (a mass or an asymmetry adds dense tissue to one side only)
+LEVEL_PERCENTILE = 90
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ class ScanScores:
     breast: np.ndarray  # breast mask over the whole scan, at model scale
     muscle: np.ndarray  # pectoral muscle mask (a part of the breast), likewise
     tissue: np.ndarray  # (n,) share of each scored window inside the breast
+    level: float  # the breast's grey level (breast_level); NaN for a film without breast
+
+
+def breast_level(image8: np.ndarray, breast: np.ndarray) -> float:
+    """The LEVEL_PERCENTILE percentile of the 8-bit grey levels inside the breast (the pectoral muscle included, as the
+    windows show it): a film's amount of bright tissue, comparable between two films of one woman digitised alike."""
+    return float(np.percentile(image8[breast], LEVEL_PERCENTILE)) if breast.any() else float("nan")
 
 
 def working_image(scan16: np.ndarray, windowing: Windowing) -> np.ndarray:
@@ -261,7 +271,16 @@ def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Wind
     rows, cols = (max(1, int(round(side * windowing.factor))) for side in scan16.shape)
     scan_shape = tuple(scan16.shape)
     return ScanScores(
-        heatmap, windows, scores, probabilities, total, scan_shape, breast[:rows, :cols], muscle[:rows, :cols], tissue
+        heatmap,
+        windows,
+        scores,
+        probabilities,
+        total,
+        scan_shape,
+        breast[:rows, :cols],
+        muscle[:rows, :cols],
+        tissue,
+        breast_level(found.working, breast),
     )
 
 

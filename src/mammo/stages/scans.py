@@ -194,6 +194,7 @@ def analyse_scans(
             "windows_scored": int(len(result.scores)),
             "windows_skipped": int(result.windows_total - len(result.scores)),
             "max_score": round(float(result.scores.max()), 6),
+            "breast_level": round(result.level, 2) if np.isfinite(result.level) else None,
             "film_score": round(score, 6),
             "aggregate": aggregate,
             "other_breast": other_breast_said(aggregate, used_other),
