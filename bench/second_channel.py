@@ -17,9 +17,14 @@ decayed 0.8 every 5 epochs, the weights averaged over the second half and their 
 batches, bfloat16 where the CPU computes it. The held-out fold's tiles (edge tiles left out) and every window the run scored on its films are
 scored again.
 
-    python bench/second_channel.py RUN OUT --channel other_breast [--epochs 12] [--folds 0,1,2,3,4]
+`--films standardised` shows the network every film's breast standardised on its own (its grey levels less their
+mean, over their standard deviation, as 128 + 40 z in 8 bit; what many whole-image systems feed their networks, e.g.
+Wu et al. 2019), the tiles cut and the windows scored on those films, instead of the films as read: whether the tile
+model's scores then follow breast density less.
 
-OUT/results/mias_cv/model_<channel>/ then holds what a run's model folder holds for bench/paired_runs.py and
+    python bench/second_channel.py RUN OUT --channel other_breast [--films as_read] [--epochs 12] [--folds 0,1,2,3,4]
+
+OUT/results/mias_cv/model_<channel>[_standardised]/ then holds what a run's model folder holds for bench/paired_runs.py and
 bench/combined_runs.py (predictions.tsv; scans/fold_<k>.films.tsv, .scans.tsv and .heatmaps.npz with the maximum
 window as film score), and OUT/results/sources is RUN's; for example
 `python bench/paired_runs.py OUT OUT --model-a other_breast --model-b none`."""
@@ -48,13 +53,25 @@ PAD = 3 * TILE_SIZE + 2  # every film is padded once by this many pixels, so tha
 CROPS = 5  # per lesion, as the recipe's method 2
 NORMALS_PER_ABNORMAL = 4  # normal tiles drawn each epoch for each abnormal tile, as the recipe's fresh normals
 BATCHNORM_BATCHES = 6  # as the recipe's batchnorm_batches
+STANDARD_LEVEL, STANDARD_SPREAD = 128, 40  # a standardised breast's mean and one standard deviation, in 8 bit
 
 
-def films_in_breast(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def standardised(film: np.ndarray, breast: np.ndarray) -> np.ndarray:
+    """The breast's grey levels as STANDARD_LEVEL + STANDARD_SPREAD z (1-255), black outside it."""
+    values = film[breast].astype(np.float64)
+    z = (film.astype(np.float64) - values.mean()) / max(values.std(), 1.0)
+    return np.where(breast, np.clip(np.round(STANDARD_LEVEL + STANDARD_SPREAD * z), 1, 255), 0).astype(np.uint8)
+
+
+def films_in_breast(folder: Path, films_as: str = "as_read") -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Every film of the archive upscaled, everything outside the breast black (as whole-film scanning shows it),
-    padded by PAD; and each film's partner, the woman's other film (mammo.sources.partners)."""
+    the breast standardised where `films_as` says so, padded by PAD; and each film's partner, the woman's other film
+    (mammo.sources.partners)."""
     paths = sorted(folder.glob("mdb*.pgm"))
-    films = {"mias:" + path.stem: np.pad(segmented(upscale(to_uint8(read_mias_scan(path)), SCALE))[0], PAD) for path in paths}
+    films = {}
+    for path in paths:
+        film, breast = segmented(upscale(to_uint8(read_mias_scan(path)), SCALE))
+        films["mias:" + path.stem] = np.pad(standardised(film, breast) if films_as == "standardised" else film, PAD)
     found = partners([str(path) for path in paths])
     partner = {"mias:" + Path(path).stem: "mias:" + Path(other).stem for path, other in found.items() if other}
     return films, partner
@@ -172,6 +189,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--channel", choices=("none", "other_breast", "context"), required=True)
+    parser.add_argument("--films", choices=("as_read", "standardised"), default="as_read")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--folds", default="0,1,2,3,4")
     parser.add_argument("--model", default="1.0.0.35.mias", help="the run's model whose scans give the windows")
@@ -181,13 +199,13 @@ def main() -> None:
     if cpu_computes_bfloat16():
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     source = args.run / "results" / "mias_cv" / f"model_{args.model}"
-    target = args.out / "results" / "mias_cv" / f"model_{args.channel}"
+    target = args.out / "results" / "mias_cv" / f"model_{args.channel}{'_standardised' if args.films == 'standardised' else ''}"
     (target / "scans").mkdir(parents=True, exist_ok=True)
     if not (args.out / "results" / "sources").exists():
         (args.out / "results" / "sources").symlink_to((args.run / "results" / "sources").resolve())
     started = time.time()
     info, _ = read_info(args.run / "resources" / "mias" / "all-mias-dev" / "Info.txt")
-    films, partner = films_in_breast(args.run / "resources" / "mias" / "all-mias-dev")
+    films, partner = films_in_breast(args.run / "resources" / "mias" / "all-mias-dev", args.films)
     windows, frames = run_windows(source)
     example = Examples(films, partner, frames, args.channel)
     tiles = read_table(args.run / "results" / "mias_cv" / "tiles.tsv")
