@@ -15,6 +15,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from snakemake_run import LIGHT_MODEL, ROOT, TINY, job_counts, light_config, snakemake, write_config
@@ -210,6 +211,8 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
         "max",
         "above_film",
         "above_woman",
+        "asymmetry",
+        "max_and_asymmetry",
         "learned",
         "learned_other_breast",
     }
@@ -227,6 +230,14 @@ def test_mias_cv_on_real_films_detects_on_every_held_out_film(real_cv_run):
         films = pd.read_csv(model_dir / f"scans/fold_{fold}.films.tsv", sep="\t", dtype={"patient_id": str})
         assert set(films["patient_id"]) == set(split.loc[split["split"] == "test", "patient_id"])
         assert films["partner"].notna().all()  # every woman of these six has both films
+        # each film's breast level kept beside its windows; a woman's two films' asymmetries mirror each other
+        with np.load(model_dir / f"scans/fold_{fold}.heatmaps.npz") as archive:
+            assert all(100 < float(archive[f"{scan_id}/level"]) < 255 for scan_id in films["scan_id"])
+        asymmetry = films.set_index("scan_id")["asymmetry"]
+        assert all(
+            asymmetry[film] + asymmetry[partner] == pytest.approx(1, abs=1e-5)
+            for film, partner in zip(films["scan_id"], films["partner"])
+        )
         assert json.loads((model_dir / f"fold_{fold}/film_scores.json").read_text())["max"] == {"method": "max"}
 
 
