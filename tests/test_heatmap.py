@@ -888,3 +888,16 @@ def test_cli_scores_each_film_with_the_other_breast_where_the_card_learnt_so(sca
     assert {film["film"]: film["score"] for film in exam["films"]} == {
         name: said[name]["film_score"] for name in ("mdb001", "mdb002")
     }
+
+
+def test_each_film_says_how_the_other_breast_entered_its_score():
+    from mammo.film_scores import RELATIVE_SCORES
+    from mammo.stages.scans import other_breast_said
+
+    assert (
+        other_breast_said(RELATIVE_SCORES["max_and_asymmetry"], True)
+        == "used: the breast's grey level against the other breast's"
+    )
+    assert other_breast_said({"method": "logistic", "uses_other_breast": True}, True).startswith("used: the film's windows")
+    assert other_breast_said(RELATIVE_SCORES["asymmetry"], False).startswith("missing")
+    assert other_breast_said({"method": "max"}, False) == "not used by this model's aggregate"

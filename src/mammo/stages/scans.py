@@ -275,6 +275,8 @@ def analyse_scans(
 
 def other_breast_said(aggregate: dict, used: bool) -> str:
     """How a film's score came to be with respect to the woman's other breast (said in its regions JSON)."""
+    if used and aggregate["method"] == "level_difference":
+        return "used: the breast's grey level against the other breast's"
     if used:
         return "used: the film's windows against the matching places of the other breast's film"
     if aggregate.get("uses_other_breast"):
