@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from mammo.backend import cpu_computes_bfloat16
-from mammo.film_scores import BreastFrame
+from mammo.film_scores import BreastFrame, read_film
 from mammo.heatmap import segmented
 from mammo.intensity import to_uint8
 from mammo.io.mias import mias_centre, mias_woman, read_info, read_mias_scan
@@ -112,16 +112,16 @@ class Examples:
 
 
 def run_windows(model_folder: Path) -> tuple[dict[str, np.ndarray], dict[str, BreastFrame]]:
-    """Every film's scored windows (film pixels) and breast frame, from the run's held-out scans."""
+    """Every film's scored windows (film pixels) and breast frame, from the run's held-out scans (read_film)."""
     windows, frames = {}, {}
-    for archive in sorted((model_folder / "scans").glob("fold_*.heatmaps.npz")):
-        stored = np.load(archive)
-        for key in stored.files:
-            scan_id, field = key.rsplit("/", 1)
-            if field == "boxes":
-                windows[scan_id] = stored[key]
-            elif field == "frame":
-                frames[scan_id] = BreastFrame.from_array(stored[key])
+    for table in sorted((model_folder / "scans").glob("fold_*.scans.tsv")):
+        with np.load(table.with_name(table.name.replace(".scans.tsv", ".heatmaps.npz"))) as archive:
+            for scan_id in read_table(table)["scan_id"]:
+                if f"{scan_id}/boxes" in archive:
+                    film = read_film(archive, scan_id)
+                    windows[scan_id] = film.boxes
+                    if film.frame is not None:
+                        frames[scan_id] = film.frame
     return windows, frames
 
 
