@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_the_other_breast_is_matched_mirrored_at_the_same_place():
 
 
 def with_level(film: FilmWindows, level: float) -> FilmWindows:
-    return FilmWindows(film.boxes, film.scores, film.tissue, film.frame, level)
+    return replace(film, level=level)
 
 
 def test_the_two_breasts_grey_levels_enter_as_their_difference_and_only_where_both_are_known():
@@ -210,8 +211,7 @@ def test_the_learnt_aggregate_reads_the_other_breast_where_the_maximum_cannot():
 
 def shifted(film: FilmWindows, logits: float) -> FilmWindows:
     """The film with every window's logit raised by `logits` (a denser breast, by the tile model's reading)."""
-    scores = 1 / (1 + np.exp(-(np.log(film.scores / (1 - film.scores)) + logits)))
-    return FilmWindows(film.boxes, scores, film.tissue, film.frame)
+    return replace(film, scores=1 / (1 + np.exp(-(np.log(film.scores / (1 - film.scores)) + logits))))
 
 
 def test_a_film_scored_above_its_own_median_ignores_a_level_common_to_its_windows():
