@@ -19,7 +19,7 @@ from mammo.backend import BACKENDS, model_backend
 from mammo.film_scores import FEATURES, OTHER_BREAST_FEATURES
 from mammo.labels import LABEL_SETS
 from mammo.sources import SOURCES, window_scale_of, windowing_scale
-from mammo.tiles import NATIVE_TILE, TILE_SIZE
+from mammo.tiles import NATIVE_TILE, SURROUND, TILE_SIZE
 from mammo.train_config import TrainConfig
 
 CARD_FILE = "model.json"
@@ -34,6 +34,13 @@ INPUT = {
     "geometry": f"a tile shows {NATIVE_TILE} pixels of a CBIS-DDSM scan at {TILE_SIZE}, or a film of another "
     "collection resized as the scanning section says (scanning.tile_scale)",
 }
+# a model trained with each tile's surroundings as a second channel (a mias_cv recipe's `surround`)
+SURROUND_INPUT = {
+    **INPUT,
+    "channels": 2,
+    "second_channel": f"the tile's place {SURROUND} times wider, on the same centre, shrunk to {TILE_SIZE} by area, "
+    "black outside the breast and beyond the film (mammo.tiles.surround_view)",
+}
 INPUT_1 = {
     **INPUT,
     "geometry": f"a tile shows {NATIVE_TILE} pixels of a CBIS-DDSM scan at {TILE_SIZE} (mini-MIAS: its film upscaled 2.58x)",
@@ -41,8 +48,10 @@ INPUT_1 = {
 # the recipes of `datasets` (CBIS-DDSM, DDSM, VinDr-Mammo, own images, each brought to the CBIS-DDSM scale) cut
 # 598-pixel tiles seen at 299: their films are shrunk by 2
 CBIS_TILE_SCALE = TILE_SIZE / NATIVE_TILE
-# the Windowing fields a model was judged with (batch_size is the machine's business, scale follows from tile_scale)
-WINDOWING_KEYS = ("stride", "min_tissue", "skip_muscle", "top", "overlap")
+# the Windowing fields a model was judged with (batch_size is the machine's business, scale follows from tile_scale);
+# cards written before the surround channel lack `surround` (their models read the window alone)
+WINDOWING_KEYS = ("stride", "min_tissue", "skip_muscle", "top", "overlap", "surround")
+REQUIRED_WINDOWING_KEYS = WINDOWING_KEYS[:-1]
 _NUMBERS = {"type": "array", "items": {"type": "number"}}
 _LOGISTIC_SCHEMA = {
     "type": "object",
@@ -62,7 +71,7 @@ _LOGISTIC_SCHEMA = {
 SCANNING_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["collection", "tile_scale", "window_scale", *WINDOWING_KEYS, "aggregate", "uses_other_breast"],
+    "required": ["collection", "tile_scale", "window_scale", *REQUIRED_WINDOWING_KEYS, "aggregate", "uses_other_breast"],
     "properties": {
         "collection": {
             "enum": ["cbis", "mias"],
@@ -84,6 +93,7 @@ SCANNING_SCHEMA = {
         "skip_muscle": {"type": "boolean"},
         "top": {"type": "integer", "minimum": 1},
         "overlap": {"type": "number", "minimum": 0, "maximum": 1},
+        "surround": {"type": "boolean", "description": "each window is shown with its surroundings as a second channel"},
         "aggregate": {
             "type": "object",
             "required": ["method"],
@@ -223,7 +233,7 @@ SCHEMA = {
     # a card of this format has a scanning section and the input it describes, one of format 1 its own input (their
     # "type" and their place after the keys above tell a card without a format that first: jsonschema's best match)
     "if": {"properties": {"format": {"const": FORMAT}}},
-    "then": {"type": "object", "required": ["scanning"], "properties": {"input": {"const": INPUT}}},
+    "then": {"type": "object", "required": ["scanning"], "properties": {"input": {"enum": [INPUT, SURROUND_INPUT]}}},
     "else": {"type": "object", "properties": {"input": {"const": INPUT_1}}},
 }
 
@@ -263,7 +273,7 @@ def model_card(
         "model": settings["model"],
         "labels": settings["labels"],
         "classes": list(LABEL_SETS[settings["labels"]][0]),
-        "input": INPUT,
+        "input": SURROUND_INPUT if training.channels == 2 else INPUT,
         "training": {
             "contrast": settings.get("contrast", 1.0),
             "epochs": training.total_epochs,
@@ -306,7 +316,8 @@ def scanning_section(collection: str, tile_scale: float, windowing: dict) -> dic
         "collection": collection,
         "tile_scale": tile_scale,
         "window_scale": windowing_scale(tile_scale),
-        **{key: windowing[key] for key in WINDOWING_KEYS},
+        **{key: windowing[key] for key in REQUIRED_WINDOWING_KEYS},
+        "surround": windowing.get("surround", False),
         "aggregate": {"method": "max"},
         "uses_other_breast": False,
     }
@@ -340,6 +351,11 @@ def read_card(model_path: str | Path, path: str | Path | None = None) -> dict | 
         raise ValueError(f"{path}: not a model card ({where}: {err.message})") from None
     scanning = card.get("scanning")
     if scanning is not None:
+        if scanning.get("surround", False) != (card["input"]["channels"] == 2):
+            raise ValueError(
+                f"{path}: not a model card (scanning/surround: {scanning.get('surround', False)}, but input/channels: "
+                f"{card['input']['channels']}; a model reads the surround channel exactly when it has two)"
+            )
         aggregate = scanning["aggregate"]
         if scanning["uses_other_breast"] != aggregate.get("uses_other_breast", False):
             raise ValueError(

@@ -6,6 +6,7 @@ Every input row ends in the tile table or in the rejected table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -31,13 +32,16 @@ from mammo.tiles import (
     Method2,
     NormalThresholds,
     NormalTiling,
+    Surround,
     augment,
     box_sum,
     item_rng,
     mask_box,
     normal_tiles,
     resize_mask,
+    surround_view,
     upscale,
+    with_surround,
 )
 
 
@@ -248,11 +252,14 @@ def _tile_row(scan_fields: dict, tile_id: str, method: str, box, tiles_file: str
     }
 
 
-def background_tiles(scan16: np.ndarray, lesions: np.ndarray, params: BackgroundTiles, rng: np.random.Generator):
-    """Up to `per_scan` tissue tiles (299 uint8, box) of a scan, each overlapping the lesion masks by at most `max_overlap`."""
+def background_tiles(
+    scan16: np.ndarray, lesions: np.ndarray, params: BackgroundTiles, rng: np.random.Generator, surround: Surround | None = None
+):
+    """Up to `per_scan` tissue tiles (299 uint8, box) of a scan, each overlapping the lesion masks by at most
+    `max_overlap` (each with its surround channel where `surround` is given)."""
     integral = cv2.integral(lesions.astype(np.uint8))
     candidates = []
-    for tile, box in normal_tiles(scan16, params.thresholds, rng, params.tiling):
+    for tile, box in normal_tiles(scan16, params.thresholds, rng, params.tiling, surround):
         if _lesion_share(integral, box, params.margin) <= params.max_overlap:
             candidates.append((tile, box))
     if len(candidates) > params.per_scan:
@@ -361,9 +368,11 @@ def edge_tiles(
     """Up to `per_film` scanned windows of a film that the tissue grid never gives (they fail `thresholds` or reach
     into its border) and that stay `margin` pixels clear of every lesion.
 
-    They are cut as the scan sees them: the breast segmented, everything outside it black.
+    They are cut as the scan sees them: the breast segmented, everything outside it black, with their surround
+    channel where the windowing has one.
     """
     image8, breast = segmented(to_uint8(scan16))
+    surround = partial(surround_view, image8) if params.windowing.surround else None
     integral = cv2.integral(lesions.astype(np.uint8))
     rows, cols = image8.shape
     first_row, last_row = params.border_crop * rows, (1 - params.border_crop) * rows
@@ -381,7 +390,7 @@ def edge_tiles(
         candidates.append((tile, (int(top), int(left), int(bottom), int(right))))
     if len(candidates) > params.per_film:
         candidates = [candidates[i] for i in np.sort(rng.choice(len(candidates), params.per_film, replace=False))]
-    return [(augment(tile, rng), box) for tile, box in candidates]
+    return [(augment(with_surround(tile, box[0], box[1], surround), rng), box) for tile, box in candidates]
 
 
 def _lesion_share(integral: np.ndarray, box, margin: int) -> float:
@@ -405,6 +414,7 @@ def mias_tiles(
     tiles_file: str,
     lesion_free: BackgroundTiles | None = None,
     edges: EdgeTiles | None = None,
+    surround: bool = False,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """mini-MIAS scans upscaled by `scale`, ROIs by method 2 and normal scans tiled.
 
@@ -412,8 +422,12 @@ def mias_tiles(
     ROIs of abnormal scans are the items; a normal scan is an item. With `lesion_free`, an abnormal scan whose
     every abnormality has coordinates also gives normal tiles away from every lesion circle (method
     "lesion_free"); otherwise abnormal scans give no normal tiles. With `edges`, every film that gives normal tiles also
-    gives edge tiles (method "edge", `lesion_free.margin` clear of lesions).
+    gives edge tiles (method "edge", `lesion_free.margin` clear of lesions). With `surround`, every tile has a second
+    channel: its surroundings on the film as whole-film scanning shows it (segmented), mammo.tiles.surround_view; the
+    edge tiles' windowing must then have it too.
     """
+    if edges is not None and edges.windowing.surround != surround:
+        raise ValueError(f"edge tiles: surround {edges.windowing.surround}, the other tiles {surround}: one or the other")
     tiles, rows, rejected = [], [], []
     for _, image in tqdm(images.iterrows(), total=len(images), desc="mini-MIAS scans"):
         image_rois = rois[rois["refnum"] == image["refnum"]]
@@ -426,11 +440,12 @@ def mias_tiles(
             rejected += [_reject_mias(err.path, image, item, "read_scan", err.reason) for item in items]
             continue
         cut = []  # (ROI or None, method, tile, box)
+        film_surround = partial(surround_view, segmented(to_uint8(scan))[0]) if surround else None
         if image["label_normal"]:
             for _, roi in image_rois.iterrows():
                 (row, col), half = mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
                 box = tuple(int(round(v)) for v in (row - half, col - half, row + half, col + half))
-                roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]))
+                roi_tiles = method.tiles(scan, box, item_rng(seed, roi["roi_id"]), film_surround)
                 if not roi_tiles:
                     rejected.append(
                         _reject_mias(image["path"], image, roi["roi_id"], "extract", "every crop was mostly background")
@@ -439,14 +454,16 @@ def mias_tiles(
             if lesion_free is not None and not image["unlocated"]:
                 lesions = _lesion_circles(scan.shape, image_rois, scale)
                 rng = item_rng(seed, f"mias:{image['refnum']}/lesion_free")
-                cut += [(None, "lesion_free", tile, box) for tile, box in background_tiles(scan, lesions, lesion_free, rng)]
+                found = background_tiles(scan, lesions, lesion_free, rng, film_surround)
+                cut += [(None, "lesion_free", tile, box) for tile, box in found]
                 if edges is not None:
                     rng = item_rng(seed, f"mias:{image['refnum']}/edges")
                     found = edge_tiles(scan, lesions, edges, thresholds, lesion_free.margin, rng)
                     cut += [(None, "edge", tile, box) for tile, box in found]
         else:
             cut = [
-                (None, "normal_grid", tile, box) for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling)
+                (None, "normal_grid", tile, box)
+                for tile, box in normal_tiles(scan, thresholds, item_rng(seed, items[0]), tiling, film_surround)
             ]
             if not cut:
                 rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))

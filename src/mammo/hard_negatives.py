@@ -58,9 +58,7 @@ def mine_films(
         found = scan_windows(film.scan16, windowing)
         if not len(found.corners):
             continue
-        scores = p_abnormal(
-            np.concatenate([predict(batch) for batch in batches(found.image8, found.corners, windowing.batch_size)])
-        )
+        scores = p_abnormal(np.concatenate([predict(batch) for batch in batches(found.image8, found.corners, windowing)]))
         clear = _clear_of_lesions(found, film.lesions, windowing.factor, margin)
         boxes, clear_scores = np.concatenate([found.corners, found.corners + TILE_SIZE], axis=1)[clear], scores[clear]
         chosen = top_regions(boxes, clear_scores, per_film, windowing.overlap)

@@ -18,9 +18,10 @@ import numpy as np
 
 from mammo.evaluate import p_abnormal
 from mammo.intensity import to_uint8
-from mammo.tiles import NATIVE_TILE, TILE_SIZE, box_sum
+from mammo.tiles import NATIVE_TILE, TILE_SIZE, box_sum, surround_view
 
-Predict = Callable[[np.ndarray], np.ndarray]  # uint8 (n, 299, 299) -> class probabilities (n, classes)
+# uint8 (n, 299, 299), or (n, 299, 299, 2) with the surround channel -> class probabilities (n, classes)
+Predict = Callable[[np.ndarray], np.ndarray]
 
 BREAST_COLOUR = (0, 255, 0)  # BGR: the breast outline on the overlay
 MUSCLE_COLOUR = (255, 0, 255)  # the pectoral muscle's hatching and outline
@@ -43,6 +44,7 @@ class Windowing:
     top: int = 8  # regions reported per scan
     overlap: float = 0.25  # regions overlapping a better one by more than this (IoU) are dropped
     skip_muscle: bool = True  # False: windows are chosen on the whole breast, the pectoral muscle included (as before)
+    surround: bool = False  # each window shown with its surroundings as a second channel (mammo.tiles.surround_view)
 
     @property
     def factor(self) -> float:
@@ -229,12 +231,17 @@ def tissue_windows(mask: np.ndarray, windowing: Windowing) -> tuple[np.ndarray, 
     return np.stack([tops[keep], lefts[keep]], axis=1), len(tops)
 
 
-def batches(image8: np.ndarray, corners: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Windows gathered from a strided view, one batch at a time."""
+def batches(image8: np.ndarray, corners: np.ndarray, windowing: Windowing) -> Iterator[np.ndarray]:
+    """Windows gathered from a strided view, one batch at a time, each with its surround channel where the windowing
+    says so."""
     view = np.lib.stride_tricks.sliding_window_view(image8, (TILE_SIZE, TILE_SIZE))
-    for start in range(0, len(corners), batch_size):
-        chosen = corners[start : start + batch_size]
-        yield view[chosen[:, 0], chosen[:, 1]]
+    for start in range(0, len(corners), windowing.batch_size):
+        chosen = corners[start : start + windowing.batch_size]
+        windows = view[chosen[:, 0], chosen[:, 1]]
+        if windowing.surround:
+            surroundings = [surround_view(image8, int(top), int(left), TILE_SIZE) for top, left in chosen]
+            windows = np.stack([windows, np.stack(surroundings)], axis=-1)
+        yield windows
 
 
 @dataclass
@@ -260,7 +267,7 @@ def score_scan(scan16: np.ndarray, predict: Predict, windowing: Windowing = Wind
     """Score every window of a scan holding enough breast that is not pectoral muscle, and assemble the heatmap."""
     found = scan_windows(scan16, windowing)
     image8, breast, muscle, corners, total = found.image8, found.breast, found.muscle, found.corners, found.total
-    probabilities = [predict(batch) for batch in batches(image8, corners, windowing.batch_size)]
+    probabilities = [predict(batch) for batch in batches(image8, corners, windowing)]
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 2), np.float32)
     scores = p_abnormal(probabilities)
     heatmap = _heatmap(image8.shape, corners, scores, windowing.step)

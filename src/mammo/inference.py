@@ -33,13 +33,18 @@ ENGINES = ("openvino", "onnxruntime", "tensorflow")
 # "auto": bfloat16 where OpenVINO computes it on the CPU's own bfloat16 arithmetic, float32 elsewhere (resolved_precision)
 PRECISIONS = ("float32", "bfloat16", "auto")
 EXPORT_SUFFIX = ".onnx"
-# what `tile_graph` takes (None: any batch), as the exported model declares it: name -> (shape, dtype)
+# what `tile_graph` takes (None: any batch), as the exported model declares it: name -> (shape, dtype); a model with
+# the surround channel takes its tiles as (n, 299, 299, 2)
 GRAPH_INPUTS = {"tiles": ((None, TILE_SIZE, TILE_SIZE), "uint8"), "contrast": ((None, 1), "float32")}
+SURROUND_GRAPH_INPUTS = {**GRAPH_INPUTS, "tiles": ((None, TILE_SIZE, TILE_SIZE, 2), "uint8")}
+# a tile model's input: 1 channel, or 2 with the surround channel (mammo.tiles.surround_view)
+TILE_CHANNELS = (1, 2)
 _PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
 
 
 def load_tile_model(path: str | Path):
-    """A Keras model of this pipeline: uint8 299x299x1 tiles in, class probabilities out; else a clear error. Loaded
+    """A Keras model of this pipeline: uint8 299x299x1 tiles (x2 with the surround channel) in, class probabilities
+    out; else a clear error. Loaded
     on TensorFlow whichever backend trained it: the export (tf2onnx) and the TensorFlow engine (tf.function) need it."""
     use_keras_backend("tensorflow")
     import keras  # lazily: see the module's docstring
@@ -51,10 +56,10 @@ def load_tile_model(path: str | Path):
         model = keras.models.load_model(path)
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(f"{path}: not a readable Keras model ({err})") from None
-    expected = (None, TILE_SIZE, TILE_SIZE, 1)
-    if tuple(model.input_shape) != expected or len(model.output_shape) != 2 or model.output_shape[-1] < 2:
+    expected = [(None, TILE_SIZE, TILE_SIZE, channels) for channels in TILE_CHANNELS]
+    if tuple(model.input_shape) not in expected or len(model.output_shape) != 2 or model.output_shape[-1] < 2:
         raise ValueError(
-            f"{path}: a tile model takes {expected} and gives class probabilities; "
+            f"{path}: a tile model takes {' or '.join(map(str, expected))} and gives class probabilities; "
             f"this one takes {model.input_shape} and gives {model.output_shape}"
         )
     return model
@@ -116,7 +121,8 @@ def apply_contrast(image, factor: float):
 
 
 def tile_graph(model):
-    """The model behind the test-time contrast: (uint8 tiles (n, 299, 299), contrast (n, 1)) -> probabilities.
+    """The model behind the test-time contrast: (uint8 tiles (n, 299, 299), or (n, 299, 299, 2) for a model with the
+    surround channel, contrast (n, 1)) -> probabilities.
 
     The contrast is `apply_contrast` written in Keras operations, so that it exports: (x - mean) * f + mean per
     tile, clipped to 0..255 and truncated to whole grey levels as the cast to uint8 does; a factor of 1 leaves the
@@ -125,15 +131,18 @@ def tile_graph(model):
     import keras  # lazily: see the module's docstring
     from keras import ops
 
-    tiles = keras.Input((TILE_SIZE, TILE_SIZE), dtype="uint8", name="tiles")
+    channels = model.input_shape[-1]
+    tile_shape = (TILE_SIZE, TILE_SIZE) if channels == 1 else (TILE_SIZE, TILE_SIZE, channels)
+    tiles = keras.Input(tile_shape, dtype="uint8", name="tiles")
     contrast = keras.Input((1,), dtype="float32", name="contrast")
-    image = ops.expand_dims(ops.cast(tiles, "float32"), -1)
+    image = ops.cast(tiles, "float32")
+    image = ops.expand_dims(image, -1) if channels == 1 else image
     factor = ops.reshape(contrast, (-1, 1, 1, 1))
     mean = ops.mean(image, axis=(1, 2), keepdims=True)
     adjusted = ops.floor(ops.clip((image - mean) * factor + mean, 0.0, 255.0))
     image = ops.where(ops.equal(factor, 1.0), image, adjusted)
     graph = keras.Model([tiles, contrast], model(image), name=f"{model.name}_tiles")
-    graph([np.zeros((1, TILE_SIZE, TILE_SIZE), np.uint8), np.ones((1, 1), np.float32)])  # built, as export needs
+    graph([np.zeros((1, *tile_shape), np.uint8), np.ones((1, 1), np.float32)])  # built, as export needs
     return graph
 
 
@@ -156,7 +165,12 @@ def with_dtype_policy(model, policy: str):
 def check_graph(model_file: str | Path, inputs: dict[str, tuple[tuple, str]], output: tuple) -> int:
     """The class count of an exported model whose inputs (name -> (shape, dtype), None for a free dimension) and
     output shape are those of `tile_graph`; else a clear error naming the file."""
-    if inputs != GRAPH_INPUTS or len(output) != 2 or output[0] is not None or not (output[1] or 0) >= 2:
+    if (
+        inputs not in (GRAPH_INPUTS, SURROUND_GRAPH_INPUTS)
+        or len(output) != 2
+        or output[0] is not None
+        or not (output[1] or 0) >= 2
+    ):
 
         def shapes(described):
             return ", ".join(
@@ -189,10 +203,12 @@ def export_onnx(model_path: str | Path, target: str | Path) -> None:
 
     target = Path(target)
     partial = target.with_name(f".{target.name}.partial{EXPORT_SUFFIX}")
-    graph = tile_graph(with_dtype_policy(load_tile_model(model_path), "float32"))
+    model = load_tile_model(model_path)
+    graph = tile_graph(with_dtype_policy(model, "float32"))
     weights = [variable.value for variable in (*graph.trainable_variables, *graph.non_trainable_variables)]
     trainable = len(graph.trainable_variables)
-    inputs = [tf.TensorSpec((None, *shape[1:]), dtype, name=name) for name, (shape, dtype) in GRAPH_INPUTS.items()]
+    described = GRAPH_INPUTS if model.input_shape[-1] == 1 else SURROUND_GRAPH_INPUTS
+    inputs = [tf.TensorSpec((None, *shape[1:]), dtype, name=name) for name, (shape, dtype) in described.items()]
     weight_inputs = [tf.TensorSpec(weight.shape, weight.dtype, name=f"weight_{number}") for number, weight in enumerate(weights)]
 
     @tf.function(input_signature=inputs + weight_inputs)
@@ -236,7 +252,8 @@ class Engine:
         return {"engine": self.name, "version": self.version, "precision": self.precision, "model_file": self.model_file}
 
     def predictor(self, contrast: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
-        """uint8 (n, 299, 299) -> checked class probabilities (n, classes), all at one test-time contrast."""
+        """uint8 (n, 299, 299), or (n, 299, 299, 2) with the surround channel -> checked class probabilities
+        (n, classes), all at one test-time contrast."""
         return lambda batch: check_probabilities(self.run(np.ascontiguousarray(batch), contrast), self.model_file)
 
 

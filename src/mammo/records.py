@@ -19,6 +19,8 @@ import pandas as pd
 
 from mammo.tiles import TILE_SIZE
 
+# a tile as records hold it: one channel, or two with its surround channel (mammo.tiles.surround_view)
+TILE_SHAPES = ((TILE_SIZE, TILE_SIZE), (TILE_SIZE, TILE_SIZE, 2))
 CRC_MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask (tensorflow/core/lib/hash/crc32c.h)
 
 
@@ -31,7 +33,7 @@ def _tf():
 def feature_spec():
     tf = _tf()
     return {
-        "image": tf.io.FixedLenFeature([], tf.string),  # raw uint8 299x299x1
+        "image": tf.io.FixedLenFeature([], tf.string),  # raw uint8 299x299x1, or 299x299x2 with the surround channel
         "label": tf.io.FixedLenFeature([], tf.int64),  # 5-class code
         "label_normal": tf.io.FixedLenFeature([], tf.int64),  # 0 normal, 1 abnormal
         "tile_id": tf.io.FixedLenFeature([], tf.string),
@@ -40,8 +42,10 @@ def feature_spec():
 
 
 def serialize(image: np.ndarray, label: int, label_normal: int, tile_id: str, patient_id: str) -> bytes:
-    if image.shape != (TILE_SIZE, TILE_SIZE) or image.dtype != np.uint8:
-        raise ValueError(f"tile {tile_id}: expected uint8 {TILE_SIZE}x{TILE_SIZE}, got {image.dtype} {image.shape}")
+    if image.shape not in TILE_SHAPES or image.dtype != np.uint8:
+        raise ValueError(
+            f"tile {tile_id}: expected uint8 {TILE_SIZE}x{TILE_SIZE} (or x2, with its surround channel), got {image.dtype} {image.shape}"
+        )
     return example_bytes(
         {
             "image": image.tobytes(),
@@ -161,13 +165,14 @@ def _read_varint(data: memoryview, position: int) -> tuple[int, int]:
 
 
 def read_tiles(paths: list[str | Path]) -> Iterator[dict]:
-    """The tile records of the shard files in file order, `image` as uint8 [299, 299], ids as str: a NumPy reading
-    of what `read_dataset` gives, for jobs that need no TensorFlow."""
+    """The tile records of the shard files in file order, `image` as uint8 [299, 299] (with a surround channel
+    [299, 299, 2]), ids as str: a NumPy reading of what `read_dataset` gives, for jobs that need no TensorFlow."""
     for path in paths:
         for number, data in enumerate(read_tfrecords(path)):
             try:
                 example = parse_example(data)
-                image = np.frombuffer(example["image"], np.uint8).reshape(TILE_SIZE, TILE_SIZE)
+                image = np.frombuffer(example["image"], np.uint8).reshape(TILE_SIZE, TILE_SIZE, -1)
+                image = image[..., 0] if image.shape[-1] == 1 else image
                 ids = {name: example[name].decode() for name in ("tile_id", "patient_id")}
             except (KeyError, IndexError, TypeError, ValueError, struct.error, UnicodeDecodeError) as error:
                 raise ValueError(f"{path}: record {number}: not a tile record ({type(error).__name__}: {error})") from None
@@ -175,7 +180,8 @@ def read_tiles(paths: list[str | Path]) -> Iterator[dict]:
 
 
 def tile_batches(paths: list[str | Path], batch_size: int) -> Iterator[np.ndarray]:
-    """The tiles of the shard files, in file order, as uint8 [batch, 299, 299] batches (the last one shorter)."""
+    """The tiles of the shard files, in file order, as uint8 [batch, 299, 299] (or [batch, 299, 299, 2]) batches (the
+    last one shorter)."""
     records = read_tiles(paths)
     while batch := [record["image"] for record in itertools.islice(records, batch_size)]:
         yield np.stack(batch)
@@ -238,10 +244,10 @@ def write_shard(tiles: pd.DataFrame, images, path: str | Path) -> None:
 
 
 def parse(serialized):
-    """Parse one record into a dict with `image` as uint8 [299, 299, 1]."""
+    """Parse one record into a dict with `image` as uint8 [299, 299, channels] (1, or 2 with the surround channel)."""
     tf = _tf()
     example = tf.io.parse_single_example(serialized, feature_spec())
-    image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), [TILE_SIZE, TILE_SIZE, 1])
+    image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), [TILE_SIZE, TILE_SIZE, -1])
     return {**example, "image": image}
 
 

@@ -10,7 +10,7 @@ from mammo.backend import DEFAULT_BACKEND
 from mammo.labels import LABEL_SETS
 
 # fields passed to the model builder rather than read by the training loop
-BUILD_OPTIONS = ("weights", "standardise_tiles", "input_pool")
+BUILD_OPTIONS = ("weights", "standardise_tiles", "input_pool", "channels")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class TrainConfig:
     weights: str | None = None  # local ImageNet weights file of a transfer baseline's backbone
     standardise_tiles: bool = False  # each tile to zero mean, unit deviation inside the model (mammo.models.standardised)
     input_pool: int = 1  # the tile averaged over this many pixels a side inside the model (mammo.models.tile_input)
+    channels: int = 1  # 2: each tile with its surround channel (mammo.tiles.surround_view; a mias_cv recipe's `surround`)
     mixed_precision: str | None = None  # Keras dtype policy ("mixed_bfloat16", "mixed_float16"), or "auto" (dtype_policy)
     tensorboard: bool = True  # scalars every 50 steps and the validation PR curve every epoch, in <out>/tensorboard
     steps_per_epoch: int | None = None  # at most this many batches per epoch (a quick trial); None: one pass

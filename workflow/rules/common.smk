@@ -231,11 +231,17 @@ def windowing_settings():
     return {key: value for key, value in config["scans"].items() if key != "files"}
 
 
-def card_scanning(collection, tile_scale):
+def mias_windowing():
+    """The config's `scans` as mias_cv windows its films: each window with its surround channel where the recipe's
+    `surround` says so."""
+    return {**windowing_settings(), "surround": config["mias_cv"]["surround"]}
+
+
+def card_scanning(collection, tile_scale, windowing):
     """The scanning section of a model card (mammo.card.scanning_section): tiles cut from `collection`'s films resized
-    by `tile_scale`, whole scans windowed as the config's `scans` (as this workflow scores them).
+    by `tile_scale`, whole scans windowed as `windowing` says (as this workflow scores them).
     """
-    return scanning_section(collection, tile_scale, windowing_settings())
+    return scanning_section(collection, tile_scale, windowing)
 
 
 def scan_windowing(name):
@@ -255,10 +261,11 @@ def recipe_part(dataset, *keys):
 def epoch_draws(recipe):
     """What a recipe adds to its models' training settings: with fresh normals, the share of abnormal tiles in each
     epoch's draw (mammo.train_config.TrainConfig.abnormal_fraction); with online crops, their settings; its hard-negative
-    rounds (mammo.train_config.TrainConfig.hard_negatives).
+    rounds (mammo.train_config.TrainConfig.hard_negatives); with the surround channel, a second input channel.
     """
     crops = recipe_crops(recipe)
     return {
+        **({"channels": 2} if recipe["surround"] else {}),
         **(
             {"abnormal_fraction": recipe["abnormal_fraction"]}
             if recipe["fresh_normals"]
@@ -289,6 +296,7 @@ def tiling_recipe(recipe):
         "roi",
         "online_crops",
         "normals",
+        "surround",
         "lesion_margin",
         "edges_per_film",
     )

@@ -169,13 +169,16 @@ rule evaluate_mias_cv:
         mem_mb=2500,
         runtime=30,
     params:
-        settings=lambda wc: config["models"][wc.model],
+        settings=lambda wc: {
+            **config["models"][wc.model],
+            **epoch_draws(config["mias_cv"]),
+        },
         evaluation=lambda wc: {
             **config["evaluation"],
             "contrast_sweep": [config["models"][wc.model]["test_contrast"]],
         },
         inference=config["inference"],
-        scanning=card_scanning("mias", config["mias_cv"]["scale"]),
+        scanning=card_scanning("mias", config["mias_cv"]["scale"], mias_windowing()),
     script:
         "../scripts/evaluate.py"
 

@@ -26,8 +26,8 @@ INCEPTION_BLOCKS = {"a": 3, "b": 4, "c": 2}  # write-up: only "filters halved"; 
 INCEPTION_DROPOUT = 0.2
 
 
-def _uint8_input_scaled(scale: float = 1 / 255):
-    inputs = keras.Input((TILE_SIZE, TILE_SIZE, 1), dtype="uint8", name="image")
+def _uint8_input_scaled(scale: float = 1 / 255, channels: int = 1):
+    inputs = keras.Input((TILE_SIZE, TILE_SIZE, channels), dtype="uint8", name="image")
     x = layers.Identity(dtype="float32", name="to_float")(inputs)
     return inputs, layers.Rescaling(scale, name="preprocess")(x)
 

@@ -40,10 +40,11 @@ def _basic_block(x, filters: int, strides: int, name: str):
 
 
 @register("resnet_small")
-def resnet_small(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
+def resnet_small(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1, channels: int = 1) -> keras.Model:
     """299 -> 150 (7x7 stem, stride 2) -> 75 (3x3 max pool) -> 75, 38, 19, 10 (four stages of two basic blocks);
-    `input_pool`, `standardise_tiles`: the scaled tile averaged, then standardised first (mammo.models.tile_input)."""
-    inputs, x = _uint8_input_scaled()
+    `input_pool`, `standardise_tiles`: the scaled tile averaged, then standardised first (mammo.models.tile_input);
+    `channels` 2: the tile with its surround channel (mammo.tiles.surround_view)."""
+    inputs, x = _uint8_input_scaled(channels=channels)
     x = tile_input(x, standardise_tiles, input_pool)
     x = _conv_bn(x, RESNET_SMALL_STEM, 7, 2, "stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)

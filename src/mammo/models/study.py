@@ -46,7 +46,8 @@ def study_convnet(
     input_pool: int = 1,
     channels: int = 1,
 ) -> keras.Model:
-    """Input uint8 299x299x`channels` (the tile; a second channel: what bench/second_channel.py puts beside it),
+    """Input uint8 299x299x`channels` (the tile; a second channel: its surroundings, mammo.tiles.surround_view, or what
+    bench/second_channel.py puts beside it),
     preprocessed as (x - offset) * scale inside the model, then averaged over `input_pool` pixels and standardised per
     tile where `standardise_tiles` (mammo.models.tile_input)."""
     inputs = keras.Input((TILE_SIZE, TILE_SIZE, channels), dtype="uint8", name="image")
@@ -79,9 +80,10 @@ def model_1_0_0_29(num_classes: int) -> keras.Model:
 
 
 @register("1.0.0.35")
-def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1) -> keras.Model:
+def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool: int = 1, channels: int = 1) -> keras.Model:
     """Input scaled to [0, 1] (x/255, not centred); `input_pool`: then averaged over that many pixels a side;
-    `standardise_tiles`: then to zero mean, unit deviation per tile. The defaults are the study's network."""
+    `standardise_tiles`: then to zero mean, unit deviation per tile; `channels` 2: the tile with its surround channel
+    (mammo.tiles.surround_view). The defaults are the study's network."""
     return study_convnet(
         num_classes,
         "model_1.0.0.35",
@@ -90,6 +92,7 @@ def model_1_0_0_35(num_classes: int, standardise_tiles: bool = False, input_pool
         conv_l2=1e-5,
         standardise_tiles=standardise_tiles,
         input_pool=input_pool,
+        channels=channels,
     )
 
 

@@ -55,14 +55,15 @@ def tiles_mias_cv(
     and from abnormal films away from every lesion circle grown by `lesion_margin`, and up to `edges_per_film` of
     the windows that whole-film scanning (`scans`: stride, min_tissue) scores but the tissue thresholds reject.
     With online crops (`online_crops.enabled`), also the context patch of every tiled lesion, which training cuts
-    new crops from each epoch (none otherwise: the outputs stay, empty).
+    new crops from each epoch (none otherwise: the outputs stay, empty). With `surround`, every tile has its
+    surroundings as a second channel (mammo.extract.mias_tiles).
     """
     images, rois = read_table(images_path), read_table(rois_path)
     method = roi_method(settings["roi"], tile=settings["tile"])
     normals = {**settings["normals"], "tile": settings["tile"]}
     thresholds = NormalThresholds(**normals["thresholds"])
     lesion_free = BackgroundTiles(10**9, 0.0, settings["lesion_margin"], tiling(normals), thresholds)
-    windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"])
+    windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"], surround=settings["surround"])
     edges = EdgeTiles(settings["edges_per_film"], windowing, normals["border_crop"]) if settings["edges_per_film"] else None
     tiles, table, rejected = mias_tiles(
         images,
@@ -76,6 +77,7 @@ def tiles_mias_cv(
         tiles_out,
         lesion_free,
         edges,
+        settings["surround"],
     )
     fold_of = splitting.woman_folds(images["patient_id"], images["label_normal"], settings["folds"], settings["seed"])
     table["fold"] = table["patient_id"].map(fold_of)

@@ -61,15 +61,16 @@ def scan_name_and_windowing(
 ) -> tuple[str, Windowing]:
     """The name of a scan's outputs (`stem`, else its identity) and its windowing: each field left None taken from the
     model card's scanning section `scanning` (without one: Windowing's default), a scale None from the card for this
-    scan (mammo.card.window_scale_for), without one guessed from the scan's file (mammo.sources.window_scale_of).
-    A header that cannot be read is a FormatError naming the scan."""
+    scan (mammo.card.window_scale_for), without one guessed from the scan's file (mammo.sources.window_scale_of);
+    the surround channel always as the card says. A header that cannot be read is a FormatError naming the scan."""
     defaults = Windowing()
-    card = {key: scanning[key] for key in WINDOWING_KEYS} if scanning else {}
+    card = {key: scanning[key] for key in WINDOWING_KEYS if key in scanning} if scanning else {}
     given = {
         field.name: card.get(field.name, getattr(defaults, field.name))
         for field in fields(Windowing)
         if field.name != "scale" and getattr(windowing, field.name) is None
     }
+    given["surround"] = card.get("surround", False)  # what the model reads, never the caller's choice
     try:
         stem = stem or scan_identity(scan_path)
         if windowing.scale is None:
@@ -409,6 +410,7 @@ def score_scans(
     print(f"inference: {engine.describe()}")
     predict = engine.predictor(card["test_contrast"])
     temperature = card["temperature"]
+    surround = card.get("scanning", {}).get("surround", False)  # what the model reads
     scans, found_rows, rejected, arrays = [], [], [], {}
     for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):
         try:
@@ -435,7 +437,7 @@ def score_scans(
                     lesion_problems.append(f"{roi['roi_id']}: {err.reason}")
         elif target["source"] == "mias":
             lesions = mias_lesions(mias_rois, target["scan_id"], scan.shape)
-        settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"])})
+        settings_for_scan = Windowing(**{**windowing, "scale": float(target["scale"]), "surround": surround})
         result = score_scan(scan, predict, settings_for_scan)
         found = regions(result, settings_for_scan, temperature)
         margin = margin_pixels(target["source"], float(target["scale"]))
