@@ -5,7 +5,9 @@ beside the tile, against the same training without it. What the second channel h
   chest wall, nipple, the breast's extent, as the scans stored them) map the tile's centre onto the other film; a
   radiologist compares a finding with the same place of the other breast (Kooi and Karssemeijer 2017 fed a candidate
   and its contralateral region to one network).
-* `context`: the same place seen three times wider (the tile's surroundings, downscaled to the tile's size).
+* `context`: the same place seen three times wider (the tile's surroundings, downscaled to the tile's size); the
+  workflow's `mias_cv.surround` cuts the same (mammo.tiles.surround_view, which rounds a centre half a pixel away
+  now and then: this script keeps its own cut so that its recorded figures repeat).
 * `none`: the tile alone (the paired baseline).
 
 Every arm recuts its tiles the same way from the films upscaled 2.58x with everything outside the breast black:

@@ -146,7 +146,7 @@ def test_tissue_windows_thresholds():
 def test_batches_are_views_of_the_image():
     image = np.arange(400 * 500, dtype=np.uint32).reshape(400, 500).astype(np.uint8)
     corners = np.array([[0, 0], [10, 20], [101, 201]])
-    (batch,) = list(batches(image, corners, 8))
+    (batch,) = list(batches(image, corners, Windowing(batch_size=8)))
     for window, (top, left) in zip(batch, corners):
         assert np.array_equal(window, image[top : top + TILE_SIZE, left : left + TILE_SIZE])
 

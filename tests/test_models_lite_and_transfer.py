@@ -126,7 +126,7 @@ def test_registry_and_options():
     for name in ("vgg16_lite", "inception_v4_lite", "1.0.0.29", "1.0.0.46"):
         assert model_options(name) == []
     for name in ("1.0.0.35", "resnet_small"):  # the real-data recipe's models
-        assert model_options(name) == ["standardise_tiles", "input_pool"]
+        assert model_options(name) == ["standardise_tiles", "input_pool", "channels"]
     for name in TRANSFER:
         assert model_options(name) == ["weights"]
 

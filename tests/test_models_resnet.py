@@ -37,7 +37,7 @@ def test_resnet_small_has_the_layout_and_size_it_says(classes):
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert not any(layer.use_bias for layer in convs)
     assert model.get_layer("stage4_2_out").output.shape[1:] == (10, 10, 256)
-    assert model_options("resnet_small") == ["standardise_tiles", "input_pool"]
+    assert model_options("resnet_small") == ["standardise_tiles", "input_pool", "channels"]
     standardised = build("resnet_small", classes, standardise_tiles=True)  # no weight added
     assert standardised.get_layer("tile_standardisation") and standardised.count_params() == model.count_params()
 

@@ -16,6 +16,7 @@ from stand_in_model import LIGHT_MODEL  # noqa: E402
 from tile_records import tile_table  # noqa: E402
 
 from mammo.inference import apply_contrast  # noqa: E402
+from mammo.models import build  # noqa: E402
 from mammo.records import write_shard  # noqa: E402
 from mammo.train import WeightAveraging, make_dataset, recompute_batchnorm_statistics, train  # noqa: E402
 from mammo.train_config import TrainConfig  # noqa: E402
@@ -224,6 +225,10 @@ def test_the_builder_gets_only_the_model_options_an_entry_sets():
     entry = {"model": "1.0.0.35", "standardise_tiles": True, "input_pool": 2, "epochs": 2}
     assert TrainConfig.from_settings(entry).build_options == {"standardise_tiles": True, "input_pool": 2}
     assert TrainConfig(model="vgg19_transfer", weights="vgg19.weights.h5").build_options == {"weights": "vgg19.weights.h5"}
+    # the surround channel (a mias_cv recipe's) reaches the builder; a network without the option refuses it by name
+    assert TrainConfig(model="1.0.0.35", channels=2).build_options == {"channels": 2}
+    with pytest.raises(ValueError, match=r"vgg16_lite.*\['channels'\]"):
+        build("vgg16_lite", 2, **TrainConfig(model="vgg16_lite", channels=2).build_options)
 
 
 @pytest.mark.parametrize(

@@ -237,13 +237,6 @@ def mias_windowing():
     return {**windowing_settings(), "surround": config["mias_cv"]["surround"]}
 
 
-def card_scanning(collection, tile_scale, windowing):
-    """The scanning section of a model card (mammo.card.scanning_section): tiles cut from `collection`'s films resized
-    by `tile_scale`, whole scans windowed as `windowing` says (as this workflow scores them).
-    """
-    return scanning_section(collection, tile_scale, windowing)
-
-
 def scan_windowing(name):
     """Windowing of one configured scan, at its collection's scale (mini-MIAS films: upscaled as their tiles)."""
     return {

@@ -178,7 +178,7 @@ rule evaluate_mias_cv:
             "contrast_sweep": [config["models"][wc.model]["test_contrast"]],
         },
         inference=config["inference"],
-        scanning=card_scanning("mias", config["mias_cv"]["scale"], mias_windowing()),
+        scanning=scanning_section("mias", config["mias_cv"]["scale"], mias_windowing()),
     script:
         "../scripts/evaluate.py"
 

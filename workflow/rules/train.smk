@@ -78,7 +78,7 @@ rule evaluate:
         settings=lambda wc: config["models"][wc.model],
         evaluation={k: v for k, v in config["evaluation"].items() if k != "shortcut"},
         inference=config["inference"],
-        scanning=card_scanning("cbis", CBIS_TILE_SCALE, windowing_settings()),
+        scanning=scanning_section("cbis", CBIS_TILE_SCALE, windowing_settings()),
     script:
         "../scripts/evaluate.py"
 
