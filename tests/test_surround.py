@@ -197,12 +197,12 @@ def test_the_surround_channel_runs_from_the_films_to_the_card_and_mammo_scan(sur
         assert card["input"]["channels"] == 2 and card["scanning"]["surround"] is True
     # mammo scan takes the surround from the card alone
     model = surround_run / MODEL_DIR / "fold_0/model.onnx"
-    films = tmp_path / "films"
-    films.mkdir()
-    shutil.copy(next((surround_run / "resources/mias").glob("*/mdb001.pgm")), films)
+    folder = tmp_path / "films"
+    folder.mkdir()
+    shutil.copy(next((surround_run / "resources/mias").glob("*/mdb001.pgm")), folder)
     result = subprocess.run(
-        [str(MAMMO), "scan", "--model", str(model), "--out", str(tmp_path / "out"), str(films)], capture_output=True, text=True
+        [str(MAMMO), "scan", "--model", str(model), "--out", str(tmp_path / "out"), str(folder)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     regions = json.loads((tmp_path / "out/mdb001.regions.json").read_text())
-    assert regions["regions"] and regions["windows_scored"] == films.set_index("scan_id").loc["mdb001", "windows_scored"]
+    assert regions["regions"] and regions["windows_scored"] == films.set_index("scan_id").loc["mias:mdb001", "windows_scored"]
