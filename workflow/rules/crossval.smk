@@ -73,7 +73,7 @@ rule records_mias_cv:
         "../../envs/mammo.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=2000 if config["mias_cv"]["surround"] else 1000,  # peak RSS 0.6 GB; 1.2 GB with the surround channel
         runtime=30,
     script:
         "../scripts/records.py"
@@ -129,7 +129,8 @@ rule train_mias_cv:
         "../../envs/mammo.yaml"
     threads: 2
     resources:
-        mem_mb=4500,  # peak RSS 3.3 GB with every training tile of a mini-MIAS fold cached (benchmarks/)
+        # peak RSS 3.8 GB with every training tile of a mini-MIAS fold cached, 6.2 GB with the surround channel
+        mem_mb=7500 if config["mias_cv"]["surround"] else 4500,
         runtime=240,
     params:
         settings=lambda wc: {
