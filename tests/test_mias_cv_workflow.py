@@ -61,6 +61,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
         # lesion's place, then mines one round of hard negatives from its women's films
         "mias_cv": {
             "folds": 2,
+            "surround": False,  # the levers below cut tiles without it (tests/test_surround.py runs it)
             "online_crops": {"enabled": True},
             "other_breast_negatives": {"per_lesion": 2},
             "other_women_negatives": {"films": 1},
@@ -274,7 +275,7 @@ def test_pretrained_weights_are_made_once_and_reused_until_what_they_depend_on_c
     (another folder for other films: the earlier weights stay)."""
     shutil.copytree(ROOT / "config", tmp_path / "config")
     overlay = {
-        "mias_cv": {"pretrain": {"films": 8, "seed": 3, "epochs": 1}},
+        "mias_cv": {"surround": False, "pretrain": {"films": 8, "seed": 3, "epochs": 1}},
         "models": {"1.0.0.35": {"steps_per_epoch": 2}},
     }
     configs = ("--configfile", *TINY, write_config(tmp_path, "pretrain", overlay))
