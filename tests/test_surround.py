@@ -209,4 +209,8 @@ def test_the_surround_channel_runs_from_the_films_to_the_card_and_mammo_scan(sur
     )
     assert result.returncode == 0, result.stderr
     regions = json.loads((tmp_path / "out/mdb001.regions.json").read_text())
-    assert regions["regions"] and regions["windows_scored"] == films.set_index("scan_id").loc["mias:mdb001", "windows_scored"]
+    assert (
+        regions["surround"] is True
+        and regions["regions"]
+        and regions["windows_scored"] == films.set_index("scan_id").loc["mias:mdb001", "windows_scored"]
+    )

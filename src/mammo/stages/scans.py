@@ -192,6 +192,7 @@ def analyse_scans(
             "shape": list(result.shape),
             "stride": windowing.stride,
             "scale": windowing.scale,
+            "surround": windowing.surround,
             "windows_scored": int(len(result.scores)),
             "windows_skipped": int(result.windows_total - len(result.scores)),
             "max_score": round(float(result.scores.max()), 6),
