@@ -40,6 +40,7 @@ LONGEST_FIRST = (
     "test_slurm.py",
     "test_workflow_fresh.py",
     "test_train.py",
+    "test_surround.py",
     "test_hard_negatives.py",
     "test_scan_hostile.py",
     "test_fuzz.py",
