@@ -193,3 +193,25 @@ def test_inference_needs_neither_training_nor_tensorflow_to_import():
     code = f"import sys, mammo.inference, mammo.card; print(sorted(m for m in sys.modules if m in {modules}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+def test_a_card_says_whether_its_model_reads_the_surround_channel_and_refuses_to_say_it_half(tmp_path):
+    from mammo.stages.scans import scan_name_and_windowing
+
+    scanning = scanning_section("mias", 2.58, {**asdict(Windowing()), "surround": True})
+    surround = {**card_of({**SETTINGS, "channels": 2}, tmp_path), "scanning": scanning}
+    assert surround["input"]["channels"] == 2 and "3 times wider" in surround["input"]["second_channel"]
+    write_card(surround, tmp_path / "model.json")
+    assert read_card(tmp_path / "model.keras")["scanning"]["surround"] is True
+    film = tmp_path / "mdb001.pgm"
+    _, windowing = scan_name_and_windowing(str(film), "mdb001", Windowing(None, None, None, 8, None, None, None, False), scanning)
+    assert windowing.surround is True  # from the card, whatever the caller's windowing said
+    # one half of the card without the other: refused, naming the file
+    half = {**surround, "scanning": {**scanning, "surround": False}}
+    (tmp_path / "model.json").write_text(json.dumps(half))
+    with pytest.raises(ValueError, match=r"model.json: not a model card \(scanning/surround: False, but input/channels: 2"):
+        read_card(tmp_path / "model.keras")
+    # a card written before the surround channel: read, its model's windows alone
+    before = {key: value for key, value in SCANNING.items() if key != "surround"}
+    _, windowing = scan_name_and_windowing(str(film), "mdb001", Windowing(None, None, None, 8, None, None, None, None), before)
+    assert windowing.surround is False

@@ -44,8 +44,8 @@ _PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow":
 
 def load_tile_model(path: str | Path):
     """A Keras model of this pipeline: uint8 299x299x1 tiles (x2 with the surround channel) in, class probabilities
-    out; else a clear error. Loaded
-    on TensorFlow whichever backend trained it: the export (tf2onnx) and the TensorFlow engine (tf.function) need it."""
+    out; else a clear error. Loaded on TensorFlow whichever backend trained it: the export (tf2onnx) and the
+    TensorFlow engine (tf.function) need it."""
     use_keras_backend("tensorflow")
     import keras  # lazily: see the module's docstring
 
@@ -180,7 +180,8 @@ def check_graph(model_file: str | Path, inputs: dict[str, tuple[tuple, str]], ou
 
         raise ValueError(
             f"{model_file}: not a tile model of this pipeline: it takes {shapes(inputs)} and gives "
-            f"{tuple('n' if size is None else size for size in output)}; expected {shapes(GRAPH_INPUTS)} -> (n, classes)"
+            f"{tuple('n' if size is None else size for size in output)}; expected {shapes(GRAPH_INPUTS)} (or with the "
+            f"surround channel {shapes(SURROUND_GRAPH_INPUTS)}) -> (n, classes)"
         )
     return output[1]
 
