@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mammo.extract import BackgroundTiles, EdgeTiles, edge_tiles, mias_tiles
-from mammo.heatmap import Windowing, breast_mask
+from mammo.heatmap import Windowing, breast_mask, segmented
 from mammo.intensity import to_uint8
 from mammo.io import FormatError
 from mammo.io.mias import index_info, is_archive, unpack_archive
@@ -240,12 +240,13 @@ def synthetic_film() -> np.ndarray:
 
 def test_edge_tiles_are_scanned_windows_the_thresholds_reject_away_from_lesions():
     film = synthetic_film()
+    seen = segmented(to_uint8(film))  # the film as whole-film scanning segments it
     thresholds = NormalThresholds(mean_min=38, var_min=20, var_max=2000)
     windowing = Windowing(stride=299, min_tissue=0.75)
     lesions = np.zeros(film.shape, bool)
     lesions[550:650, 550:650] = True
     margin = 60
-    found = edge_tiles(film, lesions, EdgeTiles(10**6, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
+    found = edge_tiles(*seen, lesions, EdgeTiles(10**6, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
     assert found
     breast = breast_mask(to_uint8(film))
     for tile, (top, left, bottom, right) in found:
@@ -259,8 +260,8 @@ def test_edge_tiles_are_scanned_windows_the_thresholds_reject_away_from_lesions(
     assert any(top == 0 and left == 0 for _, (top, left, _, _) in found)
     chest_wall = [tile for tile, (top, left, _, _) in found if left == 0 and top >= 600]
     assert any(thresholds.accepts(tile) for tile in chest_wall)  # tissue at the film's edge, which the grid leaves out
-    capped = edge_tiles(film, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
-    again = edge_tiles(film, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
+    capped = edge_tiles(*seen, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
+    again = edge_tiles(*seen, lesions, EdgeTiles(3, windowing, 0.07), thresholds, margin, np.random.default_rng(0))
     assert len(capped) == 3 and [box for _, box in capped] == [box for _, box in again]
     assert all((a == b).all() for (a, _), (b, _) in zip(capped, again))
 

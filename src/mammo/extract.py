@@ -358,21 +358,22 @@ class EdgeTiles:
 
 
 def edge_tiles(
-    scan16: np.ndarray,
+    image8: np.ndarray,
+    breast: np.ndarray,
     lesions: np.ndarray,
     params: EdgeTiles,
     thresholds: NormalThresholds,
     margin: int,
     rng: np.random.Generator,
+    surround: Surround | None = None,
 ) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Up to `per_film` scanned windows of a film that the tissue grid never gives (they fail `thresholds` or reach
     into its border) and that stay `margin` pixels clear of every lesion.
 
-    They are cut as the scan sees them: the breast segmented, everything outside it black, with their surround
-    channel where the windowing has one.
+    They are cut as the scan sees them: from the film segmented as whole-film scanning segments it (`image8` and
+    `breast` from mammo.heatmap.segmented: everything outside the breast black), each with its surround channel where
+    `surround` is given.
     """
-    image8, breast = segmented(to_uint8(scan16))
-    surround = partial(surround_view, image8) if params.windowing.surround else None
     integral = cv2.integral(lesions.astype(np.uint8))
     rows, cols = image8.shape
     first_row, last_row = params.border_crop * rows, (1 - params.border_crop) * rows
@@ -424,10 +425,8 @@ def mias_tiles(
     "lesion_free"); otherwise abnormal scans give no normal tiles. With `edges`, every film that gives normal tiles also
     gives edge tiles (method "edge", `lesion_free.margin` clear of lesions). With `surround`, every tile has a second
     channel: its surroundings on the film as whole-film scanning shows it (segmented), mammo.tiles.surround_view; the
-    edge tiles' windowing must then have it too.
+    edge tiles are cut from that segmented film too, which is made once per film.
     """
-    if edges is not None and edges.windowing.surround != surround:
-        raise ValueError(f"edge tiles: surround {edges.windowing.surround}, the other tiles {surround}: one or the other")
     tiles, rows, rejected = [], [], []
     for _, image in tqdm(images.iterrows(), total=len(images), desc="mini-MIAS scans"):
         image_rois = rois[rois["refnum"] == image["refnum"]]
@@ -440,7 +439,8 @@ def mias_tiles(
             rejected += [_reject_mias(err.path, image, item, "read_scan", err.reason) for item in items]
             continue
         cut = []  # (ROI or None, method, tile, box)
-        film_surround = partial(surround_view, segmented(to_uint8(scan))[0]) if surround else None
+        seen = segmented(to_uint8(scan)) if surround or edges is not None else None  # (image8, breast) as scanned
+        film_surround = partial(surround_view, seen[0]) if surround else None
         if image["label_normal"]:
             for _, roi in image_rois.iterrows():
                 (row, col), half = mias_centre(roi, scale, scan.shape[0]), roi["radius"] * scale
@@ -458,7 +458,7 @@ def mias_tiles(
                 cut += [(None, "lesion_free", tile, box) for tile, box in found]
                 if edges is not None:
                     rng = item_rng(seed, f"mias:{image['refnum']}/edges")
-                    found = edge_tiles(scan, lesions, edges, thresholds, lesion_free.margin, rng)
+                    found = edge_tiles(*seen, lesions, edges, thresholds, lesion_free.margin, rng, film_surround)
                     cut += [(None, "edge", tile, box) for tile, box in found]
         else:
             cut = [
@@ -468,7 +468,8 @@ def mias_tiles(
             if not cut:
                 rejected.append(_reject_mias(image["path"], image, items[0], "extract", "no tile passed the tissue thresholds"))
             elif edges is not None:
-                found = edge_tiles(scan, np.zeros(scan.shape, bool), edges, thresholds, 0, item_rng(seed, f"{items[0]}/edges"))
+                rng = item_rng(seed, f"{items[0]}/edges")
+                found = edge_tiles(*seen, np.zeros(scan.shape, bool), edges, thresholds, 0, rng, film_surround)
                 cut += [(None, "edge", tile, box) for tile, box in found]
         # mini-MIAS holds MLO views only; its density is the background tissue letter (F/G/D)
         scan_fields = {

@@ -63,7 +63,7 @@ def tiles_mias_cv(
     normals = {**settings["normals"], "tile": settings["tile"]}
     thresholds = NormalThresholds(**normals["thresholds"])
     lesion_free = BackgroundTiles(10**9, 0.0, settings["lesion_margin"], tiling(normals), thresholds)
-    windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"], surround=settings["surround"])
+    windowing = Windowing(stride=scans["stride"], min_tissue=scans["min_tissue"])
     edges = EdgeTiles(settings["edges_per_film"], windowing, normals["border_crop"]) if settings["edges_per_film"] else None
     tiles, table, rejected = mias_tiles(
         images,
