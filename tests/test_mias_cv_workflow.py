@@ -47,16 +47,22 @@ def small_archive(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def real_cv_run(shared, tmp_path_factory) -> Path:
+def six_women_run(shared: Path, workdir: Path, overlay: dict) -> Path:
+    """The cross-validation and its film scoring run in `workdir` on the six women's films (small_archive), on the
+    tests' light config with `overlay` over it (config/real.yaml); skipped where ../shared lacks the films."""
     source = shared / ARCHIVE
     if not source.is_file():
         pytest.skip(f"../shared/{ARCHIVE} not available")
-    workdir = tmp_path_factory.mktemp("mias_cv")
     shutil.copytree(ROOT / "config", workdir / "config")
     archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
+    real = write_config(workdir, "real", {"data": {"demo": False, "mias": str(archive)}, **overlay})
+    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def real_cv_run(shared, tmp_path_factory) -> Path:
     overlay = {
-        "data": {"demo": False, "mias": str(archive)},
         # training cuts its lesions' crops each epoch, with the other breast's and other women's windows at each
         # lesion's place, then mines one round of hard negatives from its women's films
         "mias_cv": {
@@ -71,9 +77,7 @@ def real_cv_run(shared, tmp_path_factory) -> Path:
         # averaged 2 x 2 inside the model through training, export, evaluation and film scoring
         "models": {LIGHT_MODEL: {"steps_per_epoch": 3, "average_last": 1.0, "input_pool": 2}},
     }
-    real = write_config(workdir, "real", overlay)
-    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
-    return workdir
+    return six_women_run(shared, tmp_path_factory.mktemp("mias_cv"), overlay)
 
 
 @pytest.mark.workflow

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from snakemake_run import LIGHT_MODEL, ROOT, light_config, snakemake, write_config
-from test_mias_cv_workflow import ARCHIVE, FILM_TARGET, FILMS, MODEL_DIR, TARGET, small_archive
+from snakemake_run import LIGHT_MODEL, ROOT
+from test_mias_cv_workflow import FILM_TARGET, FILMS, MODEL_DIR, six_women_run
 
 from mammo.heatmap import Windowing, batches, segmented
 from mammo.records import read_tiles, serialize, write_tfrecords
@@ -161,20 +161,11 @@ def test_the_schema_refuses_the_surround_with_levers_that_cut_tiles_elsewhere():
 
 @pytest.fixture(scope="module")
 def surround_run(shared, tmp_path_factory) -> Path:
-    source = shared / ARCHIVE
-    if not source.is_file():
-        pytest.skip(f"../shared/{ARCHIVE} not available")
-    workdir = tmp_path_factory.mktemp("mias_cv_surround")
-    shutil.copytree(ROOT / "config", workdir / "config")
-    archive = small_archive(source, workdir / "all-mias-six-women.tar.gz")
     overlay = {
-        "data": {"demo": False, "mias": str(archive)},
         "mias_cv": {"folds": 2},  # the surround channel: the default
         "models": {LIGHT_MODEL: {"steps_per_epoch": 3, "average_last": 1.0, "input_pool": 2}},
     }
-    real = write_config(workdir, "surround", overlay)
-    snakemake(workdir, TARGET, FILM_TARGET, "--cores", "2", "--configfile", light_config(workdir), real)
-    return workdir
+    return six_women_run(shared, tmp_path_factory.mktemp("mias_cv_surround"), overlay)
 
 
 @pytest.mark.workflow
