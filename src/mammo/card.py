@@ -323,6 +323,12 @@ def scanning_section(collection: str, tile_scale: float, windowing: dict) -> dic
     }
 
 
+def reads_surround(scanning: dict | None) -> bool:
+    """Whether the model of a scanning section reads each window with its surround channel (a section written before
+    the channel, or none, says no)."""
+    return bool(scanning and scanning.get("surround", False))
+
+
 def window_scale_for(scanning: dict, scan_path: str | Path) -> float:
     """Windowing.scale of a scan for the model of a scanning section: the model's window_scale, for a scan of another
     collection times its pixel size against that of the model's films (mammo.sources.window_scale_of). A mini-MIAS
@@ -351,9 +357,9 @@ def read_card(model_path: str | Path, path: str | Path | None = None) -> dict | 
         raise ValueError(f"{path}: not a model card ({where}: {err.message})") from None
     scanning = card.get("scanning")
     if scanning is not None:
-        if scanning.get("surround", False) != (card["input"]["channels"] == 2):
+        if reads_surround(scanning) != (card["input"]["channels"] == 2):
             raise ValueError(
-                f"{path}: not a model card (scanning/surround: {scanning.get('surround', False)}, but input/channels: "
+                f"{path}: not a model card (scanning/surround: {reads_surround(scanning)}, but input/channels: "
                 f"{card['input']['channels']}; a model reads the surround channel exactly when it has two)"
             )
         aggregate = scanning["aggregate"]

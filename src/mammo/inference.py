@@ -42,6 +42,11 @@ TILE_CHANNELS = (1, 2)
 _PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow"}
 
 
+def graph_inputs(channels: int) -> dict[str, tuple[tuple, str]]:
+    """What `tile_graph` of a model reading `channels` channels takes."""
+    return GRAPH_INPUTS if channels == 1 else SURROUND_GRAPH_INPUTS
+
+
 def load_tile_model(path: str | Path):
     """A Keras model of this pipeline: uint8 299x299x1 tiles (x2 with the surround channel) in, class probabilities
     out; else a clear error. Loaded on TensorFlow whichever backend trained it: the export (tf2onnx) and the
@@ -132,7 +137,7 @@ def tile_graph(model):
     from keras import ops
 
     channels = model.input_shape[-1]
-    tile_shape = (TILE_SIZE, TILE_SIZE) if channels == 1 else (TILE_SIZE, TILE_SIZE, channels)
+    tile_shape = graph_inputs(channels)["tiles"][0][1:]
     tiles = keras.Input(tile_shape, dtype="uint8", name="tiles")
     contrast = keras.Input((1,), dtype="float32", name="contrast")
     image = ops.cast(tiles, "float32")
@@ -208,7 +213,7 @@ def export_onnx(model_path: str | Path, target: str | Path) -> None:
     graph = tile_graph(with_dtype_policy(model, "float32"))
     weights = [variable.value for variable in (*graph.trainable_variables, *graph.non_trainable_variables)]
     trainable = len(graph.trainable_variables)
-    described = GRAPH_INPUTS if model.input_shape[-1] == 1 else SURROUND_GRAPH_INPUTS
+    described = graph_inputs(model.input_shape[-1])
     inputs = [tf.TensorSpec((None, *shape[1:]), dtype, name=name) for name, (shape, dtype) in described.items()]
     weight_inputs = [tf.TensorSpec(weight.shape, weight.dtype, name=f"weight_{number}") for number, weight in enumerate(weights)]
 

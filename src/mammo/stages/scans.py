@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from mammo.atomic import npy_bytes, png_bytes, write_atomically
-from mammo.card import CARD_FILE, WINDOWING_KEYS, read_card, window_scale_for
+from mammo.card import CARD_FILE, WINDOWING_KEYS, read_card, reads_surround, window_scale_for
 from mammo.extract import roi_mask
 from mammo.film_scores import FILM_SCORES, RELATIVE_SCORES, FilmWindows, film_arrays, film_score, film_windows
 from mammo.graph import in_chunk
@@ -70,7 +70,7 @@ def scan_name_and_windowing(
         for field in fields(Windowing)
         if field.name != "scale" and getattr(windowing, field.name) is None
     }
-    given["surround"] = card.get("surround", False)  # what the model reads, never the caller's choice
+    given["surround"] = reads_surround(scanning)  # what the model reads, never the caller's choice
     try:
         stem = stem or scan_identity(scan_path)
         if windowing.scale is None:
@@ -411,7 +411,7 @@ def score_scans(
     print(f"inference: {engine.describe()}")
     predict = engine.predictor(card["test_contrast"])
     temperature = card["temperature"]
-    surround = card.get("scanning", {}).get("surround", False)  # what the model reads
+    surround = reads_surround(card.get("scanning"))  # what the model reads
     scans, found_rows, rejected, arrays = [], [], [], {}
     for _, target in tqdm(targets.iterrows(), total=len(targets), desc="scans"):
         try:
